@@ -1,0 +1,32 @@
+"""``ingestor topics create``: create the topics declared in ``topics/`` (idempotent)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from typing import Any
+
+from ingestor.errors import ConfigError
+from ingestor.settings import load_settings
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("topics", help="Kafka topics")
+    actions = p.add_subparsers(dest="action", required=True)
+    create = actions.add_parser("create", help="create missing topics on the configured broker")
+    create.add_argument(
+        "--bootstrap", help="Kafka bootstrap servers (default: INGESTOR_KAFKA_BOOTSTRAP)"
+    )
+    create.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ingestor.kafka.topics import create_topics
+
+    settings = load_settings()
+    bootstrap = args.bootstrap or settings.kafka_bootstrap
+    if not bootstrap:
+        raise ConfigError("no broker: pass --bootstrap or set INGESTOR_KAFKA_BOOTSTRAP")
+    created = asyncio.run(create_topics(settings, bootstrap))
+    print(f"{bootstrap}: created {len(created)} topic(s)" + "".join(f"\n  {t}" for t in created))
+    return 0

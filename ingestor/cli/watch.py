@@ -1,0 +1,69 @@
+"""``ingestor watch [DIR...]``: tail Claude Code transcripts and send their lines to Kafka."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from ingestor.errors import BrokerError, ConfigError
+from ingestor.settings import Settings, load_settings
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("watch", help="tail transcripts into Kafka")
+    p.add_argument("dirs", nargs="*", type=Path, help="directories to watch (default: Claude's)")
+    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: INGESTOR_KAFKA_BOOTSTRAP)")
+    p.add_argument("--once", action="store_true", help="send what exists now, then exit")
+    p.add_argument("--stats", type=Path, help="write progress counters to this JSON file")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    bootstrap = args.bootstrap or settings.kafka_bootstrap
+    if not bootstrap:
+        raise ConfigError("no broker: pass --bootstrap or set INGESTOR_KAFKA_BOOTSTRAP")
+    dirs = [d.expanduser().resolve() for d in args.dirs] or None
+    asyncio.run(_watch(settings, bootstrap, dirs, stats=args.stats, once=args.once))
+    return 0
+
+
+async def _watch(
+    settings: Settings, bootstrap: str, dirs: list[Path] | None, *, stats: Path | None, once: bool
+) -> None:
+    from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
+    from ingestor.producer.sender import KafkaSender
+    from ingestor.producer.watch import Watcher
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    checkpoint = Checkpoint.load(default_checkpoint_path(settings))
+    async with KafkaSender.from_settings(settings, bootstrap) as sender:
+        watcher = Watcher(settings, dirs, sender, checkpoint)
+        while not stop.is_set():
+            try:
+                sent = await watcher.run_once()
+            except BrokerError as exc:
+                print(f"watch: {exc}; retrying from the acknowledged positions", flush=True)
+                sent = -1
+            if stats is not None:
+                _write_stats(stats, {**asdict(watcher.stats), "idle": sent == 0})
+            if once and sent == 0:
+                return
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), settings.watch_poll_interval_s)
+
+
+def _write_stats(path: Path, body: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body))
+    os.replace(tmp, path)

@@ -1,0 +1,48 @@
+"""``ingestor worker``: the Faust stream worker (validate, dedup, aggregate, flush to ClickHouse)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from ingestor.errors import ConfigError
+from ingestor.settings import load_settings
+
+
+def register(sub: Any) -> None:
+    p: argparse.ArgumentParser = sub.add_parser("worker", help="run the Faust stream worker")
+    p.add_argument(
+        "--bootstrap", help="Kafka bootstrap servers (default: INGESTOR_KAFKA_BOOTSTRAP)"
+    )
+    p.add_argument(
+        "--tansu",
+        action="store_true",
+        help="the broker is the embedded Tansu: apply its workarounds (set by `ingestor up`)",
+    )
+    p.add_argument("--loglevel", default="warning")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    bootstrap = args.bootstrap or settings.kafka_bootstrap
+    if not bootstrap:
+        raise ConfigError(
+            "no broker: pass --bootstrap or set INGESTOR_KAFKA_BOOTSTRAP (or use `ingestor up`)"
+        )
+    if args.tansu:
+        from ingestor.local.compat import patch_faust_for_tansu
+
+        patch_faust_for_tansu()
+    from faust.worker import Worker
+
+    from ingestor.sink.engine import open_clickhouse
+    from ingestor.worker.app import build_app
+
+    ch = open_clickhouse(settings.clickhouse)
+    try:
+        app = build_app(settings, bootstrap, ch)
+        Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+    finally:
+        ch.close()
+    return 0

@@ -1,0 +1,169 @@
+"""Workarounds for Tansu 0.6.0, applied only when ingestor runs its embedded broker.
+
+**End offsets.** Tansu answers ListOffsets(latest) with the *last batch's first offset + 1*, which
+is too low whenever that batch holds several records (our producers always batch). The
+high-watermark in a Fetch response is right. Faust asks for end offsets (``highwaters``) before
+changelog recovery; a low value makes recovery stop early or fail its consistency check
+("offset > highwater"). ``fetch_end_offsets`` computes the true end; ``patch_faust_for_tansu``
+makes Faust use it. The per-message lag Faust tracks already comes from Fetch and is right.
+
+Two more quirks this module works around, measured on Tansu 0.6.0:
+
+* a Fetch with ``max_wait_ms=0`` returns no partitions at all, so we wait a few milliseconds;
+* admin ``list_consumer_group_offsets`` and ``delete_records`` are broken, but a raw DeleteGroups
+  request works (``delete_group``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
+
+from aiokafka import AIOKafkaConsumer
+from aiokafka import errors as kafka_errors
+from aiokafka.client import AIOKafkaClient, CoordinationType
+from aiokafka.protocol.admin import DeleteGroupsRequest
+from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import TopicPartition
+
+from ingestor.errors import BrokerError
+
+__all__ = ["delete_group", "end_offsets", "fetch_end_offsets", "patch_faust_for_tansu"]
+
+TP = TypeVar("TP", bound=tuple[str, int])  # aiokafka's or Faust's (topic, partition) tuple
+
+_FETCH_WAITS_MS = (10, 100, 1000)  # Tansu answers a max_wait_ms=0 Fetch with no partitions
+_PARTITION_MAX_BYTES = 1 << 20
+_READ_UNCOMMITTED = 0
+
+
+async def end_offsets(consumer: AIOKafkaConsumer, partitions: Iterable[TP]) -> dict[TP, int]:
+    """True end offsets (the offset the next record will get) of ``partitions``.
+
+    Correct on Apache Kafka too (the Fetch high-watermark is the end offset there as well), at
+    the cost of one Fetch per leader. Raises ``BrokerError`` for a partition error.
+    """
+    tps = list(partitions)
+    try:
+        listed = await consumer.end_offsets(tps)
+    except kafka_errors.KafkaError as exc:
+        raise BrokerError(f"ListOffsets failed: {exc!r}") from exc
+    # Keyed by the caller's own tuples (Faust's TP), which equal and hash like aiokafka's.
+    return await fetch_end_offsets(consumer._client, {tp: listed[tp] for tp in tps})
+
+
+async def fetch_end_offsets(client: AIOKafkaClient, listed: Mapping[TP, int]) -> dict[TP, int]:
+    """Correct ListOffsets(latest) results ``listed`` using Fetch.
+
+    On Tansu ``listed[tp] - 1`` is the first offset of the partition's last batch, so one Fetch
+    there returns that batch and the high-watermark; the answer is the largest of the listed
+    offset, the high-watermark and the end of the returned batches. A listed 0 means an empty
+    partition on Tansu and Kafka alike and costs no request. Raises ``BrokerError`` for a
+    partition error, or for a partition the broker keeps leaving out of its answers.
+    """
+    result = dict(listed)
+    by_node: dict[int, list[TP]] = {}
+    for tp, offset in listed.items():
+        if offset > 0:
+            by_node.setdefault(await _leader(client, tp), []).append(tp)
+    for node_id, tps in by_node.items():
+        pending = {(tp[0], tp[1]): tp for tp in tps}
+        for wait_ms in _FETCH_WAITS_MS:
+            positions = [(key, listed[tp] - 1) for key, tp in pending.items()]
+            for key, end in (await _fetch(client, node_id, positions, wait_ms)).items():
+                if key in pending:
+                    answered = pending.pop(key)
+                    result[answered] = max(result[answered], end)
+            if not pending:
+                break
+        else:
+            raise BrokerError(f"Fetch from node {node_id} left out {sorted(pending)}")
+    return result
+
+
+async def _fetch(
+    client: AIOKafkaClient, node_id: int, positions: list[tuple[tuple[str, int], int]], wait_ms: int
+) -> dict[tuple[str, int], int]:
+    """One Fetch; per answered partition, the larger of its high-watermark and batches' end."""
+    topics: dict[str, list[tuple[int, int, int]]] = {}
+    for (topic, partition), offset in positions:
+        topics.setdefault(topic, []).append((partition, offset, _PARTITION_MAX_BYTES))
+    request = FetchRequest(
+        wait_ms, 1, _PARTITION_MAX_BYTES, _READ_UNCOMMITTED, list(topics.items())
+    )
+    try:
+        response = await client.send(node_id, request)
+    except kafka_errors.KafkaError as exc:
+        raise BrokerError(f"Fetch from node {node_id} failed: {exc!r}") from exc
+    answers: dict[tuple[str, int], int] = {}
+    for topic, partitions in response.topics:
+        for partition, error_code, highwater, *rest in partitions:
+            if error_code != 0:
+                name = kafka_errors.for_code(error_code).__name__
+                raise BrokerError(f"Fetch {topic}[{partition}]: {name}")
+            answers[(topic, partition)] = max(highwater, _records_end(rest[-1]))
+    return answers
+
+
+def _records_end(data: bytes | None) -> int:
+    """The offset after the last complete batch in a Fetch payload, or -1."""
+    end = -1
+    if data:
+        records = MemoryRecords(data)
+        while (batch := records.next_batch()) is not None:
+            end = max(end, batch.next_offset)
+    return end
+
+
+async def _leader(client: AIOKafkaClient, tp: tuple[str, int]) -> int:
+    aiotp = TopicPartition(tp[0], tp[1])
+    leader = client.cluster.leader_for_partition(aiotp)
+    if leader is None or leader < 0:
+        await client._wait_on_metadata(tp[0])
+        leader = client.cluster.leader_for_partition(aiotp)
+    if leader is None or leader < 0:
+        raise BrokerError(f"no leader for {tp[0]}[{tp[1]}]")
+    return int(leader)
+
+
+_PATCHED = "_ingestor_tansu_highwaters"
+
+
+def patch_faust_for_tansu() -> None:
+    """Make Faust's aiokafka driver compute ``highwaters`` with ``end_offsets``. Idempotent.
+
+    Call it only when ingestor started its own Tansu broker (``settings.uses_local_broker``),
+    before the Faust app starts. Transactional consumers keep Faust's own path.
+    """
+    from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
+
+    if getattr(AIOKafkaConsumerThread, _PATCHED, False):
+        return
+    original = AIOKafkaConsumerThread._highwaters
+
+    async def _highwaters(self: Any, partitions: list[Any]) -> Mapping[Any, int]:
+        if self.consumer.in_transaction:
+            return await original(self, partitions)
+        return await end_offsets(self._ensure_consumer(), partitions)
+
+    AIOKafkaConsumerThread._highwaters = _highwaters  # type: ignore[method-assign]
+    setattr(AIOKafkaConsumerThread, _PATCHED, True)
+
+
+async def delete_group(client: AIOKafkaClient, group_id: str) -> None:
+    """Delete a consumer group (with its committed offsets) via a raw DeleteGroups request.
+
+    The group must have no members. A group that does not exist is not an error. Raises
+    ``BrokerError`` otherwise.
+    """
+    try:
+        node_id = await client.coordinator_lookup(CoordinationType.GROUP, group_id)
+        response = await client.send(node_id, DeleteGroupsRequest([group_id]))
+    except kafka_errors.KafkaError as exc:
+        raise BrokerError(f"DeleteGroups {group_id!r} failed: {exc!r}") from exc
+    for name, error_code in response.results:
+        if error_code not in (0, kafka_errors.GroupIdNotFound.errno):
+            raise BrokerError(
+                f"DeleteGroups {name!r}: {kafka_errors.for_code(error_code).__name__}"
+            )

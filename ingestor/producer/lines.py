@@ -1,0 +1,190 @@
+"""JSONL bytes in, wire records out. Pure: no I/O, no clock.
+
+Record contract (the ``records`` of a transcript envelope, see ``ingestor/wire.py``):
+
+* a JSON object line: ``{"offset", "length", "line": strip_line(obj)}`` — no text survives;
+* anything else: ``{"offset", "length", "raw", "error"}`` where ``raw`` is the first
+  ``bad_line_max_bytes`` of the line decoded with ``errors="replace"``;
+* blank lines produce no record, but the position moves past them.
+
+``offset`` is the byte offset of the line's first byte and ``length`` counts its bytes *including*
+the terminating ``\\n``, so ``offset + length`` is where the next line starts: the position a reader
+resumes from. Only complete (``\\n``-terminated) lines are handled; a partial last line waits.
+
+This is the watcher's hot path: one ``orjson.loads``, one ``strip_line`` and one ``orjson.dumps``
+a line, no pydantic. Records are encoded once, here, and spliced into envelopes as
+``orjson.Fragment`` so that envelope sizes are known exactly without encoding twice.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+
+from ingestor.models import strip_line
+
+__all__ = [
+    "ParsedChunk",
+    "bad_record",
+    "first_timestamp",
+    "line_record",
+    "pack",
+    "parse_chunk",
+    "parse_ts",
+    "split_lines",
+]
+
+_JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def split_lines(data: bytes, offset: int) -> tuple[list[bytes], int]:
+    """The complete lines of ``data`` (without ``\\n``) and the offset just past the last one.
+
+    ``data`` starts at file offset ``offset``; bytes after the last ``\\n`` (a partial line) are
+    not returned and the returned end stays before them.
+    """
+    end = data.rfind(b"\n")
+    if end < 0:
+        return [], offset
+    return data[:end].split(b"\n"), offset + end + 1
+
+
+def parse_ts(value: Any) -> datetime | None:
+    """A line's ``timestamp`` as an aware datetime, or None when absent or unreadable."""
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    # Naive means UTC, as in ingestor.models.
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
+
+
+def bad_record(line: bytes, offset: int, length: int, error: str, max_bytes: int) -> dict[str, Any]:
+    """The record a line that cannot travel as ``line`` becomes (the worker dead-letters it)."""
+    raw = line[:max_bytes].decode("utf-8", errors="replace")
+    return {"offset": offset, "length": length, "raw": raw, "error": error}
+
+
+def line_record(
+    line: bytes, offset: int, length: int, bad_line_max_bytes: int
+) -> tuple[dict[str, Any], str | None]:
+    """One non-blank line's record and its ``timestamp`` (None unless a readable ISO string)."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        error = f"not valid JSON: {exc}"
+        return bad_record(line, offset, length, error, bad_line_max_bytes), None
+    if not isinstance(obj, dict):
+        kind = "null" if obj is None else _JSON_TYPES.get(type(obj), type(obj).__name__)
+        error = f"not a JSON object: {kind}"
+        return bad_record(line, offset, length, error, bad_line_max_bytes), None
+    ts = obj.get("timestamp")
+    ts = ts if parse_ts(ts) is not None else None
+    return {"offset": offset, "length": length, "line": strip_line(obj)}, ts
+
+
+def first_timestamp(lines: Iterable[bytes]) -> str | None:
+    """The ``timestamp`` of the first line that has a readable one (ccusage's file order key)."""
+    for line in lines:
+        if not line or line.isspace():
+            continue
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(obj, dict) and parse_ts(ts := obj.get("timestamp")) is not None:
+            return str(ts)
+    return None
+
+
+@dataclass(slots=True)
+class ParsedChunk:
+    """The complete lines of one chunk, as encoded records in file order."""
+
+    start: int  # file offset of the chunk
+    end: int  # just past the last complete line (blank ones included): the next position
+    records: list[bytes] = field(default_factory=list)  # each record, orjson-encoded
+    ends: list[int] = field(default_factory=list)  # just past each record's line
+    first_ts: str | None = None  # of the first line in this chunk that has one
+    bad_lines: int = 0
+
+
+def parse_chunk(
+    data: bytes,
+    offset: int,
+    *,
+    bad_line_max_bytes: int,
+    max_record_bytes: int,
+    max_line_bytes: int | None = None,
+) -> ParsedChunk:
+    """Records for the complete lines of ``data`` read at file ``offset``.
+
+    A record whose stripped line still encodes to more than ``max_record_bytes`` travels as a bad
+    line, so that one absurd line cannot wedge a file behind a message the broker refuses. When
+    ``data`` holds no ``\\n`` but is at least ``max_line_bytes`` long, its first ``max_line_bytes``
+    become one bad line: a reader must not buffer an endless line.
+    """
+    lines, end = split_lines(data, offset)
+    if not lines and max_line_bytes is not None and len(data) >= max_line_bytes:
+        piece = data[:max_line_bytes]
+        error = f"line longer than {max_line_bytes} bytes"
+        record = bad_record(piece, offset, max_line_bytes, error, bad_line_max_bytes)
+        chunk = ParsedChunk(start=offset, end=offset + max_line_bytes, bad_lines=1)
+        chunk.records.append(orjson.dumps(record))
+        chunk.ends.append(chunk.end)
+        return chunk
+    chunk = ParsedChunk(start=offset, end=end)
+    records, ends = chunk.records, chunk.ends
+    # The hot loop: line_record inlined, and timestamps looked at only until one is found.
+    loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
+    pos = offset
+    for line in lines:
+        length = len(line) + 1
+        if not line or line.isspace():
+            pos += length
+            continue
+        try:
+            obj = loads(line)
+        except decode_error:
+            obj = None
+        if type(obj) is dict:
+            encoded = dumps({"offset": pos, "length": length, "line": strip_line(obj)})
+            if len(encoded) > max_record_bytes:
+                error = f"stripped line larger than {max_record_bytes} bytes"
+                encoded = dumps(bad_record(line, pos, length, error, bad_line_max_bytes))
+                chunk.bad_lines += 1
+            if chunk.first_ts is None and parse_ts(ts := obj.get("timestamp")) is not None:
+                chunk.first_ts = ts
+        else:  # rare: let line_record name the reason
+            encoded = dumps(line_record(line, pos, length, bad_line_max_bytes)[0])
+            chunk.bad_lines += 1
+        records.append(encoded)
+        pos += length
+        ends.append(pos)
+    return chunk
+
+
+def pack(sizes: Sequence[int], *, overhead: int, max_records: int, max_bytes: int) -> list[int]:
+    """Split records of the given encoded ``sizes`` into envelopes; returns each one's stop index.
+
+    An envelope holds at most ``max_records`` records and ``max_bytes`` bytes (``overhead`` is the
+    size of the envelope with no records; each record adds its size and a comma). A record too big
+    for any envelope goes alone: splitting a line is not an option.
+    """
+    stops: list[int] = []
+    count, size = 0, overhead
+    for index, record_size in enumerate(sizes):
+        if count and (count >= max_records or size + record_size + 1 > max_bytes):
+            stops.append(index)
+            count, size = 0, overhead
+        count += 1
+        size += record_size + 1
+    if count:
+        stops.append(len(sizes))
+    return stops

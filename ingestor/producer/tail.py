@@ -1,0 +1,179 @@
+"""One file, followed from its position: the watcher's per-file state machine.
+
+States of a file's identity, checked on every read against ``fstat`` of the open file (so a
+replacement between ``stat`` and ``read`` cannot mix two files' bytes into one generation):
+
+* same inode, size >= position → same generation: read what follows the position;
+* another inode (file replaced) → ``generation + 1``, position 0;
+* size < position (file truncated) → ``generation + 1``, position 0;
+* position not yet bound to an inode (it came from ClickHouse) → the file is adopted as is.
+
+A generation change is decided again, identically, after a crash (the checkpoint still names the
+old inode/size), so it needs no write of its own. Reads return only complete lines; a partial last
+line is read again once the file changes. The position moves only through ``commit``, which the
+watcher calls after the broker acknowledged the lines before it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+
+from ingestor.producer.checkpoint import FilePosition
+from ingestor.producer.lines import ParsedChunk, first_timestamp, parse_chunk, split_lines
+from ingestor.wire import TranscriptSource
+
+__all__ = ["CHUNK_BYTES", "MAX_LINE_BYTES", "Tail"]
+
+log = logging.getLogger(__name__)
+
+CHUNK_BYTES = 4 << 20  # large reads: parsing, not syscalls, should dominate
+MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is garbage, not worth buffering
+_PROBE_BYTES = 64 << 10  # the first timestamp is nearly always in the first lines
+
+_StatKey = tuple[int, int, int]
+
+
+def _stat_key(st: os.stat_result) -> _StatKey:
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class Tail:
+    """The watcher's view of one file: its identity, position and first timestamp.
+
+    Not thread-safe; blocking file I/O (reads are bounded by ``chunk_bytes`` except for one long
+    line, bounded by ``max_line_bytes``).
+    """
+
+    def __init__(
+        self,
+        path: str,
+        project: str,
+        position: FilePosition | None = None,
+        *,
+        bad_line_max_bytes: int,
+        max_record_bytes: int,
+        chunk_bytes: int = CHUNK_BYTES,
+        max_line_bytes: int = MAX_LINE_BYTES,
+    ) -> None:
+        self.path = path
+        self.project = project
+        self.position = position or FilePosition()
+        self._bad_line_max_bytes = bad_line_max_bytes
+        self._max_record_bytes = max_record_bytes
+        self._chunk_bytes = chunk_bytes
+        self._max_line_bytes = max(max_line_bytes, chunk_bytes)
+        self._idle: _StatKey | None = None  # file state at which nothing complete was left
+        self._probed = self.position.first_ts is not None
+
+    @property
+    def source(self) -> TranscriptSource:
+        pos = self.position
+        return TranscriptSource(self.path, self.project, pos.generation, pos.first_ts)
+
+    def changed(self) -> bool:
+        """Cheap check (one ``stat``): may there be something new to read?"""
+        try:
+            st = os.stat(self.path)
+        except OSError:
+            return False
+        return _stat_key(st) != self._idle
+
+    def first_ts(self) -> str | None:
+        """The file's first timestamp, reading its beginning if it is not known yet (once)."""
+        if not self._probed:
+            try:
+                fd = os.open(self.path, os.O_RDONLY)
+            except OSError:
+                return self.position.first_ts
+            try:
+                self._check_identity(os.fstat(fd))
+                self._probe(fd)
+            finally:
+                os.close(fd)
+        return self.position.first_ts
+
+    def read(self) -> ParsedChunk | None:
+        """The complete lines after the position (up to about ``chunk_bytes``), or None if none.
+
+        Raises ``OSError`` other than a vanished file. Does not move the position.
+        """
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
+        try:
+            st = os.fstat(fd)
+            self._check_identity(st)
+            offset = self.position.offset
+            if st.st_size <= offset:
+                self._idle = _stat_key(st)
+                return None
+            if not self._probed and offset > 0:
+                self._probe(fd)  # resuming mid-file: the first timestamp is behind us
+            data = self._read_at(fd, offset)
+        finally:
+            os.close(fd)
+        chunk = parse_chunk(
+            data,
+            offset,
+            bad_line_max_bytes=self._bad_line_max_bytes,
+            max_record_bytes=self._max_record_bytes,
+            max_line_bytes=self._max_line_bytes,
+        )
+        if chunk.end == offset:  # only a partial line: wait for the file to change
+            self._idle = _stat_key(st)
+            return None
+        if self.position.first_ts is None and chunk.first_ts is not None:
+            self.position = dataclasses.replace(self.position, first_ts=chunk.first_ts)
+            self._probed = True
+        return chunk
+
+    def commit(self, offset: int) -> FilePosition:
+        """Move the position to ``offset`` (the broker acknowledged everything before it)."""
+        self.position = dataclasses.replace(self.position, offset=offset)
+        return self.position
+
+    def _check_identity(self, st: os.stat_result) -> None:
+        pos = self.position
+        if pos.inode is None:
+            pos = dataclasses.replace(pos, inode=st.st_ino)
+        elif st.st_ino != pos.inode:
+            log.info("%s was replaced: generation %d", self.path, pos.generation + 1)
+            pos = FilePosition(generation=pos.generation + 1, inode=st.st_ino)
+        if st.st_size < pos.offset:
+            log.info("%s was truncated: generation %d", self.path, pos.generation + 1)
+            pos = FilePosition(generation=pos.generation + 1, inode=st.st_ino)
+        if pos.generation != self.position.generation:
+            self._probed = False
+            self._idle = None
+        self.position = pos
+
+    def _read_at(self, fd: int, offset: int) -> bytes:
+        # Grow the read until it holds a whole line, or the file ends, or the line is absurd.
+        want = self._chunk_bytes
+        while True:
+            data = os.pread(fd, want, offset)
+            if b"\n" in data or len(data) < want or want >= self._max_line_bytes:
+                return data
+            want = min(want * 2, self._max_line_bytes)
+
+    def _probe(self, fd: int) -> None:
+        self._probed = True
+        offset, want = 0, _PROBE_BYTES
+        while True:
+            data = os.pread(fd, want, offset)
+            lines, end = split_lines(data, offset)
+            if end == offset:  # no complete line in this read
+                if len(data) < want:
+                    return
+                if want < self._max_line_bytes:
+                    want = min(want * 2, self._max_line_bytes)
+                else:  # an absurd line: parse_chunk skips it the same way
+                    offset += self._max_line_bytes
+                continue
+            if (ts := first_timestamp(lines)) is not None:
+                self.position = dataclasses.replace(self.position, first_ts=ts)
+                return
+            offset, want = end, _PROBE_BYTES

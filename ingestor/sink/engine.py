@@ -1,0 +1,134 @@
+"""The one interface the sink, migrations and reports use to talk to ClickHouse.
+
+Two backends implement it: ``chdb_engine`` (in-process ClickHouse, the embedded default) and
+``server_engine`` (a ClickHouse server over the native protocol). Callers never see a driver
+exception: failures arrive as ``StorageError``, and ``TransientStorageError`` when a retry may
+succeed (``retry.call_with_retry`` retries exactly those).
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from ingestor.errors import StorageError, TransientStorageError
+from ingestor.settings import ClickHouseTarget
+
+__all__ = [
+    "TRANSIENT_CODES",
+    "ClickHouse",
+    "open_clickhouse",
+    "quote_identifier",
+    "storage_error",
+    "table_name",
+]
+
+# ClickHouse error codes worth retrying: the same statement may succeed a moment later.
+TRANSIENT_CODES = frozenset(
+    {
+        159,  # TIMEOUT_EXCEEDED
+        164,  # READONLY (replica briefly read-only)
+        202,  # TOO_MANY_SIMULTANEOUS_QUERIES
+        209,  # SOCKET_TIMEOUT
+        210,  # NETWORK_ERROR
+        236,  # ABORTED
+        241,  # MEMORY_LIMIT_EXCEEDED
+        242,  # TABLE_IS_READ_ONLY
+        252,  # TOO_MANY_PARTS
+        285,  # TOO_FEW_LIVE_REPLICAS
+        319,  # UNKNOWN_STATUS_OF_INSERT
+        425,  # SYSTEM_ERROR
+        439,  # CANNOT_SCHEDULE_TASK
+        999,  # KEEPER_EXCEPTION
+    }
+)
+_CODE = re.compile(r"Code: (\d+)")
+
+
+def storage_error(exc: BaseException, what: str) -> StorageError:
+    """Our error for a driver failure, transient when its ClickHouse code says so.
+
+    The caller raises it ``from exc``; ``what`` names the statement (never its data).
+    """
+    code = getattr(exc, "code", None)
+    if not isinstance(code, int):
+        match = _CODE.search(str(exc))
+        code = int(match.group(1)) if match else None
+    message = f"{what}: {exc}"
+    if code in TRANSIENT_CODES:
+        return TransientStorageError(message)
+    return StorageError(message)
+
+
+class ClickHouse(ABC):
+    """A connection to one database of one ClickHouse (``target``).
+
+    Statements run with ``target.database`` as the current database, so SQL may name tables
+    unqualified. Every method raises ``StorageError`` (``TransientStorageError`` if worth a
+    retry) and nothing else. Methods block; call them from a thread in async code.
+    """
+
+    def __init__(self, target: ClickHouseTarget) -> None:
+        self.target = target
+
+    @abstractmethod
+    def execute(self, sql: str) -> None:
+        """Run one statement that returns nothing (DDL, ``INSERT … SELECT``)."""
+
+    @abstractmethod
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Run one ``SELECT``; rows as tuples of Python values.
+
+        Types: integers ``int``, decimals ``Decimal``, ``DateTime``/``DateTime64`` aware UTC
+        ``datetime``, ``Date`` ``date``, arrays ``list``, maps ``dict``, NULL ``None``.
+        """
+
+    @abstractmethod
+    def insert(
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
+    ) -> None:
+        """Insert ``rows`` (dicts keyed by column; all rows share one set of keys) in ONE INSERT.
+
+        With ``token`` the insert carries ``insert_deduplication_token`` and deduplicates in
+        dependent materialized views too, so retrying the same rows with the same token is a
+        no-op everywhere. Always pass a token for tables that feed materialized views. Row
+        values: ``int``, ``str``, ``Decimal``, aware ``datetime``, ``list``, ``dict``, ``None``.
+        """
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release the connection; idempotent."""
+
+    def __enter__(self) -> ClickHouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_clickhouse(target: ClickHouseTarget) -> ClickHouse:
+    """Open the backend ``target`` names and make ``target.database`` exist and be current."""
+    if target.kind == "chdb":
+        from ingestor.sink.chdb_engine import ChdbClickHouse
+
+        return ChdbClickHouse(target)
+    from ingestor.sink.server_engine import ServerClickHouse
+
+    return ServerClickHouse(target)
+
+
+def quote_identifier(name: str) -> str:
+    """``name`` as a backquoted ClickHouse identifier (database, table or column)."""
+    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+_TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")
+
+
+def table_name(table: str) -> str:
+    """``table`` (``name`` or ``db.name``) checked to be a plain identifier, for SQL text."""
+    if not _TABLE.fullmatch(table):
+        raise StorageError(f"not a table name: {table!r}")
+    return table

@@ -1,0 +1,306 @@
+"""ClickHouse rows from records: pure functions, one dict per row, keys = column names.
+
+``transcript_row`` runs once per transcript line, so it builds its dict directly and caches what
+repeats per file (first timestamp, file stem). Values are the types both engines accept:
+``int``, ``str``, ``Decimal``, aware UTC ``datetime``, ``list``, ``dict``, ``None``.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
+from pathlib import PurePath
+from typing import Any, Protocol
+
+from ingestor.errors import Location
+from ingestor.models import (
+    AgentStep,
+    AssertionFailed,
+    CostThresholdExceeded,
+    ErrorEvent,
+    Event,
+    HallucinationDetected,
+    LedgerEntry,
+    PerformanceAlert,
+    PromptCall,
+    ToolCall,
+    TranscriptLine,
+)
+from ingestor.pricing import cache_split, line_cost
+from ingestor.wire import Kind, TranscriptSource
+
+__all__ = [
+    "EPOCH",
+    "DeadLetterRecord",
+    "RAW_MAX_CHARS",
+    "UNKNOWN_FIRST_TS",
+    "dead_letter_row",
+    "event_rows",
+    "ledger_row",
+    "money",
+    "transcript_row",
+]
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a line without a timestamp
+UNKNOWN_FIRST_TS = datetime(2299, 12, 31, tzinfo=UTC)  # sorts files of unknown age last
+RAW_MAX_CHARS = 65_536  # a dead letter keeps at most this much of the bad input
+_MONEY_QUANTUM = Decimal("1E-10")  # the scale of every Decimal(20, 10) money column
+
+
+def money(value: Decimal) -> Decimal:
+    """``value`` rounded (half-even) to the 10 places a Decimal(20, 10) column keeps.
+
+    ClickHouse would truncate extra places silently; rounding here is explicit.
+    """
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent < -10:
+        return value.quantize(_MONEY_QUANTUM, rounding=ROUND_HALF_EVEN)
+    return value
+
+
+@lru_cache(maxsize=4096)
+def _first_ts(text: str | None) -> datetime:
+    if not text:
+        return UNKNOWN_FIRST_TS
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return UNKNOWN_FIRST_TS
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@lru_cache(maxsize=4096)
+def _stem(file: str) -> str:
+    return PurePath(file).stem
+
+
+def transcript_row(
+    line: TranscriptLine, source: TranscriptSource, offset: int, length: int
+) -> dict[str, Any]:
+    """The ``transcript_lines`` row of ``line``, at ``offset`` (``length`` bytes) in ``source``.
+
+    ``session_id`` falls back to the file stem; ``cost_usd`` is the line's ``costUSD`` when it
+    has one, else priced by ``pricing.line_cost``.
+    """
+    message = line.message
+    usage = None if message is None else message.usage
+    model = (message.model if message is not None else None) or ""
+    if usage is None:
+        tokens = (0, 0, 0, 0, 0, 0)
+        tier = ""
+    else:
+        write_5m, write_1h = cache_split(usage)
+        tokens = (
+            usage.input_tokens,
+            usage.output_tokens,
+            write_5m + write_1h,
+            usage.cache_read_input_tokens,
+            write_5m,
+            write_1h,
+        )
+        tier = usage.service_tier or ""
+    if line.cost_usd is not None:
+        cost = money(line.cost_usd)
+    elif usage is not None:
+        # Prices have at most 4 decimals (0.3125/M): per token that is 10, the column's scale.
+        cost = line_cost(model, usage)
+    else:
+        cost = Decimal(0)
+    return {
+        "source_file": source.file,
+        "source_generation": source.generation,
+        "source_offset": offset,
+        "source_length": length,
+        "file_first_ts": _first_ts(source.first_ts),
+        "project": source.project,
+        "session_id": line.session_id or _stem(source.file),
+        "line_type": line.type,
+        "uuid": line.uuid or "",
+        "parent_uuid": line.parent_uuid or "",
+        "request_id": line.request_id or "",
+        "message_id": (message.id if message is not None else None) or "",
+        "timestamp": line.timestamp or EPOCH,
+        "is_sidechain": int(line.is_sidechain),
+        "is_api_error": int(line.is_api_error_message),
+        "model": model,
+        "has_usage": int(usage is not None),
+        "input_tokens": tokens[0],
+        "output_tokens": tokens[1],
+        "cache_creation_tokens": tokens[2],
+        "cache_read_tokens": tokens[3],
+        "cache_creation_5m": tokens[4],
+        "cache_creation_1h": tokens[5],
+        "service_tier": tier,
+        "cost_usd": cost,
+        "tool_uses": list(message.tool_uses) if message is not None else [],
+        "cwd": line.cwd or "",
+        "version": line.version or "",
+    }
+
+
+def event_rows(event: Event) -> dict[str, list[dict[str, Any]]]:
+    """Rows of one event by table: always ``events``; plus ``tool_calls`` or ``agent_steps``."""
+    # The columns events, tool_calls and agent_steps share.
+    common = {
+        "event_id": event.event_id,
+        "project_id": event.project_id,
+        "timestamp": event.timestamp,
+        "session_id": event.session_id or "",
+        "run_id": event.run_id or "",
+        "model": event.model or "",
+        "status": event.status,
+        "latency_ms": event.latency_ms,
+        "cost_usd": money(event.cost_usd),
+    }
+    prompt = event if isinstance(event, PromptCall) else None
+    row = {
+        **common,
+        "event_type": event.event_type,
+        "user_id": event.user_id or "",
+        "env": event.env,
+        "tags": list(event.tags),
+        "tokens_input": event.tokens_input,
+        "tokens_output": event.tokens_output,
+        "tokens_cache_read": event.tokens_cache_read,
+        "tokens_cache_write": event.tokens_cache_write,
+        "prompt_chars": prompt.prompt_chars if prompt else None,
+        "response_chars": prompt.response_chars if prompt else None,
+        "finish_reason": (prompt.finish_reason or "") if prompt else "",
+        "error_type": event.error_type if isinstance(event, ErrorEvent) else "",
+        "error_message": _error_message(event),
+        "attributes": _attributes(event),
+    }
+    out: dict[str, list[dict[str, Any]]] = {"events": [row]}
+    if isinstance(event, ToolCall):
+        out["tool_calls"] = [
+            {
+                **common,
+                "user_id": event.user_id or "",
+                "tool_name": event.tool_name,
+                "tool_call_id": event.tool_call_id or "",
+                "error_message": event.error_message or "",
+            }
+        ]
+    elif isinstance(event, AgentStep):
+        out["agent_steps"] = [
+            {
+                **common,
+                "step_number": event.step_number,
+                "step_name": event.step_name,
+                "step_type": event.step_type,
+                "agent_name": event.agent_name or "",
+                "tokens_input": event.tokens_input,
+                "tokens_output": event.tokens_output,
+            }
+        ]
+    return out
+
+
+def _error_message(event: Event) -> str:
+    if isinstance(event, ErrorEvent):
+        return event.error_message
+    if isinstance(event, ToolCall):
+        return event.error_message or ""
+    return ""
+
+
+def _attributes(event: Event) -> dict[str, str]:
+    """The type-specific fields without a column of their own, as text (Decimals exact)."""
+    if isinstance(event, ToolCall):
+        return {"tool_name": event.tool_name, "tool_call_id": event.tool_call_id or ""}
+    if isinstance(event, AgentStep):
+        return {
+            "step_number": str(event.step_number),
+            "step_name": event.step_name,
+            "step_type": event.step_type,
+            "agent_name": event.agent_name or "",
+        }
+    if isinstance(event, AssertionFailed):
+        return {
+            "assertion_name": event.assertion_name,
+            "expected": event.expected,
+            "actual": event.actual,
+        }
+    if isinstance(event, HallucinationDetected):
+        return {
+            "detection_method": event.detection_method,
+            "confidence": repr(event.confidence),
+            "severity": event.severity,
+        }
+    if isinstance(event, CostThresholdExceeded):
+        return {
+            "threshold_usd": str(event.threshold_usd),
+            "actual_usd": str(event.actual_usd),
+            "window": event.window,
+        }
+    if isinstance(event, PerformanceAlert):
+        return {
+            "metric": event.metric,
+            "threshold": repr(event.threshold),
+            "actual_value": repr(event.actual_value),
+        }
+    return {}
+
+
+def ledger_row(entry: LedgerEntry) -> dict[str, Any]:
+    """The ``token_usage_ledger`` row of ``entry`` (money already at the column's scale)."""
+    return {
+        "request_id": entry.request_id,
+        "user_id": entry.user_id,
+        "provider_id": entry.provider_id,
+        "model_id": entry.model_id,
+        "created_at": entry.created_at,
+        "vendor_cost": entry.vendor_cost,
+        "credits_deducted": entry.credits_deducted,
+        "margin_multiplier": entry.margin_multiplier,
+        "gross_margin_usd": entry.gross_margin_usd,
+        "status": entry.status,
+        "input_tokens": entry.input_tokens,
+        "output_tokens": entry.output_tokens,
+    }
+
+
+class DeadLetterRecord(Protocol):
+    """What a dead letter carries (``ingestor.worker.dlq.DeadLetter`` is one)."""
+
+    @property
+    def kind(self) -> Kind: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def field(self) -> str | None: ...
+    @property
+    def location(self) -> Location: ...
+    @property
+    def raw(self) -> str: ...
+    @property
+    def source_generation(self) -> int: ...
+    @property
+    def source_length(self) -> int: ...
+
+
+def dead_letter_row(dead: DeadLetterRecord, *, dead_at: datetime | None = None) -> dict[str, Any]:
+    """The ``dead_letters`` row of ``dead``; ``dead_at`` defaults to now.
+
+    A dead letter located in a source file is identified by its file position alone: its Kafka
+    coordinates are left zero, because a line re-sent after a broker restart gets new ones and
+    must replace, not duplicate, its earlier dead letter.
+    """
+    where = dead.location
+    in_file = bool(where.file)
+    return {
+        "kind": dead.kind,
+        "topic": "" if in_file else (where.topic or ""),
+        "partition": 0 if in_file else (where.partition or 0),
+        "offset": 0 if in_file else (where.offset or 0),
+        "idx": 0 if in_file else (where.index or 0),
+        "source_file": where.file or "",
+        "source_generation": dead.source_generation if in_file else 0,
+        "source_offset": (where.file_offset or 0) if in_file else 0,
+        "source_length": dead.source_length if in_file else 0,
+        "reason": dead.reason,
+        "field": dead.field or "",
+        "raw": dead.raw[:RAW_MAX_CHARS],
+        "dead_at": dead_at if dead_at is not None else datetime.now(UTC),
+    }

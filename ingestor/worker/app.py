@@ -1,0 +1,254 @@
+"""The Faust app: thin agents over the pure steps in ``process``, ``dedup`` and ``sessions``.
+
+Commit discipline: agents iterate with acks disabled and hold each event until the batch holding
+its rows is stored in ClickHouse; only then are the events acked, so Faust commits only offsets
+whose rows are durable. A batch that cannot be stored after its retries ends the process hard
+(``os._exit``) so that the uncommitted events are delivered again — never acked and lost.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import faust
+
+from ingestor.errors import DeadLetterLimitExceeded, InvalidInput, Location
+from ingestor.kafka.config import faust_credentials
+from ingestor.settings import Settings
+from ingestor.sink.engine import ClickHouse
+from ingestor.sink.rows import dead_letter_row
+from ingestor.wire import Kind, decode_message
+from ingestor.worker.dedup import DedupIndex
+from ingestor.worker.dlq import DeadLetter, DeadLetterLimit
+from ingestor.worker.process import Processed, process_events, process_ledger, process_transcripts
+from ingestor.worker.restore import load_index
+from ingestor.worker.sessions import SessionAgg
+from ingestor.worker.sink import Batch, write_batch
+from ingestor.worker.views import register_views
+
+__all__ = ["EXIT_STORAGE_FAILED", "WorkerState", "build_app"]
+
+log = logging.getLogger(__name__)
+EXIT_STORAGE_FAILED = 75  # EX_TEMPFAIL: the batch will be re-delivered on restart
+
+
+@dataclass
+class WorkerState:
+    """Everything the agents share. Mutated only on the event loop."""
+
+    settings: Settings
+    ch: ClickHouse
+    batch: Batch
+    limit: DeadLetterLimit
+    indexes: dict[str, DedupIndex] = field(default_factory=dict)
+    held: list[tuple[Any, Any]] = field(default_factory=list)  # (stream, event) awaiting ack
+    dirty: dict[bytes, SessionAgg] = field(default_factory=dict)  # sessions changed since flush
+    counts: Counter[str] = field(default_factory=Counter)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    flushes: int = 0
+
+
+def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
+    app = faust.App(
+        settings.app_id,
+        broker=f"kafka://{bootstrap}",
+        broker_credentials=faust_credentials(settings),
+        store="memory://",
+        autodiscover=False,
+        topic_partitions=settings.topic_partitions,
+        topic_replication_factor=settings.topic_replication,
+        broker_session_timeout=settings.broker_session_timeout_s,
+        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        broker_commit_interval=1.0,
+        producer_max_request_size=max(1_048_576, settings.envelope_max_bytes * 2),
+        consumer_max_fetch_size=8 * 1_048_576,
+        web_bind=settings.web_host,
+        web_host=settings.web_host,
+        web_port=settings.web_port,
+        web_in_thread=False,
+        table_standby_replicas=0,
+    )
+    state = WorkerState(
+        settings=settings,
+        ch=ch,
+        batch=Batch(settings.batch_max_rows, settings.batch_max_age_s, time.monotonic),
+        limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
+    )
+    raw = {
+        "key_type": bytes,
+        "value_type": bytes,
+        "key_serializer": "raw",
+        "value_serializer": "raw",
+    }
+    transcripts_topic = app.topic(settings.topic("transcripts"), **raw)
+    events_topic = app.topic(settings.topic("events"), **raw)
+    ledger_topic = app.topic(settings.topic("ledger"), **raw)
+    dlq_topic = app.topic(settings.topic("dead-letters"), **raw)
+    sessions = app.Table("sessions", default=None, partitions=settings.topic_partitions)
+    # Values are our own bytes (SessionAgg.encode); Faust takes serializers only from model types.
+    sessions.key_serializer = sessions.value_serializer = "raw"
+
+    async def handle(kind: Kind, stream: Any, event: Any) -> None:
+        message = event.message
+        where = Location(message.topic, message.partition, message.offset)
+        try:
+            envelope = decode_message(kind, event.value)
+        except InvalidInput as exc:
+            processed = Processed()
+            processed.dead.append(
+                DeadLetter.of(
+                    kind, exc.at(where), _text(event.value), max_bytes=settings.bad_line_max_bytes
+                )
+            )
+        else:
+            if kind == "transcript":
+                assert envelope.source is not None
+                project = envelope.source.project
+                if project not in state.indexes:
+                    state.indexes[project] = await asyncio.to_thread(load_index, ch, project)
+                processed = process_transcripts(
+                    envelope,
+                    where,
+                    state.indexes.__getitem__,
+                    bad_line_max_bytes=settings.bad_line_max_bytes,
+                )
+                _apply_sessions(sessions, state, processed, message.offset)
+            elif kind == "event":
+                processed = process_events(
+                    envelope, where, bad_line_max_bytes=settings.bad_line_max_bytes
+                )
+            else:
+                processed = process_ledger(
+                    envelope, where, bad_line_max_bytes=settings.bad_line_max_bytes
+                )
+        for dead in processed.dead:
+            await dlq_topic.send(key=dead.key(), value=dead.message())
+        if processed.dead:
+            processed.rows.setdefault("dead_letters", []).extend(
+                dead_letter_row(dead) for dead in processed.dead
+            )
+        state.counts.update(processed.outcomes)
+        state.counts["messages"] += 1
+        state.batch.add(processed.rows)
+        state.held.append((stream, event))
+        state.limit.record(processed.valid, len(processed.dead))
+        if state.batch.due():
+            await flush(state, app)
+
+    def agent_for(kind: Kind, topic: Any) -> None:
+        async def consume(stream: Any) -> None:
+            manual = stream.noack()
+            async for event in manual.events():
+                try:
+                    await handle(kind, manual, event)
+                except DeadLetterLimitExceeded:
+                    log.critical("dead-letter limit exceeded on %s; stopping", kind, exc_info=True)
+                    os._exit(EXIT_STORAGE_FAILED)
+
+        app.agent(topic, name=f"ingest-{kind}")(consume)
+
+    agent_for("transcript", transcripts_topic)
+    agent_for("event", events_topic)
+    agent_for("ledger", ledger_topic)
+
+    @app.timer(interval=max(0.1, settings.batch_max_age_s / 4))
+    async def flush_by_age() -> None:
+        if state.batch.due():
+            await flush(state, app)
+
+    @app.on_partitions_revoked.connect
+    async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
+        # Another worker may take these partitions: store what we have, forget cached indexes.
+        await flush(state, app)
+        state.indexes.clear()
+
+    register_views(app, sessions, state)
+    app.ingestor_state = state  # type: ignore[attr-defined]
+    return app
+
+
+def _apply_sessions(sessions: Any, state: WorkerState, processed: Processed, offset: int) -> None:
+    touched = set(processed.adds) | set(processed.retracts)
+    for session_id in touched:
+        key = session_id.encode()
+        raw = sessions.get(key)
+        agg = (
+            SessionAgg.decode(raw) if raw is not None else SessionAgg(session_id, processed.project)
+        )
+        if agg.apply_envelope(
+            offset, processed.adds.get(session_id, ()), processed.retracts.get(session_id, ())
+        ):
+            sessions[key] = agg.encode()
+            state.dirty[key] = agg
+
+
+async def flush(state: WorkerState, app: faust.App) -> None:
+    """Store the batch, then ack its events. Gives up only by ending the process."""
+    async with state.lock:
+        if not state.held and not state.batch.size:
+            return
+        # Changelog writes and dead letters first: ClickHouse must never be ahead of them.
+        await app.producer.flush()
+        rows = state.batch.take()
+        held, state.held = state.held, []
+        dirty, state.dirty = state.dirty, {}
+        if dirty:
+            version = time.time_ns()
+            rows["session_summaries"] = [_summary_row(agg, version) for agg in dirty.values()]
+        state.flushes += 1
+        token = f"{state.run_id}:{state.flushes}"
+        try:
+            stored = await asyncio.to_thread(
+                write_batch,
+                state.ch,
+                rows,
+                token=token,
+                retries=state.settings.insert_retries,
+                backoff_s=state.settings.insert_backoff_s,
+            )
+        except Exception:
+            log.critical(
+                "ClickHouse insert failed after retries; exiting for re-delivery", exc_info=True
+            )
+            os._exit(EXIT_STORAGE_FAILED)
+        state.counts["rows_stored"] += stored
+        for stream, event in held:
+            await stream.ack(event)
+
+
+def _summary_row(agg: SessionAgg, version: int) -> dict[str, Any]:
+    t = agg.totals
+    return {
+        "session_id": agg.session_id,
+        "project": agg.project,
+        "input_tokens": t.input_tokens,
+        "output_tokens": t.output_tokens,
+        "cache_creation_tokens": t.cache_creation_tokens,
+        "cache_read_tokens": t.cache_read_tokens,
+        "total_tokens": t.total_tokens,
+        "messages": t.messages,
+        "cost_usd": t.cost,
+        "models": {name: m.total_tokens for name, m in agg.models.items()},
+        "tool_uses": dict(agg.tool_uses),
+        "message_types": {"assistant": t.messages},
+        "first_activity": _utc(agg.first_activity_ms),
+        "last_activity": _utc(agg.last_activity_ms),
+        "version": version,
+    }
+
+
+def _utc(ms: int | None) -> datetime:
+    return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC)
+
+
+def _text(value: bytes | None) -> str:
+    return (value or b"").decode(errors="replace")

@@ -1,0 +1,168 @@
+"""One envelope in, rows and decisions out. Pure: no broker, no ClickHouse, no Faust.
+
+The agents in ``app.py`` are thin: they decode a Kafka message, call one of these functions,
+write the returned session changes to the Faust table and hand the rows to the sink.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from ingestor.errors import InvalidInput, InvalidRecord, Location
+from ingestor.models import (
+    LedgerEntry,
+    validate_event,
+    validate_ledger,
+    validate_transcript_line,
+)
+from ingestor.sink.rows import event_rows, ledger_row, transcript_row
+from ingestor.wire import Envelope, Kind
+from ingestor.worker.dedup import Contribution, DedupIndex, Outcome
+from ingestor.worker.dlq import DeadLetter
+
+__all__ = ["Processed", "process_events", "process_ledger", "process_transcripts"]
+
+Row = dict[str, Any]
+
+
+@dataclass(slots=True)
+class Processed:
+    """What one envelope produced."""
+
+    rows: dict[str, list[Row]] = field(default_factory=dict)  # table -> rows
+    dead: list[DeadLetter] = field(default_factory=list)
+    adds: dict[str, list[Contribution]] = field(default_factory=dict)  # session -> counted
+    retracts: dict[str, list[Contribution]] = field(default_factory=dict)  # session -> superseded
+    outcomes: Counter[str] = field(default_factory=Counter)
+    project: str = ""
+
+    @property
+    def valid(self) -> int:
+        return sum(len(rows) for table, rows in self.rows.items() if table in _PRIMARY)
+
+    def _row(self, table: str, row: Row) -> None:
+        self.rows.setdefault(table, []).append(row)
+
+
+_PRIMARY = frozenset({"transcript_lines", "events", "token_usage_ledger"})
+
+
+def process_transcripts(
+    envelope: Envelope,
+    where: Location,
+    index_for: Callable[[str], DedupIndex],
+    *,
+    bad_line_max_bytes: int,
+) -> Processed:
+    """Validate each line, build its row, and run the dedup rule in stream order."""
+    source = envelope.source
+    assert source is not None  # decode_message guarantees it for transcripts
+    out = Processed(project=source.project)
+    index = index_for(source.project)
+    for i, record in enumerate(envelope.records):
+        offset, length = _position(record)
+        loc = Location(where.topic, where.partition, where.offset, i, source.file, offset)
+        try:
+            if offset < 0:
+                raise InvalidRecord("must be a non-negative integer", "offset")
+            if "raw" in record:
+                raise InvalidRecord(str(record.get("error") or "not a JSON object"), "line")
+            line = validate_transcript_line(record.get("line"))
+        except InvalidInput as exc:
+            raw = record.get("raw", record.get("line")) if isinstance(record, dict) else record
+            out.dead.append(
+                DeadLetter.of(
+                    "transcript",
+                    exc.at(loc),
+                    raw,
+                    max_bytes=bad_line_max_bytes,
+                    source_generation=source.generation,
+                    source_length=max(length, 0),
+                )
+            )
+            out.outcomes["dead_letter"] += 1
+            continue
+        row = transcript_row(line, source, offset, length)
+        out._row("transcript_lines", row)
+        if line.usage is None or line.timestamp is None:
+            out.outcomes["no_usage"] += 1
+            continue
+        contribution = Contribution(
+            identity=(source.file, source.generation, offset),
+            session_id=row["session_id"],
+            model=row["model"],
+            timestamp_ms=int(line.timestamp.timestamp() * 1000),
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+            cache_creation_tokens=row["cache_creation_tokens"],
+            cache_read_tokens=row["cache_read_tokens"],
+            cost=_decimal(row["cost_usd"]),
+            tool_uses=tuple(row["tool_uses"]),
+            is_sidechain=line.is_sidechain,
+        )
+        verdict = index.observe(row["message_id"], row["request_id"], contribution)
+        out.outcomes[verdict.outcome.value] += 1
+        if verdict.add is not None:
+            out.adds.setdefault(verdict.add.session_id, []).append(verdict.add)
+        if verdict.retract is not None:
+            out.retracts.setdefault(verdict.retract.session_id, []).append(verdict.retract)
+    return out
+
+
+def process_events(envelope: Envelope, where: Location, *, bad_line_max_bytes: int) -> Processed:
+    out = Processed()
+    for i, record in enumerate(envelope.records):
+        try:
+            event = validate_event(record)
+        except InvalidInput as exc:
+            loc = Location(where.topic, where.partition, where.offset, i)
+            out.dead.append(
+                DeadLetter.of("event", exc.at(loc), record, max_bytes=bad_line_max_bytes)
+            )
+            out.outcomes["dead_letter"] += 1
+            continue
+        for table, rows in event_rows(event).items():
+            out.rows.setdefault(table, []).extend(rows)
+        out.outcomes["stored"] += 1
+    return out
+
+
+def process_ledger(envelope: Envelope, where: Location, *, bad_line_max_bytes: int) -> Processed:
+    out = Processed()
+    for i, record in enumerate(envelope.records):
+        try:
+            entry: LedgerEntry = validate_ledger(record)
+        except InvalidInput as exc:
+            loc = Location(where.topic, where.partition, where.offset, i)
+            out.dead.append(
+                DeadLetter.of("ledger", exc.at(loc), record, max_bytes=bad_line_max_bytes)
+            )
+            out.outcomes["dead_letter"] += 1
+            continue
+        out._row("token_usage_ledger", ledger_row(entry))
+        out.outcomes["stored"] += 1
+    return out
+
+
+PROCESSORS: Mapping[Kind, Any] = {"event": process_events, "ledger": process_ledger}
+
+
+def _position(record: Any) -> tuple[int, int]:
+    if not isinstance(record, dict):
+        return -1, 0
+    offset, length = record.get("offset"), record.get("length", 0)
+    ok = isinstance(offset, int) and not isinstance(offset, bool)
+    ok_len = isinstance(length, int) and not isinstance(length, bool)
+    return (offset if ok else -1), (length if ok_len else 0)  # type: ignore[return-value]
+
+
+def _decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))
+
+
+def dedup_outcomes() -> tuple[str, ...]:
+    return tuple(o.value for o in Outcome)

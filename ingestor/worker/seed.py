@@ -1,0 +1,64 @@
+"""Re-seed the Faust ``sessions`` table's changelog from ClickHouse aggregates.
+
+Needed when the broker lost its changelog (the embedded Tansu keeps everything in memory): the
+worker then recovers the table from these records exactly as from its own writes. Each value is
+written to the partition its project's transcripts use, which is where the worker will update it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+from aiokafka.partitioner import DefaultPartitioner
+
+from ingestor.kafka.config import client_kwargs
+from ingestor.settings import Settings
+from ingestor.worker.sessions import SessionAgg
+
+__all__ = ["changelog_topic", "seed_sessions"]
+
+
+def changelog_topic(settings: Settings) -> str:
+    # Faust's naming: "{app id}-{table name}-changelog".
+    return f"{settings.app_id}-sessions-changelog"
+
+
+async def seed_sessions(settings: Settings, bootstrap: str, seeds: Sequence[SessionAgg]) -> int:
+    """Write every seed to the changelog; returns how many were written."""
+    topic = changelog_topic(settings)
+    kwargs = client_kwargs(settings, bootstrap)
+    admin = AIOKafkaAdminClient(**kwargs)
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(
+                    topic,
+                    num_partitions=settings.topic_partitions,
+                    replication_factor=settings.topic_replication,
+                    topic_configs={"cleanup.policy": "compact"},
+                )
+            ]
+        )
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        await admin.close()
+    partitions = list(range(settings.topic_partitions))
+    choose = DefaultPartitioner()
+    producer = AIOKafkaProducer(**kwargs, acks="all")
+    await producer.start()
+    try:
+        for agg in seeds:
+            partition = choose(agg.project.encode(), partitions, partitions)
+            # One record per produce request: Tansu reports a wrong end offset for batches of
+            # several records, and this volume (one record a session) does not need batching.
+            await producer.send_and_wait(
+                topic, agg.encode(), key=agg.session_id.encode(), partition=partition
+            )
+    finally:
+        await producer.stop()
+    return len(seeds)

@@ -1,0 +1,191 @@
+"""Per-session token aggregates: the value kept in the Faust ``sessions`` table. Pure.
+
+Faust tables are at-least-once (changelog writes run ahead of committed offsets, and faust-streaming
+#502 re-delivers acked-but-uncommitted offsets after a rebalance). Every value therefore remembers
+the last source offset applied to it; ``apply_envelope`` skips an envelope at or below it, which
+makes re-delivery harmless. One session lives in one project, hence one source partition, so a
+single offset is enough.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import orjson
+
+from ingestor.worker.dedup import Contribution
+
+__all__ = ["SYNTHETIC_MODEL", "ModelTotals", "SessionAgg"]
+
+SYNTHETIC_MODEL = "<synthetic>"
+
+
+@dataclass(slots=True)
+class ModelTotals:
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_creation_tokens: int = 0
+    cache_read_tokens: int = 0
+    cost: Decimal = Decimal(0)
+    messages: int = 0
+
+    def add(self, c: Contribution, sign: int) -> None:
+        self.input_tokens += sign * c.input_tokens
+        self.output_tokens += sign * c.output_tokens
+        self.cache_creation_tokens += sign * c.cache_creation_tokens
+        self.cache_read_tokens += sign * c.cache_read_tokens
+        self.cost += sign * c.cost
+        self.messages += sign
+
+    @property
+    def total_tokens(self) -> int:
+        return (
+            self.input_tokens
+            + self.output_tokens
+            + self.cache_creation_tokens
+            + self.cache_read_tokens
+        )
+
+    def as_list(self) -> list[Any]:
+        return [
+            self.input_tokens,
+            self.output_tokens,
+            self.cache_creation_tokens,
+            self.cache_read_tokens,
+            str(self.cost),
+            self.messages,
+        ]
+
+    @classmethod
+    def from_list(cls, raw: list[Any]) -> ModelTotals:
+        i, o, cc, cr, cost, messages = raw
+        return cls(i, o, cc, cr, Decimal(cost), messages)
+
+
+@dataclass(slots=True)
+class SessionAgg:
+    """Exact usage of one session under the dedup rule."""
+
+    session_id: str
+    project: str
+    totals: ModelTotals = field(default_factory=ModelTotals)
+    models: dict[str, ModelTotals] = field(default_factory=dict)
+    tool_uses: dict[str, int] = field(default_factory=dict)
+    first_activity_ms: int | None = None
+    last_activity_ms: int | None = None
+    applied_offset: int = -1  # last source offset applied; see module docstring
+    revision: int = 0  # bumps on every applied envelope: the ClickHouse row version
+
+    def applies(self, offset: int) -> bool:
+        return offset > self.applied_offset
+
+    def apply_envelope(
+        self, offset: int, adds: Iterable[Contribution], retracts: Iterable[Contribution]
+    ) -> bool:
+        """Apply one envelope's changes unless the envelope was applied before."""
+        if not self.applies(offset):
+            return False
+        for c in adds:
+            self._apply(c, 1)
+        for c in retracts:
+            self._apply(c, -1)
+        self.applied_offset = offset
+        self.revision += 1
+        return True
+
+    def _apply(self, c: Contribution, sign: int) -> None:
+        self.totals.add(c, sign)
+        if c.model != SYNTHETIC_MODEL:
+            per_model = self.models.get(c.model)
+            if per_model is None:
+                per_model = self.models[c.model] = ModelTotals()
+            per_model.add(c, sign)
+            if per_model.messages == 0:
+                del self.models[c.model]
+        for name in c.tool_uses:
+            count = self.tool_uses.get(name, 0) + sign
+            if count:
+                self.tool_uses[name] = count
+            else:
+                self.tool_uses.pop(name, None)
+        if sign > 0:
+            # First/last activity only move outwards; a superseded streaming copy of a message
+            # has (nearly) the same timestamp as its successor, so nothing is lost by that.
+            ts = c.timestamp_ms
+            if self.first_activity_ms is None or ts < self.first_activity_ms:
+                self.first_activity_ms = ts
+            if self.last_activity_ms is None or ts > self.last_activity_ms:
+                self.last_activity_ms = ts
+
+    # ------------------------------------------------------------------ (de)serialisation
+
+    def encode(self) -> bytes:
+        return orjson.dumps(
+            {
+                "s": self.session_id,
+                "p": self.project,
+                "t": self.totals.as_list(),
+                "m": {name: totals.as_list() for name, totals in self.models.items()},
+                "u": self.tool_uses,
+                "f": self.first_activity_ms,
+                "l": self.last_activity_ms,
+                "o": self.applied_offset,
+                "r": self.revision,
+            }
+        )
+
+    @classmethod
+    def decode(cls, raw: bytes) -> SessionAgg:
+        d = orjson.loads(raw)
+        return cls(
+            session_id=d["s"],
+            project=d["p"],
+            totals=ModelTotals.from_list(d["t"]),
+            models={name: ModelTotals.from_list(v) for name, v in d["m"].items()},
+            tool_uses=dict(d["u"]),
+            first_activity_ms=d["f"],
+            last_activity_ms=d["l"],
+            applied_offset=d["o"],
+            revision=d["r"],
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """The shape served over HTTP (close to ccusage's session report)."""
+        t = self.totals
+        return {
+            "sessionId": self.session_id,
+            "projectPath": self.project,
+            "inputTokens": t.input_tokens,
+            "outputTokens": t.output_tokens,
+            "cacheCreationTokens": t.cache_creation_tokens,
+            "cacheReadTokens": t.cache_read_tokens,
+            "totalTokens": t.total_tokens,
+            "totalCost": t.cost,
+            "messages": t.messages,
+            "firstActivity": _iso(self.first_activity_ms),
+            "lastActivity": _iso(self.last_activity_ms),
+            "modelsUsed": sorted(self.models),
+            "modelBreakdowns": [
+                {
+                    "modelName": name,
+                    "inputTokens": m.input_tokens,
+                    "outputTokens": m.output_tokens,
+                    "cacheCreationTokens": m.cache_creation_tokens,
+                    "cacheReadTokens": m.cache_read_tokens,
+                    "cost": m.cost,
+                    "messages": m.messages,
+                }
+                for name, m in sorted(self.models.items(), key=lambda kv: -kv[1].cost)
+            ],
+            "toolUses": dict(sorted(self.tool_uses.items())),
+        }
+
+
+def _iso(ms: int | None) -> str | None:
+    if ms is None:
+        return None
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")

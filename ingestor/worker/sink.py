@@ -1,0 +1,117 @@
+"""Micro-batches of rows, flushed to ClickHouse by size and age.
+
+ClickHouse prefers 10k–100k rows an insert and about one insert a second per table, so rows of
+every envelope accumulate here until ``batch_max_rows`` or ``batch_max_age_s``. ``write`` is the
+only I/O; it is blocking (the worker runs it in a thread) and either stores the whole batch or
+raises ``StorageError`` after its retries.
+
+Exactly-once, table by table:
+* ``transcript_lines``, ``dead_letters``, ``session_summaries`` are ReplacingMergeTrees keyed by
+  the row's identity: a replayed row replaces itself and no materialized view reads them.
+* ``events``, ``tool_calls``, ``agent_steps``, ``token_usage_ledger`` feed materialized views,
+  which would count a replayed row twice. Before inserting, rows whose id the table already holds
+  are dropped (and duplicates inside the batch), so a replay after a crash inserts nothing.
+* Every insert carries an ``insert_deduplication_token``; a retry of the same batch after an
+  ambiguous failure is deduplicated by ClickHouse, materialized views included.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from ingestor.sink.engine import ClickHouse
+from ingestor.sink.retry import call_with_retry
+
+__all__ = ["ID_COLUMNS", "Batch", "write_batch"]
+
+Row = dict[str, Any]
+
+# Tables that feed materialized views, and the column that identifies a row in each.
+ID_COLUMNS: Mapping[str, str] = {
+    "events": "event_id",
+    "tool_calls": "event_id",
+    "agent_steps": "event_id",
+    "token_usage_ledger": "request_id",
+}
+# Parents before children: a crash between inserts leaves children to be re-inserted, never
+# orphans that a replay would then skip.
+_ORDER = ("transcript_lines", "dead_letters", "events", "tool_calls", "agent_steps")
+
+
+class Batch:
+    """Rows waiting for ClickHouse, with the size/age rule that says when to flush. Pure."""
+
+    def __init__(self, max_rows: int, max_age_s: float, clock: Callable[[], float]) -> None:
+        self._max_rows = max_rows
+        self._max_age_s = max_age_s
+        self._clock = clock
+        self.rows: dict[str, list[Row]] = {}
+        self.size = 0
+        self._started: float | None = None
+
+    def add(self, rows: Mapping[str, Iterable[Row]]) -> None:
+        for table, new in rows.items():
+            bucket = self.rows.setdefault(table, [])
+            before = len(bucket)
+            bucket.extend(new)
+            self.size += len(bucket) - before
+        if self._started is None:
+            self._started = self._clock()
+
+    def due(self) -> bool:
+        if self._started is None:
+            return False
+        return self.size >= self._max_rows or self._clock() - self._started >= self._max_age_s
+
+    def take(self) -> dict[str, list[Row]]:
+        rows, self.rows, self.size, self._started = self.rows, {}, 0, None
+        return rows
+
+
+def write_batch(
+    ch: ClickHouse,
+    rows: Mapping[str, list[Row]],
+    *,
+    token: str,
+    retries: int,
+    backoff_s: float,
+    sleep: Callable[[float], None] = time.sleep,
+) -> int:
+    """Insert every table's rows (each once, retried with the same token). Returns rows stored."""
+    stored = 0
+    tables = sorted(rows, key=lambda t: _ORDER.index(t) if t in _ORDER else len(_ORDER))
+    for table in tables:
+        batch = rows[table]
+        if not batch:
+            continue
+
+        def insert(table: str = table, batch: list[Row] = batch) -> int:
+            fresh = _unseen(ch, table, batch)
+            if fresh:
+                ch.insert(table, fresh, token=f"{token}:{table}")
+            return len(fresh)
+
+        stored += call_with_retry(insert, retries=retries, backoff_s=backoff_s, sleep=sleep)
+    return stored
+
+
+def _unseen(ch: ClickHouse, table: str, batch: list[Row]) -> list[Row]:
+    column = ID_COLUMNS.get(table)
+    if column is None:
+        return batch
+    unique: dict[str, Row] = {}
+    for row in batch:
+        unique.setdefault(row[column], row)
+    known: set[str] = set()
+    ids = list(unique)
+    for start in range(0, len(ids), 10_000):
+        chunk = ", ".join(_quote(i) for i in ids[start : start + 10_000])
+        found = ch.query(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({chunk})")
+        known.update(str(r[0]) for r in found)
+    return [row for key, row in unique.items() if key not in known]
+
+
+def _quote(value: str) -> str:
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"

@@ -1,0 +1,90 @@
+"""The worker's HTTP views (Faust web, bound to loopback unless configured).
+
+* ``GET /sessions/`` — every live session aggregate this worker holds, as JSON.
+* ``GET /sessions/{session_id}/`` — one session, 404 if this worker does not hold it.
+* ``GET /stats/`` — counters for progress displays: messages, lines by outcome, rows stored.
+
+Costs are exact decimals written as JSON numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from ingestor.worker.sessions import SessionAgg
+
+if TYPE_CHECKING:
+    from ingestor.worker.app import WorkerState
+
+__all__ = ["dumps_exact", "register_views"]
+
+
+def dumps_exact(value: Any) -> bytes:
+    """JSON with Decimals written as exact numbers (orjson would need floats)."""
+    import json
+
+    class _Exact(float):
+        # json calls float.__repr__ on float subclasses; keep the decimal's own digits.
+        def __init__(self, text: str) -> None:
+            self._text = text
+
+        def __repr__(self) -> str:
+            return self._text
+
+    def convert(obj: Any) -> Any:
+        if isinstance(obj, Decimal):
+            return _Exact(format(obj, "f"))
+        if isinstance(obj, dict):
+            return {k: convert(v) for k, v in obj.items()}
+        if isinstance(obj, list | tuple):
+            return [convert(v) for v in obj]
+        return obj
+
+    return json.dumps(convert(value), separators=(",", ":")).encode()
+
+
+def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
+    def reply(web: Any, body: Any, status: int = 200) -> Any:
+        return web.bytes(dumps_exact(body), content_type="application/json", status=status)
+
+    @app.page("/sessions/")
+    async def all_sessions(web: Any, request: Any) -> Any:
+        values = [SessionAgg.decode(raw).as_json() for raw in sessions.values() if raw is not None]
+        values.sort(key=lambda s: s["lastActivity"] or "", reverse=True)
+        return reply(web, {"sessions": values})
+
+    @app.page("/sessions/{session_id}/")
+    async def one_session(web: Any, request: Any, session_id: str) -> Any:
+        raw = sessions.get(session_id.encode())
+        if raw is None:
+            return reply(web, {"error": f"unknown session {session_id!r}"}, status=404)
+        return reply(web, SessionAgg.decode(raw).as_json())
+
+    @app.page("/report/{kind}/")
+    async def report(web: Any, request: Any, kind: str) -> Any:
+        # The embedded ClickHouse admits one process: `ingestor report` asks here while we run.
+        from ingestor.cli.report import KINDS, _day, build
+
+        if kind not in KINDS:
+            return reply(web, {"error": f"unknown report {kind!r}"}, status=404)
+        q = request.query
+        since = _day(q["since"]) if q.get("since") else None
+        until = _day(q["until"]) if q.get("until") else None
+        body = await asyncio.to_thread(build, state.ch, kind, since, until, q.get("tz", "UTC"))
+        return reply(web, body)
+
+    @app.page("/stats/")
+    async def stats(web: Any, request: Any) -> Any:
+        return reply(
+            web,
+            {
+                "run_id": state.run_id,
+                "counts": dict(state.counts),
+                "pending_rows": state.batch.size,
+                "pending_messages": len(state.held),
+                "flushes": state.flushes,
+                "projects_indexed": len(state.indexes),
+            },
+        )

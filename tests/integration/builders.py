@@ -1,0 +1,78 @@
+"""Small builders of transcript lines and events for the ClickHouse tests."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from ingestor.models import TranscriptLine, validate_event, validate_transcript_line
+from ingestor.sink.engine import ClickHouse
+from ingestor.sink.rows import event_rows, transcript_row
+from ingestor.wire import TranscriptSource
+
+
+def usage_line(
+    *,
+    ts: str,
+    message_id: str | None = None,
+    request_id: str | None = None,
+    inp: int = 0,
+    out: int = 0,
+    cc: int = 0,
+    cr: int = 0,
+    model: str = "claude-sonnet-4-5-20250929",
+    sidechain: bool = False,
+    session: str | None = "s1",
+    cost: str | None = None,
+    tools: tuple[str, ...] = (),
+) -> TranscriptLine:
+    message: dict[str, Any] = {
+        "model": model,
+        "usage": {
+            "input_tokens": inp,
+            "output_tokens": out,
+            "cache_creation_input_tokens": cc,
+            "cache_read_input_tokens": cr,
+        },
+        "content": [{"type": "tool_use", "name": t, "input": {}} for t in tools],
+    }
+    if message_id is not None:
+        message["id"] = message_id
+    data: dict[str, Any] = {
+        "type": "assistant",
+        "timestamp": ts,
+        "isSidechain": sidechain,
+        "message": message,
+    }
+    if request_id is not None:
+        data["requestId"] = request_id
+    if session is not None:
+        data["sessionId"] = session
+    if cost is not None:
+        data["costUSD"] = Decimal(cost)
+    return validate_transcript_line(data)
+
+
+def user_line(ts: str, session: str = "s1") -> TranscriptLine:
+    return validate_transcript_line({"type": "user", "timestamp": ts, "sessionId": session})
+
+
+def store_lines(
+    ch: ClickHouse,
+    source: TranscriptSource,
+    lines: list[tuple[int, TranscriptLine]],
+    *,
+    length: int = 100,
+    token: str | None = None,
+) -> None:
+    rows = [transcript_row(line, source, offset, length) for offset, line in lines]
+    ch.insert("transcript_lines", rows, token=token)
+
+
+def store_events(ch: ClickHouse, events: list[dict[str, Any]], *, token: str) -> None:
+    tables: dict[str, list[dict[str, Any]]] = {}
+    for raw in events:
+        for table, rows in event_rows(validate_event(raw)).items():
+            tables.setdefault(table, []).extend(rows)
+    for table, rows in tables.items():
+        ch.insert(table, rows, token=f"{token}:{table}")

@@ -1,0 +1,53 @@
+"""The ``clickhouse`` fixture: a fresh database with the schema applied, one per test.
+
+chdb in ``tmp_path`` by default; with ``$INGESTOR_TEST_CLICKHOUSE_URL``
+(``clickhouse://user:pass@host:9000``) a uniquely named database on that server instead,
+dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingestor.settings import ClickHouseTarget
+from ingestor.sink.engine import ClickHouse, open_clickhouse, quote_identifier
+from ingestor.sink.migrations import apply_schema
+
+SERVER_URL_ENV = "INGESTOR_TEST_CLICKHOUSE_URL"
+
+
+def server_url() -> str | None:
+    return os.environ.get(SERVER_URL_ENV, "").strip() or None
+
+
+def _target(tmp_path: Path) -> ClickHouseTarget:
+    url = server_url()
+    if url is None:
+        return ClickHouseTarget(kind="chdb", database="ingestor", path=tmp_path / "chdb")
+    base = ClickHouseTarget.parse(url, default_path=tmp_path)
+    return dataclasses.replace(base, database=f"ingestor_test_{uuid.uuid4().hex[:12]}")
+
+
+@pytest.fixture
+def clickhouse_empty(tmp_path: Path) -> Iterator[ClickHouse]:
+    """An engine on a fresh, empty database (no schema)."""
+    ch = open_clickhouse(_target(tmp_path))
+    try:
+        yield ch
+    finally:
+        if ch.target.kind == "server":
+            ch.execute(f"DROP DATABASE IF EXISTS {quote_identifier(ch.target.database)}")
+        ch.close()
+
+
+@pytest.fixture
+def clickhouse(clickhouse_empty: ClickHouse) -> ClickHouse:
+    """An engine on a fresh database with every migration applied."""
+    apply_schema(clickhouse_empty)
+    return clickhouse_empty

@@ -1,0 +1,129 @@
+from __future__ import annotations
+
+import orjson
+import pytest
+from watch_helpers import jl, usage_line
+
+from ingestor.producer.lines import first_timestamp, pack, parse_chunk, split_lines
+
+
+def parse(data: bytes, offset: int = 0, **kw: int) -> tuple[list[dict[str, object]], int]:
+    kw.setdefault("bad_line_max_bytes", 64)
+    kw.setdefault("max_record_bytes", 100_000)
+    chunk = parse_chunk(data, offset, **kw)
+    return [orjson.loads(r) for r in chunk.records], chunk.end
+
+
+def test_split_keeps_the_partial_tail_out() -> None:
+    assert split_lines(b'{"a":1}\n{"b":2}\n{"c":', 100) == ([b'{"a":1}', b'{"b":2}'], 116)
+    assert split_lines(b'{"c":', 100) == ([], 100)
+    assert split_lines(b"", 0) == ([], 0)
+
+
+def test_offset_plus_length_is_the_next_line_start() -> None:
+    data = jl({"type": "a"}, {"type": "bb"}) + b'{"type": "partial'
+    records, end = parse(data, offset=1000)
+    first, second = records
+    assert first["offset"] == 1000
+    assert first["offset"] + first["length"] == second["offset"]  # type: ignore[operator]
+    assert second["offset"] + second["length"] == end  # type: ignore[operator]
+    assert end == 1000 + data.index(b'{"type": "partial')
+
+
+def test_blank_lines_are_skipped_but_passed() -> None:
+    data = b'\n  \n{"type":"a"}\r\n\n'
+    records, end = parse(data, offset=0)
+    assert [r["offset"] for r in records] == [4]
+    assert records[0]["line"] == {"type": "a"}  # CRLF is JSON whitespace
+    assert end == len(data)
+
+
+@pytest.mark.parametrize(
+    ("line", "reason"),
+    [
+        (b'{"type": "assistant", "trunc', "not valid JSON"),
+        (b"[1, 2]", "not a JSON object: array"),
+        (b"42", "not a JSON object: number"),
+        (b"null", "not a JSON object: null"),
+        (b'"text"', "not a JSON object: string"),
+    ],
+)
+def test_bad_lines_travel_with_reason_and_offset(line: bytes, reason: str) -> None:
+    records, _ = parse(jl({"type": "a"}) + line + b"\n")
+    bad = records[1]
+    assert bad["offset"] == 13 and bad["length"] == len(line) + 1
+    assert bad["raw"] == line.decode()
+    assert str(bad["error"]).startswith(reason)
+    assert "line" not in bad
+
+
+def test_bad_raw_is_truncated_and_decoded_with_replacement() -> None:
+    line = b"\xff\xfe not json " + b"x" * 500
+    records, _ = parse(line + b"\n", bad_line_max_bytes=64)
+    assert records[0]["raw"] == line[:64].decode("utf-8", errors="replace")
+    assert "\ufffd" in str(records[0]["raw"])
+    assert (
+        parse_chunk(line + b"\n", 0, bad_line_max_bytes=64, max_record_bytes=10**6).bad_lines == 1
+    )
+
+
+def test_no_conversation_text_survives() -> None:
+    user = {
+        "type": "user",
+        "timestamp": "2025-01-01T00:00:00Z",
+        "message": {"role": "user", "content": [{"type": "tool_result", "content": "SECRET"}]},
+        "toolUseResult": {"stdout": "SECRET"},
+        "summary": "SECRET",
+    }
+    chunk = parse_chunk(jl(usage_line(1), user), 0, bad_line_max_bytes=64, max_record_bytes=10**6)
+    blob = b"".join(chunk.records)
+    assert b"SECRET" not in blob
+    assistant = orjson.loads(chunk.records[0])["line"]
+    assert assistant["message"]["tool_uses"] == ["Bash"]
+    assert assistant["message"]["usage"] == {"input_tokens": 1, "output_tokens": 1}
+    assert assistant["requestId"] == "req_1"
+
+
+def test_first_timestamp_is_the_first_line_that_has_one() -> None:
+    lines = [
+        {"type": "summary"},
+        {"type": "user", "timestamp": "not a date"},
+        {"type": "user", "timestamp": "2025-03-02T00:00:00Z"},
+        {"type": "user", "timestamp": "2025-03-01T00:00:00Z"},
+    ]
+    data = jl(*lines)
+    chunk = parse_chunk(data, 0, bad_line_max_bytes=64, max_record_bytes=10**6)
+    assert chunk.first_ts == "2025-03-02T00:00:00Z"
+    assert first_timestamp(data.splitlines()) == "2025-03-02T00:00:00Z"
+    assert first_timestamp([b"", b"junk", b'{"type":"x"}']) is None
+
+
+def test_a_stripped_line_too_big_for_an_envelope_becomes_a_bad_line() -> None:
+    huge = {"type": "user", "cwd": "/" + "d" * 5000}
+    chunk = parse_chunk(jl(huge), 0, bad_line_max_bytes=64, max_record_bytes=1000)
+    record = orjson.loads(chunk.records[0])
+    assert record["error"] == "stripped line larger than 1000 bytes"
+    assert len(record["raw"]) == 64 and chunk.bad_lines == 1
+
+
+def test_an_endless_line_is_cut_at_max_line_bytes() -> None:
+    chunk = parse_chunk(
+        b"x" * 300, 7, bad_line_max_bytes=64, max_record_bytes=10**6, max_line_bytes=256
+    )
+    assert chunk.end == 7 + 256
+    assert orjson.loads(chunk.records[0])["error"] == "line longer than 256 bytes"
+    # Shorter than the limit: a partial line, wait for the rest.
+    assert (
+        parse_chunk(
+            b"x" * 200, 0, bad_line_max_bytes=64, max_record_bytes=10**6, max_line_bytes=256
+        ).records
+        == []
+    )
+
+
+def test_pack_respects_record_and_byte_limits_in_order() -> None:
+    assert pack([10] * 7, overhead=50, max_records=3, max_bytes=10_000) == [3, 6, 7]
+    # 50 + 3 * 11 = 83 fits 90; a fourth record would not.
+    assert pack([10] * 7, overhead=50, max_records=100, max_bytes=90) == [3, 6, 7]
+    assert pack([10, 500, 10], overhead=50, max_records=100, max_bytes=100) == [1, 2, 3]
+    assert pack([], overhead=50, max_records=3, max_bytes=100) == []

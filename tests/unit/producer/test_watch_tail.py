@@ -1,0 +1,107 @@
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import orjson
+from watch_helpers import jl, usage_line
+
+from ingestor.producer.checkpoint import FilePosition
+from ingestor.producer.lines import ParsedChunk
+from ingestor.producer.tail import Tail
+
+
+def make_tail(path: Path, position: FilePosition | None = None, **kw: int) -> Tail:
+    return Tail(str(path), "proj", position, bad_line_max_bytes=64, max_record_bytes=10**6, **kw)
+
+
+def offsets(chunk: ParsedChunk | None) -> list[int]:
+    assert chunk is not None
+    return [orjson.loads(r)["offset"] for r in chunk.records]
+
+
+def test_reads_complete_lines_and_waits_for_a_partial_one(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    first = jl(usage_line(1))
+    path.write_bytes(first + b'{"type": "user", "ti')
+    tail = make_tail(path)
+    chunk = tail.read()
+    assert offsets(chunk) == [0]
+    assert chunk is not None and chunk.end == len(first)
+    assert tail.position.offset == 0  # reading does not commit
+    tail.commit(chunk.end)
+    assert tail.read() is None
+    assert not tail.changed()  # nothing new since the partial line was seen
+
+    with path.open("ab") as handle:
+        handle.write(b'mestamp": "2025-01-01T00:00:00Z"}\n')
+    assert tail.changed()
+    assert offsets(tail.read()) == [len(first)]
+
+
+def test_truncation_starts_a_new_generation_at_zero(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(jl(usage_line(1), usage_line(2)))
+    tail = make_tail(path)
+    chunk = tail.read()
+    assert chunk is not None
+    tail.commit(chunk.end)
+    ino = os.stat(path).st_ino
+    with path.open("r+b") as handle:
+        handle.truncate(0)
+        handle.write(jl(usage_line(3, ts="2025-05-05T00:00:00Z")))
+    assert os.stat(path).st_ino == ino
+    assert offsets(tail.read()) == [0]
+    assert tail.position.generation == 1
+    assert tail.source.first_ts == "2025-05-05T00:00:00Z"
+
+
+def test_replacement_starts_a_new_generation(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(jl(usage_line(1)))
+    tail = make_tail(path)
+    chunk = tail.read()
+    assert chunk is not None
+    tail.commit(chunk.end)
+    new = tmp_path / "new.jsonl"
+    new.write_bytes(jl(usage_line(1), usage_line(2)))  # longer: size alone would not tell
+    os.replace(new, path)
+    assert offsets(tail.read()) == [0, chunk.end]
+    assert tail.position.generation == 1
+    assert tail.position.inode == os.stat(path).st_ino
+
+
+def test_a_position_from_clickhouse_adopts_the_file_and_finds_first_ts(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    head = jl({"type": "summary"}, usage_line(1, ts="2025-01-02T00:00:00Z"))
+    path.write_bytes(head + jl(usage_line(2, ts="2025-01-03T00:00:00Z")))
+    tail = make_tail(path, FilePosition(generation=4, inode=None, offset=len(head)))
+    assert offsets(tail.read()) == [len(head)]
+    assert tail.position.generation == 4  # adopted, not a replacement
+    assert tail.source.first_ts == "2025-01-02T00:00:00Z"  # from before the position
+
+
+def test_first_ts_probe_reads_past_long_untimed_lines(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    big = {"type": "summary", "summary": "x" * (200 << 10)}
+    path.write_bytes(jl(big, usage_line(1, ts="2025-07-01T00:00:00Z")))
+    tail = make_tail(path)
+    assert tail.first_ts() == "2025-07-01T00:00:00Z"
+    assert tail.position.offset == 0
+
+
+def test_a_line_longer_than_a_chunk_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    first = jl({"type": "user", "pad": "x" * 5000})
+    path.write_bytes(first + jl({"type": "user"}) + b"x" * 3000)
+    tail = make_tail(path, chunk_bytes=1024)
+    chunk = tail.read()
+    assert offsets(chunk) == [0, len(first)]
+    assert chunk is not None and chunk.bad_lines == 0
+
+
+def test_a_vanished_file_reads_as_nothing(tmp_path: Path) -> None:
+    tail = make_tail(tmp_path / "gone.jsonl")
+    assert tail.read() is None
+    assert not tail.changed()
+    assert tail.first_ts() is None

@@ -1,0 +1,25 @@
+from __future__ import annotations
+
+from ingestor.worker.sink import Batch
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_batch_is_due_by_size_or_age() -> None:
+    clock = FakeClock()
+    batch = Batch(max_rows=3, max_age_s=1.0, clock=clock)
+    assert not batch.due()
+    batch.add({"t": [{"a": 1}]})
+    assert not batch.due()
+    clock.now = 1.0
+    assert batch.due()
+    rows = batch.take()
+    assert rows == {"t": [{"a": 1}]} and batch.size == 0 and not batch.due()
+    batch.add({"t": [{}, {}], "u": [{}]})
+    assert batch.due()
