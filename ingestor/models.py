@@ -93,7 +93,9 @@ class Usage(_Frozen):
     def cache_creation_tokens(self) -> int:
         """ccusage's rule: the ephemeral 5m/1h split, when present, is the cache-creation count."""
         cc = self.cache_creation
-        if cc is not None and (split := cc.ephemeral_5m_input_tokens + cc.ephemeral_1h_input_tokens):
+        if cc is not None and (
+            split := cc.ephemeral_5m_input_tokens + cc.ephemeral_1h_input_tokens
+        ):
             return split
         return self.cache_creation_input_tokens
 

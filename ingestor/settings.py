@@ -63,7 +63,7 @@ class ClickHouseTarget:
 
 
 def default_watch_dirs() -> list[Path]:
-    """Every ``projects/`` under ``$CLAUDE_CONFIG_DIR`` (comma-separated), else ~/.claude/projects."""
+    """Each ``projects/`` under ``$CLAUDE_CONFIG_DIR`` (comma-separated), else ~/.claude's."""
     env = os.environ.get("CLAUDE_CONFIG_DIR", "").strip()
     if env:
         roots = [Path(p.strip()).expanduser() for p in env.split(",") if p.strip()]

@@ -56,9 +56,8 @@ def run(args: argparse.Namespace) -> int:
         else:
             assert settings.kafka_bootstrap is not None
             bootstrap = settings.kafka_bootstrap
-        _say(
-            f"broker {bootstrap}{' (embedded Tansu)' if fresh else ''}; clickhouse {settings.clickhouse}"
-        )
+        kind = " (embedded Tansu)" if fresh else ""
+        _say(f"broker {bootstrap}{kind}; clickhouse {settings.clickhouse}")
         _prepare(settings, bootstrap, fresh)
         return _supervise(settings, bootstrap, fresh, dirs, once=args.once)
 
@@ -80,6 +79,10 @@ def _prepare(settings: Settings, bootstrap: str, fresh: bool) -> None:
             _say(f"schema: applied {', '.join(applied)}")
         positions = file_positions(ch) if fresh else None
         seeds = session_seeds(ch) if fresh else []
+        if seeds:
+            # A crash can leave summary rows behind the lines stored: rewrite them from the truth.
+            version = time.time_ns()
+            ch.insert("session_summaries", [agg.summary_row(version) for agg in seeds])
     finally:
         ch.close()
     asyncio.run(create_topics(settings, bootstrap))

@@ -19,7 +19,9 @@ from ingestor.settings import Settings, load_settings
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser("watch", help="tail transcripts into Kafka")
     p.add_argument("dirs", nargs="*", type=Path, help="directories to watch (default: Claude's)")
-    p.add_argument("--bootstrap", help="Kafka bootstrap servers (default: INGESTOR_KAFKA_BOOTSTRAP)")
+    p.add_argument(
+        "--bootstrap", help="Kafka bootstrap servers (default: INGESTOR_KAFKA_BOOTSTRAP)"
+    )
     p.add_argument("--once", action="store_true", help="send what exists now, then exit")
     p.add_argument("--stats", type=Path, help="write progress counters to this JSON file")
     p.set_defaults(run=run)

@@ -1,4 +1,4 @@
-"""``ingestor worker``: the Faust stream worker (validate, dedup, aggregate, flush to ClickHouse)."""
+"""``ingestor worker``: the Faust stream worker (validate, dedup, aggregate, store)."""
 
 from __future__ import annotations
 

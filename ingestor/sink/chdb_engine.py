@@ -54,9 +54,13 @@ class ChdbClickHouse(ClickHouse):
             raise StorageError(f"cannot open chdb at {target.path}{hint}: {e}") from e
         self._closed = False
         database = quote_identifier(target.database)
-        for sql in (*_SESSION_SETTINGS, f"CREATE DATABASE IF NOT EXISTS {database}"):
-            self.execute(sql)
-        self.execute(f"USE {database}")
+        try:
+            for sql in (*_SESSION_SETTINGS, f"CREATE DATABASE IF NOT EXISTS {database}"):
+                self.execute(sql)
+            self.execute(f"USE {database}")
+        except BaseException:
+            self.close()
+            raise
 
     def _run(self, sql: str | bytes, fmt: str, what: str) -> Any:
         with self._lock:

@@ -16,13 +16,10 @@ from typing import Any, Protocol
 from ingestor.errors import Location
 from ingestor.models import (
     AgentStep,
-    AssertionFailed,
-    CostThresholdExceeded,
     ErrorEvent,
     Event,
-    HallucinationDetected,
+    EventBase,
     LedgerEntry,
-    PerformanceAlert,
     PromptCall,
     ToolCall,
     TranscriptLine,
@@ -46,6 +43,10 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a line without a timestamp
 UNKNOWN_FIRST_TS = datetime(2299, 12, 31, tzinfo=UTC)  # sorts files of unknown age last
 RAW_MAX_CHARS = 65_536  # a dead letter keeps at most this much of the bad input
 _MONEY_QUANTUM = Decimal("1E-10")  # the scale of every Decimal(20, 10) money column
+# Type-specific event fields stored in columns of their own, not in ``attributes``.
+_EVENT_COLUMNS = frozenset(
+    {"event_type", "prompt_chars", "response_chars", "finish_reason", "error_type", "error_message"}
+)
 
 
 def money(value: Decimal) -> Decimal:
@@ -207,40 +208,14 @@ def _error_message(event: Event) -> str:
 
 def _attributes(event: Event) -> dict[str, str]:
     """The type-specific fields without a column of their own, as text (Decimals exact)."""
-    if isinstance(event, ToolCall):
-        return {"tool_name": event.tool_name, "tool_call_id": event.tool_call_id or ""}
-    if isinstance(event, AgentStep):
-        return {
-            "step_number": str(event.step_number),
-            "step_name": event.step_name,
-            "step_type": event.step_type,
-            "agent_name": event.agent_name or "",
-        }
-    if isinstance(event, AssertionFailed):
-        return {
-            "assertion_name": event.assertion_name,
-            "expected": event.expected,
-            "actual": event.actual,
-        }
-    if isinstance(event, HallucinationDetected):
-        return {
-            "detection_method": event.detection_method,
-            "confidence": repr(event.confidence),
-            "severity": event.severity,
-        }
-    if isinstance(event, CostThresholdExceeded):
-        return {
-            "threshold_usd": str(event.threshold_usd),
-            "actual_usd": str(event.actual_usd),
-            "window": event.window,
-        }
-    if isinstance(event, PerformanceAlert):
-        return {
-            "metric": event.metric,
-            "threshold": repr(event.threshold),
-            "actual_value": repr(event.actual_value),
-        }
-    return {}
+    names = type(event).model_fields.keys() - EventBase.model_fields.keys() - _EVENT_COLUMNS
+    return {name: _text(getattr(event, name)) for name in sorted(names)}
+
+
+def _text(value: Any) -> str:
+    if value is None:
+        return ""
+    return repr(value) if isinstance(value, float) else str(value)
 
 
 def ledger_row(entry: LedgerEntry) -> dict[str, Any]:

@@ -75,7 +75,10 @@ class ServerClickHouse(ClickHouse):
         if not rows:
             return
         columns = list(rows[0].keys())
-        data = [[row[c] for row in rows] for c in columns]
+        try:
+            data = [[row[c] for row in rows] for c in columns]
+        except KeyError as e:
+            raise StorageError(f"INSERT INTO {table}: rows do not match {columns}: {e!r}") from e
         settings: dict[str, Any] = {}
         if token is not None:
             settings["insert_deduplication_token"] = token

@@ -15,8 +15,7 @@ import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 import faust
 
@@ -83,17 +82,21 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
         batch=Batch(settings.batch_max_rows, settings.batch_max_age_s, time.monotonic),
         limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
     )
-    raw = {
-        "key_type": bytes,
-        "value_type": bytes,
-        "key_serializer": "raw",
-        "value_serializer": "raw",
-    }
-    transcripts_topic = app.topic(settings.topic("transcripts"), **raw)
-    events_topic = app.topic(settings.topic("events"), **raw)
-    ledger_topic = app.topic(settings.topic("ledger"), **raw)
-    dlq_topic = app.topic(settings.topic("dead-letters"), **raw)
-    sessions = app.Table("sessions", default=None, partitions=settings.topic_partitions)
+
+    def raw_topic(name: str) -> Any:
+        return app.topic(
+            settings.topic(name),
+            key_type=bytes,
+            value_type=bytes,
+            key_serializer="raw",
+            value_serializer="raw",
+        )
+
+    transcripts_topic = raw_topic("transcripts")
+    events_topic = raw_topic("events")
+    ledger_topic = raw_topic("ledger")
+    dlq_topic = raw_topic("dead-letters")
+    sessions: Any = app.Table("sessions", default=None, partitions=settings.topic_partitions)
     # Values are our own bytes (SessionAgg.encode); Faust takes serializers only from model types.
     sessions.key_serializer = sessions.value_serializer = "raw"
 
@@ -160,16 +163,18 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
     agent_for("event", events_topic)
     agent_for("ledger", ledger_topic)
 
-    @app.timer(interval=max(0.1, settings.batch_max_age_s / 4))
     async def flush_by_age() -> None:
         if state.batch.due():
             await flush(state, app)
 
-    @app.on_partitions_revoked.connect
+    app.timer(interval=max(0.1, settings.batch_max_age_s / 4))(flush_by_age)
+
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         # Another worker may take these partitions: store what we have, forget cached indexes.
         await flush(state, app)
         state.indexes.clear()
+
+    app.on_partitions_revoked.connect(cast(Any, on_revoked))
 
     register_views(app, sessions, state)
     app.ingestor_state = state  # type: ignore[attr-defined]
@@ -188,7 +193,9 @@ def _apply_sessions(sessions: Any, state: WorkerState, processed: Processed, off
             offset, processed.adds.get(session_id, ()), processed.retracts.get(session_id, ())
         ):
             sessions[key] = agg.encode()
-            state.dirty[key] = agg
+        # Dirty even when skipped as re-delivered: a crash may have stored the lines but not
+        # the summary row, which the next flush then rewrites.
+        state.dirty[key] = agg
 
 
 async def flush(state: WorkerState, app: faust.App) -> None:
@@ -203,7 +210,7 @@ async def flush(state: WorkerState, app: faust.App) -> None:
         dirty, state.dirty = state.dirty, {}
         if dirty:
             version = time.time_ns()
-            rows["session_summaries"] = [_summary_row(agg, version) for agg in dirty.values()]
+            rows["session_summaries"] = [agg.summary_row(version) for agg in dirty.values()]
         state.flushes += 1
         token = f"{state.run_id}:{state.flushes}"
         try:
@@ -223,31 +230,6 @@ async def flush(state: WorkerState, app: faust.App) -> None:
         state.counts["rows_stored"] += stored
         for stream, event in held:
             await stream.ack(event)
-
-
-def _summary_row(agg: SessionAgg, version: int) -> dict[str, Any]:
-    t = agg.totals
-    return {
-        "session_id": agg.session_id,
-        "project": agg.project,
-        "input_tokens": t.input_tokens,
-        "output_tokens": t.output_tokens,
-        "cache_creation_tokens": t.cache_creation_tokens,
-        "cache_read_tokens": t.cache_read_tokens,
-        "total_tokens": t.total_tokens,
-        "messages": t.messages,
-        "cost_usd": t.cost,
-        "models": {name: m.total_tokens for name, m in agg.models.items()},
-        "tool_uses": dict(agg.tool_uses),
-        "message_types": {"assistant": t.messages},
-        "first_activity": _utc(agg.first_activity_ms),
-        "last_activity": _utc(agg.last_activity_ms),
-        "version": version,
-    }
-
-
-def _utc(ms: int | None) -> datetime:
-    return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC)
 
 
 def _text(value: bytes | None) -> str:

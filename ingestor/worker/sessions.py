@@ -153,6 +153,27 @@ class SessionAgg:
             revision=d["r"],
         )
 
+    def summary_row(self, version: int) -> dict[str, Any]:
+        """The ``session_summaries`` row (seed 000); the highest ``version`` wins."""
+        t = self.totals
+        return {
+            "session_id": self.session_id,
+            "project": self.project,
+            "input_tokens": t.input_tokens,
+            "output_tokens": t.output_tokens,
+            "cache_creation_tokens": t.cache_creation_tokens,
+            "cache_read_tokens": t.cache_read_tokens,
+            "total_tokens": t.total_tokens,
+            "messages": t.messages,
+            "cost_usd": t.cost,
+            "models": {name: m.total_tokens for name, m in self.models.items()},
+            "tool_uses": dict(self.tool_uses),
+            "message_types": {"assistant": t.messages},
+            "first_activity": _utc(self.first_activity_ms),
+            "last_activity": _utc(self.last_activity_ms),
+            "version": version,
+        }
+
     def as_json(self) -> dict[str, Any]:
         """The shape served over HTTP (close to ccusage's session report)."""
         t = self.totals
@@ -183,6 +204,10 @@ class SessionAgg:
             ],
             "toolUses": dict(sorted(self.tool_uses.items())),
         }
+
+
+def _utc(ms: int | None) -> datetime:
+    return datetime.fromtimestamp((ms or 0) / 1000, tz=UTC)
 
 
 def _iso(ms: int | None) -> str | None:

@@ -49,20 +49,17 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
     def reply(web: Any, body: Any, status: int = 200) -> Any:
         return web.bytes(dumps_exact(body), content_type="application/json", status=status)
 
-    @app.page("/sessions/")
     async def all_sessions(web: Any, request: Any) -> Any:
         values = [SessionAgg.decode(raw).as_json() for raw in sessions.values() if raw is not None]
         values.sort(key=lambda s: s["lastActivity"] or "", reverse=True)
         return reply(web, {"sessions": values})
 
-    @app.page("/sessions/{session_id}/")
     async def one_session(web: Any, request: Any, session_id: str) -> Any:
         raw = sessions.get(session_id.encode())
         if raw is None:
             return reply(web, {"error": f"unknown session {session_id!r}"}, status=404)
         return reply(web, SessionAgg.decode(raw).as_json())
 
-    @app.page("/report/{kind}/")
     async def report(web: Any, request: Any, kind: str) -> Any:
         # The embedded ClickHouse admits one process: `ingestor report` asks here while we run.
         from ingestor.cli.report import KINDS, _day, build
@@ -75,7 +72,6 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
         body = await asyncio.to_thread(build, state.ch, kind, since, until, q.get("tz", "UTC"))
         return reply(web, body)
 
-    @app.page("/stats/")
     async def stats(web: Any, request: Any) -> Any:
         return reply(
             web,
@@ -88,3 +84,8 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 "projects_indexed": len(state.indexes),
             },
         )
+
+    app.page("/sessions/")(all_sessions)
+    app.page("/sessions/{session_id}/")(one_session)
+    app.page("/report/{kind}/")(report)
+    app.page("/stats/")(stats)

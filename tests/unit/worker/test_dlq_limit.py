@@ -28,7 +28,9 @@ def test_old_failures_slide_out_of_the_window() -> None:
 
 def test_dead_letter_carries_location_reason_and_truncated_raw() -> None:
     loc = Location("t", 1, 42, 3, "/x/a.jsonl", 128)
-    dead = DeadLetter.of("transcript", InvalidRecord("bad", "message.usage").at(loc), "é" * 100, max_bytes=11)
+    dead = DeadLetter.of(
+        "transcript", InvalidRecord("bad", "message.usage").at(loc), "é" * 100, max_bytes=11
+    )
     assert dead.raw == "é" * 5
     assert dead.key() == b"/x/a.jsonl"
     body = dead.message()

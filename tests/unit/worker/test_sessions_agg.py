@@ -8,7 +8,9 @@ from ingestor.worker.dedup import Contribution
 from ingestor.worker.sessions import SessionAgg
 
 
-def c(offset: int, *, model: str = "claude-opus-4", out: int = 10, tools: tuple[str, ...] = ()) -> Contribution:
+def c(
+    offset: int, *, model: str = "claude-opus-4", out: int = 10, tools: tuple[str, ...] = ()
+) -> Contribution:
     return Contribution(
         identity=("f", 0, offset),
         session_id="s",
