@@ -7,6 +7,7 @@ Defaults run the embedded stack: a Tansu broker started on loopback and the chdb
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -97,6 +98,10 @@ class Settings(BaseSettings):
 
     # ClickHouse. None = chdb under data_dir/clickhouse.
     clickhouse_url: str | None = None
+
+    # Duplicates are resolved within one scope: by default everything this host's watcher reads,
+    # as ccusage does on one machine. Also the transcript message key (one scope, one partition).
+    dedup_scope: str = Field(default_factory=socket.gethostname, min_length=1)
 
     # Producers: one Kafka message carries up to this many records (Faust's cost is per message).
     envelope_max_records: int = Field(default=500, ge=1)

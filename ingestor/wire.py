@@ -13,8 +13,9 @@ Envelope (JSON, UTF-8)::
 Transcript records are ``{"offset": int, "length": int, "line": {...stripped line...}}``, or
 ``{"offset", "length", "raw": str, "error": str}`` for a line that is not valid JSON: it travels
 (truncated) so that the worker can dead-letter it with its location. The source is
-``{"file", "generation", "project", "first_ts"}`` where ``generation`` counts truncations and
-replacements of the file, and ``first_ts`` is the file's earliest timestamp (ccusage's order).
+``{"file", "generation", "project", "first_ts", "scope"}`` where ``generation`` counts truncations
+and replacements of the file, ``first_ts`` is the file's earliest timestamp (ccusage's order) and
+``scope`` is the dedup scope (one watcher's sources; also the message key).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ class TranscriptSource:
     project: str
     generation: int = 0
     first_ts: str | None = None  # ISO-8601 of the file's earliest line
+    scope: str = ""  # the dedup scope: one watcher's sources (see ARCHITECTURE.md)
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -55,6 +57,7 @@ class TranscriptSource:
             "project": self.project,
             "generation": self.generation,
             "first_ts": self.first_ts,
+            "scope": self.scope,
         }
 
     @classmethod
@@ -64,6 +67,7 @@ class TranscriptSource:
         file, project = data.get("file"), data.get("project")
         generation = data.get("generation", 0)
         first_ts = data.get("first_ts")
+        scope = data.get("scope", "")
         if not isinstance(file, str) or not file:
             raise InvalidEnvelope("must be a non-empty string", "source.file")
         if not isinstance(project, str):
@@ -72,7 +76,9 @@ class TranscriptSource:
             raise InvalidEnvelope("must be a non-negative integer", "source.generation")
         if first_ts is not None and not isinstance(first_ts, str):
             raise InvalidEnvelope("must be a string or null", "source.first_ts")
-        return cls(file=file, project=project, generation=generation, first_ts=first_ts)
+        if not isinstance(scope, str):
+            raise InvalidEnvelope("must be a string", "source.scope")
+        return cls(file, project, generation, first_ts, scope)
 
 
 @dataclass(frozen=True, slots=True)

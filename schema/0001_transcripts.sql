@@ -14,6 +14,7 @@ CREATE TABLE IF NOT EXISTS transcript_lines
     -- ccusage processes files in order of their earliest timestamp; unknown sorts last.
     file_first_ts         DateTime64(3, 'UTC'),
     project               LowCardinality(String),
+    dedup_scope           LowCardinality(String),  -- duplicates are resolved within a scope
     session_id            String,
     line_type             LowCardinality(String),
     uuid                  String,

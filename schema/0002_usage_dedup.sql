@@ -1,5 +1,6 @@
 -- The ccusage dedup rule (ARCHITECTURE.md), applied at query time over every stored line.
 --
+-- Within one dedup_scope (one watcher's sources, as ccusage on one machine).
 -- Order key: (file_first_ts, source_file, source_generation, source_offset).
 -- Rule 3: a sidechain usage line whose message_id appeared on an earlier usage line with a
 --         different request_id is a replay: dropped. "Some earlier line has another request_id"
@@ -15,7 +16,7 @@ FROM
     SELECT
         *,
         row_number() OVER (
-            PARTITION BY message_id, request_id
+            PARTITION BY dedup_scope, message_id, request_id
             ORDER BY is_sidechain ASC, input_tokens + output_tokens DESC,
                      file_first_ts, source_file, source_generation, source_offset
         ) AS copy_rank
@@ -29,7 +30,7 @@ FROM
         FROM transcript_lines FINAL
         WHERE has_usage = 1
         WINDOW earlier AS (
-            PARTITION BY message_id
+            PARTITION BY dedup_scope, message_id
             ORDER BY file_first_ts, source_file, source_generation, source_offset
             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
         )

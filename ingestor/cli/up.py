@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from ingestor.settings import Settings, default_watch_dirs, load_settings
+from ingestor.worker.app import RESTARTABLE
 
 __all__ = ["register"]
 
@@ -82,7 +83,7 @@ def _prepare(settings: Settings, bootstrap: str, fresh: bool) -> None:
         if seeds:
             # A crash can leave summary rows behind the lines stored: rewrite them from the truth.
             version = time.time_ns()
-            ch.insert("session_summaries", [agg.summary_row(version) for agg in seeds])
+            ch.insert("session_summaries", [agg.summary_row(version) for _, agg in seeds])
     finally:
         ch.close()
     asyncio.run(create_topics(settings, bootstrap))
@@ -95,20 +96,27 @@ def _prepare(settings: Settings, bootstrap: str, fresh: bool) -> None:
         _say(f"resuming from ClickHouse: {len(positions)} file(s), {len(seeds)} session(s)")
 
 
-def _spawn(args: list[str]) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     from ingestor.local.tansu import die_with_parent_hook
 
-    return subprocess.Popen(
-        [sys.executable, "-m", "ingestor.cli.main", *args],
-        preexec_fn=die_with_parent_hook(),
-        env=os.environ.copy(),
-    )
+    with log.open("ab") as out:  # the child keeps its own descriptor
+        return subprocess.Popen(
+            [sys.executable, "-m", "ingestor.cli.main", *args],
+            preexec_fn=die_with_parent_hook(),
+            env=os.environ.copy(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
 
 
 def _supervise(
     settings: Settings, bootstrap: str, fresh: bool, dirs: list[Path], *, once: bool
 ) -> int:
-    worker_args = ["worker", "--bootstrap", bootstrap, *(["--tansu"] if fresh else [])]
+    worker_args = ["worker", "--bootstrap", bootstrap, "--loglevel", "info"]
+    worker_args += ["--tansu"] if fresh else []
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    _say(f"logs in {logs}/; worker HTTP on http://{settings.web_host}:{settings.web_port}/")
     watch_args = [
         "watch",
         "--bootstrap",
@@ -117,8 +125,8 @@ def _supervise(
         str(settings.data_dir / WATCH_STATS),
     ]
     watch_args += [str(d) for d in dirs]
-    worker = _spawn(worker_args)
-    watcher = _spawn(watch_args)
+    worker = _spawn(worker_args, logs / "worker.log")
+    watcher = _spawn(watch_args, logs / "watch.log")
     stopping = False
 
     def stop(*_: Any) -> None:
@@ -134,11 +142,13 @@ def _supervise(
         while not stopping:
             time.sleep(0.5)
             if worker.poll() is not None:
-                if worker.returncode == 75 and restarts < 5:  # storage failure: re-deliver
+                if worker.returncode in RESTARTABLE and restarts < 5:
                     restarts += 1
-                    _say(f"worker exited (ClickHouse unavailable); restart {restarts}/5")
+                    _say(
+                        f"worker exited ({worker.returncode}) for re-delivery; restart {restarts}/5"
+                    )
                     time.sleep(min(30, 2**restarts))
-                    worker = _spawn(worker_args)
+                    worker = _spawn(worker_args, logs / "worker.log")
                     continue
                 _say(f"worker exited with {worker.returncode}")
                 status = worker.returncode or 1
@@ -187,7 +197,8 @@ def _progress(settings: Settings) -> tuple[str, bool]:
         f"files {watch.get('files', 0)}  lines read {read}  processed {processed}  "
         f"rows stored {stored}  dead letters {dead}  lag {lag}"
     )
-    done = bool(watch.get("idle")) and read > 0 and lag == 0 and pending == 0 and bool(stats)
+    idle = bool(watch.get("idle")) and processed >= read
+    done = idle and bool(stats) and pending == 0 and not stats.get("pending_messages")
     return line, done
 
 

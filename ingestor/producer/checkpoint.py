@@ -47,7 +47,13 @@ class FilePosition:
     first_ts: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        # Not dataclasses.asdict: a save writes every file's position, and asdict is slow.
+        return {
+            "generation": self.generation,
+            "inode": self.inode,
+            "offset": self.offset,
+            "first_ts": self.first_ts,
+        }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> FilePosition:

@@ -1,8 +1,28 @@
-"""Where the watcher's envelopes go: the ``Sender`` protocol and its Kafka implementation."""
+"""Where the watcher's envelopes go: the ``Sender`` protocol and its Kafka implementation.
+
+Ordering under pipelining (checked in aiokafka 0.14, ``producer/sender.py`` and
+``producer/message_accumulator.py``): messages are appended to one queue of batches per
+partition, in ``send`` order. The sender task takes only the head batch of a partition, mutes the
+partition while that batch is in flight, and keeps at most one produce request in flight per
+broker node. A batch that fails with a retriable error is put back at the *head* of its
+partition's queue (``reenqueue``) before the partition is unmuted, so a retry never lets a later
+batch overtake it: the broker stores one key's messages in ``send`` order (a retried batch may be
+stored twice; a duplicate is harmless downstream).
+
+The one way to get a gap is a batch that fails for good (a non-retriable error, or retriable
+errors until its ``request_timeout_ms`` expires): batches queued behind it may still be stored.
+The watcher then stops, keeps its positions at the last envelope acknowledged *in order* and
+resends from there on its next pass, so every line still arrives at least once, but within that
+one recovery the resent envelopes land after later ones. We accept it rather than give up
+pipelining: ClickHouse rows are idempotent and its dedup does not depend on arrival order, so
+stored totals stay exact; the live session table, which skips an envelope at or below a session's
+last applied offset (``worker/sessions.py``), may miss such a resent envelope.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import asyncio
+from collections.abc import Awaitable, Mapping
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -13,23 +33,31 @@ __all__ = ["KafkaSender", "Sender"]
 
 
 class Sender(Protocol):
-    """Delivers one message and returns only once the broker acknowledged it.
+    """Queues messages for delivery; ``send`` returns each message's delivery awaitable.
 
-    ``send`` raises ``BrokerError`` when the message may not have been stored; the caller then
-    keeps its position and sends again later (so delivery is at-least-once). Messages sent one
-    after another with one key must be stored in that order.
+    ``await sender.send(...)`` returns once the message is queued (it may wait for room, which is
+    the backpressure) and raises ``BrokerError`` if it cannot be queued. Awaiting what it returned
+    completes once the broker acknowledged the message, or raises ``BrokerError`` when the message
+    may not have been stored; the caller then keeps its position and sends again later, so
+    delivery is at-least-once. Messages sent one after another with one key are stored in that
+    order, except after such a failure (see the module docstring). Await every returned awaitable.
     """
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None: ...
+    async def send(self, topic: str, key: bytes, value: bytes) -> Awaitable[None]: ...
+
+    async def flush(self) -> None:
+        """Return once every queued message is acknowledged or failed."""
+        ...
 
 
 class KafkaSender:
-    """``Sender`` on aiokafka: ``acks=all``, one message awaited at a time.
+    """``Sender`` on aiokafka: ``acks=all``, batched (``linger_ms``), many messages in flight.
 
-    Idempotence is off because Tansu has no idempotent producer; ordering then rests on awaiting
-    each acknowledgement before the next send (nothing is in flight to be retried out of order).
-    ``linger_ms`` defaults to 0 for the same reason: with one message in flight, lingering only
-    adds latency. Use as ``async with KafkaSender(...) as sender:`` or ``start``/``stop``.
+    Idempotence is off because Tansu has no idempotent producer; order then rests on aiokafka's
+    single in-flight batch per partition (see the module docstring). ``max_batch_size`` defaults
+    to ``max_request_size`` so that many envelopes share one produce request (a lone message larger
+    than the batch size still goes, alone). Use as ``async with KafkaSender(...) as sender:`` or
+    ``start``/``stop``.
     """
 
     def __init__(
@@ -37,7 +65,8 @@ class KafkaSender:
         bootstrap: str,
         *,
         max_request_size: int = 1 << 20,
-        linger_ms: int = 0,
+        max_batch_size: int | None = None,
+        linger_ms: int = 5,
         compression_type: str | None = None,
         client_options: Mapping[str, Any] | None = None,
     ) -> None:
@@ -49,6 +78,7 @@ class KafkaSender:
             "linger_ms": linger_ms,
             "compression_type": compression_type,
             "max_request_size": max_request_size,
+            "max_batch_size": max_batch_size or max_request_size,
         }
         self._producer: Any = None
 
@@ -94,15 +124,20 @@ class KafkaSender:
         if producer is not None:
             await producer.stop()
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
+    async def send(self, topic: str, key: bytes, value: bytes) -> Awaitable[None]:
         from aiokafka.errors import KafkaError
 
         if self._producer is None:
             raise BrokerError("KafkaSender.send before start")
         try:
-            await self._producer.send_and_wait(topic, value, key=key)
+            delivery = await self._producer.send(topic, value, key=key)
         except KafkaError as exc:
             raise BrokerError(f"send to {topic} failed: {exc}") from exc
+        return _acknowledged(delivery, topic)
+
+    async def flush(self) -> None:
+        if self._producer is not None:
+            await self._producer.flush()
 
     async def __aenter__(self) -> KafkaSender:
         await self.start()
@@ -115,3 +150,28 @@ class KafkaSender:
         tb: TracebackType | None,
     ) -> None:
         await self.stop()
+
+
+def _acknowledged(delivery: asyncio.Future[Any], topic: str) -> asyncio.Future[None]:
+    """A future settled with ``delivery``, aiokafka's errors turned into ``BrokerError``."""
+    from aiokafka.errors import KafkaError
+
+    acked: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def settle(done: asyncio.Future[Any]) -> None:
+        exc = None if done.cancelled() else done.exception()  # retrieved either way
+        if acked.done():  # cancelled by the caller
+            return
+        if done.cancelled():
+            acked.cancel()
+        elif exc is None:
+            acked.set_result(None)
+        elif isinstance(exc, KafkaError):
+            error = BrokerError(f"delivery to {topic} failed: {exc}")
+            error.__cause__ = exc
+            acked.set_exception(error)
+        else:
+            acked.set_exception(exc)
+
+    delivery.add_done_callback(settle)
+    return acked

@@ -11,7 +11,9 @@ replacement between ``stat`` and ``read`` cannot mix two files' bytes into one g
 A generation change is decided again, identically, after a crash (the checkpoint still names the
 old inode/size), so it needs no write of its own. Reads return only complete lines; a partial last
 line is read again once the file changes. The position moves only through ``commit``, which the
-watcher calls after the broker acknowledged the lines before it.
+watcher calls once the lines before it are queued for sending, ahead of the broker: what the broker
+acknowledged is the checkpoint's position, which the watcher moves itself (after an error it drops
+the ``Tail`` and builds a new one from the checkpoint).
 """
 
 from __future__ import annotations
@@ -131,7 +133,7 @@ class Tail:
         return chunk
 
     def commit(self, offset: int) -> FilePosition:
-        """Move the position to ``offset`` (the broker acknowledged everything before it)."""
+        """Move the position to ``offset`` (everything before it is queued for sending)."""
         self.position = dataclasses.replace(self.position, offset=offset)
         return self.position
 

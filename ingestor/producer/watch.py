@@ -3,19 +3,27 @@
 Order (what makes exact dedup possible, see ARCHITECTURE.md): every pass visits files in ccusage's
 order — by first timestamp, files without one last, ties by path — and reads each file to its end
 before the next. On startup that is ccusage's backfill order; afterwards the same stable order.
-Envelopes are keyed by project and each is acknowledged before the next is sent, so one project's
-envelopes reach its partition in that order.
+Envelopes are keyed by the dedup scope, so they all go to one partition, which stores them in send
+order (see ``sender.py``).
 
-Positions advance only after an acknowledgement; the checkpoint is saved at the end of every pass
-and, during a long pass, every ``checkpoint_interval_s`` of the injected clock.
+Envelopes are pipelined: up to ``max_in_flight`` envelopes (``max_in_flight_bytes``) are queued at
+the sender, their delivery futures in a FIFO. A file's checkpoint position advances only when the
+envelope before it *and every earlier one* is acknowledged; a ``Tail``'s own position runs ahead,
+to what has been queued. On a failed delivery the watcher stops, waits for what is still in flight,
+keeps every position at the last envelope acknowledged in order, forgets the tails that ran ahead
+(the next pass rebuilds them from the checkpoint, as a restart would, and resends the rest) and
+raises ``BrokerError``. The checkpoint is saved at the end of every pass and, during a long pass,
+every ``checkpoint_interval_s`` of the injected clock.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +31,7 @@ from pathlib import Path
 import orjson
 
 from ingestor.errors import BrokerError
-from ingestor.producer.checkpoint import Checkpoint
+from ingestor.producer.checkpoint import Checkpoint, FilePosition
 from ingestor.producer.discover import find_jsonl, order_key, project_of
 from ingestor.producer.lines import ParsedChunk, pack
 from ingestor.producer.sender import Sender
@@ -31,11 +39,14 @@ from ingestor.producer.tail import Tail
 from ingestor.settings import Settings, default_watch_dirs
 from ingestor.wire import TranscriptSource, encode_envelope
 
-__all__ = ["WatchStats", "Watcher"]
+__all__ = ["MAX_IN_FLIGHT", "MAX_IN_FLIGHT_BYTES", "WatchStats", "Watcher"]
 
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], float]
+
+MAX_IN_FLIGHT = 64  # envelopes queued at the sender and not yet acknowledged
+MAX_IN_FLIGHT_BYTES = 8 << 20  # their bytes (one envelope alone may exceed it)
 
 
 @dataclass(slots=True)
@@ -46,7 +57,23 @@ class WatchStats:
     lines_read: int = 0  # records sent (bad lines included, blank lines not)
     bytes_read: int = 0  # file bytes the positions moved past
     bad_lines: int = 0
-    envelopes_sent: int = 0
+    envelopes_sent: int = 0  # acknowledged ones
+
+
+@dataclass(slots=True, eq=False)
+class _Queued:
+    """One envelope handed to the sender (``delivery`` None: only blank lines, nothing to send).
+
+    Once it and everything before it is acknowledged, ``path`` moves to ``position``.
+    """
+
+    delivery: asyncio.Future[None] | None
+    path: str
+    position: FilePosition
+    size: int
+    lines: int
+    bytes: int
+    bad_lines: int
 
 
 class Watcher:
@@ -54,6 +81,7 @@ class Watcher:
 
     ``run_once`` and ``run`` raise ``BrokerError`` / ``OSError`` from the sender and file system;
     ``run`` retries broker errors on its next poll. Not safe to run twice concurrently.
+    ``max_in_flight`` / ``max_in_flight_bytes`` bound the envelopes sent and not yet acknowledged.
     """
 
     def __init__(
@@ -65,7 +93,11 @@ class Watcher:
         *,
         clock: Clock = time.monotonic,
         checkpoint_interval_s: float = 1.0,
+        max_in_flight: int = MAX_IN_FLIGHT,
+        max_in_flight_bytes: int = MAX_IN_FLIGHT_BYTES,
     ) -> None:
+        if max_in_flight < 1 or max_in_flight_bytes < 1:
+            raise ValueError("max_in_flight and max_in_flight_bytes must be >= 1")
         self._settings = settings
         self._dirs = list(dirs) if dirs is not None else list(default_watch_dirs())
         self._sender = sender
@@ -75,6 +107,13 @@ class Watcher:
         self._topic = settings.topic("transcripts")
         self._tails: dict[str, Tail] = {}
         self._last_save = clock()
+        self._max_in_flight = max_in_flight
+        self._max_in_flight_bytes = max_in_flight_bytes
+        self._queue: deque[_Queued] = deque()  # in send order
+        self._in_flight = 0  # envelopes in the queue
+        self._in_flight_bytes = 0
+        self._ran_ahead: set[str] = set()  # files whose tail passed an unacknowledged envelope
+        self._broken = False  # a delivery failed: nothing after it may be acknowledged
         self.stats = WatchStats()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -93,20 +132,25 @@ class Watcher:
     async def run_once(self) -> int:
         """One pass: discover files, send everything complete after each position, save.
 
-        Returns the number of lines sent. On an error the positions acknowledged so far are
-        saved and the error propagates.
+        Returns the number of lines acknowledged. On an error the positions acknowledged so far
+        are saved and the error propagates.
         """
         self._discover()
         tails = sorted(self._tails.values(), key=lambda t: order_key(t.first_ts(), t.path))
-        sent = 0
+        before = self.stats.lines_read
         try:
             for tail in tails:
                 if tail.changed():
-                    sent += await self._drain(tail)
+                    await self._drain(tail)
+            while self._queue:
+                await self._take()
+        except BaseException as exc:
+            await self._abandon(cancelled=isinstance(exc, asyncio.CancelledError))
+            raise
         finally:
             self._checkpoint.save()
             self._last_save = self._clock()
-        return sent
+        return self.stats.lines_read - before
 
     def _discover(self) -> None:
         found = find_jsonl(self._dirs)
@@ -128,23 +172,28 @@ class Watcher:
     def _max_record_bytes(self, path: str, project: str) -> int:
         # The largest record that still fits an envelope alone, for the longest header this
         # file can have (huge generation, long timestamp).
-        header = TranscriptSource(path, project, 2**63, "x" * 64)
+        header = TranscriptSource(path, project, 2**63, "x" * 64, self._settings.dedup_scope)
         overhead = len(encode_envelope("transcript", [], header))
         return max(self._settings.envelope_max_bytes - overhead - 1, 1)
 
-    async def _drain(self, tail: Tail) -> int:
-        sent = 0
-        key = tail.project.encode()
-        while (chunk := tail.read()) is not None:
-            sent += await self._send_chunk(tail, key, chunk)
+    async def _drain(self, tail: Tail) -> None:
+        key = self._settings.dedup_scope.encode()
+        while True:
+            self._ran_ahead.add(tail.path)  # until the chunk is queued whole
+            chunk = tail.read()
+            if chunk is None:
+                self._ran_ahead.discard(tail.path)
+                return
+            await self._send_chunk(tail, key, chunk)
+            self._ran_ahead.discard(tail.path)
+            await asyncio.sleep(0)  # let the sender ship what is queued while we parse on
             if self._clock() - self._last_save >= self._checkpoint_interval_s:
                 self._checkpoint.save()
                 self._last_save = self._clock()
-        return sent
 
-    async def _send_chunk(self, tail: Tail, key: bytes, chunk: ParsedChunk) -> int:
-        settings, stats = self._settings, self.stats
-        source = tail.source
+    async def _send_chunk(self, tail: Tail, key: bytes, chunk: ParsedChunk) -> None:
+        settings = self._settings
+        source = dataclasses.replace(tail.source, scope=settings.dedup_scope)
         overhead = len(encode_envelope("transcript", [], source))
         stops = pack(
             [len(r) for r in chunk.records],
@@ -156,16 +205,98 @@ class Watcher:
         for number, stop in enumerate(stops, 1):
             records = [orjson.Fragment(r) for r in chunk.records[start:stop]]
             value = encode_envelope("transcript", records, source)
-            await self._sender.send(self._topic, key, value)
+            await self._make_room(len(value))
+            delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, value))
             # Blank lines between envelopes go with the earlier one; the last takes the rest.
-            end = chunk.end if number == len(stops) else chunk.ends[stop - 1]
-            self._checkpoint.set(tail.path, tail.commit(end))
-            stats.envelopes_sent += 1
-            stats.lines_read += stop - start
-            stats.bytes_read += end - position
+            last = number == len(stops)
+            end = chunk.end if last else chunk.ends[stop - 1]
+            bad = chunk.bad_lines if last else 0  # counted once the whole chunk is acknowledged
+            self._push(
+                _Queued(
+                    delivery,
+                    tail.path,
+                    tail.commit(end),
+                    len(value),
+                    stop - start,
+                    end - position,
+                    bad,
+                )
+            )
             start, position = stop, end
         if not stops:  # only blank lines
-            self._checkpoint.set(tail.path, tail.commit(chunk.end))
-            stats.bytes_read += chunk.end - chunk.start
-        stats.bad_lines += chunk.bad_lines  # counted once the whole chunk is acknowledged
-        return len(chunk.records)
+            end = chunk.end
+            self._push(
+                _Queued(None, tail.path, tail.commit(end), 0, 0, end - chunk.start, chunk.bad_lines)
+            )
+        while self._queue and (self._queue[0].delivery is None or self._queue[0].delivery.done()):
+            await self._take()  # acknowledged already: no wait
+
+    def _push(self, queued: _Queued) -> None:
+        self._queue.append(queued)
+        if queued.delivery is not None:
+            self._in_flight += 1
+            self._in_flight_bytes += queued.size
+
+    async def _make_room(self, size: int) -> None:
+        while self._in_flight and (
+            self._in_flight >= self._max_in_flight
+            or self._in_flight_bytes + size > self._max_in_flight_bytes
+        ):
+            await self._take()
+
+    async def _take(self) -> None:
+        """Wait for the oldest envelope's acknowledgement, then move its file's position.
+
+        Raises ``BrokerError`` when it failed; its file is then marked as run ahead.
+        """
+        queued = self._queue.popleft()
+        if queued.delivery is not None:
+            self._in_flight -= 1
+            self._in_flight_bytes -= queued.size
+            try:
+                await queued.delivery
+            except BaseException:
+                self._broken = True
+                self._ran_ahead.add(queued.path)
+                raise
+        self._acknowledged(queued)
+
+    def _acknowledged(self, queued: _Queued) -> None:
+        self._checkpoint.set(queued.path, queued.position)
+        stats = self.stats
+        stats.envelopes_sent += queued.delivery is not None
+        stats.lines_read += queued.lines
+        stats.bytes_read += queued.bytes
+        stats.bad_lines += queued.bad_lines
+
+    async def _abandon(self, *, cancelled: bool) -> None:
+        """After an error: take the acknowledgements that precede the first failure, drop the
+        rest, and forget the tails that ran ahead of their checkpoint (the next pass rebuilds them
+        from it, as a restart would, and resends what was not acknowledged)."""
+        queue, self._queue = self._queue, deque()
+        self._in_flight = self._in_flight_bytes = 0
+        deliveries = [q.delivery for q in queue if q.delivery is not None]
+        try:
+            if not cancelled:  # let what is in flight settle: acknowledged or failed
+                await asyncio.gather(*deliveries, return_exceptions=True)
+        finally:
+            broken, self._broken = self._broken, False
+            for queued in queue:
+                delivery = queued.delivery
+                if delivery is not None and not delivery.done():
+                    delivery.add_done_callback(_retrieve)
+                    broken = True
+                elif delivery is not None and (delivery.cancelled() or delivery.exception()):
+                    broken = True
+                if broken:
+                    self._ran_ahead.add(queued.path)
+                else:
+                    self._acknowledged(queued)
+            for path in self._ran_ahead:
+                self._tails.pop(path, None)
+            self._ran_ahead.clear()
+
+
+def _retrieve(delivery: asyncio.Future[None]) -> None:
+    if not delivery.cancelled():
+        delivery.exception()  # an abandoned delivery: no "exception was never retrieved"

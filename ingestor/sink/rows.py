@@ -115,6 +115,7 @@ def transcript_row(
         "source_length": length,
         "file_first_ts": _first_ts(source.first_ts),
         "project": source.project,
+        "dedup_scope": source.scope,
         "session_id": line.session_id or _stem(source.file),
         "line_type": line.type,
         "uuid": line.uuid or "",

@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import sys
 import time
 import uuid
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Any, NoReturn, cast
 
 import faust
 
@@ -33,10 +34,12 @@ from ingestor.worker.sessions import SessionAgg
 from ingestor.worker.sink import Batch, write_batch
 from ingestor.worker.views import register_views
 
-__all__ = ["EXIT_STORAGE_FAILED", "WorkerState", "build_app"]
+__all__ = ["EXIT_OFFSET_GAP", "EXIT_STORAGE_FAILED", "RESTARTABLE", "WorkerState", "build_app"]
 
 log = logging.getLogger(__name__)
 EXIT_STORAGE_FAILED = 75  # EX_TEMPFAIL: the batch will be re-delivered on restart
+EXIT_OFFSET_GAP = 76  # Faust skipped records: restart to have them re-delivered
+RESTARTABLE = (EXIT_STORAGE_FAILED, EXIT_OFFSET_GAP)
 
 
 @dataclass
@@ -51,7 +54,11 @@ class WorkerState:
     held: list[tuple[Any, Any]] = field(default_factory=list)  # (stream, event) awaiting ack
     dirty: dict[bytes, SessionAgg] = field(default_factory=dict)  # sessions changed since flush
     counts: Counter[str] = field(default_factory=Counter)
+    last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inflight: asyncio.Task[None] | None = None  # the insert being stored, if any
+    inflight_rows: int = 0
+    inflight_messages: int = 0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     flushes: int = 0
 
@@ -96,13 +103,36 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
     events_topic = raw_topic("events")
     ledger_topic = raw_topic("ledger")
     dlq_topic = raw_topic("dead-letters")
-    sessions: Any = app.Table("sessions", default=None, partitions=settings.topic_partitions)
-    # Values are our own bytes (SessionAgg.encode); Faust takes serializers only from model types.
-    sessions.key_serializer = sessions.value_serializer = "raw"
+    # Values are our own bytes (SessionAgg.encode): bytes types make Faust use raw serializers
+    # for the store, the changelog and its recovery alike.
+    sessions: Any = app.Table(
+        "sessions",
+        default=None,
+        key_type=bytes,
+        value_type=bytes,
+        partitions=settings.topic_partitions,
+    )
 
     async def handle(kind: Kind, stream: Any, event: Any) -> None:
         message = event.message
         where = Location(message.topic, message.partition, message.offset)
+        last = state.last_offsets.get((message.topic, message.partition))
+        if last is not None and message.offset > last + 1:
+            # Our topics are neither compacted nor transactional, so a hole means Faust skipped
+            # records. faust-streaming 0.15 does so when a group starts with no committed offset
+            # (or offset 0, which it treats as none) on a topic that already holds data: it
+            # resumes fetching before seeking, drops the records fetched behind the first one,
+            # and counts the hole as processed. Exit before acking anything past the hole: the
+            # restarted worker seeks to the committed offset and gets them again.
+            log.critical(
+                "offsets %s..%s of %s[%s] never reached the agent; restarting for re-delivery",
+                last + 1,
+                message.offset - 1,
+                message.topic,
+                message.partition,
+            )
+            _restart_in_place()
+        state.last_offsets[(message.topic, message.partition)] = message.offset
         try:
             envelope = decode_message(kind, event.value)
         except InvalidInput as exc:
@@ -115,9 +145,9 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
         else:
             if kind == "transcript":
                 assert envelope.source is not None
-                project = envelope.source.project
-                if project not in state.indexes:
-                    state.indexes[project] = await asyncio.to_thread(load_index, ch, project)
+                scope = envelope.source.scope
+                if scope not in state.indexes:
+                    state.indexes[scope] = await asyncio.to_thread(load_index, ch, scope)
                 processed = process_transcripts(
                     envelope,
                     where,
@@ -171,7 +201,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
 
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         # Another worker may take these partitions: store what we have, forget cached indexes.
-        await flush(state, app)
+        await flush(state, app, wait=True)
         state.indexes.clear()
 
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
@@ -198,38 +228,73 @@ def _apply_sessions(sessions: Any, state: WorkerState, processed: Processed, off
         state.dirty[key] = agg
 
 
-async def flush(state: WorkerState, app: faust.App) -> None:
-    """Store the batch, then ack its events. Gives up only by ending the process."""
+async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> None:
+    """Start storing the batch; its events are acked once ClickHouse confirmed it.
+
+    At most one insert is in flight: it overlaps with stream processing, and a second flush first
+    waits for it (back-pressure). ``wait`` also waits for the insert just started (rebalances).
+    """
     async with state.lock:
-        if not state.held and not state.batch.size:
-            return
-        # Changelog writes and dead letters first: ClickHouse must never be ahead of them.
-        await app.producer.flush()
-        rows = state.batch.take()
-        held, state.held = state.held, []
-        dirty, state.dirty = state.dirty, {}
-        if dirty:
-            version = time.time_ns()
-            rows["session_summaries"] = [agg.summary_row(version) for agg in dirty.values()]
-        state.flushes += 1
-        token = f"{state.run_id}:{state.flushes}"
-        try:
-            stored = await asyncio.to_thread(
-                write_batch,
-                state.ch,
-                rows,
-                token=token,
-                retries=state.settings.insert_retries,
-                backoff_s=state.settings.insert_backoff_s,
-            )
-        except Exception:
-            log.critical(
-                "ClickHouse insert failed after retries; exiting for re-delivery", exc_info=True
-            )
-            os._exit(EXIT_STORAGE_FAILED)
-        state.counts["rows_stored"] += stored
-        for stream, event in held:
-            await stream.ack(event)
+        if state.inflight is not None:
+            await state.inflight
+        if state.held or state.batch.size:
+            # Changelog writes and dead letters first: ClickHouse must never be ahead of them.
+            await app.producer.flush()
+            rows = state.batch.take()
+            held, state.held = state.held, []
+            dirty, state.dirty = state.dirty, {}
+            if dirty:
+                version = time.time_ns()
+                rows["session_summaries"] = [agg.summary_row(version) for agg in dirty.values()]
+            state.flushes += 1
+            state.inflight_rows = sum(len(r) for r in rows.values())
+            state.inflight_messages = len(held)
+            token = f"{state.run_id}:{state.flushes}"
+            state.inflight = asyncio.create_task(_store(state, rows, held, token))
+        if wait and state.inflight is not None:
+            await state.inflight
+
+
+async def _store(
+    state: WorkerState, rows: dict[str, list[dict[str, Any]]], held: list[Any], token: str
+) -> None:
+    try:
+        stored = await asyncio.to_thread(
+            write_batch,
+            state.ch,
+            rows,
+            token=token,
+            retries=state.settings.insert_retries,
+            backoff_s=state.settings.insert_backoff_s,
+        )
+    except Exception:
+        # Faust would commit the held offsets on a clean stop: exit hard so they are re-delivered.
+        log.critical(
+            "ClickHouse insert failed after retries; exiting for re-delivery", exc_info=True
+        )
+        os._exit(EXIT_STORAGE_FAILED)
+    state.counts["rows_stored"] += stored
+    for stream, event in held:
+        await stream.ack(event)
+    state.inflight_rows = state.inflight_messages = 0
+
+
+def _restart_in_place() -> NoReturn:
+    """Replace this process with a fresh worker (same pid, same arguments), without acking.
+
+    Nothing is committed past what was acked; the new image rejoins and seeks to the committed
+    offsets. Bounded, so that a persistent fault ends in an exit a supervisor can see.
+    """
+    restarts = int(os.environ.get(_RESTARTS_ENV, "0"))
+    if restarts >= 5:
+        os._exit(EXIT_OFFSET_GAP)
+    os.environ[_RESTARTS_ENV] = str(restarts + 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, [sys.executable, *sys.orig_argv[1:]])
+
+
+_RESTARTS_ENV = "INGESTOR_WORKER_RESTARTS"
 
 
 def _text(value: bytes | None) -> str:

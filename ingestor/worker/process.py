@@ -62,7 +62,7 @@ def process_transcripts(
     source = envelope.source
     assert source is not None  # decode_message guarantees it for transcripts
     out = Processed(project=source.project)
-    index = index_for(source.project)
+    index = index_for(source.scope)
     for i, record in enumerate(envelope.records):
         offset, length = _position(record)
         loc = Location(where.topic, where.partition, where.offset, i, source.file, offset)

@@ -1,6 +1,6 @@
 """Worker state rebuilt from ClickHouse, the durable truth.
 
-* ``load_index``: a project's dedup index (request ids seen per message, and the copy that counts
+* ``load_index``: a dedup scope's index (request ids seen per message, and the copy that counts
   per key), loaded the first time the worker meets the project; replayed lines that ClickHouse
   already holds then change nothing.
 * ``session_seeds``: every session's aggregates, used to re-seed the Faust table after the
@@ -47,18 +47,18 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def load_index(ch: ClickHouse, project: str) -> DedupIndex:
-    """The dedup index of ``project`` as ClickHouse holds it."""
+def load_index(ch: ClickHouse, scope: str) -> DedupIndex:
+    """The dedup index of ``scope`` as ClickHouse holds it."""
     index = DedupIndex()
-    p = quote(project)
+    p = quote(scope)
     requests = ch.query(
         "SELECT message_id, groupUniqArray(request_id) FROM transcript_lines "
-        f"WHERE project = {p} AND has_usage = 1 AND message_id != '' GROUP BY message_id"
+        f"WHERE dedup_scope = {p} AND has_usage = 1 AND message_id != '' GROUP BY message_id"
     )
     winners: dict[str, dict[str, Contribution]] = defaultdict(dict)
     for row in ch.query(
         f"SELECT message_id, request_id, {_CONTRIBUTION_COLUMNS} FROM usage_dedup "
-        f"WHERE project = {p} AND message_id != ''"
+        f"WHERE dedup_scope = {p} AND message_id != ''"
     ):
         winners[str(row[0])][str(row[1])] = _contribution(row[2:])
     for message_id, request_ids in requests:
@@ -66,21 +66,24 @@ def load_index(ch: ClickHouse, project: str) -> DedupIndex:
     return index
 
 
-def session_seeds(ch: ClickHouse) -> list[SessionAgg]:
-    """Aggregates of every session with counted usage, as the Faust table would hold them."""
+def session_seeds(ch: ClickHouse) -> list[tuple[str, SessionAgg]]:
+    """(dedup scope, aggregates) of every session with counted usage, as the worker holds them."""
     sessions: dict[str, SessionAgg] = {}
+    scopes: dict[str, str] = {}
     for row in ch.query(
-        "SELECT session_id, any(project), model, sum(input_tokens), sum(output_tokens), "
+        "SELECT session_id, any(project), any(dedup_scope), model, "
+        "sum(input_tokens), sum(output_tokens), "
         "sum(cache_creation_tokens), sum(cache_read_tokens), toString(sum(cost_usd)), count(), "
         "min(toUnixTimestamp64Milli(timestamp)), max(toUnixTimestamp64Milli(timestamp)) "
         "FROM usage_dedup GROUP BY session_id, model ORDER BY session_id, model"
     ):
-        session_id, project, model, i, o, cc, cr, cost, n, first, last = row
+        session_id, project, scope, model, i, o, cc, cr, cost, n, first, last = row
         agg = sessions.get(session_id)
         if agg is None:
             agg = sessions[session_id] = SessionAgg(
                 session_id=str(session_id), project=str(project)
             )
+            scopes[session_id] = str(scope)
         totals = ModelTotals(int(i), int(o), int(cc), int(cr), Decimal(cost), int(n))
         _merge(agg.totals, totals)
         if model != SYNTHETIC_MODEL:
@@ -95,7 +98,7 @@ def session_seeds(ch: ClickHouse) -> list[SessionAgg]:
             sessions[session_id].tool_uses[str(name)] = int(count)
     for agg in sessions.values():
         agg.revision = 1
-    return list(sessions.values())
+    return [(scopes[session_id], agg) for session_id, agg in sessions.items()]
 
 
 def _merge(into: ModelTotals, more: ModelTotals) -> None:

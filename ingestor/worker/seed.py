@@ -2,7 +2,7 @@
 
 Needed when the broker lost its changelog (the embedded Tansu keeps everything in memory): the
 worker then recovers the table from these records exactly as from its own writes. Each value is
-written to the partition its project's transcripts use, which is where the worker will update it.
+written to the partition its dedup scope's transcripts use, which is where the worker updates it.
 """
 
 from __future__ import annotations
@@ -26,7 +26,9 @@ def changelog_topic(settings: Settings) -> str:
     return f"{settings.app_id}-sessions-changelog"
 
 
-async def seed_sessions(settings: Settings, bootstrap: str, seeds: Sequence[SessionAgg]) -> int:
+async def seed_sessions(
+    settings: Settings, bootstrap: str, seeds: Sequence[tuple[str, SessionAgg]]
+) -> int:
     """Write every seed to the changelog; returns how many were written."""
     topic = changelog_topic(settings)
     kwargs = client_kwargs(settings, bootstrap)
@@ -52,8 +54,9 @@ async def seed_sessions(settings: Settings, bootstrap: str, seeds: Sequence[Sess
     producer = AIOKafkaProducer(**kwargs, acks="all")
     await producer.start()
     try:
-        for agg in seeds:
-            partition = choose(agg.project.encode(), partitions, partitions)
+        for scope, agg in seeds:
+            # The partition of the scope's transcripts: where the worker will update the value.
+            partition = choose(scope.encode(), partitions, partitions)
             # One record per produce request: Tansu reports a wrong end offset for batches of
             # several records, and this volume (one record a session) does not need batching.
             await producer.send_and_wait(

@@ -78,8 +78,9 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
             {
                 "run_id": state.run_id,
                 "counts": dict(state.counts),
-                "pending_rows": state.batch.size,
-                "pending_messages": len(state.held),
+                # Rows and messages not yet confirmed by ClickHouse, the insert in flight included.
+                "pending_rows": state.batch.size + state.inflight_rows,
+                "pending_messages": len(state.held) + state.inflight_messages,
                 "flushes": state.flushes,
                 "projects_indexed": len(state.indexes),
             },

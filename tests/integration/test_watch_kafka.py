@@ -1,4 +1,4 @@
-"""The watcher through real aiokafka to a broker and back: keys, order, envelopes intact."""
+"""The watcher through real aiokafka to a broker and back: key, order, envelopes intact."""
 
 from __future__ import annotations
 
@@ -51,15 +51,14 @@ async def consume_all(settings: Settings, bootstrap: str, n: int) -> list[Any]:
         await consumer.stop()
 
 
-def test_watched_files_arrive_keyed_by_project_in_order(
-    kafka_bootstrap: str, tmp_path: Path
-) -> None:
+def test_watched_files_arrive_keyed_by_scope_in_order(kafka_bootstrap: str, tmp_path: Path) -> None:
     settings = Settings(
         data_dir=tmp_path / "data",
         kafka_bootstrap=kafka_bootstrap,
         topic_prefix=f"watch-{uuid.uuid4().hex[:8]}.",
         topic_partitions=2,
         envelope_max_records=7,
+        dedup_scope="host-a",
     )
     root = tmp_path / "projects"
     files = {
@@ -73,7 +72,10 @@ def test_watched_files_arrive_keyed_by_project_in_order(
     async def produce() -> tuple[int, int]:
         await create_topics(settings, kafka_bootstrap)
         async with KafkaSender.from_settings(settings) as sender:
-            watcher = Watcher(settings, [root], sender, Checkpoint(tmp_path / "cp.json"))
+            # A small window, so that both the window and aiokafka's batching are exercised.
+            watcher = Watcher(
+                settings, [root], sender, Checkpoint(tmp_path / "cp.json"), max_in_flight=4
+            )
             return await watcher.run_once(), watcher.stats.envelopes_sent
 
     lines, envelopes = asyncio.run(produce())
@@ -82,27 +84,22 @@ def test_watched_files_arrive_keyed_by_project_in_order(
     assert len(messages) == envelopes
 
     by_file: dict[str, list[dict[str, Any]]] = {}
-    partitions: dict[bytes, set[int]] = {}
-    for message in sorted(messages, key=lambda m: (m.partition, m.offset)):
+    files_in_order: list[str] = []
+    assert {m.key for m in messages} == {b"host-a"}
+    assert len({m.partition for m in messages}) == 1  # one scope, one partition
+    for message in sorted(messages, key=lambda m: m.offset):
         assert b"SECRET" not in message.value
         envelope = decode_message("transcript", message.value)
-        assert envelope.source is not None
-        assert message.key == envelope.source.project.encode()
-        partitions.setdefault(message.key, set()).add(message.partition)
+        assert envelope.source is not None and envelope.source.scope == "host-a"
         by_file.setdefault(envelope.source.file, []).extend(envelope.records)
+        if not files_in_order or files_in_order[-1] != envelope.source.file:
+            files_in_order.append(envelope.source.file)
 
-    assert all(len(p) == 1 for p in partitions.values())  # a project is one partition
-    assert set(partitions) == {b"-a", b"-b"}
     for path, (n, _) in files.items():
         records = by_file[str(path)]
         assert [r["line"]["uuid"] for r in records[:n]] == [f"{path.stem}-{i}" for i in range(n)]
         assert records[-1]["raw"] == "[broken" and "error" in records[-1]
         offsets = [r["offset"] for r in records]
-        assert offsets == sorted(offsets)
-    # Within project -a, the earlier file (agent-x, day 1) went first.
-    a_files = [
-        decode_message("transcript", m.value).source.file  # type: ignore[union-attr]
-        for m in sorted(messages, key=lambda m: (m.partition, m.offset))
-        if m.key == b"-a"
-    ]
-    assert a_files == sorted(a_files, key=lambda f: "agent-x" not in f)
+        assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
+    # ccusage order, each file whole: agent-x (day 1), s1 (day 2), s2 (day 3).
+    assert [Path(f).stem for f in files_in_order] == ["agent-x", "s1", "s2"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,20 +15,51 @@ from ingestor.wire import Envelope, decode_message
 
 @dataclass
 class FakeSender:
-    """Acknowledges every message at once, unless told to fail from the ``fail_at``-th send."""
+    """An in-memory broker behind our pipelining ``Sender`` protocol.
+
+    Each message is stored and acknowledged at once, or ``latency`` seconds after it was sent
+    (acknowledgements then come in send order, with many messages in flight). The ``n``-th send
+    (0-based) fails, and its message is not stored, when ``n >= fail_at`` (the broker is down
+    from there on) or ``n in fail`` (that one delivery fails; later ones are stored).
+    """
 
     fail_at: int | None = None
+    fail: frozenset[int] = frozenset()
+    latency: float | None = None
     on_send: Callable[[int], Awaitable[None] | None] | None = None
-    sent: list[tuple[str, bytes, bytes]] = field(default_factory=list)
+    sent: list[tuple[str, bytes, bytes]] = field(default_factory=list)  # stored, in order
+    attempts: int = 0
+    in_flight: int = 0
+    max_in_flight: int = 0
 
-    async def send(self, topic: str, key: bytes, value: bytes) -> None:
-        if self.fail_at is not None and len(self.sent) >= self.fail_at:
-            raise BrokerError("broker down")
-        self.sent.append((topic, key, value))
+    async def send(self, topic: str, key: bytes, value: bytes) -> Awaitable[None]:
+        n, self.attempts = self.attempts, self.attempts + 1
+        failing = n in self.fail or (self.fail_at is not None and n >= self.fail_at)
+        delivery: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+        def deliver() -> None:
+            self.in_flight -= 1
+            if failing:
+                delivery.set_exception(BrokerError("broker down"))
+            else:
+                self.sent.append((topic, key, value))
+                delivery.set_result(None)
+
+        if self.latency is None:
+            deliver()
+        else:
+            asyncio.get_running_loop().call_later(self.latency, deliver)
         if self.on_send is not None:
-            result = self.on_send(len(self.sent))
+            result = self.on_send(self.attempts)
             if result is not None:
                 await result
+        return delivery
+
+    async def flush(self) -> None:
+        while self.in_flight:
+            await asyncio.sleep(0.001)
 
     def envelopes(self) -> list[Envelope]:
         return [decode_message("transcript", value) for _, _, value in self.sent]

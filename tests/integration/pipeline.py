@@ -1,0 +1,207 @@
+"""A harness that runs the real pipeline: worker as a child process, watcher in-process.
+
+Real parts only: the session's broker (Tansu, or Kafka when configured), chdb in ``tmp_path``
+(or the configured ClickHouse server), the real Faust worker. Each harness gets its own topic
+prefix, app id (consumer group, changelog) and HTTP port, so tests share one broker safely.
+Waiting is on conditions (bounded), never on sleeps or timings.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from ingestor.corpus.reference import Reference, Totals
+from ingestor.kafka.topics import create_topics
+from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
+from ingestor.producer.sender import KafkaSender
+from ingestor.producer.watch import Watcher
+from ingestor.settings import Settings
+from ingestor.sink.engine import ClickHouse, open_clickhouse
+from ingestor.sink.migrations import apply_schema
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_for(condition: Callable[[], Any], *, timeout_s: float, what: str) -> Any:
+    """Poll ``condition`` until it returns something truthy; fail with ``what`` after the bound."""
+    deadline = time.monotonic() + timeout_s
+    last: Any = None
+    while time.monotonic() < deadline:
+        last = condition()
+        if last:
+            return last
+        time.sleep(0.2)
+    raise AssertionError(f"gave up waiting for {what} after {timeout_s}s (last: {last!r})")
+
+
+@dataclass
+class Pipeline:
+    bootstrap: str
+    tmp: Path
+    clickhouse_url: str
+
+    def __post_init__(self) -> None:
+        tag = uuid.uuid4().hex[:10]
+        self.env = {
+            **os.environ,
+            "INGESTOR_DATA_DIR": str(self.tmp / "data"),
+            "INGESTOR_KAFKA_BOOTSTRAP": self.bootstrap,
+            "INGESTOR_CLICKHOUSE_URL": self.clickhouse_url,
+            "INGESTOR_TOPIC_PREFIX": f"t{tag}.",
+            "INGESTOR_APP_ID": f"ingestor-{tag}",
+            "INGESTOR_WEB_PORT": str(free_port()),
+            "INGESTOR_BATCH_MAX_AGE_S": "0.2",
+            "INGESTOR_BROKER_SESSION_TIMEOUT_S": "6",
+        }
+        self.worker: subprocess.Popen[bytes] | None = None
+
+    @property
+    def settings(self) -> Settings:
+        keys = {
+            k[len("INGESTOR_") :].lower(): v
+            for k, v in self.env.items()
+            if k.startswith("INGESTOR_")
+        }
+        keys.pop("test_kafka_bootstrap", None)
+        keys.pop("test_clickhouse_url", None)
+        return Settings(**keys)  # type: ignore[arg-type]
+
+    # ------------------------------------------------------------------ set-up
+
+    def prepare(self) -> None:
+        with open_clickhouse(self.settings.clickhouse) as ch:
+            apply_schema(ch)
+        asyncio.run(create_topics(self.settings, self.bootstrap))
+
+    def start_worker(self) -> None:
+        tansu = [] if os.environ.get("INGESTOR_TEST_KAFKA_BOOTSTRAP") else ["--tansu"]
+        log = open(self.tmp / "worker.log", "ab")  # noqa: SIM115 - lives as long as the child
+        self.worker = subprocess.Popen(
+            [sys.executable, "-m", "ingestor.cli.main", "worker", *tansu, "--loglevel", "info"],
+            env=self.env,
+            cwd=self.tmp,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        wait_for(self.stats, timeout_s=90, what="the worker's HTTP views")
+
+    def stop_worker(self, *, kill: bool = False) -> None:
+        if self.worker is None:
+            return
+        if self.worker.poll() is None:
+            self.worker.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
+            try:
+                self.worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.worker.kill()
+                self.worker.wait()
+        self.worker = None
+
+    def send(self, root: Path) -> int:
+        """One watcher pass over ``root/projects``; returns the lines sent."""
+
+        async def once() -> int:
+            checkpoint = Checkpoint.load(default_checkpoint_path(self.settings))
+            async with KafkaSender.from_settings(self.settings, self.bootstrap) as sender:
+                return await Watcher(
+                    self.settings, [root / "projects"], sender, checkpoint
+                ).run_once()
+
+        return asyncio.run(once())
+
+    # ------------------------------------------------------------------ observation
+
+    def get(self, path: str) -> Any:
+        url = f"http://127.0.0.1:{self.env['INGESTOR_WEB_PORT']}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=30) as reply:
+                return json.loads(reply.read(), parse_float=Decimal)
+        except OSError:
+            return None
+
+    def stats(self) -> dict[str, Any] | None:
+        body = self.get("/stats/")
+        return body if isinstance(body, dict) else None
+
+    def wait_stored(self, reference: Reference, *, timeout_s: float = 180) -> None:
+        """Until the worker's daily report equals the reference's (then the batch is durable)."""
+        expected = daily_totals(reference)
+
+        def matches() -> bool:
+            report = self.get("/report/daily/")
+            stats = self.stats()
+            return (
+                report is not None
+                and stats is not None
+                and stats["pending_rows"] == 0
+                and report_totals(report) == expected
+            )
+
+        wait_for(
+            matches, timeout_s=timeout_s, what="ClickHouse to hold exactly the reference totals"
+        )
+
+    def clickhouse(self) -> ClickHouse:
+        """The engine, opened here: only once the worker stopped (chdb admits one process)."""
+        return open_clickhouse(self.settings.clickhouse)
+
+
+def _key(t: Totals) -> tuple[int, int, int, int, Decimal]:
+    return (t.input_tokens, t.output_tokens, t.cache_creation_tokens, t.cache_read_tokens, t.cost)
+
+
+def daily_totals(reference: Reference) -> dict[str, tuple[int, int, int, int, Decimal]]:
+    return {day: _key(t) for day, t in reference.daily().items()}
+
+
+def report_totals(report: dict[str, Any]) -> dict[str, tuple[int, int, int, int, Decimal]]:
+    rows = report.get("daily") or report.get("monthly") or []
+    return {
+        row.get("date") or row.get("month"): (
+            row["inputTokens"],
+            row["outputTokens"],
+            row["cacheCreationTokens"],
+            row["cacheReadTokens"],
+            Decimal(str(row["totalCost"])),
+        )
+        for row in rows
+    }
+
+
+def session_totals(reference: Reference) -> dict[str, tuple[int, int, int, int, Decimal, int]]:
+    return {s: (*_key(t), t.entries) for s, t in reference.sessions().items()}
+
+
+def live_session_totals(body: dict[str, Any]) -> dict[str, tuple[int, int, int, int, Decimal, int]]:
+    return {
+        s["sessionId"]: (
+            s["inputTokens"],
+            s["outputTokens"],
+            s["cacheCreationTokens"],
+            s["cacheReadTokens"],
+            Decimal(str(s["totalCost"])),
+            s["messages"],
+        )
+        for s in body["sessions"]
+        if s["messages"]
+    }

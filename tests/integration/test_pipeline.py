@@ -1,0 +1,176 @@
+"""The whole pipeline on real parts: exact totals, every line accounted for, crashes and appends.
+
+The oracle is ``ingestor.corpus.reference``: an independent, plain re-implementation of ccusage's
+computation over the same files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pipeline import (
+    Pipeline,
+    daily_totals,
+    live_session_totals,
+    report_totals,
+    session_totals,
+    wait_for,
+)
+
+from ingestor.corpus.generate import generate
+from ingestor.corpus.reference import Reference
+from ingestor.report import queries
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Pipeline]:
+    url = os.environ.get("INGESTOR_TEST_CLICKHOUSE_URL") or f"chdb://{tmp_path / 'chdb'}"
+    p = Pipeline(kafka_bootstrap, tmp_path, url)
+    p.prepare()
+    try:
+        yield p
+    finally:
+        p.stop_worker(kill=True)
+
+
+def test_totals_equal_the_reference_and_every_line_is_accounted_for(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "claude"
+    stats = generate(corpus, lines=4000, seed=11)
+    reference = Reference.load(corpus)
+    assert stats.bad_lines > 0 and stats.streaming_copies > 0 and stats.sidechain_replays > 0
+
+    pipeline.start_worker()
+    assert pipeline.send(corpus) == reference.accounting.lines
+    pipeline.wait_stored(reference)
+    live = pipeline.get("/sessions/")
+    pipeline.stop_worker()
+
+    # The live Faust session table is exact under the dedup rule too.
+    assert live_session_totals(live) == session_totals(reference)
+
+    with pipeline.clickhouse() as ch:
+        assert report_totals(queries.daily(ch)) == daily_totals(reference)
+        monthly = queries.monthly(ch)
+        assert {r["month"]: r["totalTokens"] for r in monthly["monthly"]} == {
+            m: t.total_tokens for m, t in reference.monthly().items()
+        }
+        per_model = {
+            r["modelName"]: (r["totalTokens"], r["cost"]) for r in queries.models(ch)["models"]
+        }
+        assert per_model == {m: (t.total_tokens, t.cost) for m, t in reference.models().items()}
+        sessions = queries.session(ch)["sessions"]
+        assert {s["sessionId"]: s["totalTokens"] for s in sessions} == {
+            s: t.total_tokens for s, t in reference.sessions().items()
+        }
+        totals = queries.daily(ch)["totals"]
+        assert totals["totalCost"] == reference.totals().cost
+
+        # Every line: stored (counted, duplicate or no usage) or dead-lettered with a reason.
+        acc = reference.accounting
+        [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
+        [(dead, reasons)] = ch.query(
+            "SELECT count(), countIf(reason != '') FROM dead_letters FINAL"
+        )
+        [(usage,)] = ch.query("SELECT count() FROM transcript_lines FINAL WHERE has_usage = 1")
+        [(counted,)] = ch.query("SELECT count() FROM usage_dedup")
+        assert (stored, dead, reasons) == (acc.valid, acc.invalid, acc.invalid)
+        assert (usage, counted) == (acc.usage_lines, acc.counted)
+        [(with_text,)] = ch.query(
+            "SELECT count() FROM dead_letters WHERE source_file = '' OR source_length = 0"
+        )
+        assert with_text == 0  # each dead letter says where it came from
+
+
+def test_lines_appended_while_running_are_picked_up_exactly(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=1500, seed=3)
+    pipeline.start_worker()
+    pipeline.send(corpus)
+    pipeline.wait_stored(Reference.load(corpus))
+
+    # New files in a new project, and new lines at the end of an existing file.
+    extra = tmp_path / "extra"
+    generate(extra, lines=1500, seed=4, projects=2)
+    for path in (extra / "projects").iterdir():
+        shutil.copytree(path, corpus / "projects" / f"new{path.name}")
+    existing = sorted((corpus / "projects").rglob("*.jsonl"))[0]
+    donor = sorted((extra / "projects").rglob("*.jsonl"))[0]
+    with existing.open("ab") as out:
+        out.write(donor.read_bytes())
+
+    pipeline.send(corpus)
+    reference = Reference.load(corpus)
+    pipeline.wait_stored(reference)
+    assert live_session_totals(pipeline.get("/sessions/")) == session_totals(reference)
+
+
+def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=12_000, seed=5)
+    reference = Reference.load(corpus)
+    pipeline.env["INGESTOR_BATCH_MAX_ROWS"] = "700"  # many small flushes, so the kill lands mid-way
+    pipeline.send(corpus)
+    pipeline.start_worker()
+    wait_for(
+        lambda: (pipeline.stats() or {}).get("counts", {}).get("rows_stored", 0) > 2000,
+        timeout_s=120,
+        what="some batches stored",
+    )
+    pipeline.stop_worker(kill=True)
+
+    pipeline.start_worker()
+    pipeline.wait_stored(reference)
+    # The session table recovered from its changelog and the replay applied nothing twice.
+    live = pipeline.get("/sessions/")
+    pipeline.stop_worker()
+    assert live_session_totals(live) == session_totals(reference)
+    with pipeline.clickhouse() as ch:
+        assert report_totals(queries.daily(ch)) == daily_totals(reference)
+        [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
+        assert stored == reference.accounting.valid
+
+
+def test_dead_letters_reach_the_dead_letter_topic_with_location_and_reason(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    from topic_reader import read_topic
+
+    corpus = tmp_path / "claude"
+    project = corpus / "projects" / "-home-x"
+    project.mkdir(parents=True)
+    (project / "s1.jsonl").write_text(
+        '{"type":"assistant","timestamp":"2025-01-01T00:00:00Z","sessionId":"s1",'
+        '"message":{"id":"m","usage":{"input_tokens":-5,"output_tokens":1}}}\n'
+        "{not json\n"
+        '{"type":"user","timestamp":"2025-01-01T00:00:01Z","sessionId":"s1"}\n'
+    )
+    pipeline.start_worker()
+    pipeline.send(corpus)
+    wait_for(
+        lambda: (
+            (pipeline.stats() or {}).get("counts", {}).get("dead_letter", 0) == 2
+            and pipeline.stats()["pending_rows"] == 0
+        ),  # type: ignore[index]
+        timeout_s=60,
+        what="two dead letters",
+    )
+    letters = read_topic(pipeline.bootstrap, pipeline.settings.topic("dead-letters"), expected=2)
+    by_offset = {m["location"]["file_offset"]: m for m in letters}
+    assert by_offset[0]["field"] == "message.usage.input_tokens"
+    assert "greater than or equal to 0" in by_offset[0]["reason"]
+    assert by_offset[0]["location"]["file"].endswith("s1.jsonl")
+    bad_json = next(m for m in letters if m["location"]["file_offset"] != 0)
+    assert bad_json["raw"] == "{not json"
+    assert bad_json["reason"]

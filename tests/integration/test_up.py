@@ -1,0 +1,103 @@
+"""``ingestor up``, the main job: a whole-process-tree kill and a restart lose and double nothing.
+
+The embedded broker keeps everything in memory, so the restart begins with an empty broker and
+must resume from what ClickHouse durably holds (ARCHITECTURE.md, "Whole-tree kill").
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pipeline import daily_totals, free_port, report_totals, session_totals, wait_for
+
+from ingestor.corpus.generate import generate
+from ingestor.corpus.reference import Reference
+from ingestor.local.tansu import tansu_binary
+from ingestor.report import queries
+from ingestor.settings import ClickHouseTarget
+from ingestor.sink.engine import open_clickhouse
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[dict[str, str]]:
+    try:
+        tansu_binary()
+    except Exception as exc:  # noqa: BLE001 - any reason there is no broker binary
+        pytest.skip(f"no embedded broker: {exc}")
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
+    yield {
+        **clean,
+        "INGESTOR_DATA_DIR": str(tmp_path / "data"),
+        "INGESTOR_WEB_PORT": str(free_port()),
+        "INGESTOR_BATCH_MAX_ROWS": "1000",
+        "INGESTOR_BATCH_MAX_AGE_S": "0.3",
+        "INGESTOR_BROKER_SESSION_TIMEOUT_S": "6",
+    }
+
+
+def _up(env: dict[str, str], corpus: Path, *extra: str) -> subprocess.Popen[bytes]:
+    log = open(Path(env["INGESTOR_DATA_DIR"]).parent / "up.log", "ab")  # noqa: SIM115
+    return subprocess.Popen(
+        [sys.executable, "-m", "ingestor.cli.main", "up", str(corpus / "projects"), *extra],
+        env=env,
+        cwd=corpus.parent,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,  # its own process group: the test kills the whole tree
+    )
+
+
+def _stored(env: dict[str, str]) -> int:
+    import json
+    import urllib.request
+
+    try:
+        url = f"http://127.0.0.1:{env['INGESTOR_WEB_PORT']}/stats/"
+        with urllib.request.urlopen(url, timeout=5) as reply:
+            return int(json.loads(reply.read())["counts"].get("rows_stored", 0))
+    except (OSError, ValueError, KeyError):
+        return 0
+
+
+def test_up_survives_a_whole_tree_kill(env: dict[str, str], tmp_path: Path) -> None:
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=15_000, seed=21)
+    reference = Reference.load(corpus)
+
+    first = _up(env, corpus)
+    try:
+        wait_for(lambda: _stored(env) > 3000, timeout_s=180, what="the first run to store rows")
+    finally:
+        os.killpg(first.pid, signal.SIGKILL)  # up, watcher, worker; Tansu dies with its parent
+        first.wait()
+
+    second = _up(env, corpus, "--once")
+    assert second.wait(timeout=300) == 0
+
+    target = ClickHouseTarget(
+        kind="chdb", database="ingestor", path=Path(env["INGESTOR_DATA_DIR"]) / "clickhouse"
+    )
+    with open_clickhouse(target) as ch:
+        assert report_totals(queries.daily(ch)) == daily_totals(reference)
+        [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
+        [(dead,)] = ch.query("SELECT count() FROM dead_letters FINAL")
+        assert (stored, dead) == (reference.accounting.valid, reference.accounting.invalid)
+        # The session summaries written from the Faust table (re-seeded after the broker lost
+        # its memory) are exact as well.
+        summaries = {
+            row[0]: tuple(row[1:])
+            for row in ch.query(
+                "SELECT session_id, input_tokens, output_tokens, cache_creation_tokens, "
+                "cache_read_tokens, cost_usd, messages FROM session_summaries FINAL "
+                "WHERE messages > 0"
+            )
+        }
+    assert summaries == session_totals(reference)
