@@ -59,6 +59,8 @@ def run(args: argparse.Namespace) -> int:
             bootstrap = settings.kafka_bootstrap
         kind = " (embedded Tansu)" if fresh else ""
         _say(f"broker {bootstrap}{kind}; clickhouse {settings.clickhouse}")
+        for d in dirs:
+            _say(f"watching {d}" + ("" if d.is_dir() else " (does not exist yet)"))
         _prepare(settings, bootstrap, fresh)
         return _supervise(settings, bootstrap, fresh, dirs, once=args.once)
 
