@@ -19,10 +19,14 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
 import urllib.request
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -61,11 +65,52 @@ def run(args: argparse.Namespace) -> int:
         _say(f"broker {bootstrap}{kind}; clickhouse {settings.clickhouse}")
         for d in dirs:
             _say(f"watching {d}" + ("" if d.is_dir() else " (does not exist yet)"))
-        _prepare(settings, bootstrap, fresh)
-        return _supervise(settings, bootstrap, fresh, dirs, once=args.once)
+        run = RunRecord(mode="once" if args.once else "follow")
+        _prepare(settings, bootstrap, fresh, run)
+        status = _supervise(settings, bootstrap, fresh, dirs, once=args.once, run=run)
+        _finish(settings, run, status)
+        return status
 
 
-def _prepare(settings: Settings, bootstrap: str, fresh: bool) -> None:
+@dataclass
+class RunRecord:
+    """One row of ``ingest_runs`` (seed 000's run metadata), rewritten as the run ends."""
+
+    mode: str
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    progress: dict[str, int] = field(default_factory=dict)
+
+    def row(self, status: str, finished: bool = False, error: str = "") -> dict[str, Any]:
+        from importlib.metadata import version
+
+        return {
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "finished_at": datetime.now(UTC) if finished else None,
+            "host": socket.gethostname(),
+            "version": version("ingestor"),
+            "mode": self.mode,
+            "status": status,
+            "files_scanned": self.progress.get("files", 0),
+            "lines_read": self.progress.get("lines_read", 0),
+            "records_stored": self.progress.get("rows_stored", 0),
+            "dead_letters": self.progress.get("dead_letters", 0),
+            "error": error,
+            "updated_at": datetime.now(UTC),
+        }
+
+
+def _finish(settings: Settings, run: RunRecord, status: int) -> None:
+    from ingestor.sink.engine import open_clickhouse
+
+    # The worker has stopped, so this process may open the embedded engine again.
+    with open_clickhouse(settings.clickhouse) as ch:
+        error = "" if status == 0 else f"exit status {status}"
+        ch.insert("ingest_runs", [run.row("ok" if status == 0 else "failed", True, error)])
+
+
+def _prepare(settings: Settings, bootstrap: str, fresh: bool, run: RunRecord) -> None:
     from ingestor.kafka.topics import create_topics
     from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
     from ingestor.sink.engine import open_clickhouse
@@ -80,6 +125,7 @@ def _prepare(settings: Settings, bootstrap: str, fresh: bool) -> None:
         applied = apply_schema(ch)
         if applied:
             _say(f"schema: applied {', '.join(applied)}")
+        ch.insert("ingest_runs", [run.row("running")])
         positions = file_positions(ch) if fresh else None
         seeds = session_seeds(ch) if fresh else []
         if seeds:
@@ -112,7 +158,7 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 
 def _supervise(
-    settings: Settings, bootstrap: str, fresh: bool, dirs: list[Path], *, once: bool
+    settings: Settings, bootstrap: str, fresh: bool, dirs: list[Path], *, once: bool, run: RunRecord
 ) -> int:
     worker_args = ["worker", "--bootstrap", bootstrap, "--loglevel", "info"]
     worker_args += ["--tansu"] if fresh else []
@@ -162,7 +208,7 @@ def _supervise(
             now = time.monotonic()
             if now - last_print >= (1.0 if sys.stdout.isatty() else 5.0):
                 last_print = now
-                line, done = _progress(settings)
+                line, done = _progress(settings, run.progress)
                 _say(line, overwrite=sys.stdout.isatty())
                 if once and done:
                     break
@@ -179,7 +225,7 @@ def _supervise(
     return status
 
 
-def _progress(settings: Settings) -> tuple[str, bool]:
+def _progress(settings: Settings, progress: dict[str, int]) -> tuple[str, bool]:
     watch: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         watch = json.loads((settings.data_dir / WATCH_STATS).read_text())
@@ -195,6 +241,9 @@ def _progress(settings: Settings) -> tuple[str, bool]:
     dead = int(counts.get("dead_letter", 0))
     lag = max(0, read - processed)
     pending = int(stats.get("pending_rows", 0))
+    progress.update(
+        files=int(watch.get("files", 0)), lines_read=read, rows_stored=stored, dead_letters=dead
+    )
     line = (
         f"files {watch.get('files', 0)}  lines read {read}  processed {processed}  "
         f"rows stored {stored}  dead letters {dead}  lag {lag}"

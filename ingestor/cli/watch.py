@@ -33,6 +33,9 @@ def run(args: argparse.Namespace) -> int:
     if not bootstrap:
         raise ConfigError("no broker: pass --bootstrap or set INGESTOR_KAFKA_BOOTSTRAP")
     dirs = [d.expanduser().resolve() for d in args.dirs] or None
+    from ingestor.cli.main import tune_gc
+
+    tune_gc()
     asyncio.run(_watch(settings, bootstrap, dirs, stats=args.stats, once=args.once))
     return 0
 

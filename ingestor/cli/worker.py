@@ -36,9 +36,11 @@ def run(args: argparse.Namespace) -> int:
         patch_faust_for_tansu()
     from faust.worker import Worker
 
+    from ingestor.cli.main import tune_gc
     from ingestor.sink.engine import open_clickhouse
     from ingestor.worker.app import build_app
 
+    tune_gc()
     ch = open_clickhouse(settings.clickhouse)
     try:
         app = build_app(settings, bootstrap, ch)

@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 EXIT_STORAGE_FAILED = 75  # EX_TEMPFAIL: the batch will be re-delivered on restart
 EXIT_OFFSET_GAP = 76  # Faust skipped records: restart to have them re-delivered
 RESTARTABLE = (EXIT_STORAGE_FAILED, EXIT_OFFSET_GAP)
+STALL_S = 30.0  # no record for this long while a partition has unread records: stuck
 
 
 @dataclass
@@ -55,6 +56,7 @@ class WorkerState:
     dirty: dict[bytes, SessionAgg] = field(default_factory=dict)  # sessions changed since flush
     counts: Counter[str] = field(default_factory=Counter)
     last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    last_progress: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     inflight: asyncio.Task[None] | None = None  # the insert being stored, if any
     inflight_rows: int = 0
@@ -133,6 +135,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
             )
             _restart_in_place()
         state.last_offsets[(message.topic, message.partition)] = message.offset
+        state.last_progress = time.monotonic()
         try:
             envelope = decode_message(kind, event.value)
         except InvalidInput as exc:
@@ -198,6 +201,35 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
             await flush(state, app)
 
     app.timer(interval=max(0.1, settings.batch_max_age_s / 4))(flush_by_age)
+
+    inputs = {transcripts_topic.get_topic_name(), events_topic.get_topic_name()}
+    inputs.add(ledger_topic.get_topic_name())
+
+    async def watchdog() -> None:
+        # The other face of the Faust hole (see handle): when the skipped records are the last
+        # ones, no later record reveals it. A partition whose high-watermark is ahead of what
+        # the agent handled, with nothing arriving for STALL_S, is stuck: restart in place (the
+        # hole is not committed until a later record is acked, so the restart re-reads it).
+        if time.monotonic() - state.last_progress < STALL_S or state.inflight_messages:
+            return
+        for tp in app.consumer.assignment():
+            if tp.topic not in inputs:
+                continue
+            highwater = app.consumer.highwater(tp)
+            last = state.last_offsets.get((tp.topic, tp.partition))
+            # Only partitions that delivered a record: the hole always follows a first record,
+            # and a partition with nothing new since the committed offset must not trip this.
+            if last is not None and highwater is not None and highwater > last + 1:
+                log.critical(
+                    "%s[%s] stalled at %s below its high-watermark %s; restarting",
+                    tp.topic,
+                    tp.partition,
+                    last,
+                    highwater,
+                )
+                _restart_in_place()
+
+    app.timer(interval=STALL_S / 3)(watchdog)
 
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         # Another worker may take these partitions: store what we have, forget cached indexes.

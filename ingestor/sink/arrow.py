@@ -1,0 +1,91 @@
+"""Rows (dicts keyed by column) as a columnar Arrow table typed by the ClickHouse columns. Pure.
+
+chdb reads an Arrow table in place (``INSERT … SELECT * FROM Python(table)``) with the GIL
+released, where JSON text costs an orjson encode under the GIL and a parse in ClickHouse. Each
+column is built with the Arrow type of its ClickHouse column, so Arrow rejects what the column
+cannot hold instead of converting it: a value of the wrong type, an integer out of range, a
+Decimal with more places than the column keeps. ``arrow_table`` then returns None and the caller
+sends the rows the old way, which keeps ClickHouse's own behaviour (and errors) for odd input.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
+from operator import itemgetter
+from typing import Any
+
+import pyarrow as pa  # type: ignore[import-untyped]
+
+__all__ = ["arrow_table", "arrow_type"]
+
+_SIMPLE: dict[str, pa.DataType] = {
+    "UInt8": pa.uint8(),
+    "UInt16": pa.uint16(),
+    "UInt32": pa.uint32(),
+    "UInt64": pa.uint64(),
+    "Int8": pa.int8(),
+    "Int16": pa.int16(),
+    "Int32": pa.int32(),
+    "Int64": pa.int64(),
+    "Float32": pa.float32(),
+    "Float64": pa.float64(),
+    "String": pa.string(),
+    "Bool": pa.bool_(),
+    "Date": pa.date32(),
+}
+_DECIMAL = re.compile(r"Decimal\((\d+),\s*(\d+)\)")
+_DATETIME64 = re.compile(r"DateTime64\(([0369])(?:,\s*'UTC')?\)")
+_UNITS = {"0": "s", "3": "ms", "6": "us", "9": "ns"}
+
+
+@lru_cache(maxsize=256)
+def arrow_type(ch_type: str) -> pa.DataType | None:
+    """The Arrow type that holds exactly the values of ClickHouse ``ch_type``; None if unsure."""
+    if ch_type in _SIMPLE:
+        return _SIMPLE[ch_type]
+    for wrapper in ("Nullable(", "LowCardinality("):
+        if ch_type.startswith(wrapper):
+            return arrow_type(ch_type[len(wrapper) : -1])  # Arrow columns are all nullable
+    if ch_type.startswith("Array("):
+        item = arrow_type(ch_type[6:-1])
+        return None if item is None else pa.list_(item)
+    if ch_type == "Map(String, String)":
+        return pa.map_(pa.string(), pa.string())
+    if match := _DECIMAL.fullmatch(ch_type):
+        precision, scale = int(match.group(1)), int(match.group(2))
+        return pa.decimal128(precision, scale) if precision <= 38 else None
+    if match := _DATETIME64.fullmatch(ch_type):
+        return pa.timestamp(_UNITS[match.group(1)], tz="UTC")
+    if ch_type in ("DateTime", "DateTime('UTC')"):
+        return pa.timestamp("s", tz="UTC")
+    return None  # Enum, UUID, other time zones…: not worth the risk of a silent difference
+
+
+def arrow_table(
+    rows: Sequence[Mapping[str, Any]], columns: Sequence[str], types: Mapping[str, str]
+) -> pa.Table | None:
+    """``rows`` as an Arrow table of ``columns`` typed by ``types`` (column -> ClickHouse type).
+
+    None when a column is unknown, has a type without an exact Arrow twin, or a value Arrow
+    refuses for that type. Raises ``KeyError`` when a row lacks a column.
+    """
+    kinds = []
+    for column in columns:
+        ch_type = types.get(column)
+        kind = None if ch_type is None else arrow_type(ch_type)
+        if kind is None:
+            return None
+        kinds.append(kind)
+    # One pass over the rows, then a transpose: cheaper than one pass per column.
+    values: Iterable[tuple[Any, ...]]
+    if len(columns) > 1:
+        values = zip(*map(itemgetter(*columns), rows), strict=True)
+    else:
+        values = [tuple(row[columns[0]] for row in rows)]
+    try:
+        arrays = [pa.array(column, type=kind) for column, kind in zip(values, kinds, strict=True)]
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    return pa.Table.from_arrays(arrays, names=list(columns))

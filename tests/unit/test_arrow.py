@@ -1,0 +1,95 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+from ingestor.settings import ClickHouseTarget
+from ingestor.sink.arrow import arrow_table, arrow_type
+from ingestor.sink.engine import open_clickhouse
+
+TYPES = {
+    "k": "LowCardinality(String)",
+    "ts": "DateTime64(3, 'UTC')",
+    "cost": "Decimal(20, 10)",
+    "tags": "Array(LowCardinality(String))",
+    "attrs": "Map(String, String)",
+    "latency": "Nullable(UInt32)",
+    "flag": "UInt8",
+}
+ROW = {
+    "k": "a",
+    "ts": datetime(2025, 1, 1, 2, tzinfo=timezone(timedelta(hours=2))),
+    "cost": Decimal("0.1234567891"),
+    "tags": ["x"],
+    "attrs": {"p": "q"},
+    "latency": None,
+    "flag": 1,
+}
+
+
+def test_types_follow_the_clickhouse_columns() -> None:
+    assert arrow_type("Nullable(UInt32)") == pa.uint32()
+    assert arrow_type("DateTime64(3, 'UTC')") == pa.timestamp("ms", tz="UTC")
+    assert arrow_type("Decimal(20, 10)") == pa.decimal128(20, 10)
+    assert arrow_type("Array(LowCardinality(String))") == pa.list_(pa.string())
+    assert arrow_type("Enum8('a' = 1)") is None
+    assert arrow_type("DateTime64(3, 'Europe/Paris')") is None
+
+
+def test_rows_become_typed_columns() -> None:
+    table = arrow_table([ROW, {**ROW, "latency": 7}], list(ROW), TYPES)
+    assert table is not None
+    assert table.column_names == list(ROW)
+    assert table.column("ts").to_pylist()[0] == datetime(2025, 1, 1, tzinfo=UTC)
+    assert table.column("latency").to_pylist() == [None, 7]
+    assert table.column("cost").to_pylist()[0] == Decimal("0.1234567891")
+
+
+def test_anything_arrow_cannot_hold_exactly_is_left_to_the_json_path() -> None:
+    for bad in (
+        {"flag": True},  # a bool in an integer column
+        {"flag": 300},  # out of range
+        {"cost": Decimal("0.12345678912")},  # more places than the column keeps
+        {"k": 5},
+    ):
+        assert arrow_table([{**ROW, **bad}], list(ROW), TYPES) is None, bad
+    assert arrow_table([ROW], [*ROW, "unknown"], TYPES) is None
+    assert arrow_table([ROW], ["k"], {"k": "UUID"}) is None
+
+
+def test_a_single_column() -> None:
+    table = arrow_table([{"k": "a"}, {"k": "b"}], ["k"], TYPES)
+    assert table is not None
+    assert table.column("k").to_pylist() == ["a", "b"]
+
+
+@pytest.mark.integration
+def test_chdb_stores_the_same_values_either_way(tmp_path: Path, monkeypatch: Any) -> None:
+    from ingestor.sink import chdb_engine
+
+    target = ClickHouseTarget(kind="chdb", database="arrow", path=tmp_path / "ch")
+    with open_clickhouse(target) as ch:
+        columns = ", ".join(f"{name} {kind}" for name, kind in TYPES.items())
+        ch.execute(
+            f"CREATE TABLE t ({columns}) ENGINE = MergeTree ORDER BY k"
+            " SETTINGS non_replicated_deduplication_window = 100"
+        )
+        rows = [
+            ROW,
+            {**ROW, "k": "b", "ts": datetime(2025, 1, 1, 0, 0, 0, 411999, tzinfo=UTC)},
+            {**ROW, "k": "c", "latency": 4294967295, "cost": Decimal("-0.0"), "attrs": {}},
+        ]
+        ch.insert("t", rows, token="arrow")
+        ch.insert("t", rows, token="arrow")  # a retry with the same token is a no-op
+        monkeypatch.setattr(chdb_engine, "arrow_table", lambda *_: None)
+        ch.insert("t", [{**row, "k": row["k"] + "-json"} for row in rows], token="json")
+        stored = ch.query("SELECT * FROM t ORDER BY k")
+    assert len(stored) == 6
+    for arrow, json in zip(stored[0::2], stored[1::2], strict=True):
+        assert json[0] == arrow[0] + "-json"
+        assert json[1:] == arrow[1:]
