@@ -60,7 +60,10 @@ def _to_decimal(value: Any) -> Any:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00: a validation error, not a crash
+        raise ValueError(f"timestamp out of range in UTC: {exc}") from exc
 
 
 Tokens = Annotated[int, Field(ge=0, strict=True)]

@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 from ingestor.models import Usage
 
-__all__ = ["SYNTHETIC_MODEL", "Price", "cache_split", "line_cost", "price_for"]
+__all__ = ["SYNTHETIC_MODEL", "Price", "cache_split", "line_cost", "price_for", "tokens_cost"]
 
 SYNTHETIC_MODEL = "<synthetic>"
 _MILLION = Decimal(1_000_000)
@@ -99,15 +99,38 @@ def cache_split(usage: Usage) -> tuple[int, int]:
 
 def line_cost(model: str | None, usage: Usage) -> Decimal:
     """The exact USD cost of one usage line; ``Decimal(0)`` for an unknown model."""
-    price = price_for(model)
-    if price is None:
-        return Decimal(0)
     write_5m, write_1h = cache_split(usage)
+    return tokens_cost(
+        model,
+        usage.input_tokens,
+        usage.output_tokens,
+        write_5m,
+        write_1h,
+        usage.cache_read_input_tokens,
+    )
+
+
+def tokens_cost(
+    model: str | None, input: int, output: int, write_5m: int, write_1h: int, cache_read: int
+) -> Decimal:
+    """``line_cost`` over plain token counts (cache writes already split by ``cache_split``)."""
+    rates = _rates(model)
+    if rates is None:
+        return Decimal(0)
     micro = (
-        usage.input_tokens * price.input
-        + usage.output_tokens * price.output
-        + write_5m * price.cache_write_5m
-        + write_1h * price.cache_write_1h
-        + usage.cache_read_input_tokens * price.cache_read
+        input * rates[0]
+        + output * rates[1]
+        + write_5m * rates[2]
+        + write_1h * rates[3]
+        + cache_read * rates[4]
     )
     return micro / _MILLION
+
+
+@lru_cache(maxsize=1024)
+def _rates(model: str | None) -> tuple[Decimal, Decimal, Decimal, Decimal, Decimal] | None:
+    # The derived cache prices once per model, not once per line.
+    price = price_for(model)
+    if price is None:
+        return None
+    return (price.input, price.output, price.cache_write_5m, price.cache_write_1h, price.cache_read)

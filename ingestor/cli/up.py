@@ -174,6 +174,9 @@ def _supervise(
     ]
     watch_args += [str(d) for d in dirs]
     worker = _spawn(worker_args, logs / "worker.log")
+    # The watcher starts once the worker consumes: a Faust group that starts on data already
+    # waiting can skip records (the worker guards against it, but only by restarting).
+    _wait_ready(settings, worker)
     watcher = _spawn(watch_args, logs / "watch.log")
     stopping = False
 
@@ -223,6 +226,19 @@ def _supervise(
                 child.kill()
         print()
     return status
+
+
+def _wait_ready(
+    settings: Settings, worker: subprocess.Popen[bytes], timeout_s: float = 180
+) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline and worker.poll() is None:
+        with contextlib.suppress(OSError, ValueError):
+            url = f"http://{settings.web_host}:{settings.web_port}/stats/"
+            with urllib.request.urlopen(url, timeout=1) as reply:
+                if json.loads(reply.read()).get("ready"):
+                    return
+        time.sleep(0.3)
 
 
 def _progress(settings: Settings, progress: dict[str, int]) -> tuple[str, bool]:

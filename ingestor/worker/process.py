@@ -19,8 +19,9 @@ from ingestor.models import (
     validate_ledger,
     validate_transcript_line,
 )
+from ingestor.sink.fast_rows import fast_transcript_row
 from ingestor.sink.rows import event_rows, ledger_row, transcript_row
-from ingestor.wire import Envelope, Kind
+from ingestor.wire import Envelope, Kind, TranscriptSource
 from ingestor.worker.dedup import Contribution, DedupIndex, Outcome
 from ingestor.worker.dlq import DeadLetter
 
@@ -71,7 +72,7 @@ def process_transcripts(
                 raise InvalidRecord("must be a non-negative integer", "offset")
             if "raw" in record:
                 raise InvalidRecord(str(record.get("error") or "not a JSON object"), "line")
-            line = validate_transcript_line(record.get("line"))
+            row = _transcript_row(record.get("line"), source, offset, length)
         except InvalidInput as exc:
             raw = record.get("raw", record.get("line")) if isinstance(record, dict) else record
             out.dead.append(
@@ -86,23 +87,22 @@ def process_transcripts(
             )
             out.outcomes["dead_letter"] += 1
             continue
-        row = transcript_row(line, source, offset, length)
         out._row("transcript_lines", row)
-        if line.usage is None or line.timestamp is None:
+        if not row["has_usage"]:  # a line with usage always has its timestamp (models.py)
             out.outcomes["no_usage"] += 1
             continue
         contribution = Contribution(
             identity=(source.file, source.generation, offset),
             session_id=row["session_id"],
             model=row["model"],
-            timestamp_ms=int(line.timestamp.timestamp() * 1000),
+            timestamp_ms=int(row["timestamp"].timestamp() * 1000),
             input_tokens=row["input_tokens"],
             output_tokens=row["output_tokens"],
             cache_creation_tokens=row["cache_creation_tokens"],
             cache_read_tokens=row["cache_read_tokens"],
             cost=_decimal(row["cost_usd"]),
             tool_uses=tuple(row["tool_uses"]),
-            is_sidechain=line.is_sidechain,
+            is_sidechain=bool(row["is_sidechain"]),
         )
         verdict = index.observe(row["message_id"], row["request_id"], contribution)
         out.outcomes[verdict.outcome.value] += 1
@@ -111,6 +111,14 @@ def process_transcripts(
         if verdict.retract is not None:
             out.retracts.setdefault(verdict.retract.session_id, []).append(verdict.retract)
     return out
+
+
+def _transcript_row(data: Any, source: TranscriptSource, offset: int, length: int) -> Row:
+    """The row of one line: the fast path when it takes the line, else the model (may raise)."""
+    row = fast_transcript_row(data, source, offset, length)
+    if row is None:
+        row = transcript_row(validate_transcript_line(data), source, offset, length)
+    return row
 
 
 def process_events(envelope: Envelope, where: Location, *, bad_line_max_bytes: int) -> Processed:

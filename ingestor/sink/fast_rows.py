@@ -1,0 +1,189 @@
+"""The ``transcript_lines`` row of a well-formed line without pydantic: the worker's hot path.
+
+``fast_transcript_row(data, ...)`` equals ``transcript_row(validate_transcript_line(data), ...)``
+whenever it returns a row. It accepts only the common shape the watcher sends: exact JSON types
+(``type(x) is str``, never a subclass, a bool for an int or a string for a number), tokens in
+``[0, 2**63)``, an aware ISO timestamp in the one spelling both parsers read alike, a stripped
+``message`` (no ``content``), camelCase keys only. Anything else returns ``None`` and the caller
+takes the model path, which decides — so errors and dead letters are the model's, unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any, TypeGuard
+
+from ingestor.pricing import tokens_cost
+from ingestor.sink.rows import EPOCH, _first_ts, _stem, money
+from ingestor.wire import TranscriptSource
+
+__all__ = ["fast_transcript_row"]
+
+_TOKEN_LIMIT = 1 << 63
+# Snake-case names the model also accepts (populate_by_name): which spelling wins is its call.
+_ALIASES = frozenset(
+    {"session_id", "parent_uuid", "request_id", "is_sidechain", "is_api_error_message", "cost_usd"}
+)
+# The spelling Python's fromisoformat and pydantic's parser agree on (ASCII digits, 'Z' or
+# '+hh:mm' within a day, at most microseconds); other spellings (naive, '+02', '+00:60', lower-case
+# 'z') go the slow way.
+_TIMESTAMP = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
+)
+_NO_TOOLS: list[str] = []
+
+
+def _token(value: Any) -> TypeGuard[int]:
+    return type(value) is int and 0 <= value < _TOKEN_LIMIT
+
+
+def _timestamp(value: str) -> datetime | None:
+    if _TIMESTAMP.fullmatch(value) is None:
+        return None
+    try:
+        return datetime.fromisoformat(value).astimezone(UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def fast_transcript_row(
+    data: Any, source: TranscriptSource, offset: int, length: int
+) -> dict[str, Any] | None:
+    """The row ``transcript_row`` would build for ``data``, or ``None`` to take the model path."""
+    if type(data) is not dict or not _ALIASES.isdisjoint(data):
+        return None
+    get = data.get
+    line_type = get("type")
+    session_id = get("sessionId")
+    uuid = get("uuid")
+    parent_uuid = get("parentUuid")
+    request_id = get("requestId")
+    cwd = get("cwd")
+    version = get("version")
+    is_sidechain = get("isSidechain", False)
+    is_api_error = get("isApiErrorMessage", False)
+    if (
+        type(line_type) is not str
+        or (session_id is not None and type(session_id) is not str)
+        or (uuid is not None and type(uuid) is not str)
+        or (parent_uuid is not None and type(parent_uuid) is not str)
+        or (request_id is not None and type(request_id) is not str)
+        or (cwd is not None and type(cwd) is not str)
+        or (version is not None and type(version) is not str)
+        or type(is_sidechain) is not bool
+        or type(is_api_error) is not bool
+    ):
+        return None
+
+    raw_ts = get("timestamp")
+    timestamp: datetime | None = None
+    if raw_ts is not None and (
+        type(raw_ts) is not str or (timestamp := _timestamp(raw_ts)) is None
+    ):
+        return None
+
+    message = get("message")
+    message_id: str | None = None
+    model: str | None = None
+    tool_uses: list[str] = _NO_TOOLS
+    usage: Any = None
+    if message is not None:
+        if type(message) is not dict or "content" in message:
+            return None
+        message_id = message.get("id")
+        model = message.get("model")
+        usage = message.get("usage")
+        tool_uses = message.get("tool_uses", _NO_TOOLS)
+        if (
+            (message_id is not None and type(message_id) is not str)
+            or (model is not None and type(model) is not str)
+            or type(tool_uses) is not list
+            or any(type(name) is not str for name in tool_uses)
+        ):
+            return None
+    model_name = model or ""
+
+    if usage is None:
+        tokens = (0, 0, 0, 0, 0, 0)
+        tier = ""
+    else:
+        if type(usage) is not dict or timestamp is None:
+            return None
+        input_tokens = usage.get("input_tokens")
+        output_tokens = usage.get("output_tokens")
+        creation = usage.get("cache_creation_input_tokens", 0)
+        cache_read = usage.get("cache_read_input_tokens", 0)
+        service_tier = usage.get("service_tier")
+        split = usage.get("cache_creation")
+        if not (
+            _token(input_tokens)
+            and _token(output_tokens)
+            and _token(creation)
+            and _token(cache_read)
+            and (service_tier is None or type(service_tier) is str)
+        ):
+            return None
+        write_5m, write_1h = creation, 0
+        if split is not None:
+            if type(split) is not dict:
+                return None
+            split_5m = split.get("ephemeral_5m_input_tokens", 0)
+            split_1h = split.get("ephemeral_1h_input_tokens", 0)
+            if not (_token(split_5m) and _token(split_1h)):
+                return None
+            if split_5m or split_1h:  # pricing.cache_split's rule
+                write_5m, write_1h = split_5m, split_1h
+        tokens = (input_tokens, output_tokens, write_5m + write_1h, cache_read, write_5m, write_1h)
+        tier = service_tier or ""
+
+    raw_cost = get("costUSD")
+    if raw_cost is not None:
+        if type(raw_cost) is int:
+            if not 0 <= raw_cost < _TOKEN_LIMIT:
+                return None
+            cost = money(Decimal(raw_cost))
+        elif type(raw_cost) is float:
+            if not (math.isfinite(raw_cost) and raw_cost >= 0):
+                return None
+            cost = money(Decimal(repr(raw_cost)))  # models._to_decimal's spelling
+        else:
+            return None
+    elif usage is not None:
+        cost = tokens_cost(model_name, tokens[0], tokens[1], tokens[4], tokens[5], tokens[3])
+    else:
+        cost = Decimal(0)
+
+    return {
+        "source_file": source.file,
+        "source_generation": source.generation,
+        "source_offset": offset,
+        "source_length": length,
+        "file_first_ts": _first_ts(source.first_ts),
+        "project": source.project,
+        "dedup_scope": source.scope,
+        "session_id": session_id or _stem(source.file),
+        "line_type": line_type,
+        "uuid": uuid or "",
+        "parent_uuid": parent_uuid or "",
+        "request_id": request_id or "",
+        "message_id": message_id or "",
+        "timestamp": timestamp or EPOCH,
+        "is_sidechain": int(is_sidechain),
+        "is_api_error": int(is_api_error),
+        "model": model_name,
+        "has_usage": int(usage is not None),
+        "input_tokens": tokens[0],
+        "output_tokens": tokens[1],
+        "cache_creation_tokens": tokens[2],
+        "cache_read_tokens": tokens[3],
+        "cache_creation_5m": tokens[4],
+        "cache_creation_1h": tokens[5],
+        "service_tier": tier,
+        "cost_usd": cost,
+        "tool_uses": list(tool_uses),
+        "cwd": cwd or "",
+        "version": version or "",
+    }
