@@ -333,9 +333,12 @@ _M = TypeVar("_M", bound=BaseModel)
 _EVENT: TypeAdapter[Event] = TypeAdapter(Event)
 
 
-def _first_error(exc: ValidationError) -> InvalidRecord:
+def _first_error(exc: ValidationError, *, tagged: bool = False) -> InvalidRecord:
     err = exc.errors(include_url=False)[0]
-    field = ".".join(str(part) for part in err["loc"]) or None
+    loc = err["loc"]
+    if tagged and len(loc) > 1:
+        loc = loc[1:]  # a discriminated union puts the tag first; name the field as sent
+    field = ".".join(str(part) for part in loc) or None
     return InvalidRecord(err["msg"], field)
 
 
@@ -356,7 +359,7 @@ def validate_event(data: Any) -> Event:
     try:
         return _EVENT.validate_python(data)
     except ValidationError as exc:
-        raise _first_error(exc) from exc
+        raise _first_error(exc, tagged=True) from exc
 
 
 def validate_ledger(data: Any) -> LedgerEntry:

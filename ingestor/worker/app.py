@@ -34,9 +34,17 @@ from ingestor.worker.sessions import SessionAgg
 from ingestor.worker.sink import Batch, write_batch
 from ingestor.worker.views import register_views
 
-__all__ = ["EXIT_OFFSET_GAP", "EXIT_STORAGE_FAILED", "RESTARTABLE", "WorkerState", "build_app"]
+__all__ = [
+    "EXIT_BAD_INPUT",
+    "EXIT_OFFSET_GAP",
+    "EXIT_STORAGE_FAILED",
+    "RESTARTABLE",
+    "WorkerState",
+    "build_app",
+]
 
 log = logging.getLogger(__name__)
+EXIT_BAD_INPUT = 65  # EX_DATAERR: the dead-letter limit stopped the worker
 EXIT_STORAGE_FAILED = 75  # EX_TEMPFAIL: the batch will be re-delivered on restart
 EXIT_OFFSET_GAP = 76  # Faust skipped records: restart to have them re-delivered
 RESTARTABLE = (EXIT_STORAGE_FAILED, EXIT_OFFSET_GAP)
@@ -187,8 +195,9 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
                 try:
                     await handle(kind, manual, event)
                 except DeadLetterLimitExceeded:
+                    # Not restartable: the held events stay unacked for whoever fixes the input.
                     log.critical("dead-letter limit exceeded on %s; stopping", kind, exc_info=True)
-                    os._exit(EXIT_STORAGE_FAILED)
+                    os._exit(EXIT_BAD_INPUT)
 
         app.agent(topic, name=f"ingest-{kind}")(consume)
 
@@ -235,6 +244,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
         # Another worker may take these partitions: store what we have, forget cached indexes.
         await flush(state, app, wait=True)
         state.indexes.clear()
+        state.last_offsets.clear()  # another worker may move these partitions on meanwhile
 
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
 

@@ -9,8 +9,10 @@ from __future__ import annotations
 import os
 import shutil
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
+import orjson
 import pytest
 from pipeline import (
     Pipeline,
@@ -174,3 +176,87 @@ def test_dead_letters_reach_the_dead_letter_topic_with_location_and_reason(
     bad_json = next(m for m in letters if m["location"]["file_offset"] != 0)
     assert bad_json["raw"] == "{not json"
     assert bad_json["reason"]
+
+
+def test_events_and_ledger_reach_their_views_once_even_when_replayed(pipeline: Pipeline) -> None:
+    import asyncio
+    from datetime import UTC, datetime, timedelta
+
+    from aiokafka import AIOKafkaProducer
+
+    from ingestor.wire import encode_envelope
+
+    now = datetime.now(UTC).replace(microsecond=0) - timedelta(hours=2)  # inside every TTL
+    ts = now.isoformat().replace("+00:00", "Z")
+    events = [
+        {
+            "event_id": f"e{i}",
+            "event_type": "prompt_call",
+            "project_id": "p",
+            "user_id": "u1",
+            "session_id": "s1",
+            "timestamp": ts,
+            "model": "m",
+            "tokens_input": 10,
+            "tokens_output": 5,
+            "cost_usd": 0.1,
+            "latency_ms": 100,
+        }
+        for i in range(3)
+    ] + [
+        {"event_id": "t1", "event_type": "tool_call", "project_id": "p", "timestamp": ts,
+         "tool_name": "search", "status": "error"},
+        {"event_id": "bad", "event_type": "prompt_call", "project_id": "p"},  # no timestamp
+    ]  # fmt: skip
+    ledger = [
+        {"request_id": "r1", "user_id": "u1", "provider_id": "pr", "model_id": "m",
+         "created_at": ts, "vendor_cost": "0.00000250", "credits_deducted": 3,
+         "margin_multiplier": "2.50", "gross_margin_usd": "0.00000375", "status": "success"},
+    ]  # fmt: skip
+    topics = pipeline.settings
+
+    async def produce() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap)
+        await producer.start()
+        try:
+            envelope = encode_envelope("event", events)
+            # The same envelope twice (a producer retry) and one event again on its own.
+            for value in (envelope, envelope, orjson.dumps(events[0])):
+                await producer.send_and_wait(topics.topic("events"), value, key=b"s1")
+            await producer.send_and_wait(
+                topics.topic("ledger"), encode_envelope("ledger", ledger), key=b"u1"
+            )
+        finally:
+            await producer.stop()
+
+    pipeline.start_worker()
+    asyncio.run(produce())
+    wait_for(
+        lambda: (
+            (pipeline.stats() or {}).get("counts", {}).get("messages", 0) >= 4
+            and pipeline.stats()["pending_rows"] == 0
+        ),  # type: ignore[index]
+        timeout_s=60,
+        what="events and ledger stored",
+    )
+    pipeline.stop_worker()
+    with pipeline.clickhouse() as ch:
+        [(n_events,)] = ch.query("SELECT count() FROM events FINAL")
+        assert n_events == 4
+        [(calls, tokens, cost)] = ch.query(
+            "SELECT sum(events), sum(tokens_input), sum(cost_usd) FROM hourly_metrics "
+            "WHERE event_type = 'prompt_call'"
+        )
+        assert (calls, tokens, cost) == (3, 30, Decimal("0.3"))
+        [(user_calls, user_tokens)] = ch.query(
+            "SELECT sum(prompt_calls), sum(total_tokens) FROM user_usage_daily WHERE user_id = 'u1'"
+        )
+        assert (user_calls, user_tokens) == (3, 45)
+        [(tool_rows,)] = ch.query("SELECT count() FROM tool_calls")
+        assert tool_rows == 1
+        [(margin,)] = ch.query("SELECT sum(gross_margin_usd) FROM token_usage_ledger FINAL")
+        assert margin == Decimal("0.00000375")
+        [(dead, field)] = ch.query(
+            "SELECT count(), any(field) FROM dead_letters WHERE kind = 'event'"
+        )
+        assert dead == 2 and field == "timestamp"  # the bad event, in each copy of the envelope
