@@ -17,7 +17,7 @@ from decimal import Decimal
 from typing import Any, TypeGuard
 
 from ingestor.pricing import tokens_cost
-from ingestor.sink.rows import EPOCH, _first_ts, _stem, money
+from ingestor.sink.rows import assemble_transcript_row, money
 from ingestor.wire import TranscriptSource
 
 __all__ = ["fast_transcript_row"]
@@ -156,34 +156,25 @@ def fast_transcript_row(
     else:
         cost = Decimal(0)
 
-    return {
-        "source_file": source.file,
-        "source_generation": source.generation,
-        "source_offset": offset,
-        "source_length": length,
-        "file_first_ts": _first_ts(source.first_ts),
-        "project": source.project,
-        "dedup_scope": source.scope,
-        "session_id": session_id or _stem(source.file),
-        "line_type": line_type,
-        "uuid": uuid or "",
-        "parent_uuid": parent_uuid or "",
-        "request_id": request_id or "",
-        "message_id": message_id or "",
-        "timestamp": timestamp or EPOCH,
-        "is_sidechain": int(is_sidechain),
-        "is_api_error": int(is_api_error),
-        "model": model_name,
-        "has_usage": int(usage is not None),
-        "input_tokens": tokens[0],
-        "output_tokens": tokens[1],
-        "cache_creation_tokens": tokens[2],
-        "cache_read_tokens": tokens[3],
-        "cache_creation_5m": tokens[4],
-        "cache_creation_1h": tokens[5],
-        "service_tier": tier,
-        "cost_usd": cost,
-        "tool_uses": list(tool_uses),
-        "cwd": cwd or "",
-        "version": version or "",
-    }
+    return assemble_transcript_row(
+        source,
+        offset,
+        length,
+        session_id,
+        line_type,
+        uuid,
+        parent_uuid,
+        request_id,
+        message_id,
+        timestamp,
+        is_sidechain,
+        is_api_error,
+        model_name,
+        usage is not None,
+        tokens,
+        tier,
+        cost,
+        tool_uses,
+        cwd,
+        version,
+    )

@@ -7,6 +7,7 @@ repeats per file (first timestamp, file stem). Values are the types both engines
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
@@ -108,6 +109,57 @@ def transcript_row(
         cost = line_cost(model, usage)
     else:
         cost = Decimal(0)
+    return assemble_transcript_row(
+        source,
+        offset,
+        length,
+        line.session_id,
+        line.type,
+        line.uuid,
+        line.parent_uuid,
+        line.request_id,
+        message.id if message is not None else None,
+        line.timestamp,
+        line.is_sidechain,
+        line.is_api_error_message,
+        model,
+        usage is not None,
+        tokens,
+        tier,
+        cost,
+        message.tool_uses if message is not None else (),
+        line.cwd,
+        line.version,
+    )
+
+
+def assemble_transcript_row(
+    source: TranscriptSource,
+    offset: int,
+    length: int,
+    session_id: str | None,
+    line_type: str,
+    uuid: str | None,
+    parent_uuid: str | None,
+    request_id: str | None,
+    message_id: str | None,
+    timestamp: datetime | None,
+    is_sidechain: bool,
+    is_api_error: bool,
+    model: str,
+    has_usage: bool,
+    tokens: tuple[int, int, int, int, int, int],
+    tier: str,
+    cost: Decimal,
+    tool_uses: Iterable[str],
+    cwd: str | None,
+    version: str | None,
+) -> dict[str, Any]:
+    """The one place that names ``transcript_lines``' columns, for both row builders.
+
+    ``tokens`` is (input, output, cache creation, cache read, 5m writes, 1h writes). Positional
+    on purpose: it runs once per line.
+    """
     return {
         "source_file": source.file,
         "source_generation": source.generation,
@@ -116,17 +168,17 @@ def transcript_row(
         "file_first_ts": _first_ts(source.first_ts),
         "project": source.project,
         "dedup_scope": source.scope,
-        "session_id": line.session_id or _stem(source.file),
-        "line_type": line.type,
-        "uuid": line.uuid or "",
-        "parent_uuid": line.parent_uuid or "",
-        "request_id": line.request_id or "",
-        "message_id": (message.id if message is not None else None) or "",
-        "timestamp": line.timestamp or EPOCH,
-        "is_sidechain": int(line.is_sidechain),
-        "is_api_error": int(line.is_api_error_message),
+        "session_id": session_id or _stem(source.file),
+        "line_type": line_type,
+        "uuid": uuid or "",
+        "parent_uuid": parent_uuid or "",
+        "request_id": request_id or "",
+        "message_id": message_id or "",
+        "timestamp": timestamp or EPOCH,
+        "is_sidechain": int(is_sidechain),
+        "is_api_error": int(is_api_error),
         "model": model,
-        "has_usage": int(usage is not None),
+        "has_usage": int(has_usage),
         "input_tokens": tokens[0],
         "output_tokens": tokens[1],
         "cache_creation_tokens": tokens[2],
@@ -135,9 +187,9 @@ def transcript_row(
         "cache_creation_1h": tokens[5],
         "service_tier": tier,
         "cost_usd": cost,
-        "tool_uses": list(message.tool_uses) if message is not None else [],
-        "cwd": line.cwd or "",
-        "version": line.version or "",
+        "tool_uses": list(tool_uses),
+        "cwd": cwd or "",
+        "version": version or "",
     }
 
 
