@@ -14,7 +14,6 @@ from typing import Any
 
 from ingestor.errors import InvalidInput, InvalidRecord, Location
 from ingestor.models import (
-    LedgerEntry,
     validate_event,
     validate_ledger,
     validate_transcript_line,
@@ -22,7 +21,7 @@ from ingestor.models import (
 from ingestor.sink.fast_rows import fast_transcript_row
 from ingestor.sink.rows import event_rows, ledger_row, transcript_row
 from ingestor.wire import Envelope, Kind, TranscriptSource
-from ingestor.worker.dedup import Contribution, DedupIndex, Outcome
+from ingestor.worker.dedup import Contribution, DedupIndex
 from ingestor.worker.dlq import DeadLetter
 
 __all__ = ["Processed", "process_events", "process_ledger", "process_transcripts"]
@@ -122,41 +121,43 @@ def _transcript_row(data: Any, source: TranscriptSource, offset: int, length: in
 
 
 def process_events(envelope: Envelope, where: Location, *, bad_line_max_bytes: int) -> Processed:
-    out = Processed()
-    for i, record in enumerate(envelope.records):
-        try:
-            event = validate_event(record)
-        except InvalidInput as exc:
-            loc = Location(where.topic, where.partition, where.offset, i)
-            out.dead.append(
-                DeadLetter.of("event", exc.at(loc), record, max_bytes=bad_line_max_bytes)
-            )
-            out.outcomes["dead_letter"] += 1
-            continue
-        for table, rows in event_rows(event).items():
-            out.rows.setdefault(table, []).extend(rows)
-        out.outcomes["stored"] += 1
-    return out
+    """Each valid event becomes its rows (events, plus tool_calls / agent_steps)."""
+    return _process_records(
+        "event", envelope, where, lambda r: event_rows(validate_event(r)), bad_line_max_bytes
+    )
 
 
 def process_ledger(envelope: Envelope, where: Location, *, bad_line_max_bytes: int) -> Processed:
+    """Each valid ledger entry becomes a ``token_usage_ledger`` row."""
+    return _process_records(
+        "ledger",
+        envelope,
+        where,
+        lambda r: {"token_usage_ledger": [ledger_row(validate_ledger(r))]},
+        bad_line_max_bytes,
+    )
+
+
+def _process_records(
+    kind: Kind,
+    envelope: Envelope,
+    where: Location,
+    rows_of: Callable[[Any], Mapping[str, list[Row]]],
+    bad_line_max_bytes: int,
+) -> Processed:
     out = Processed()
     for i, record in enumerate(envelope.records):
         try:
-            entry: LedgerEntry = validate_ledger(record)
+            rows = rows_of(record)
         except InvalidInput as exc:
             loc = Location(where.topic, where.partition, where.offset, i)
-            out.dead.append(
-                DeadLetter.of("ledger", exc.at(loc), record, max_bytes=bad_line_max_bytes)
-            )
+            out.dead.append(DeadLetter.of(kind, exc.at(loc), record, max_bytes=bad_line_max_bytes))
             out.outcomes["dead_letter"] += 1
             continue
-        out._row("token_usage_ledger", ledger_row(entry))
+        for table, table_rows in rows.items():
+            out.rows.setdefault(table, []).extend(table_rows)
         out.outcomes["stored"] += 1
     return out
-
-
-PROCESSORS: Mapping[Kind, Any] = {"event": process_events, "ledger": process_ledger}
 
 
 def _position(record: Any) -> tuple[int, int]:
@@ -170,7 +171,3 @@ def _position(record: Any) -> tuple[int, int]:
 
 def _decimal(value: Any) -> Decimal:
     return value if isinstance(value, Decimal) else Decimal(str(value))
-
-
-def dedup_outcomes() -> tuple[str, ...]:
-    return tuple(o.value for o in Outcome)
