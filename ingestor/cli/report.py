@@ -49,9 +49,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         report = _local(settings, args)
     except StorageError as exc:
-        if "lock" not in str(exc).lower():
+        if settings.clickhouse.kind != "chdb":
             raise
-        report = _from_worker(settings, args)
+        # Most likely the running worker holds the embedded engine: ask it instead.
+        try:
+            report = _from_worker(settings, args)
+        except OSError:
+            raise exc from None  # no worker answers either: the engine's error is the one
     print(render_json(report) if args.json else render_table(report))
     return 0
 

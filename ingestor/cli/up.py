@@ -192,6 +192,8 @@ def _supervise(
     try:
         while not stopping:
             time.sleep(0.5)
+            if stopping:  # Ctrl-C reaches the children too: their exit is expected then
+                break
             if worker.poll() is not None:
                 if worker.returncode in RESTARTABLE and restarts < 5:
                     restarts += 1
