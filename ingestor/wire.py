@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, Literal
 
 import orjson
@@ -100,8 +101,6 @@ def encode_envelope(
 
 def _default(value: Any) -> Any:
     # Decimal money travels as a string so that no float ever touches it.
-    from decimal import Decimal
-
     if isinstance(value, Decimal):
         return str(value)
     raise TypeError(f"cannot encode {type(value).__name__}")

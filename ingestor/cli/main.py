@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import gc
 import logging
 import sys
 from collections.abc import Sequence
@@ -27,16 +26,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMANDS:
         import_module(f"ingestor.cli.{name}").register(sub)
     return parser
-
-
-def tune_gc() -> None:
-    """For the long-running streaming processes: collect far less often.
-
-    They allocate many short-lived dicts per line and keep few cycles; CPython's default gen-0
-    threshold (700) made their hot loops 2–3x slower (measured on the worker and the watcher).
-    """
-    gc.freeze()  # what start-up loaded is never collected again
-    gc.set_threshold(200_000, 20, 20)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -6,7 +6,7 @@ import argparse
 import asyncio
 from typing import Any
 
-from ingestor.errors import ConfigError
+from ingestor.cli.common import resolve_bootstrap
 from ingestor.settings import load_settings
 
 
@@ -24,9 +24,7 @@ def run(args: argparse.Namespace) -> int:
     from ingestor.kafka.topics import create_topics
 
     settings = load_settings()
-    bootstrap = args.bootstrap or settings.kafka_bootstrap
-    if not bootstrap:
-        raise ConfigError("no broker: pass --bootstrap or set INGESTOR_KAFKA_BOOTSTRAP")
+    bootstrap = resolve_bootstrap(args, settings)
     created = asyncio.run(create_topics(settings, bootstrap))
     print(f"{bootstrap}: created {len(created)} topic(s)" + "".join(f"\n  {t}" for t in created))
     return 0

@@ -12,7 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from ingestor.errors import BrokerError, ConfigError
+from ingestor.cli.common import resolve_bootstrap, tune_gc
+from ingestor.errors import BrokerError
 from ingestor.settings import Settings, load_settings
 
 
@@ -29,11 +30,8 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    bootstrap = args.bootstrap or settings.kafka_bootstrap
-    if not bootstrap:
-        raise ConfigError("no broker: pass --bootstrap or set INGESTOR_KAFKA_BOOTSTRAP")
+    bootstrap = resolve_bootstrap(args, settings)
     dirs = [d.expanduser().resolve() for d in args.dirs] or None
-    from ingestor.cli.main import tune_gc
 
     tune_gc()
     asyncio.run(_watch(settings, bootstrap, dirs, stats=args.stats, once=args.once))

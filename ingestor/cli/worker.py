@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from ingestor.errors import ConfigError
+from ingestor.cli.common import resolve_bootstrap, tune_gc
 from ingestor.settings import load_settings
 
 
@@ -25,18 +25,13 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    bootstrap = args.bootstrap or settings.kafka_bootstrap
-    if not bootstrap:
-        raise ConfigError(
-            "no broker: pass --bootstrap or set INGESTOR_KAFKA_BOOTSTRAP (or use `ingestor up`)"
-        )
+    bootstrap = resolve_bootstrap(args, settings)
     if args.tansu:
         from ingestor.local.compat import patch_faust_for_tansu
 
         patch_faust_for_tansu()
     from faust.worker import Worker
 
-    from ingestor.cli.main import tune_gc
     from ingestor.sink.engine import open_clickhouse
     from ingestor.worker.app import build_app
 

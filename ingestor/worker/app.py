@@ -206,7 +206,9 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
     agent_for("ledger", ledger_topic)
 
     async def flush_by_age() -> None:
-        if state.batch.due():
+        # Never wait behind an insert in flight: the agent's next flush does that.
+        busy = state.inflight is not None and not state.inflight.done()
+        if state.batch.due() and not busy:
             await flush(state, app)
 
     app.timer(interval=max(0.1, settings.batch_max_age_s / 4))(flush_by_age)

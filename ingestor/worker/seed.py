@@ -57,11 +57,10 @@ async def seed_sessions(
         for scope, agg in seeds:
             # The partition of the scope's transcripts: where the worker will update the value.
             partition = choose(scope.encode(), partitions, partitions)
-            # One record per produce request: Tansu reports a wrong end offset for batches of
-            # several records, and this volume (one record a session) does not need batching.
-            await producer.send_and_wait(
+            await producer.send(
                 topic, agg.encode(), key=agg.session_id.encode(), partition=partition
             )
+        await producer.flush()
     finally:
         await producer.stop()
     return len(seeds)

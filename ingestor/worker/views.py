@@ -10,44 +10,20 @@ Costs are exact decimals written as JSON numbers.
 from __future__ import annotations
 
 import asyncio
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+from ingestor.report.render import render_json
 from ingestor.worker.sessions import SessionAgg
 
 if TYPE_CHECKING:
     from ingestor.worker.app import WorkerState
 
-__all__ = ["dumps_exact", "register_views"]
-
-
-def dumps_exact(value: Any) -> bytes:
-    """JSON with Decimals written as exact numbers (orjson would need floats)."""
-    import json
-
-    class _Exact(float):
-        # json calls float.__repr__ on float subclasses; keep the decimal's own digits.
-        def __init__(self, text: str) -> None:
-            self._text = text
-
-        def __repr__(self) -> str:
-            return self._text
-
-    def convert(obj: Any) -> Any:
-        if isinstance(obj, Decimal):
-            return _Exact(format(obj, "f"))
-        if isinstance(obj, dict):
-            return {k: convert(v) for k, v in obj.items()}
-        if isinstance(obj, list | tuple):
-            return [convert(v) for v in obj]
-        return obj
-
-    return json.dumps(convert(value), separators=(",", ":")).encode()
+__all__ = ["register_views"]
 
 
 def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
     def reply(web: Any, body: Any, status: int = 200) -> Any:
-        return web.bytes(dumps_exact(body), content_type="application/json", status=status)
+        return web.bytes(render_json(body).encode(), content_type="application/json", status=status)
 
     async def all_sessions(web: Any, request: Any) -> Any:
         values = [SessionAgg.decode(raw).as_json() for raw in sessions.values() if raw is not None]

@@ -1,0 +1,31 @@
+"""What several commands share: finding the broker, tuning the streaming processes."""
+
+from __future__ import annotations
+
+import argparse
+import gc
+
+from ingestor.errors import ConfigError
+from ingestor.settings import Settings
+
+__all__ = ["resolve_bootstrap", "tune_gc"]
+
+
+def resolve_bootstrap(args: argparse.Namespace, settings: Settings) -> str:
+    """``--bootstrap``, else ``INGESTOR_KAFKA_BOOTSTRAP``; a ConfigError when neither is set."""
+    bootstrap: str | None = args.bootstrap or settings.kafka_bootstrap
+    if not bootstrap:
+        raise ConfigError(
+            "no broker: pass --bootstrap or set INGESTOR_KAFKA_BOOTSTRAP (or use `ingestor up`)"
+        )
+    return bootstrap
+
+
+def tune_gc() -> None:
+    """For the long-running streaming processes: collect far less often.
+
+    They allocate many short-lived dicts per line and keep few cycles; CPython's default gen-0
+    threshold (700) made their hot loops 2–3x slower (measured on the worker and the watcher).
+    """
+    gc.freeze()  # what start-up loaded is never collected again
+    gc.set_threshold(200_000, 20, 20)
