@@ -91,21 +91,21 @@ class Usage(_Frozen):
     cache_read_input_tokens: Tokens = 0
     cache_creation: CacheCreation | None = None
     service_tier: str | None = None
+    speed: Literal["standard", "fast"] | None = None
+
+    def cache_split(self) -> tuple[int, int]:
+        """Cache writes as (5-minute, 1-hour), ccusage's way (``cost.rs``): the ephemeral split
+        whenever the line has a ``cache_creation`` object (even all zeros), else every
+        ``cache_creation_input_tokens`` as a 5-minute write."""
+        cc = self.cache_creation
+        if cc is not None:
+            return cc.ephemeral_5m_input_tokens, cc.ephemeral_1h_input_tokens
+        return self.cache_creation_input_tokens, 0
 
     @property
     def cache_creation_tokens(self) -> int:
-        """ccusage's rule: the ephemeral 5m/1h split, when present, is the cache-creation count."""
-        cc = self.cache_creation
-        if cc is not None and (
-            split := cc.ephemeral_5m_input_tokens + cc.ephemeral_1h_input_tokens
-        ):
-            return split
-        return self.cache_creation_input_tokens
-
-    @property
-    def dedup_total(self) -> int:
-        """The total ccusage compares between copies of one message: input + output."""
-        return self.input_tokens + self.output_tokens
+        write_5m, write_1h = self.cache_split()
+        return write_5m + write_1h
 
 
 class Message(_Frozen):
@@ -127,7 +127,7 @@ class Message(_Frozen):
 class TranscriptLine(_Frozen):
     """One Claude Code JSONL line, reduced to what usage analytics needs."""
 
-    type: str
+    type: str = ""  # ccusage does not read it: a usage line without one still counts
     timestamp: datetime | None = None
     session_id: str | None = Field(default=None, alias="sessionId")
     uuid: str | None = None
@@ -137,7 +137,7 @@ class TranscriptLine(_Frozen):
     is_api_error_message: bool = Field(default=False, alias="isApiErrorMessage")
     cwd: str | None = None
     version: str | None = None
-    cost_usd: NonNegMoney | None = Field(default=None, alias="costUSD")
+    cost_usd: Money | None = Field(default=None, alias="costUSD")  # ccusage counts any f64
     message: Message | None = None
 
     _utc = field_validator("timestamp")(lambda cls, v: None if v is None else _to_utc(v))

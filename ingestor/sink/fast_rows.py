@@ -16,8 +16,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeGuard
 
-from ingestor.pricing import tokens_cost
-from ingestor.sink.rows import assemble_transcript_row, money
+from ingestor.sink.rows import NO_COSTS, assemble_transcript_row, usage_costs
 from ingestor.wire import TranscriptSource
 
 __all__ = ["fast_transcript_row"]
@@ -34,6 +33,7 @@ _TIMESTAMP = re.compile(
     r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-](?:[01]\d|2[0-3]):[0-5]\d)", re.ASCII
 )
 _NO_TOOLS: list[str] = []
+_SPEEDS = frozenset({"standard", "fast"})
 
 
 def _token(value: Any) -> TypeGuard[int]:
@@ -56,7 +56,7 @@ def fast_transcript_row(
     if type(data) is not dict or not _ALIASES.isdisjoint(data):
         return None
     get = data.get
-    line_type = get("type")
+    line_type = get("type", "")
     session_id = get("sessionId")
     uuid = get("uuid")
     parent_uuid = get("parentUuid")
@@ -108,7 +108,7 @@ def fast_transcript_row(
 
     if usage is None:
         tokens = (0, 0, 0, 0, 0, 0)
-        tier = ""
+        tier = speed = ""
     else:
         if type(usage) is not dict or timestamp is None:
             return None
@@ -117,6 +117,7 @@ def fast_transcript_row(
         creation = usage.get("cache_creation_input_tokens", 0)
         cache_read = usage.get("cache_read_input_tokens", 0)
         service_tier = usage.get("service_tier")
+        raw_speed = usage.get("speed")
         split = usage.get("cache_creation")
         if not (
             _token(input_tokens)
@@ -124,37 +125,35 @@ def fast_transcript_row(
             and _token(creation)
             and _token(cache_read)
             and (service_tier is None or type(service_tier) is str)
+            and (raw_speed is None or raw_speed in _SPEEDS)
         ):
             return None
         write_5m, write_1h = creation, 0
-        if split is not None:
+        if split is not None:  # Usage.cache_split's rule: the object wins, even all zeros
             if type(split) is not dict:
                 return None
-            split_5m = split.get("ephemeral_5m_input_tokens", 0)
-            split_1h = split.get("ephemeral_1h_input_tokens", 0)
-            if not (_token(split_5m) and _token(split_1h)):
+            write_5m = split.get("ephemeral_5m_input_tokens", 0)
+            write_1h = split.get("ephemeral_1h_input_tokens", 0)
+            if not (_token(write_5m) and _token(write_1h)):
                 return None
-            if split_5m or split_1h:  # pricing.cache_split's rule
-                write_5m, write_1h = split_5m, split_1h
         tokens = (input_tokens, output_tokens, write_5m + write_1h, cache_read, write_5m, write_1h)
         tier = service_tier or ""
+        speed = raw_speed or ""
 
     raw_cost = get("costUSD")
+    cost_usd: Decimal | None = None
     if raw_cost is not None:
         if type(raw_cost) is int:
-            if not 0 <= raw_cost < _TOKEN_LIMIT:
+            if not -_TOKEN_LIMIT < raw_cost < _TOKEN_LIMIT:
                 return None
-            cost = money(Decimal(raw_cost))
+            cost_usd = Decimal(raw_cost)
         elif type(raw_cost) is float:
-            if not (math.isfinite(raw_cost) and raw_cost >= 0):
+            if not math.isfinite(raw_cost):
                 return None
-            cost = money(Decimal(repr(raw_cost)))  # models._to_decimal's spelling
+            cost_usd = Decimal(repr(raw_cost))  # models._to_decimal's spelling
         else:
             return None
-    elif usage is not None:
-        cost = tokens_cost(model_name, tokens[0], tokens[1], tokens[4], tokens[5], tokens[3])
-    else:
-        cost = Decimal(0)
+    costs = NO_COSTS if usage is None else usage_costs(model_name, tokens, speed, cost_usd)
 
     return assemble_transcript_row(
         source,
@@ -173,7 +172,8 @@ def fast_transcript_row(
         usage is not None,
         tokens,
         tier,
-        cost,
+        speed,
+        costs,
         tool_uses,
         cwd,
         version,

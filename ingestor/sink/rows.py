@@ -25,7 +25,7 @@ from ingestor.models import (
     ToolCall,
     TranscriptLine,
 )
-from ingestor.pricing import cache_split, line_cost
+from ingestor.usage.prices import line_cost, price_table
 from ingestor.wire import Kind, TranscriptSource
 
 __all__ = [
@@ -83,16 +83,16 @@ def transcript_row(
     """The ``transcript_lines`` row of ``line``, at ``offset`` (``length`` bytes) in ``source``.
 
     ``session_id`` falls back to the file stem; ``cost_usd`` is the line's ``costUSD`` when it
-    has one, else priced by ``pricing.line_cost``.
+    has one, else calculated (``usage_costs``).
     """
     message = line.message
     usage = None if message is None else message.usage
     model = (message.model if message is not None else None) or ""
     if usage is None:
         tokens = (0, 0, 0, 0, 0, 0)
-        tier = ""
+        tier = speed = ""
     else:
-        write_5m, write_1h = cache_split(usage)
+        write_5m, write_1h = usage.cache_split()
         tokens = (
             usage.input_tokens,
             usage.output_tokens,
@@ -102,13 +102,8 @@ def transcript_row(
             write_1h,
         )
         tier = usage.service_tier or ""
-    if line.cost_usd is not None:
-        cost = money(line.cost_usd)
-    elif usage is not None:
-        # Prices have at most 4 decimals (0.3125/M): per token that is 10, the column's scale.
-        cost = line_cost(model, usage)
-    else:
-        cost = Decimal(0)
+        speed = usage.speed or ""
+    costs = usage_costs(model, tokens, speed, line.cost_usd) if usage is not None else NO_COSTS
     return assemble_transcript_row(
         source,
         offset,
@@ -126,11 +121,40 @@ def transcript_row(
         usage is not None,
         tokens,
         tier,
-        cost,
+        speed,
+        costs,
         message.tool_uses if message is not None else (),
         line.cwd,
         line.version,
     )
+
+
+# (cost in auto mode, has costUSD, calculated cost, no price for a model with tokens)
+Costs = tuple[Decimal, int, Decimal, int]
+NO_COSTS: Costs = (Decimal(0), 0, Decimal(0), 0)
+
+
+def usage_costs(
+    model: str, tokens: tuple[int, int, int, int, int, int], speed: str, cost_usd: Decimal | None
+) -> Costs:
+    """A usage line's costs for every ``--mode`` (``ingestor.usage.prices``): the line's
+    ``costUSD`` when it has one, the cost calculated from its tokens, and whether the model had
+    no price although tokens were used (ccusage's ``missing_pricing_model_for_token_total``)."""
+    calculated = line_cost(
+        price_table(),
+        model,
+        input_tokens=tokens[0],
+        output_tokens=tokens[1],
+        cache_write_5m=tokens[4],
+        cache_write_1h=tokens[5],
+        cache_read=tokens[3],
+        fast=speed == "fast",
+    )
+    missing = int(calculated is None and bool(model) and sum(tokens[:4]) > 0)
+    calc = Decimal(0) if calculated is None else money(calculated)
+    if cost_usd is None:
+        return calc, 0, calc, missing
+    return money(cost_usd), 1, calc, missing
 
 
 def assemble_transcript_row(
@@ -150,7 +174,8 @@ def assemble_transcript_row(
     has_usage: bool,
     tokens: tuple[int, int, int, int, int, int],
     tier: str,
-    cost: Decimal,
+    speed: str,
+    costs: Costs,
     tool_uses: Iterable[str],
     cwd: str | None,
     version: str | None,
@@ -186,7 +211,11 @@ def assemble_transcript_row(
         "cache_creation_5m": tokens[4],
         "cache_creation_1h": tokens[5],
         "service_tier": tier,
-        "cost_usd": cost,
+        "speed": speed,
+        "cost_usd": costs[0],
+        "has_cost_usd": costs[1],
+        "cost_calculated": costs[2],
+        "price_missing": costs[3],
         "tool_uses": list(tool_uses),
         "cwd": cwd or "",
         "version": version or "",

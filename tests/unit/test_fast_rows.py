@@ -261,7 +261,7 @@ def test_top_level_types(key: str, value: Any) -> None:
 def test_missing_type() -> None:
     data = _line()
     del data["type"]
-    assert check(data) is None
+    assert check(data) is not None  # ccusage does not read it: the line still counts
 
 
 @pytest.mark.parametrize(
@@ -294,14 +294,12 @@ def test_invalid_input_never_gets_a_row() -> None:
         _with_usage(input_tokens=True),
         _with_usage(output_tokens=-3),
         _with_usage(cache_read_input_tokens=1.0),
-        _line(costUSD=-1),
         _line(costUSD=float("nan")),
         _line(costUSD=True),
         _line(timestamp=None),
         _line(timestamp="yesterday"),
         _line(isSidechain=None),
         _line(message="text"),
-        {"timestamp": "2025-01-02T03:04:05Z"},
     ]
     for data in cases:
         with pytest.raises(InvalidRecord):

@@ -29,7 +29,8 @@ TRANSCRIPT_COLUMNS = [
     "project", "dedup_scope", "session_id", "line_type", "uuid", "parent_uuid", "request_id",
     "message_id", "timestamp", "is_sidechain", "is_api_error", "model", "has_usage", "input_tokens",
     "output_tokens", "cache_creation_tokens", "cache_read_tokens", "cache_creation_5m",
-    "cache_creation_1h", "service_tier", "cost_usd", "tool_uses", "cwd", "version",
+    "cache_creation_1h", "service_tier", "speed", "cost_usd", "has_cost_usd", "cost_calculated",
+    "price_missing", "tool_uses", "cwd", "version",
 ]  # fmt: skip
 
 

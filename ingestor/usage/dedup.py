@@ -1,0 +1,131 @@
+"""ccusage's duplicate rule, step for step. Pure.
+
+ccusage 20.x (``adapter/claude/mod.rs``: ``push_deduped_entry``, ``should_replace_deduped_entry``)
+reads files in path order and lines in file order, and keeps a list of counted entries:
+
+- a line without ``message.id`` is always counted;
+- a line whose ``(message.id, requestId)`` matches a counted entry competes with it;
+- else, a line whose ``message.id`` matches a counted entry where either of the two is a
+  sidechain line competes with the first such entry (``/btw`` sidechain logs replay parent
+  messages under new request ids);
+- else it is counted as a new entry.
+
+Competing, the non-sidechain line wins, then the larger token total (input + output + cache
+creation + cache read), then the one with a ``speed`` field; on a tie the counted entry stays.
+The winner takes the loser's place in the list. Index lists are kept exactly as ccusage keeps its
+hash buckets (a request-less line's bucket is its message's), so the rare order-dependent corner
+cases come out as ccusage's.
+
+ccusage's daily report runs a copy of this (``adapter/claude/daily.rs``) that differs in two
+places: after a replacement it does not index the winner under its own key, and it breaks a
+token tie by the larger cost before looking at ``speed``. ``Deduper(daily=True)`` is that copy:
+the parity tests use it to predict ccusage's daily numbers; the product uses the common rule
+for every report (README, "Where ccusage disagrees with itself").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from enum import Enum
+from typing import Generic, TypeVar
+
+__all__ = ["Copy", "Deduper", "Outcome", "Push"]
+
+
+@dataclass(frozen=True, slots=True)
+class Copy:
+    """What the rule reads of one usage line."""
+
+    message_id: str | None
+    request_id: str | None
+    is_sidechain: bool
+    total: int  # input + output + cache creation + cache read
+    has_speed: bool
+    cost: Decimal = Decimal(0)  # read by the daily variant only
+
+
+class Outcome(Enum):
+    COUNTED = "counted"  # a new entry
+    REPLACED = "replaced"  # took the place of the entry it beat
+    DUPLICATE = "duplicate"  # lost to the entry it competed with
+
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Push(Generic[T]):
+    outcome: Outcome
+    index: int  # the entry's place in ``Deduper.kept`` (the winner's, for a duplicate)
+    replaced: T | None = None  # the entry a REPLACED line pushed out
+
+
+def _should_replace(new: Copy, old: Copy, daily: bool) -> bool:
+    if new.is_sidechain != old.is_sidechain:
+        return old.is_sidechain
+    if new.total != old.total:
+        return new.total > old.total
+    if daily and new.cost != old.cost:
+        return new.cost > old.cost
+    return new.has_speed and not old.has_speed
+
+
+class Deduper(Generic[T]):
+    """Entries pushed in ccusage's order; ``kept`` holds what counts, each with its ``Copy``."""
+
+    __slots__ = ("_buckets", "_daily", "copies", "kept")
+
+    def __init__(self, *, daily: bool = False) -> None:
+        self._daily = daily
+        self.kept: list[T] = []
+        self.copies: list[Copy] = []
+        # (message_id, request_id) -> indexes; (message_id, None) is also the message's bucket,
+        # as in ccusage where hash(id, None) is both.
+        self._buckets: dict[tuple[str, str | None], list[int]] = {}
+
+    def push(self, copy: Copy, item: T) -> Push[T]:
+        message_id = copy.message_id
+        if message_id is None:
+            self.kept.append(item)
+            self.copies.append(copy)
+            return Push(Outcome.COUNTED, len(self.kept) - 1)
+        key = (message_id, copy.request_id)
+        found = self._find_exact(key)
+        if found is None:
+            found = self._find_sidechain(message_id, copy.is_sidechain)
+        if found is not None:
+            if not _should_replace(copy, self.copies[found], self._daily):
+                return Push(Outcome.DUPLICATE, found)
+            replaced = self.kept[found]
+            self.kept[found] = item
+            self.copies[found] = copy
+            if not self._daily:
+                self._index(key, found)
+                self._index((message_id, None), found)
+            return Push(Outcome.REPLACED, found, replaced)
+        index = len(self.kept)
+        self.kept.append(item)
+        self.copies.append(copy)
+        self._index(key, index)
+        self._index((message_id, None), index)
+        return Push(Outcome.COUNTED, index)
+
+    def _find_exact(self, key: tuple[str, str | None]) -> int | None:
+        for index in self._buckets.get(key, ()):
+            kept = self.copies[index]
+            if kept.message_id == key[0] and kept.request_id == key[1]:
+                return index
+        return None
+
+    def _find_sidechain(self, message_id: str, sidechain: bool) -> int | None:
+        for index in self._buckets.get((message_id, None), ()):
+            kept = self.copies[index]
+            if kept.message_id == message_id and (sidechain or kept.is_sidechain):
+                return index
+        return None
+
+    def _index(self, key: tuple[str, str | None], index: int) -> None:
+        bucket = self._buckets.setdefault(key, [])
+        if index not in bucket:
+            bucket.append(index)
