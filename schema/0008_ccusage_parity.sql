@@ -8,6 +8,8 @@ ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS speed LowCardinality(Strin
 ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS has_cost_usd UInt8 DEFAULT 0 AFTER cost_usd;
 ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS cost_calculated Decimal(20, 10) DEFAULT 0 AFTER has_cost_usd;
 ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS price_missing UInt8 DEFAULT 0 AFTER cost_calculated;
+-- blocks: when an "usage limit reached" API error says the limit resets (0: not such a line)
+ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS usage_limit_reset_ms Int64 DEFAULT 0 AFTER price_missing;
 
 -- The dedup rule in SQL, for the views and the worker's restore (reports run ccusage's rule
 -- step for step in ingestor/usage/dedup.py over the same rows). Only the newest generation of a

@@ -8,6 +8,7 @@ order never hinges on a line the product dead-letters).
 
 from __future__ import annotations
 
+import json
 import time
 from collections import deque
 from collections.abc import Sequence
@@ -45,7 +46,16 @@ VERSIONS = (OLD_VERSION, "1.0.88", "2.0.14", "2.0.37")
 _TOOLS = (
     ("Bash",) * 5 + ("Read",) * 5 + ("Edit",) * 4 + ("Grep", "Glob", "Write", "TodoWrite", "Task")
 )
-_BAD_KINDS = ("invalid_json", "truncated", "array", "negative_tokens", "string_tokens", "no_ts")
+# Lines ccusage 20.x skips (ingestor dead-letters them, naming the rule) ...
+_BAD_KINDS = (
+    "invalid_json", "truncated", "array", "negative_tokens", "string_tokens", "no_ts",
+    "version_short", "version_word", "version_v", "sidechain_string", "null_model",
+    "null_request", "spaced_usage", "float_tokens", "empty_session", "empty_request",
+    "empty_message_id", "empty_model", "lowercase_z", "micro_ts", "speed_unknown", "cost_string",
+    "duplicate_key", "api_error_string",
+)  # fmt: skip
+# ... and odd lines it counts all the same.
+_ODD_KINDS = ("no_type", "cwd_number", "fast", "offset_ts", "no_millis")
 _WORD_TEXT = (
     "the def return self import from class async await value error token cache session file "
     "line offset kafka partition project usage model request message stream batch worker sink "
@@ -161,9 +171,13 @@ class Gen:
         return True
 
     def emit_bad(self, s: Session, template: dict[str, Any]) -> None:
+        if self.rand() < 0.3:
+            self.emit_odd(s)
+            return
         kind = self.pick(_BAD_KINDS)
         bad = self.assistant(s, self.pick(MODELS), [{"type": "text", "text": "x"}], 1)
         usage = bad["message"]["usage"]
+        raw: bytes | None = None
         if kind == "invalid_json":
             raw = b'{"type": "assistant", "message": {oops'
         elif kind == "truncated":
@@ -171,17 +185,63 @@ class Gen:
             raw = full[: max(1, len(full) // 2)]
         elif kind == "array":
             raw = orjson.dumps([template.get("type"), template.get("uuid")])
-        else:
-            if kind == "negative_tokens":
-                usage["output_tokens"] = -usage["output_tokens"] - 1
-            elif kind == "string_tokens":
-                usage["input_tokens"] = str(usage["input_tokens"])
-            else:
-                del bad["timestamp"]
-            raw = orjson.dumps(bad)
-        if self.emit(s, {}, raw=raw):
+        elif kind == "negative_tokens":
+            usage["output_tokens"] = -usage["output_tokens"] - 1
+        elif kind == "string_tokens":
+            usage["input_tokens"] = str(usage["input_tokens"])
+        elif kind == "no_ts":
+            del bad["timestamp"]
+        elif kind.startswith("version_"):
+            bad["version"] = {"version_short": "2.0", "version_word": "unknown"}.get(kind, "v1.0.0")
+        elif kind == "sidechain_string":
+            bad["isSidechain"] = "false"
+        elif kind == "null_model":
+            bad["message"]["model"] = None
+        elif kind == "null_request":
+            bad["requestId"] = None
+        elif kind == "spaced_usage":
+            raw = json.dumps(bad).encode()  # ", " and ": ": no literal "usage":{ for ccusage
+        elif kind == "float_tokens":
+            raw = orjson.dumps(bad).replace(b'"output_tokens":1', b'"output_tokens":1.0', 1)
+        elif kind == "empty_session":
+            bad["sessionId"] = ""
+        elif kind == "empty_request":
+            bad["requestId"] = ""
+        elif kind == "empty_message_id":
+            bad["message"]["id"] = ""
+        elif kind == "empty_model":
+            bad["message"]["model"] = ""
+        elif kind == "lowercase_z":
+            bad["timestamp"] = bad["timestamp"][:-1] + "z"
+        elif kind == "micro_ts":
+            bad["timestamp"] = bad["timestamp"][:-1] + "123Z"
+        elif kind == "speed_unknown":
+            usage["speed"] = "turbo"
+        elif kind == "cost_string":
+            bad["costUSD"] = "0.01"
+        elif kind == "api_error_string":  # ccusage's daily loader does not read the field
+            bad["isApiErrorMessage"] = "no"
+        else:  # duplicate_key
+            raw = orjson.dumps(bad)[:-1] + b',"sessionId":"dup"}'
+        if self.emit(s, {}, raw=raw if raw is not None else orjson.dumps(bad)):
             self.stats.bad_lines += 1
             self.stats.bad_kinds[kind] = self.stats.bad_kinds.get(kind, 0) + 1
+
+    def emit_odd(self, s: Session) -> None:
+        """A usage line that looks wrong but that ccusage counts, as the product must."""
+        kind = self.pick(_ODD_KINDS)
+        odd = self.assistant(s, self.pick(MODELS), [{"type": "text", "text": "x"}], 1)
+        if kind == "no_type":
+            del odd["type"]
+        elif kind == "cwd_number":
+            odd["cwd"] = 5
+        elif kind == "fast":
+            odd["message"]["usage"]["speed"] = "fast"
+        elif kind == "offset_ts":
+            odd["timestamp"] = odd["timestamp"][:-1] + "+02:00"
+        else:  # no_millis
+            odd["timestamp"] = odd["timestamp"][:19] + "Z"
+        self.emit(s, odd)
 
     def base(self, s: Session, kind: str, parent: str | None) -> dict[str, Any]:
         s.t += self.between(200, 20_000)

@@ -2,7 +2,9 @@
 
 Record contract (the ``records`` of a transcript envelope, see ``ingestor/wire.py``):
 
-* a JSON object line: ``{"offset", "length", "line": strip_line(obj)}`` — no text survives;
+* a JSON object line: ``{"offset", "length", "line": …}`` (``producer/usage.py``: a usage line
+  canonical as ccusage reads it, any other line ``strip_line(obj)``) — no text survives;
+* a usage line ccusage skips: ``{"offset", "length", "shape": strip_line(obj), "error"}``;
 * anything else: ``{"offset", "length", "raw", "error"}`` where ``raw`` is the first
   ``bad_line_max_bytes`` of the line decoded with ``errors="replace"``;
 * blank lines produce no record, but the position moves past them.
@@ -25,7 +27,7 @@ from typing import Any
 
 import orjson
 
-from ingestor.models import strip_line
+from ingestor.producer.usage import usage_record
 
 __all__ = [
     "ParsedChunk",
@@ -86,7 +88,7 @@ def line_record(
         return bad_record(line, offset, length, error, bad_line_max_bytes), None
     ts = obj.get("timestamp")
     ts = ts if parse_ts(ts) is not None else None
-    return {"offset": offset, "length": length, "line": strip_line(obj)}, ts
+    return usage_record(line, obj, offset, length)[0], ts
 
 
 def first_timestamp(lines: Iterable[bytes]) -> str | None:
@@ -154,8 +156,11 @@ def parse_chunk(
         except decode_error:
             obj = None
         if type(obj) is dict:
-            encoded = dumps({"offset": pos, "length": length, "line": strip_line(obj)})
-            if len(encoded) > max_record_bytes:
+            record, error = usage_record(line, obj, pos, length)
+            encoded = dumps(record)
+            if error is not None:
+                chunk.bad_lines += 1
+            elif len(encoded) > max_record_bytes:
                 error = f"stripped line larger than {max_record_bytes} bytes"
                 encoded = dumps(bad_record(line, pos, length, error, bad_line_max_bytes))
                 chunk.bad_lines += 1

@@ -216,6 +216,7 @@ def assemble_transcript_row(
         "has_cost_usd": costs[1],
         "cost_calculated": costs[2],
         "price_missing": costs[3],
+        "usage_limit_reset_ms": 0,  # set from the wire record (worker/process.py)
         "tool_uses": list(tool_uses),
         "cwd": cwd or "",
         "version": version or "",

@@ -69,11 +69,14 @@ def process_transcripts(
         try:
             if offset < 0:
                 raise InvalidRecord("must be a non-negative integer", "offset")
-            if "raw" in record:
+            if "raw" in record or "shape" in record:
                 raise InvalidRecord(str(record.get("error") or "not a JSON object"), "line")
             row = _transcript_row(record.get("line"), source, offset, length)
+            reset_ms = record.get("reset_ms")
+            if type(reset_ms) is int:
+                row["usage_limit_reset_ms"] = reset_ms
         except InvalidInput as exc:
-            raw = record.get("raw", record.get("line")) if isinstance(record, dict) else record
+            raw = _raw(record)
             out.dead.append(
                 DeadLetter.of(
                     "transcript",
@@ -158,6 +161,16 @@ def _process_records(
             out.rows.setdefault(table, []).extend(table_rows)
         out.outcomes["stored"] += 1
     return out
+
+
+def _raw(record: Any) -> Any:
+    """What a dead letter keeps of a bad record: the stripped shape when there is one."""
+    if not isinstance(record, dict):
+        return record
+    for key in ("shape", "raw", "line"):
+        if key in record:
+            return record[key]
+    return record
 
 
 def _position(record: Any) -> tuple[int, int]:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 import orjson
 import pytest
 
+from ingestor.corpus._lines import _BAD_KINDS
 from ingestor.corpus.generate import CorpusStats, generate, main
 
 LINES = 12_000
@@ -83,22 +85,16 @@ def test_every_feature_is_present(corpus: tuple[Path, CorpusStats]) -> None:
     ):
         assert getattr(s, name) > 0, name
     assert 0 < s.bad_lines < LINES // 100
-    assert set(s.bad_kinds) == {
-        "invalid_json",
-        "truncated",
-        "array",
-        "negative_tokens",
-        "string_tokens",
-        "no_ts",
-    }
+    assert set(s.bad_kinds) <= set(_BAD_KINDS)
+    assert len(s.bad_kinds) >= 8
 
 
 def test_lines_look_like_claude_codes(corpus: tuple[Path, CorpusStats]) -> None:
     root, _ = corpus
     rows = [r for rs in parsed(root).values() for r in rs if isinstance(r, dict)]
-    kinds = {r["type"] for r in rows}
+    kinds = {r.get("type") for r in rows}  # an odd line may lack it (ccusage counts it anyway)
     assert {"user", "assistant", "summary", "system"} <= kinds
-    assistants = [r for r in rows if r["type"] == "assistant"]
+    assistants = [r for r in rows if r.get("type") == "assistant"]
     blocks = {b["type"] for r in assistants for b in r["message"]["content"]}
     assert {"text", "thinking", "tool_use"} <= blocks
     models = {r["message"]["model"] for r in assistants}
@@ -107,13 +103,25 @@ def test_lines_look_like_claude_codes(corpus: tuple[Path, CorpusStats]) -> None:
     assert any("cache_creation" in u for u in usages) and any(
         "cache_creation" not in u for u in usages
     )
-    results = [r for r in rows if r["type"] == "user" and isinstance(r["message"]["content"], list)]
+    results = [
+        r for r in rows if r.get("type") == "user" and isinstance(r["message"]["content"], list)
+    ]
     assert results and all(r["message"]["content"][0]["type"] == "tool_result" for r in results)
-    sizes = sorted(len(orjson.dumps(r)) for r in rows if r["type"] in ("user", "assistant"))
+    sizes = sorted(len(orjson.dumps(r)) for r in rows if r.get("type") in ("user", "assistant"))
     assert 500 <= sizes[len(sizes) // 2] <= 5000
     for r in assistants:
         assert r["requestId"].startswith("req_") if "requestId" in r else True
-        assert r.get("timestamp", "Z").endswith("Z")  # a malformed line may lack it
+    stamps = [r["timestamp"] for r in assistants if isinstance(r.get("timestamp"), str)]
+    assert sum(t.endswith("Z") for t in stamps) > 0.99 * len(stamps)  # odd lines aside
+
+
+def _instant(value: object) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return datetime.fromisoformat(value)
+    except ValueError:
+        return None
 
 
 def test_streaming_copies_grow_and_main_sessions_move_forward(
@@ -124,7 +132,7 @@ def test_streaming_copies_grow_and_main_sessions_move_forward(
     for path, rows in parsed(root).items():
         good = [r for r in rows if isinstance(r, dict)]
         if "subagents" not in path.parts:
-            stamps = [r["timestamp"] for r in good if "timestamp" in r]
+            stamps = [_instant(r["timestamp"]) for r in good if _instant(r.get("timestamp"))]
             assert stamps == sorted(stamps), path
         outputs: dict[tuple[str, str], list[int]] = defaultdict(list)
         for r in good:

@@ -30,7 +30,7 @@ TRANSCRIPT_COLUMNS = [
     "message_id", "timestamp", "is_sidechain", "is_api_error", "model", "has_usage", "input_tokens",
     "output_tokens", "cache_creation_tokens", "cache_read_tokens", "cache_creation_5m",
     "cache_creation_1h", "service_tier", "speed", "cost_usd", "has_cost_usd", "cost_calculated",
-    "price_missing", "tool_uses", "cwd", "version",
+    "price_missing", "usage_limit_reset_ms", "tool_uses", "cwd", "version",
 ]  # fmt: skip
 
 

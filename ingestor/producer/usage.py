@@ -1,0 +1,120 @@
+"""A usage line's wire record: what ccusage reads of it, or why ccusage skips it. Pure.
+
+``ingestor.usage.accept`` decides, from the line's bytes, whether ccusage 20.x counts a line.
+A counted line travels *canonical*: the fields ccusage read, as it read them (timestamp in UTC
+milliseconds, tokens as integers, the cache split only when the line has one), plus the
+non-usage fields the worker keeps when they have their proper types. The worker therefore
+accepts every line ccusage accepts. A skipped line travels as a bad record naming the rule, with
+only its stripped shape (``strip_line``: no conversation text) as the raw part.
+
+Beyond ccusage, one rule of ours: values ClickHouse cannot hold (a timestamp outside 1900–2299,
+a token count of 2**40 or more, ``|costUSD|`` of 10**9 or more) are skipped with the reason
+``out_of_range``, so that one absurd line cannot stop every insert of its batch. ccusage would add
+such values up (wrapping at 2**64 for tokens); our columns' sums cannot overflow within these
+bounds (2**40 tokens × 2**23 lines per query still fit UInt64).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from ingestor.models import strip_line
+from ingestor.usage.accept import read_usage_line
+from ingestor.usage.verdict import Rejected, UsageLine
+
+__all__ = ["MAX_TOKENS", "canonical_line", "out_of_range", "usage_record"]
+
+MAX_TOKENS = 1 << 40
+MAX_COST_USD = 10**9
+_MIN_MS = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp() * 1000)
+_MAX_MS = int(datetime(2300, 1, 1, tzinfo=UTC).timestamp() * 1000)  # exclusive
+_KEEP_STRINGS = ("type", "uuid", "parentUuid", "cwd")  # read by us, not by ccusage
+
+
+def usage_record(
+    line: bytes, obj: dict[str, Any], offset: int, length: int
+) -> tuple[dict[str, Any], str | None]:
+    """The record of one JSON-object line, and the error when it travels as a bad line."""
+    verdict = read_usage_line(line, obj)
+    if verdict is None:  # not a usage line: ccusage ignores it, we keep its metadata
+        return {"offset": offset, "length": length, "line": strip_line(obj)}, None
+    if isinstance(verdict, Rejected):
+        error = f"ccusage skips this line ({verdict.rule.value}): {verdict.detail}"
+    elif (reason := out_of_range(verdict)) is not None:
+        error = f"value out of the stored range (out_of_range): {reason}"
+    else:
+        record: dict[str, Any] = {
+            "offset": offset,
+            "length": length,
+            "line": canonical_line(verdict, obj),
+        }
+        if verdict.usage_limit_reset_ms is not None:
+            record["reset_ms"] = verdict.usage_limit_reset_ms
+        return record, None
+    return {"offset": offset, "length": length, "shape": strip_line(obj), "error": error}, error
+
+
+def out_of_range(usage: UsageLine) -> str | None:
+    """Why ``usage`` cannot be stored exactly, or None."""
+    if not _MIN_MS <= usage.timestamp_ms < _MAX_MS:
+        return "timestamp outside 1900-01-01 .. 2299-12-31"
+    for name in (
+        "input_tokens",
+        "output_tokens",
+        "cache_creation_input_tokens",
+        "cache_read_input_tokens",
+        "ephemeral_5m",
+        "ephemeral_1h",
+    ):
+        value = getattr(usage, name)
+        if value is not None and value >= MAX_TOKENS:
+            return f"{name} of 2**40 or more"
+    if usage.cost_usd is not None and not abs(usage.cost_usd) < MAX_COST_USD:
+        return "costUSD of 10**9 or more"
+    return None
+
+
+def canonical_line(usage: UsageLine, obj: dict[str, Any]) -> dict[str, Any]:
+    """The stripped line with the fields ccusage read replaced by their read values."""
+    line: dict[str, Any] = {key: obj[key] for key in _KEEP_STRINGS if type(obj.get(key)) is str}
+    stamp = datetime.fromtimestamp(usage.timestamp_ms / 1000, UTC)
+    line["timestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    for key, value in (
+        ("sessionId", usage.session_id),
+        ("version", usage.version),
+        ("requestId", usage.request_id),
+        ("isSidechain", usage.is_sidechain),
+        ("isApiErrorMessage", usage.is_api_error_message),
+        ("costUSD", usage.cost_usd),
+    ):
+        if value is not None:
+            line[key] = value
+    tokens: dict[str, Any] = {
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": usage.cache_creation_input_tokens,
+        "cache_read_input_tokens": usage.cache_read_input_tokens,
+    }
+    if usage.ephemeral_5m is not None and usage.ephemeral_1h is not None:
+        tokens["cache_creation"] = {
+            "ephemeral_5m_input_tokens": usage.ephemeral_5m,
+            "ephemeral_1h_input_tokens": usage.ephemeral_1h,
+        }
+    if usage.speed is not None:
+        tokens["speed"] = usage.speed
+    message: dict[str, Any] = {"usage": tokens}
+    raw_message = obj.get("message")
+    if isinstance(raw_message, dict):
+        stripped = strip_line({"message": raw_message}).get("message", {})
+        if isinstance(stripped.get("tool_uses"), list):
+            message["tool_uses"] = stripped["tool_uses"]
+        raw_usage = raw_message.get("usage")
+        if isinstance(raw_usage, dict) and type(raw_usage.get("service_tier")) is str:
+            tokens["service_tier"] = raw_usage["service_tier"]
+    if usage.message_id is not None:
+        message["id"] = usage.message_id
+    if usage.model is not None:
+        message["model"] = usage.model
+    line["message"] = message
+    return line
