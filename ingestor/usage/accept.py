@@ -1,0 +1,280 @@
+"""Which transcript lines ccusage 20.0.24 counts as usage, and why it skips the others. Pure.
+
+``read_usage_line`` replays ccusage's per-line pipeline in its order (``adapter/claude/mod.rs``
+``read_usage_file``; ``daily.rs`` ``read_daily_usage_file`` for ``daily=True``):
+
+1. the literal ``"usage":{`` marker must be in the bytes;
+2. the ``:null`` byte scan must not hit a listed field name;
+3. serde_json must fill ``UsageEntry`` (daily: the untagged ``DailyUsageLine``);
+4. ``timestamp`` must pass ``parse_ts_timestamp``;
+5. ``is_valid_usage_entry``: semver-prefixed version, no empty ids or model.
+
+Lines without ``message.usage`` (user turns, summaries, ``usage`` only inside ``toolUseResult``)
+are not usage lines: None, as ccusage skips them silently. A usage line ccusage skips is a
+``Rejected`` naming the rule. ``docs/ccusage-acceptance.md`` maps every rule to its source.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import orjson
+
+from ingestor.usage.scan import (
+    USAGE_MARKER,
+    is_semver_prefix,
+    max_depth,
+    parse_ts_timestamp,
+    unsupported_null_field,
+    usage_limit_reset_ms,
+)
+from ingestor.usage.serde import (
+    OPTIONAL,
+    REQUIRED,
+    SerdeError,
+    Spec,
+    boolean,
+    decode,
+    f64,
+    option,
+    parse_exact,
+    speed,
+    string,
+    struct,
+    u64,
+)
+from ingestor.usage.verdict import Rejected, Rule, UsageLine
+
+__all__ = ["Rejected", "Rule", "UsageLine", "read_usage_line"]
+
+# src/types.rs, fields in declaration order (a derived struct also reads a JSON array).
+_CACHE_CREATION: Final[Spec] = (
+    ("ephemeral_5m_input_tokens", u64, 0),
+    ("ephemeral_1h_input_tokens", u64, 0),
+)
+_USAGE: Final[Spec] = (
+    ("input_tokens", u64, REQUIRED),
+    ("output_tokens", u64, REQUIRED),
+    ("cache_creation_input_tokens", u64, 0),
+    ("cache_read_input_tokens", u64, 0),
+    ("speed", option(speed), OPTIONAL),
+    ("cache_creation", option(struct(_CACHE_CREATION)), None),
+)
+_MESSAGE: Final[Spec] = (
+    ("usage", struct(_USAGE), REQUIRED),
+    ("model", option(string), OPTIONAL),
+    ("id", option(string), OPTIONAL),
+)
+_ENTRY: Final[Spec] = (
+    ("sessionId", option(string), OPTIONAL),
+    ("timestamp", string, REQUIRED),
+    ("version", option(string), OPTIONAL),
+    ("message", struct(_MESSAGE), REQUIRED),
+    ("costUSD", option(f64), OPTIONAL),
+    ("requestId", option(string), OPTIONAL),
+    ("isApiErrorMessage", option(boolean), OPTIONAL),
+    ("isSidechain", option(boolean), OPTIONAL),
+)
+# adapter/claude/daily.rs: `DailyUsageEntry` has no isApiErrorMessage and another field order.
+_DAILY_ENTRY: Final[Spec] = (
+    ("timestamp", string, REQUIRED),
+    ("message", struct(_MESSAGE), REQUIRED),
+    ("version", option(string), OPTIONAL),
+    ("sessionId", option(string), OPTIONAL),
+    ("costUSD", option(f64), OPTIONAL),
+    ("requestId", option(string), OPTIONAL),
+    ("isSidechain", option(boolean), OPTIONAL),
+)
+_PROGRESS_MESSAGE: Final[Spec] = (
+    ("timestamp", string, REQUIRED),
+    ("message", struct(_MESSAGE), REQUIRED),
+    ("costUSD", option(f64), OPTIONAL),
+    ("requestId", option(string), OPTIONAL),
+    ("isSidechain", option(boolean), OPTIONAL),
+)
+_PROGRESS: Final[Spec] = (
+    ("data", struct((("message", struct(_PROGRESS_MESSAGE), REQUIRED),)), REQUIRED),
+)
+
+_KNOWN_KEYS: Final = tuple(
+    name.encode()
+    for name in sorted(
+        {n for spec in (_CACHE_CREATION, _USAGE, _MESSAGE, _ENTRY, _PROGRESS) for n, _, _ in spec}
+    )
+)
+_NEG_ZERO: Final = (b":-0", b",-0", b"[-0", b" -0", b"\t-0", b"\r-0")
+_SPACED_COLON: Final = (b'" :', b'"\t:', b'"\r:')
+_SERDE_MAX_DEPTH: Final = 128
+_UNSET: Final[Any] = object()
+_MISSING: Final[Any] = object()
+
+
+def read_usage_line(
+    line: bytes, obj: object = _UNSET, *, daily: bool = False
+) -> UsageLine | Rejected | None:
+    """ccusage's verdict on one transcript line (no trailing newline; a ``\\r`` is kept).
+
+    ``obj`` is ``orjson.loads(line)`` when the caller already has it; the bytes still decide
+    what orjson cannot see (duplicate keys, ``-0``, the marker, the null scan). ``daily=False``
+    is ``load_entries`` (session/weekly/monthly/blocks), the product rule; ``daily=True`` is
+    the daily report's own loader. Never raises on any input.
+
+    A line that is not JSON is None without the ``"usage":{`` marker (ccusage never parses it)
+    and ``Rejected(INVALID_JSON)`` with it.
+    """
+    marker = USAGE_MARKER in line
+    exact = None
+    if obj is _UNSET:
+        if not marker and b'"usage"' not in line and b"\\u" not in line:
+            return None
+        try:
+            obj = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            exact = parse_exact(line)
+            if exact is None:
+                return Rejected(Rule.INVALID_JSON, "not one serde_json value") if marker else None
+            obj = exact.tree
+    if not _has_usage(obj, daily):
+        return None
+    if not marker:
+        return Rejected(Rule.NO_USAGE_MARKER, 'no literal "usage":{ bytes')
+    if (field := unsupported_null_field(line)) is not None:
+        return Rejected(Rule.NULL_FIELD, f"{field}: null")
+    if exact is None and _needs_exact(line, obj, daily):
+        exact = parse_exact(line)
+        if exact is None:
+            return Rejected(Rule.INVALID_JSON, "not one serde_json value")
+        obj = exact.tree
+    try:
+        entry = _decode_daily(line, obj, exact) if daily else decode(obj, _ENTRY)
+    except SerdeError as error:
+        return Rejected(error.rule, error.detail)
+    return _validate(line, entry, daily)
+
+
+def _field(value: object, spec: Spec, name: str) -> Any:
+    """A struct field as serde would find it: by key in an object, by position in an array."""
+    if isinstance(value, dict):
+        return value.get(name, _MISSING)
+    if isinstance(value, list):
+        index = next(i for i, (n, _, _) in enumerate(spec) if n == name)
+        return value[index] if index < len(value) else _MISSING
+    return _MISSING
+
+
+def _has_usage(obj: object, daily: bool) -> bool:
+    top = _DAILY_ENTRY if daily else _ENTRY
+    message = _field(obj, top, "message")
+    if message is not _MISSING and _field(message, _MESSAGE, "usage") is not _MISSING:
+        return True
+    if not daily:
+        return False
+    data = _field(obj, _PROGRESS, "data")
+    inner = _field(data, (("message", string, REQUIRED),), "message")
+    message = _field(inner, _PROGRESS_MESSAGE, "message")
+    return _field(message, _MESSAGE, "usage") is not _MISSING
+
+
+def _needs_exact(line: bytes, obj: object, daily: bool) -> bool:
+    """Cheap byte checks for what orjson hides; True sends the line to the exact parse."""
+    if any(pattern in line for pattern in _NEG_ZERO):
+        return True
+    if b"\\u" in line or any(pattern in line for pattern in _SPACED_COLON):
+        return True  # a key could be spelled with escapes or spaced from its colon
+    if not isinstance(obj, dict):
+        return True
+    expected = _key_counts(obj, daily)
+    return any(line.count(b'"%s":' % key) > expected.get(key, 0) for key in _KNOWN_KEYS)
+
+
+def _key_counts(obj: dict[str, Any], daily: bool) -> dict[bytes, int]:
+    """How often each known key occurs in the objects serde reads, as orjson saw them.
+
+    Content blocks count too: every ``tool_use`` block carries an ``"id"`` of its own.
+    """
+    messages = [obj.get("message")]
+    objects: list[dict[str, Any]] = [obj]
+    if daily and isinstance(data := obj.get("data"), dict):
+        objects.append(data)
+        if isinstance(inner := data.get("message"), dict):
+            objects.append(inner)
+            messages.append(inner.get("message"))
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        objects.append(message)
+        if isinstance(usage := message.get("usage"), dict):
+            objects.append(usage)
+            if isinstance(cache := usage.get("cache_creation"), dict):
+                objects.append(cache)
+        if isinstance(content := message.get("content"), list):
+            objects.extend(block for block in content if isinstance(block, dict))
+    counts: dict[bytes, int] = {}
+    for found in objects:
+        for key in found:
+            encoded = key.encode()
+            counts[encoded] = counts.get(encoded, 0) + 1
+    return counts
+
+
+def _decode_daily(line: bytes, obj: object, exact: Any) -> dict[str, Any]:
+    """``DailyUsageLine`` is untagged: serde buffers the whole line, then tries each variant."""
+    if exact is not None and exact.bad_string:
+        raise SerdeError(Rule.INVALID_STRING, "line: a string is not valid Unicode (buffered)")
+    if exact is not None and exact.out_of_range:
+        raise SerdeError(Rule.NUMBER_OUT_OF_RANGE, "line: a number overflows f64 (buffered)")
+    if line.count(b"[") + line.count(b"{") >= _SERDE_MAX_DEPTH and (
+        max_depth(line) >= _SERDE_MAX_DEPTH
+    ):
+        raise SerdeError(Rule.TOO_DEEP, "line: nesting past serde_json's recursion limit")
+    try:
+        return decode(obj, _DAILY_ENTRY)
+    except SerdeError as direct:
+        try:
+            progress = decode(obj, _PROGRESS)["data"]["message"]
+        except SerdeError as agent:
+            message = _field(obj, _DAILY_ENTRY, "message")
+            if message is not _MISSING and _field(message, _MESSAGE, "usage") is not _MISSING:
+                raise direct from None
+            raise agent from None
+        return dict(progress, version=None, sessionId=None)
+
+
+def _validate(line: bytes, entry: dict[str, Any], daily: bool) -> UsageLine | Rejected:
+    timestamp_ms = parse_ts_timestamp(entry["timestamp"])
+    if timestamp_ms is None:
+        return Rejected(Rule.BAD_TIMESTAMP, "timestamp: not a parse_ts_timestamp spelling")
+    message = entry["message"]
+    version = entry["version"]
+    if version is not None and not is_semver_prefix(version):
+        return Rejected(Rule.VERSION_NOT_SEMVER, "version: no N.N.N prefix")
+    if entry["sessionId"] == "":
+        return Rejected(Rule.EMPTY_SESSION_ID, "sessionId: empty")
+    if entry["requestId"] == "":
+        return Rejected(Rule.EMPTY_REQUEST_ID, "requestId: empty")
+    if message["id"] == "":
+        return Rejected(Rule.EMPTY_MESSAGE_ID, "message.id: empty")
+    if message["model"] == "":
+        return Rejected(Rule.EMPTY_MODEL, "message.model: empty")
+    usage = message["usage"]
+    cache = usage["cache_creation"]
+    is_api_error = None if daily else entry["isApiErrorMessage"]
+    return UsageLine(
+        timestamp_ms=timestamp_ms,
+        session_id=entry["sessionId"],
+        version=version,
+        request_id=entry["requestId"],
+        message_id=message["id"],
+        model=message["model"],
+        input_tokens=usage["input_tokens"],
+        output_tokens=usage["output_tokens"],
+        cache_creation_input_tokens=usage["cache_creation_input_tokens"],
+        cache_read_input_tokens=usage["cache_read_input_tokens"],
+        ephemeral_5m=None if cache is None else cache["ephemeral_5m_input_tokens"],
+        ephemeral_1h=None if cache is None else cache["ephemeral_1h_input_tokens"],
+        speed=usage["speed"],
+        cost_usd=entry["costUSD"],
+        is_sidechain=entry["isSidechain"],
+        is_api_error_message=is_api_error,
+        usage_limit_reset_ms=None if daily else usage_limit_reset_ms(line, is_api_error),
+    )
