@@ -161,8 +161,8 @@ def parse_chunk(
             if error is not None:
                 chunk.bad_lines += 1
             elif len(encoded) > max_record_bytes:
-                error = f"stripped line larger than {max_record_bytes} bytes"
-                encoded = dumps(bad_record(line, pos, length, error, bad_line_max_bytes))
+                too_big = f"stripped line larger than {max_record_bytes} bytes"
+                encoded = dumps(bad_record(line, pos, length, too_big, bad_line_max_bytes))
                 chunk.bad_lines += 1
             if chunk.first_ts is None and parse_ts(ts := obj.get("timestamp")) is not None:
                 chunk.first_ts = ts

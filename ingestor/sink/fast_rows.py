@@ -159,7 +159,6 @@ def fast_transcript_row(
         source,
         offset,
         length,
-        session_id,
         line_type,
         uuid,
         parent_uuid,

@@ -11,7 +11,6 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from functools import lru_cache
-from pathlib import PurePath
 from typing import Any, Protocol
 
 from ingestor.errors import Location
@@ -25,6 +24,7 @@ from ingestor.models import (
     ToolCall,
     TranscriptLine,
 )
+from ingestor.usage.paths import session_parts
 from ingestor.usage.prices import line_cost, price_table
 from ingestor.wire import Kind, TranscriptSource
 
@@ -72,18 +72,13 @@ def _first_ts(text: str | None) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-@lru_cache(maxsize=4096)
-def _stem(file: str) -> str:
-    return PurePath(file).stem
-
-
 def transcript_row(
     line: TranscriptLine, source: TranscriptSource, offset: int, length: int
 ) -> dict[str, Any]:
     """The ``transcript_lines`` row of ``line``, at ``offset`` (``length`` bytes) in ``source``.
 
-    ``session_id`` falls back to the file stem; ``cost_usd`` is the line's ``costUSD`` when it
-    has one, else calculated (``usage_costs``).
+    ``session_id`` is ccusage's (the file, ``usage.paths``); ``cost_usd`` is the line's
+    ``costUSD`` when it has one, else calculated (``usage_costs``).
     """
     message = line.message
     usage = None if message is None else message.usage
@@ -108,7 +103,6 @@ def transcript_row(
         source,
         offset,
         length,
-        line.session_id,
         line.type,
         line.uuid,
         line.parent_uuid,
@@ -161,7 +155,6 @@ def assemble_transcript_row(
     source: TranscriptSource,
     offset: int,
     length: int,
-    session_id: str | None,
     line_type: str,
     uuid: str | None,
     parent_uuid: str | None,
@@ -193,7 +186,7 @@ def assemble_transcript_row(
         "file_first_ts": _first_ts(source.first_ts),
         "project": source.project,
         "dedup_scope": source.scope,
-        "session_id": session_id or _stem(source.file),
+        "session_id": session_parts(source.file)[0],  # ccusage's session: the file
         "line_type": line_type,
         "uuid": uuid or "",
         "parent_uuid": parent_uuid or "",

@@ -105,6 +105,7 @@ def process_transcripts(
             cost=_decimal(row["cost_usd"]),
             tool_uses=tuple(row["tool_uses"]),
             is_sidechain=bool(row["is_sidechain"]),
+            has_speed=bool(row["speed"]),
         )
         verdict = index.observe(row["message_id"], row["request_id"], contribution)
         out.outcomes[verdict.outcome.value] += 1

@@ -1,7 +1,7 @@
 """Worker state rebuilt from ClickHouse, the durable truth.
 
-* ``load_index``: a dedup scope's index (request ids seen per message, and the copy that counts
-  per key), loaded the first time the worker meets the project; replayed lines that ClickHouse
+* ``load_index``: a dedup scope's index, its stored usage lines replayed through the rule in
+  ccusage's order the first time the worker meets the scope; replayed lines that ClickHouse
   already holds then change nothing.
 * ``session_seeds``: every session's aggregates, used to re-seed the Faust table after the
   embedded broker (memory only) lost its changelog.
@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -48,21 +48,20 @@ def quote(value: str) -> str:
 
 
 def load_index(ch: ClickHouse, scope: str) -> DedupIndex:
-    """The dedup index of ``scope`` as ClickHouse holds it."""
+    """The dedup index of ``scope``: its stored usage lines replayed in ccusage's order."""
     index = DedupIndex()
-    p = quote(scope)
-    requests = ch.query(
-        "SELECT message_id, groupUniqArray(request_id) FROM transcript_lines "
-        f"WHERE dedup_scope = {p} AND has_usage = 1 AND message_id != '' GROUP BY message_id"
+    rows = ch.query(
+        f"SELECT message_id, request_id, speed != '', {_CONTRIBUTION_COLUMNS} "
+        f"FROM transcript_lines FINAL WHERE dedup_scope = {quote(scope)} AND has_usage = 1 "
+        "AND (source_file, source_generation) IN (SELECT source_file, max(source_generation) "
+        "FROM transcript_lines GROUP BY source_file) "
+        "ORDER BY source_file, source_offset"
     )
-    winners: dict[str, dict[str, Contribution]] = defaultdict(dict)
-    for row in ch.query(
-        f"SELECT message_id, request_id, {_CONTRIBUTION_COLUMNS} FROM usage_dedup "
-        f"WHERE dedup_scope = {p} AND message_id != ''"
-    ):
-        winners[str(row[0])][str(row[1])] = _contribution(row[2:])
-    for message_id, request_ids in requests:
-        index.load(str(message_id), [str(r) for r in request_ids], winners.get(str(message_id), {}))
+    for row in rows:
+        contribution = _contribution(row[3:])
+        if row[2]:
+            contribution = replace(contribution, has_speed=True)
+        index.observe(str(row[0]), str(row[1]), contribution)
     return index
 
 

@@ -72,7 +72,7 @@ def test_transcript_row_has_every_column_with_its_value() -> None:
     assert (row["source_generation"], row["source_offset"], row["source_length"]) == (2, 4096, 321)
     assert row["file_first_ts"] == datetime(2025, 1, 1, 8, 0, 0, 500000, tzinfo=UTC)
     assert row["timestamp"] == datetime(2025, 1, 2, 3, 4, 5, 678000, tzinfo=UTC)
-    assert (row["session_id"], row["message_id"], row["request_id"]) == ("sess", "msg", "req")
+    assert (row["session_id"], row["message_id"], row["request_id"]) == ("abc-123", "msg", "req")
     assert (row["is_sidechain"], row["is_api_error"], row["has_usage"]) == (1, 0, 1)
     assert row["cache_creation_tokens"] == 50  # the 5m/1h split
     assert (row["cache_creation_5m"], row["cache_creation_1h"]) == (20, 30)
@@ -87,7 +87,7 @@ def test_cost_usd_on_the_line_wins_and_is_rounded_to_ten_places() -> None:
 
 
 def test_defaults_for_a_bare_line() -> None:
-    source = TranscriptSource(file="/x/y/sess-file.jsonl", project="y")
+    source = TranscriptSource(file="/x/projects/y/sess-file.jsonl", project="y")
     row = transcript_row(validate_transcript_line({"type": "summary"}), source, 0, 10)
     assert row["session_id"] == "sess-file"  # the file stem
     assert row["timestamp"] == EPOCH

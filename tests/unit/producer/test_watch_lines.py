@@ -80,7 +80,12 @@ def test_no_conversation_text_survives() -> None:
     assert b"SECRET" not in blob
     assistant = orjson.loads(chunk.records[0])["line"]
     assert assistant["message"]["tool_uses"] == ["Bash"]
-    assert assistant["message"]["usage"] == {"input_tokens": 1, "output_tokens": 1}
+    assert assistant["message"]["usage"] == {
+        "input_tokens": 1,
+        "output_tokens": 1,
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": 0,
+    }
     assert assistant["requestId"] == "req_1"
 
 

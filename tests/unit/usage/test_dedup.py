@@ -7,8 +7,15 @@ from decimal import Decimal
 from ingestor.usage.dedup import Copy, Deduper, Outcome
 
 
-def copy(mid: str | None, rid: str | None, *, sc: bool = False, total: int = 10,
-         speed: bool = False, cost: str = "0") -> Copy:
+def copy(
+    mid: str | None,
+    rid: str | None,
+    *,
+    sc: bool = False,
+    total: int = 10,
+    speed: bool = False,
+    cost: str = "0",
+) -> Copy:
     return Copy(mid, rid, sc, total, speed, Decimal(cost))
 
 
