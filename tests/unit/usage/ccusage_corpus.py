@@ -49,6 +49,7 @@ def line(
     fast: bool = False,
     split: tuple[int, int] | None = None,
     version: str = "2.0.14",
+    limit_reset_s: int | None = None,
 ) -> Line:
     usage: dict[str, Any] = {
         "input_tokens": tokens[0],
@@ -72,6 +73,11 @@ def line(
         "costUSD": float(cost),
         "message": {"id": f"msg_{n:05d}", "model": model, "usage": usage},
     }
+    if limit_reset_s is not None:  # an API error line announcing the usage-limit reset
+        data["isApiErrorMessage"] = True
+        data["message"]["content"] = [
+            {"type": "text", "text": f"Claude AI usage limit reached|{limit_reset_s}"}
+        ]
     return Line(path, data)
 
 
@@ -108,7 +114,20 @@ def entry_of(item: Line) -> Entry:
         cache_read_tokens=usage["cache_read_input_tokens"],
         cost=Decimal(str(data["costUSD"])),
         version=data.get("version"),
+        usage_limit_reset_ms=_limit_reset_ms(data),
     )
+
+
+def _limit_reset_ms(data: dict[str, Any]) -> int | None:
+    if data.get("isApiErrorMessage") is not True:
+        return None
+    for block in data["message"].get("content", []):
+        text = block.get("text", "")
+        marker = "Claude AI usage limit reached|"
+        if marker in text:
+            digits = text.split(marker, 1)[1].split(" ", 1)[0]
+            return int(digits) * 1000 if digits.isdigit() and int(digits) > 0 else None
+    return None
 
 
 def write(root: Path, lines: list[Line]) -> list[Entry]:
@@ -192,3 +211,116 @@ def mixed_corpus(seed: int = 7, start: datetime | None = None) -> list[Line]:
             )
         )
     return out
+
+
+def edge_corpus() -> list[Line]:
+    """Few lines, each placed to pin one rule: cost ties (binary-exact costs), a window that
+    starts before the gap preceding it, a gap starting exactly at the next window, a zero-token
+    session, a usage-limit line, and an out-of-order timestamp in a later file."""
+    sonnet, opus, haiku = MODELS[0], MODELS[2], MODELS[4]
+    t = datetime(2025, 10, 6, 10, 30, tzinfo=UTC)  # a Monday
+    return [
+        # Day 1: haiku then sonnet, equal cost; opus dearer.
+        line("p1/s1.jsonl", 1, t, model=haiku, tokens=(10, 1, 0, 0), cost="0.25"),
+        line(
+            "p1/s1.jsonl",
+            2,
+            t + timedelta(minutes=5),
+            model=sonnet,
+            tokens=(20, 2, 0, 0),
+            cost="0.25",
+        ),
+        line(
+            "p1/s1.jsonl", 3, t + timedelta(minutes=9), model=opus, tokens=(30, 3, 0, 0), cost="1.5"
+        ),
+        # 5h15m later: the next window starts at 15:00, before the gap (15:30).
+        line(
+            "p1/s1.jsonl",
+            4,
+            t + timedelta(hours=5, minutes=24),
+            model=sonnet,
+            tokens=(5, 5, 5, 5),
+            cost="0.5",
+        ),
+        # Day 2: sonnet then haiku, equal cost (the reverse first-seen order).
+        line(
+            "p2/s2.jsonl", 5, t + timedelta(days=1), model=sonnet, tokens=(7, 0, 0, 0), cost="0.125"
+        ),
+        line(
+            "p2/s2.jsonl",
+            6,
+            t + timedelta(days=1, minutes=1),
+            model=haiku,
+            tokens=(8, 0, 0, 0),
+            cost="0.125",
+        ),
+        # Exactly 5h + 1ms after the previous entry: gap and window both start on the hour.
+        line(
+            "p2/s2.jsonl",
+            7,
+            datetime(2025, 10, 7, 11, 0, tzinfo=UTC),
+            model=opus,
+            tokens=(1, 1, 1, 1),
+            cost="0.75",
+        ),
+        line(
+            "p2/s2.jsonl",
+            8,
+            datetime(2025, 10, 7, 16, 0, 0, 1000, tzinfo=UTC),
+            model=opus,
+            tokens=(1, 1, 1, 1),
+            cost="0.75",
+        ),
+        # A session of equal cost to s3 (ties keep first-seen order), one with no tokens.
+        line("p3/s3.jsonl", 9, t + timedelta(days=3), model=sonnet, tokens=(1, 0, 0, 0), cost="2"),
+        line(
+            "p3/s4.jsonl",
+            10,
+            t + timedelta(days=3, hours=1),
+            model=sonnet,
+            tokens=(1, 0, 0, 0),
+            cost="2",
+        ),
+        line(
+            "p3/s5.jsonl",
+            11,
+            t + timedelta(days=3, hours=2),
+            model=sonnet,
+            tokens=(0, 0, 0, 0),
+            cost="0",
+        ),
+        # Usage-limit error line (synthetic, no tokens) inside a window.
+        line(
+            "p3/s3.jsonl",
+            12,
+            t + timedelta(days=3, minutes=30),
+            model="<synthetic>",
+            tokens=(0, 0, 0, 0),
+            cost="0",
+            limit_reset_s=int((t + timedelta(days=3, hours=4)).timestamp()),
+        ),
+        # Earlier than everything in its window, but in a file read later.
+        line(
+            "p9/late.jsonl",
+            13,
+            t + timedelta(days=3, minutes=-20),
+            model=haiku,
+            tokens=(3, 3, 3, 3),
+            cost="0.0625",
+        ),
+        # Next week, the same models in another order, for weekly/monthly merging.
+        line(
+            "p1/s6.jsonl", 14, t + timedelta(days=8), model=opus, tokens=(2, 2, 0, 0), cost="0.25"
+        ),
+        line(
+            "p1/s6.jsonl",
+            15,
+            t + timedelta(days=8, minutes=2),
+            model=haiku,
+            tokens=(2, 2, 0, 0),
+            cost="0.25",
+        ),
+        line(
+            "p1/s6.jsonl", 16, t + timedelta(days=9), model=sonnet, tokens=(2, 2, 0, 0), cost="0.25"
+        ),
+    ]

@@ -7,5 +7,6 @@ import pytest
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "parity: compares our reports with the real ccusage binary ($INGESTOR_CCUSAGE_BIN)"
+        "markers",
+        "parity: compares our reports with the real ccusage binary ($INGESTOR_CCUSAGE_BIN)",
     )

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from ccusage_corpus import BIN, line, mixed_corpus, run, write
+from ccusage_corpus import BIN, edge_corpus, line, mixed_corpus, run, write
 
 from ingestor.usage import reports
 from ingestor.usage.entry import Entry
@@ -32,14 +32,20 @@ _COST_KEYS = {"totalCost", "cost", "costUSD", "costPerHour"}
 def mismatches(ours: Any, theirs: Any, path: str = "$") -> list[str]:
     """Every place the two JSON values differ (costs within a cent)."""
     if isinstance(ours, dict) and isinstance(theirs, dict):
-        out = [f"{path}: keys {sorted(ours)} != {sorted(theirs)}"] if set(ours) != set(theirs) else []
+        out = (
+            [f"{path}: keys {sorted(ours)} != {sorted(theirs)}"] if set(ours) != set(theirs) else []
+        )
         for key in ours.keys() & theirs.keys():
             out += mismatches(ours[key], theirs[key], f"{path}.{key}")
         return out
     if isinstance(ours, list) and isinstance(theirs, list):
         if len(ours) != len(theirs):
             return [f"{path}: {len(ours)} items != {len(theirs)}"]
-        return [m for i, (a, b) in enumerate(zip(ours, theirs)) for m in mismatches(a, b, f"{path}[{i}]")]
+        return [
+            m
+            for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
+            for m in mismatches(a, b, f"{path}[{i}]")
+        ]
     key = path.rsplit(".", 1)[-1]
     if isinstance(ours, Decimal) or key in _COST_KEYS:
         if ours is None or theirs is None:
@@ -47,7 +53,11 @@ def mismatches(ours: Any, theirs: Any, path: str = "$") -> list[str]:
         ok = abs(Decimal(str(ours)) - Decimal(str(theirs))) < Decimal("0.01")
         return [] if ok else [f"{path}: {ours} != {theirs}"]
     if isinstance(ours, float) or isinstance(theirs, float):
-        ok = theirs is not None and ours is not None and abs(ours - theirs) <= 1e-9 * max(1.0, abs(theirs))
+        ok = (
+            theirs is not None
+            and ours is not None
+            and abs(ours - theirs) <= 1e-9 * max(1.0, abs(theirs))
+        )
         return [] if ok else [f"{path}: {ours!r} != {theirs!r}"]
     if type(ours) is not type(theirs) or ours != theirs:
         return [f"{path}: {ours!r} != {theirs!r}"]
@@ -143,7 +153,9 @@ CASES: list[tuple[str, list[str], Ours]] = [
 
 
 @pytest.mark.parametrize("tz", ["UTC", "America/New_York"])
-@pytest.mark.parametrize(("kind", "flags", "ours"), CASES, ids=[f"{k} {' '.join(f)}" for k, f, _ in CASES])
+@pytest.mark.parametrize(
+    ("kind", "flags", "ours"), CASES, ids=[f"{k} {' '.join(f)}" for k, f, _ in CASES]
+)
 def test_report_equals_ccusage(
     corpus: tuple[Path, list[Entry]], tz: str, kind: str, flags: list[str], ours: Ours
 ) -> None:
@@ -179,8 +191,14 @@ def _recent_corpus(root: Path, now: datetime) -> list[Entry]:
     ]
     # Days and weeks back, for --last.
     lines += [
-        line("proj-0/old.jsonl", 100 + d, now - timedelta(days=d), model="claude-sonnet-4-20250514",
-             tokens=(d, 1, 0, 0), cost="0.5")
+        line(
+            "proj-0/old.jsonl",
+            100 + d,
+            now - timedelta(days=d),
+            model="claude-sonnet-4-20250514",
+            tokens=(d, 1, 0, 0),
+            cost="0.5",
+        )
         for d in (2, 6, 9, 16, 33, 64)
     ]
     return write(root, lines)
@@ -188,7 +206,12 @@ def _recent_corpus(root: Path, now: datetime) -> list[Entry]:
 
 @pytest.mark.parametrize(
     ("flags", "token_limit"),
-    [([], None), (["--token-limit", "20000"], "20000"), (["-t", "max"], "max"), (["--active"], None)],
+    [
+        ([], None),
+        (["--token-limit", "20000"], "20000"),
+        (["-t", "max"], "max"),
+        (["--active"], None),
+    ],
 )
 def test_active_block_equals_ccusage(
     tmp_path: Path, flags: list[str], token_limit: str | None
@@ -229,3 +252,20 @@ def test_last_equals_ccusage(
     theirs = run(tmp_path, kind, tz, *flags)
     ours = getattr(reports, kind)(entries, tz=tz, now_ms=now, **kwargs)
     assert mismatches(ours, theirs) == []
+
+
+@pytest.fixture(scope="module")
+def edges(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Entry]]:
+    root = tmp_path_factory.mktemp("ccusage-edges")
+    return root, write(root, edge_corpus())
+
+
+@pytest.mark.parametrize("tz", ["UTC", "America/New_York", "Asia/Kolkata"])
+@pytest.mark.parametrize(
+    ("kind", "flags", "ours"), CASES, ids=[f"{k} {' '.join(f)}" for k, f, _ in CASES]
+)
+def test_edge_report_equals_ccusage(
+    edges: tuple[Path, list[Entry]], tz: str, kind: str, flags: list[str], ours: Ours
+) -> None:
+    root, entries = edges
+    assert mismatches(ours(entries, tz), run(root, kind, tz, *flags)) == []
