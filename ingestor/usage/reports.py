@@ -10,6 +10,9 @@ sorted by path, lines in file order) and returns the object ``ccusage claude <ki
 - ``blocks`` lives in ``blocks.py`` (flags documented there);
 - ``session`` is here.
 
+Where the kinds disagree with each other (two ccusage loaders, which date each filter compares,
+``--order`` ignored by ``session``): ``docs/ccusage-report-notes.md``.
+
 ``session`` (``commands::run_session`` plus the 20.0.24 binary's differences, found by the parity
 test ``tests/unit/usage/test_reports_vs_ccusage.py``):
 
