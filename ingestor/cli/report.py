@@ -1,82 +1,140 @@
-"""``ingestor report daily|monthly|session|models``: exact usage reports from ClickHouse.
+"""``ingestor report daily|weekly|monthly|session|blocks|models``: ccusage's reports.
 
-The embedded ClickHouse (chdb) admits one process at a time; while ``ingestor up`` runs, its
-worker holds it, so the report is then asked of the worker over HTTP (same queries, same output).
+Flags and JSON are ccusage 20.x's (``ccusage claude <kind> --help``); ``models`` and
+``--machines`` are ours. The embedded ClickHouse (chdb) admits one process at a time; while
+``ingestor up`` runs, its worker holds it, so the report is then asked of the worker over HTTP
+(``/report/{kind}/``, the same ``ReportRequest`` as its query string, the same output).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import urllib.error
 import urllib.parse
 import urllib.request
-from datetime import date
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from ingestor.errors import StorageError
+from ingestor.errors import ConfigError, StorageError
+from ingestor.report.request import KINDS, ReportRequest
 from ingestor.settings import Settings, load_settings
+from ingestor.usage.prices import CostMode
 
-KINDS = ("daily", "monthly", "session", "models")
+__all__ = ["register", "request_of", "run", "system_zone"]
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("report", help="usage reports (ccusage shapes)")
-    p.add_argument("kind", choices=KINDS)
-    p.add_argument("--since", type=_day, help="first day, YYYY-MM-DD or YYYYMMDD")
-    p.add_argument("--until", type=_day, help="last day, YYYY-MM-DD or YYYYMMDD")
-    p.add_argument("--timezone", default="UTC", help="IANA zone for day boundaries (default UTC)")
-    p.add_argument("--json", action="store_true", help="ccusage-compatible JSON")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "report",
+        help="usage reports, as ccusage prints them",
+        description="Usage reports from ClickHouse, with ccusage's numbers, flags and JSON.",
+    )
+    p.add_argument("kind", choices=KINDS, help="daily, weekly, monthly, session, blocks; models")
+    p.add_argument("-s", "--since", help="first day, YYYYMMDD (or YYYY-MM-DD), inclusive")
+    p.add_argument("-u", "--until", help="last day, YYYYMMDD (or YYYY-MM-DD), inclusive")
+    p.add_argument("-j", "--json", action="store_true", help="ccusage's JSON")
+    p.add_argument(
+        "-m", "--mode", choices=[m.value for m in CostMode], default="auto",
+        help="auto: costUSD when a line has it, else calculated (default); calculate; display",
+    )  # fmt: skip
+    p.add_argument("-o", "--order", choices=("asc", "desc"), default="asc", help="sort order")
+    p.add_argument("-b", "--breakdown", action="store_true", help="per-model rows in the table")
+    p.add_argument(
+        "-z", "--timezone", default=None,
+        help="IANA zone days are cut in (default: the system's, like ccusage)",
+    )  # fmt: skip
+    p.add_argument("-i", "--instances", action="store_true", help="daily: by project")
+    p.add_argument("-p", "--project", help="only this project (the directory under projects/)")
+    p.add_argument("-w", "--start-of-week", default="sunday", help="weekly: the day weeks start on")
+    p.add_argument("--last", type=int, help="the last N days/weeks/months, this one included")
+    p.add_argument("-a", "--active", action="store_true", help="blocks: the active one only")
+    p.add_argument("-r", "--recent", action="store_true", help="blocks: the last 3 days")
+    p.add_argument("-t", "--token-limit", help="blocks: token limit for warnings, or max")
+    p.add_argument(
+        "-n", "--session-length", type=float, default=5.0, help="blocks: hours (default 5)"
+    )
+    p.add_argument("--machines", action="store_true", help="one report per machine (dedup scope)")
+    p.add_argument("-O", "--offline", action="store_true", help="accepted for ccusage's sake")
     p.set_defaults(run=run)
 
 
-def _day(text: str) -> date:
-    text = text.replace("-", "")
-    return date(int(text[:4]), int(text[4:6]), int(text[6:8]))
+def request_of(args: argparse.Namespace) -> ReportRequest:
+    return ReportRequest(
+        kind=args.kind,
+        since=args.since,
+        until=args.until,
+        tz=args.timezone or system_zone(),
+        mode=CostMode(args.mode),
+        order=args.order,
+        instances=args.instances,
+        project=args.project,
+        start_of_week=str(args.start_of_week).lower(),  # type: ignore[arg-type]
+        last=args.last,
+        active=args.active,
+        recent=args.recent,
+        token_limit=args.token_limit,
+        session_length=args.session_length,
+        machines=args.machines,
+    )
 
 
-def build(ch: Any, kind: str, since: date | None, until: date | None, tz: str) -> dict[str, Any]:
-    from ingestor.report import queries
-
-    report: dict[str, Any] = getattr(queries, kind)(ch, since=since, until=until, tz=tz)
-    return report
+def system_zone() -> str:
+    """The system's IANA zone (``TZ``, else ``/etc/localtime``'s target), else UTC."""
+    tz = os.environ.get("TZ", "").lstrip(":")
+    if tz and "/" in tz or tz == "UTC":
+        return tz
+    try:
+        target = str(Path("/etc/localtime").resolve())
+    except OSError:
+        return "UTC"
+    marker = "zoneinfo/"
+    return target.split(marker, 1)[1] if marker in target else "UTC"
 
 
 def run(args: argparse.Namespace) -> int:
     from ingestor.report.render import render_json, render_table
 
+    request = request_of(args)
     settings = load_settings()
     try:
-        report = _local(settings, args)
+        report = _local(settings, request)
     except StorageError as exc:
         if settings.clickhouse.kind != "chdb":
             raise
         # Most likely the running worker holds the embedded engine: ask it instead.
         try:
-            report = _from_worker(settings, args)
+            report = _from_worker(settings, request)
+        except urllib.error.HTTPError as reply:
+            raise ConfigError(_reason(reply)) from None
         except OSError:
             raise exc from None  # no worker answers either: the engine's error is the one
-    print(render_json(report) if args.json else render_table(report))
+    print(render_json(report) if args.json else render_table(report, breakdown=args.breakdown))
     return 0
 
 
-def _local(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
+def _local(settings: Settings, request: ReportRequest) -> dict[str, Any]:
+    from ingestor.report.build import build
     from ingestor.sink.engine import open_clickhouse
 
     ch = open_clickhouse(settings.clickhouse)
     try:
-        return build(ch, args.kind, args.since, args.until, args.timezone)
+        return build(ch, request)
     finally:
         ch.close()
 
 
-def _from_worker(settings: Settings, args: argparse.Namespace) -> dict[str, Any]:
-    query = {"tz": args.timezone}
-    if args.since:
-        query["since"] = args.since.isoformat()
-    if args.until:
-        query["until"] = args.until.isoformat()
-    url = f"http://{settings.web_host}:{settings.web_port}/report/{args.kind}/?"
-    with urllib.request.urlopen(url + urllib.parse.urlencode(query), timeout=60) as reply:
-        report: dict[str, Any] = json.loads(reply.read(), parse_float=Decimal)
+def _from_worker(settings: Settings, request: ReportRequest) -> dict[str, Any]:
+    url = f"http://{settings.web_host}:{settings.web_port}/report/{request.kind}/?"
+    with urllib.request.urlopen(url + urllib.parse.urlencode(request.to_query()), timeout=60) as r:
+        report: dict[str, Any] = json.loads(r.read(), parse_float=Decimal)
     return report
+
+
+def _reason(reply: urllib.error.HTTPError) -> str:
+    try:
+        return str(json.loads(reply.read())["error"])
+    except (ValueError, KeyError, TypeError):
+        return f"the worker answered {reply.code} {reply.reason}"

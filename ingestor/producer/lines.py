@@ -156,9 +156,9 @@ def parse_chunk(
         except decode_error:
             obj = None
         if type(obj) is dict:
-            record, error = usage_record(line, obj, pos, length)
+            record, skipped = usage_record(line, obj, pos, length)
             encoded = dumps(record)
-            if error is not None:
+            if skipped is not None:
                 chunk.bad_lines += 1
             elif len(encoded) > max_record_bytes:
                 too_big = f"stripped line larger than {max_record_bytes} bytes"

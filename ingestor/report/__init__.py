@@ -1,6 +1,7 @@
-"""ccusage-shaped usage reports from ClickHouse, and their rendering."""
+"""Usage reports from ClickHouse: counted entries (``entries``) into ccusage's report shapes
+(``build``), asked for by a ``ReportRequest`` (``request``), rendered by ``render``."""
 
-from ingestor.report.queries import daily, models, monthly, session
-from ingestor.report.render import render_json, render_table
+from ingestor.report.build import build
+from ingestor.report.request import KINDS, ReportRequest
 
-__all__ = ["daily", "models", "monthly", "render_json", "render_table", "session"]
+__all__ = ["KINDS", "ReportRequest", "build"]

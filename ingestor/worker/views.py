@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from ingestor.errors import ConfigError
 from ingestor.report.render import render_json
 from ingestor.worker.sessions import SessionAgg
 
@@ -38,14 +39,14 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
 
     async def report(web: Any, request: Any, kind: str) -> Any:
         # The embedded ClickHouse admits one process: `ingestor report` asks here while we run.
-        from ingestor.cli.report import KINDS, _day, build
+        from ingestor.report.build import build
+        from ingestor.report.request import ReportRequest
 
-        if kind not in KINDS:
-            return reply(web, {"error": f"unknown report {kind!r}"}, status=404)
-        q = request.query
-        since = _day(q["since"]) if q.get("since") else None
-        until = _day(q["until"]) if q.get("until") else None
-        body = await asyncio.to_thread(build, state.ch, kind, since, until, q.get("tz", "UTC"))
+        try:
+            wanted = ReportRequest.from_query(kind, dict(request.query))
+        except ConfigError as exc:
+            return reply(web, {"error": str(exc)}, status=400)
+        body = await asyncio.to_thread(build, state.ch, wanted)
         return reply(web, body)
 
     async def stats(web: Any, request: Any) -> Any:

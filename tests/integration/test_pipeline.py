@@ -25,7 +25,7 @@ from pipeline import (
 
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
-from ingestor.report import queries
+from ingestor.report import ReportRequest, build
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -59,20 +59,20 @@ def test_totals_equal_the_reference_and_every_line_is_accounted_for(
     assert live_session_totals(live) == session_totals(reference)
 
     with pipeline.clickhouse() as ch:
-        assert report_totals(queries.daily(ch)) == daily_totals(reference)
-        monthly = queries.monthly(ch)
+        assert report_totals(build(ch, ReportRequest("daily"))) == daily_totals(reference)
+        monthly = build(ch, ReportRequest("monthly"))
         assert {r["month"]: r["totalTokens"] for r in monthly["monthly"]} == {
             m: t.total_tokens for m, t in reference.monthly().items()
         }
         per_model = {
-            r["modelName"]: (r["totalTokens"], r["cost"]) for r in queries.models(ch)["models"]
+            r["modelName"]: (r["totalTokens"], r["cost"]) for r in build(ch, ReportRequest("models"))["models"]
         }
         assert per_model == {m: (t.total_tokens, t.cost) for m, t in reference.models().items()}
-        sessions = queries.session(ch)["sessions"]
+        sessions = build(ch, ReportRequest("session"))["sessions"]
         assert {s["sessionId"]: s["totalTokens"] for s in sessions} == {
             s: t.total_tokens for s, t in reference.sessions().items()
         }
-        totals = queries.daily(ch)["totals"]
+        totals = build(ch, ReportRequest("daily"))["totals"]
         assert totals["totalCost"] == reference.totals().cost
 
         # Every line: stored (counted, duplicate or no usage) or dead-lettered with a reason.
@@ -139,7 +139,7 @@ def test_a_worker_killed_mid_stream_loses_and_doubles_nothing(
     pipeline.stop_worker()
     assert live_session_totals(live) == session_totals(reference)
     with pipeline.clickhouse() as ch:
-        assert report_totals(queries.daily(ch)) == daily_totals(reference)
+        assert report_totals(build(ch, ReportRequest("daily"))) == daily_totals(reference)
         [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
         assert stored == reference.accounting.valid
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import json
-from datetime import date
+from typing import Any
 from decimal import Decimal
 
 import pytest
 from builders import store_lines, usage_line
 
-from ingestor.report.queries import daily, models, monthly, session
+from ingestor.report import ReportRequest, build
 from ingestor.report.render import render_json, render_table
 from ingestor.sink.engine import ClickHouse
 from ingestor.wire import TranscriptSource
@@ -18,8 +18,18 @@ pytestmark = pytest.mark.integration
 
 SONNET = "claude-sonnet-4-5-20250929"
 OPUS = "claude-opus-4-1-20250805"
-A = TranscriptSource(file="/p/alpha/s1.jsonl", project="alpha", first_ts="2025-01-31T10:00:00Z")
-B = TranscriptSource(file="/p/beta/s2.jsonl", project="beta", first_ts="2025-02-01T09:00:00Z")
+A = TranscriptSource(file="/p/projects/alpha/s1.jsonl", project="alpha", first_ts="2025-01-31T10:00:00Z")
+B = TranscriptSource(file="/p/projects/beta/s2.jsonl", project="beta", first_ts="2025-02-01T09:00:00Z")
+
+
+def _report(kind: str) -> Any:
+    def run(ch: ClickHouse, **options: Any) -> dict[str, Any]:
+        return build(ch, ReportRequest(kind, **options))
+
+    return run
+
+
+daily, monthly, session, models = (_report(k) for k in ("daily", "monthly", "session", "models"))
 
 
 def _store(ch: ClickHouse) -> None:
@@ -27,7 +37,8 @@ def _store(ch: ClickHouse) -> None:
         ch,
         A,
         [
-            # 1M input on sonnet = $3; the streaming partial before it is a duplicate
+            # 1M input on sonnet 4.5 = 200k at $3/M + 800k at the >200k tier's $6/M = $5.40;
+            # the streaming partial before it is a duplicate
             (
                 0,
                 usage_line(
@@ -88,10 +99,10 @@ def test_daily(clickhouse: ClickHouse) -> None:
             {
                 "date": "2025-01-31", "inputTokens": 1_000_007, "outputTokens": 10,
                 "cacheCreationTokens": 0, "cacheReadTokens": 5, "totalTokens": 1_000_022,
-                "totalCost": Decimal("3.125"), "modelsUsed": [OPUS, SONNET],
+                "totalCost": Decimal("5.525"), "modelsUsed": [SONNET, OPUS],
                 "modelBreakdowns": [
                     {"modelName": SONNET, "inputTokens": 1_000_000, "outputTokens": 0,
-                     "cacheCreationTokens": 0, "cacheReadTokens": 0, "cost": Decimal("3")},
+                     "cacheCreationTokens": 0, "cacheReadTokens": 0, "cost": Decimal("5.4")},
                     {"modelName": OPUS, "inputTokens": 0, "outputTokens": 10,
                      "cacheCreationTokens": 0, "cacheReadTokens": 5, "cost": Decimal("0.125")},
                 ],
@@ -108,14 +119,14 @@ def test_daily(clickhouse: ClickHouse) -> None:
             },
         ],
         "totals": {"inputTokens": 1_000_007, "outputTokens": 10, "cacheCreationTokens": 1_000_000,
-                   "cacheReadTokens": 5, "totalTokens": 2_000_022, "totalCost": Decimal("21.875")},
+                   "cacheReadTokens": 5, "totalTokens": 2_000_022, "totalCost": Decimal("24.275")},
     }  # fmt: skip
 
 
 def test_daily_in_another_zone_and_range(clickhouse: ClickHouse) -> None:
     _store(clickhouse)
     # In Tokyo (UTC+9) 23:30 on Jan 31 is already Feb 1.
-    report = daily(clickhouse, tz="Asia/Tokyo", since=date(2025, 2, 1), until=date(2025, 2, 1))
+    report = daily(clickhouse, tz="Asia/Tokyo", since="20250201", until="20250201")
     assert [(d["date"], d["totalCost"]) for d in report["daily"]] == [
         ("2025-02-01", Decimal("18.875"))
     ]
@@ -127,10 +138,10 @@ def test_monthly(clickhouse: ClickHouse) -> None:
     report = monthly(clickhouse)
     assert [(m["month"], m["totalTokens"], m["totalCost"], m["modelsUsed"])
             for m in report["monthly"]] == [
-        ("2025-01", 1_000_022, Decimal("3.125"), [OPUS, SONNET]),
+        ("2025-01", 1_000_022, Decimal("5.525"), [SONNET, OPUS]),
         ("2025-02", 1_000_000, Decimal("18.75"), [OPUS]),
     ]  # fmt: skip
-    assert report["totals"]["totalCost"] == Decimal("21.875")
+    assert report["totals"]["totalCost"] == Decimal("24.275")
 
 
 def test_session(clickhouse: ClickHouse) -> None:
@@ -138,14 +149,14 @@ def test_session(clickhouse: ClickHouse) -> None:
     report = session(clickhouse)
     assert [(s["sessionId"], s["projectPath"], s["lastActivity"], s["totalCost"],
              s["modelsUsed"]) for s in report["sessions"]] == [
-        ("s2", "beta", "2025-02-01", Decimal("18.75"), [OPUS]),
-        ("s1", "alpha", "2025-01-31", Decimal("3.125"), [OPUS, SONNET]),
+        ("s2", "beta", "2025-02-01T09:00:00.000Z", Decimal("18.75"), [OPUS]),
+        ("s1", "alpha", "2025-01-31T23:40:00.000Z", Decimal("5.525"), [SONNET, OPUS]),
     ]  # fmt: skip
     first = report["sessions"][0]
     assert set(first) == {
         "sessionId", "projectPath", "inputTokens", "outputTokens", "cacheCreationTokens",
-        "cacheReadTokens", "totalTokens", "totalCost", "lastActivity", "modelsUsed",
-        "modelBreakdowns",
+        "cacheReadTokens", "totalTokens", "totalCost", "firstActivity", "lastActivity",
+        "modelsUsed", "modelBreakdowns",
     }  # fmt: skip
 
 
@@ -154,7 +165,7 @@ def test_models(clickhouse: ClickHouse) -> None:
     report = models(clickhouse)
     assert [(m["modelName"], m["totalTokens"], m["cost"]) for m in report["models"]] == [
         (OPUS, 1_000_015, Decimal("18.875")),
-        (SONNET, 1_000_000, Decimal("3")),
+        (SONNET, 1_000_000, Decimal("5.4")),
     ]
     assert report["totals"]["inputTokens"] == 1_000_007  # <synthetic> counts in totals
 
@@ -172,8 +183,9 @@ def test_render_json_writes_exact_numbers_and_table_renders(clickhouse: ClickHou
     _store(clickhouse)
     report = daily(clickhouse)
     text = render_json(report)
-    assert '"totalCost": 21.875' in text
+    assert '"totalCost": 24.275' in text
     parsed = json.loads(text, parse_float=Decimal)
     assert parsed["daily"][1]["modelBreakdowns"][0]["cost"] == Decimal("18.75")
     table = render_table(report)
-    assert "2025-01-31" in table and "21.88" in table and "Total" in table
+    assert "2025-01-31" in table and "$24.28" in table and "Total" in table
+

@@ -19,7 +19,7 @@ from pipeline import daily_totals, free_port, report_totals, session_totals, wai
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.local.tansu import tansu_binary
-from ingestor.report import queries
+from ingestor.report import ReportRequest, build
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.engine import open_clickhouse
 
@@ -86,7 +86,7 @@ def test_up_survives_a_whole_tree_kill(env: dict[str, str], tmp_path: Path) -> N
         kind="chdb", database="ingestor", path=Path(env["INGESTOR_DATA_DIR"]) / "clickhouse"
     )
     with open_clickhouse(target) as ch:
-        assert report_totals(queries.daily(ch)) == daily_totals(reference)
+        assert report_totals(build(ch, ReportRequest("daily"))) == daily_totals(reference)
         [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
         [(dead,)] = ch.query("SELECT count() FROM dead_letters FINAL")
         assert (stored, dead) == (reference.accounting.valid, reference.accounting.invalid)

@@ -1,0 +1,93 @@
+"""A report, from what ClickHouse holds: counted entries (``entries.py``) into the pure report
+functions of ``ingestor.usage.reports`` (ccusage's JSON shapes), plus two of ours: ``models``
+(per model) and ``machines`` (the same report once per dedup scope, i.e. per machine, which
+ccusage declined to build: its issues #287 and #1325)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from ingestor.report.entries import counted_entries
+from ingestor.report.request import ReportRequest
+from ingestor.sink.engine import ClickHouse
+from ingestor.usage import reports
+from ingestor.usage.entry import Entry
+from ingestor.usage.reports_core import Json, Summary, local_date, totals_json, zone
+
+__all__ = ["build", "build_from_entries"]
+
+
+def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) -> Json:
+    """``request``'s report over every counted entry ClickHouse holds."""
+    entries = counted_entries(ch, mode=request.mode, project=request.project)
+    return build_from_entries(entries, request, now_ms=now_ms)
+
+
+def build_from_entries(
+    entries: Sequence[Entry], request: ReportRequest, *, now_ms: int | None = None
+) -> Json:
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    if not request.machines:
+        return _one(entries, request, now)
+    scopes = sorted({e.scope for e in entries})
+    per_scope = [_one([e for e in entries if e.scope == s], request, now) for s in scopes]
+    total = Summary()
+    for entry in entries:
+        total.add(entry)
+    return {
+        "machines": [{"machine": s, **r} for s, r in zip(scopes, per_scope, strict=True)],
+        "totals": totals_json([total]),
+    }
+
+
+def _one(entries: Sequence[Entry], r: ReportRequest, now_ms: int) -> Json:
+    common: dict[str, Any] = {"tz": r.tz, "since": r.since, "until": r.until}
+    if r.kind == "daily":
+        return reports.daily(
+            entries, **common, order=r.order, instances=r.instances, project=r.project,
+            last=r.last, now_ms=now_ms,
+        )  # fmt: skip
+    if r.kind == "weekly":
+        return reports.weekly(
+            entries, **common, order=r.order, start_of_week=r.start_of_week, last=r.last,
+            now_ms=now_ms,
+        )  # fmt: skip
+    if r.kind == "monthly":
+        return reports.monthly(entries, **common, order=r.order, last=r.last, now_ms=now_ms)
+    if r.kind == "session":
+        return reports.session(entries, **common)
+    if r.kind == "blocks":
+        return reports.blocks(
+            entries, **common, now_ms=now_ms, order=r.order, active=r.active, recent=r.recent,
+            token_limit=r.token_limit, session_length=r.session_length,
+        )  # fmt: skip
+    return _models(entries, r)
+
+
+def _models(entries: Sequence[Entry], r: ReportRequest) -> Json:
+    """Ours: one row per model, costliest first; same filters as the daily report."""
+    days = reports.daily(entries, tz=r.tz, since=r.since, until=r.until)
+    kept_days = {row["date"] for row in days["daily"]}
+    tz = zone(r.tz)
+    per_model: dict[str, Summary] = {}
+    total = Summary()
+    for entry in entries:
+        if local_date(entry.timestamp_ms, tz).isoformat() not in kept_days:
+            continue
+        total.add(entry)
+        if entry.model is not None:
+            per_model.setdefault(entry.model, Summary()).add(entry)
+    ordered = sorted(per_model.items(), key=lambda kv: (-kv[1].cost, kv[0]))
+    rows = []
+    for name, s in ordered:
+        row = s.json(modelName=name)
+        rows.append({k: row[k] for k in _MODEL_KEYS} | {"cost": s.cost})
+    return {"models": rows, "totals": totals_json([total])}
+
+
+_MODEL_KEYS = (
+    "modelName", "inputTokens", "outputTokens", "cacheCreationTokens", "cacheReadTokens",
+    "totalTokens",
+)  # fmt: skip
