@@ -114,7 +114,10 @@ def ts(ms: int) -> str:
 class Gen:
     """All randomness of one corpus (one seeded ``Random``, fixed draw order) and its budget."""
 
-    def __init__(self, seed: int, lines: int, stats: CorpusStats) -> None:
+    def __init__(
+        self, seed: int, lines: int, stats: CorpusStats, *, odd_rate: float = 0.002
+    ) -> None:
+        self.odd_rate = odd_rate  # after a timestamped line: a malformed (70%) or odd (30%) one
         self.rng = Random(seed)
         self.rand = self.rng.random
         self.left = lines
@@ -166,7 +169,7 @@ class Gen:
             st.with_cost_usd += "costUSD" in obj
         # Only after a timestamped line (and bad lines' clocks run on): a file's earliest
         # timestamp, which orders files for dedup, never comes from a line the product rejects.
-        if self.rand() < 0.002 and "timestamp" in obj:
+        if self.rand() < self.odd_rate and "timestamp" in obj:
             self.emit_bad(s, obj)
         return True
 

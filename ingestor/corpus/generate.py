@@ -48,6 +48,7 @@ def generate(
     *,
     lines: int,
     seed: int = 0,
+    odd_rate: float = 0.002,
     projects: int = 8,
     start: datetime = _DEFAULT_START,
     days: int = 30,
@@ -60,7 +61,7 @@ def generate(
     if lines < 0 or projects < 1 or days < 1:
         raise ValueError("lines must be >= 0, projects and days >= 1")
     stats = CorpusStats()
-    g = Gen(seed, lines, stats)
+    g = Gen(seed, lines, stats, odd_rate=odd_rate)
     r = g.rng
     dirs = []
     for i in range(projects):

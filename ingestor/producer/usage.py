@@ -41,8 +41,10 @@ def usage_record(
         return {"offset": offset, "length": length, "line": strip_line(obj)}, None
     if isinstance(verdict, Rejected):
         error = f"ccusage skips this line ({verdict.rule.value}): {verdict.detail}"
+        field = verdict.detail.split(":", 1)[0] if ":" in verdict.detail else "line"
     elif (reason := out_of_range(verdict)) is not None:
         error = f"value out of the stored range (out_of_range): {reason}"
+        field = reason.split(" ", 1)[0]
     else:
         record: dict[str, Any] = {
             "offset": offset,
@@ -52,7 +54,8 @@ def usage_record(
         if verdict.usage_limit_reset_ms is not None:
             record["reset_ms"] = verdict.usage_limit_reset_ms
         return record, None
-    return {"offset": offset, "length": length, "shape": strip_line(obj), "error": error}, error
+    bad = {"offset": offset, "length": length, "shape": strip_line(obj), "error": error}
+    return bad | {"field": field}, error
 
 
 def out_of_range(usage: UsageLine) -> str | None:

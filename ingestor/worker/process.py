@@ -70,7 +70,8 @@ def process_transcripts(
             if offset < 0:
                 raise InvalidRecord("must be a non-negative integer", "offset")
             if "raw" in record or "shape" in record:
-                raise InvalidRecord(str(record.get("error") or "not a JSON object"), "line")
+                error = str(record.get("error") or "not a JSON object")
+                raise InvalidRecord(error, str(record.get("field") or "line"))
             row = _transcript_row(record.get("line"), source, offset, length)
             reset_ms = record.get("reset_ms")
             if type(reset_ms) is int:

@@ -65,7 +65,8 @@ def test_totals_equal_the_reference_and_every_line_is_accounted_for(
             m: t.total_tokens for m, t in reference.monthly().items()
         }
         per_model = {
-            r["modelName"]: (r["totalTokens"], r["cost"]) for r in build(ch, ReportRequest("models"))["models"]
+            r["modelName"]: (r["totalTokens"], r["cost"])
+            for r in build(ch, ReportRequest("models"))["models"]
         }
         assert per_model == {m: (t.total_tokens, t.cost) for m, t in reference.models().items()}
         sessions = build(ch, ReportRequest("session"))["sessions"]
@@ -171,7 +172,7 @@ def test_dead_letters_reach_the_dead_letter_topic_with_location_and_reason(
     letters = read_topic(pipeline.bootstrap, pipeline.settings.topic("dead-letters"), expected=2)
     by_offset = {m["location"]["file_offset"]: m for m in letters}
     assert by_offset[0]["field"] == "message.usage.input_tokens"
-    assert "greater than or equal to 0" in by_offset[0]["reason"]
+    assert "ccusage skips this line (field_type)" in by_offset[0]["reason"]
     assert by_offset[0]["location"]["file"].endswith("s1.jsonl")
     bad_json = next(m for m in letters if m["location"]["file_offset"] != 0)
     assert bad_json["raw"] == "{not json"

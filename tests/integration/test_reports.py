@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from builders import store_lines, usage_line
@@ -18,8 +18,12 @@ pytestmark = pytest.mark.integration
 
 SONNET = "claude-sonnet-4-5-20250929"
 OPUS = "claude-opus-4-1-20250805"
-A = TranscriptSource(file="/p/projects/alpha/s1.jsonl", project="alpha", first_ts="2025-01-31T10:00:00Z")
-B = TranscriptSource(file="/p/projects/beta/s2.jsonl", project="beta", first_ts="2025-02-01T09:00:00Z")
+A = TranscriptSource(
+    file="/p/projects/alpha/s1.jsonl", project="alpha", first_ts="2025-01-31T10:00:00Z"
+)
+B = TranscriptSource(
+    file="/p/projects/beta/s2.jsonl", project="beta", first_ts="2025-02-01T09:00:00Z"
+)
 
 
 def _report(kind: str) -> Any:
@@ -188,4 +192,3 @@ def test_render_json_writes_exact_numbers_and_table_renders(clickhouse: ClickHou
     assert parsed["daily"][1]["modelBreakdowns"][0]["cost"] == Decimal("18.75")
     table = render_table(report)
     assert "2025-01-31" in table and "$24.28" in table and "Total" in table
-

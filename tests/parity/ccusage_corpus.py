@@ -21,10 +21,6 @@ from typing import Any
 from ingestor.corpus._lines import MODELS
 from ingestor.usage.entry import Entry
 
-BIN = os.environ.get(
-    "INGESTOR_CCUSAGE_BIN", "/tmp/ccu/node_modules/@ccusage/ccusage-linux-x64/bin/ccusage"
-)
-
 
 @dataclass(frozen=True)
 class Line:
@@ -146,10 +142,10 @@ def write(root: Path, lines: list[Line]) -> list[Entry]:
     return entries
 
 
-def run(root: Path, kind: str, tz: str, *flags: str) -> Any:
+def run(binary: Path, root: Path, kind: str, tz: str, *flags: str) -> Any:
     """``ccusage claude <kind> --json`` over the corpus at ``root``."""
     done = subprocess.run(
-        [BIN, "claude", kind, "--json", "--offline", "--mode", "display", "-z", tz, *flags],
+        [str(binary), "claude", kind, "--json", "--offline", "--mode", "display", "-z", tz, *flags],
         env={**os.environ, "CLAUDE_CONFIG_DIR": str(root), "NO_COLOR": "1"},
         cwd=root,
         capture_output=True,

@@ -9,59 +9,21 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from ccusage_corpus import BIN, edge_corpus, line, mixed_corpus, run, write
+from ccusage_corpus import edge_corpus, line, mixed_corpus, run, write
+from conftest import Ccusage
+from diff import mismatches
 
 from ingestor.usage import reports
 from ingestor.usage.entry import Entry
 
-pytestmark = [
-    pytest.mark.parity,
-    pytest.mark.skipif(not Path(BIN).exists(), reason=f"no ccusage binary at {BIN}"),
-]
+pytestmark = pytest.mark.parity
 
 # Far in the past, so no block is active and --recent keeps nothing whatever the clock says.
 PAST_NOW = int(datetime(2026, 6, 1, tzinfo=UTC).timestamp() * 1000)
-_COST_KEYS = {"totalCost", "cost", "costUSD", "costPerHour"}
-
-
-def mismatches(ours: Any, theirs: Any, path: str = "$") -> list[str]:
-    """Every place the two JSON values differ (costs within a cent)."""
-    if isinstance(ours, dict) and isinstance(theirs, dict):
-        out = (
-            [f"{path}: keys {sorted(ours)} != {sorted(theirs)}"] if set(ours) != set(theirs) else []
-        )
-        for key in ours.keys() & theirs.keys():
-            out += mismatches(ours[key], theirs[key], f"{path}.{key}")
-        return out
-    if isinstance(ours, list) and isinstance(theirs, list):
-        if len(ours) != len(theirs):
-            return [f"{path}: {len(ours)} items != {len(theirs)}"]
-        return [
-            m
-            for i, (a, b) in enumerate(zip(ours, theirs, strict=True))
-            for m in mismatches(a, b, f"{path}[{i}]")
-        ]
-    key = path.rsplit(".", 1)[-1]
-    if isinstance(ours, Decimal) or key in _COST_KEYS:
-        if ours is None or theirs is None:
-            return [] if ours is theirs else [f"{path}: {ours!r} != {theirs!r}"]
-        ok = abs(Decimal(str(ours)) - Decimal(str(theirs))) < Decimal("0.01")
-        return [] if ok else [f"{path}: {ours} != {theirs}"]
-    if isinstance(ours, float) or isinstance(theirs, float):
-        ok = (
-            theirs is not None
-            and ours is not None
-            and abs(ours - theirs) <= 1e-9 * max(1.0, abs(theirs))
-        )
-        return [] if ok else [f"{path}: {ours!r} != {theirs!r}"]
-    if type(ours) is not type(theirs) or ours != theirs:
-        return [f"{path}: {ours!r} != {theirs!r}"]
-    return []
 
 
 @pytest.fixture(scope="module")
@@ -157,10 +119,15 @@ CASES: list[tuple[str, list[str], Ours]] = [
     ("kind", "flags", "ours"), CASES, ids=[f"{k} {' '.join(f)}" for k, f, _ in CASES]
 )
 def test_report_equals_ccusage(
-    corpus: tuple[Path, list[Entry]], tz: str, kind: str, flags: list[str], ours: Ours
+    corpus: tuple[Path, list[Entry]],
+    tz: str,
+    kind: str,
+    flags: list[str],
+    ours: Ours,
+    ccusage: Ccusage,
 ) -> None:
     root, entries = corpus
-    theirs = run(root, kind, tz, *flags)
+    theirs = run(ccusage.binary, root, kind, tz, *flags)
     assert mismatches(ours(entries, tz), theirs) == []
 
 
@@ -214,11 +181,11 @@ def _recent_corpus(root: Path, now: datetime) -> list[Entry]:
     ],
 )
 def test_active_block_equals_ccusage(
-    tmp_path: Path, flags: list[str], token_limit: str | None
+    tmp_path: Path, flags: list[str], token_limit: str | None, ccusage: Ccusage
 ) -> None:
     entries = _recent_corpus(tmp_path, datetime.now(UTC))
     before = int(time.time() * 1000)
-    theirs = run(tmp_path, "blocks", "UTC", *flags)
+    theirs = run(ccusage.binary, tmp_path, "blocks", "UTC", *flags)
     after = int(time.time() * 1000)
     active = "--active" in flags
     # ccusage reads its own clock; one of the instants around the run rounds as it did.
@@ -245,11 +212,16 @@ def test_active_block_equals_ccusage(
     ],
 )
 def test_last_equals_ccusage(
-    tmp_path: Path, tz: str, kind: str, flags: list[str], kwargs: dict[str, Any]
+    tmp_path: Path,
+    tz: str,
+    kind: str,
+    flags: list[str],
+    kwargs: dict[str, Any],
+    ccusage: Ccusage,
 ) -> None:
     entries = _recent_corpus(tmp_path, datetime.now(UTC))
     now = int(time.time() * 1000)
-    theirs = run(tmp_path, kind, tz, *flags)
+    theirs = run(ccusage.binary, tmp_path, kind, tz, *flags)
     ours = getattr(reports, kind)(entries, tz=tz, now_ms=now, **kwargs)
     assert mismatches(ours, theirs) == []
 
@@ -265,7 +237,12 @@ def edges(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, list[Entry]]:
     ("kind", "flags", "ours"), CASES, ids=[f"{k} {' '.join(f)}" for k, f, _ in CASES]
 )
 def test_edge_report_equals_ccusage(
-    edges: tuple[Path, list[Entry]], tz: str, kind: str, flags: list[str], ours: Ours
+    edges: tuple[Path, list[Entry]],
+    tz: str,
+    kind: str,
+    flags: list[str],
+    ours: Ours,
+    ccusage: Ccusage,
 ) -> None:
     root, entries = edges
-    assert mismatches(ours(entries, tz), run(root, kind, tz, *flags)) == []
+    assert mismatches(ours(entries, tz), run(ccusage.binary, root, kind, tz, *flags)) == []
