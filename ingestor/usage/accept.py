@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 
 from ingestor.usage.scan import (
+    NULLABLE_FIELDS,
     USAGE_MARKER,
     is_semver_prefix,
     max_depth,
@@ -31,6 +32,7 @@ from ingestor.usage.scan import (
 from ingestor.usage.serde import (
     OPTIONAL,
     REQUIRED,
+    Exact,
     SerdeError,
     Spec,
     boolean,
@@ -92,8 +94,11 @@ _PROGRESS_MESSAGE: Final[Spec] = (
     ("requestId", option(string), OPTIONAL),
     ("isSidechain", option(boolean), OPTIONAL),
 )
+# The 20.0.24 binary also reads the progress line's top-level sessionId (v20.0.11 does not);
+# its place in array form is a guess (after data).
 _PROGRESS: Final[Spec] = (
     ("data", struct((("message", struct(_PROGRESS_MESSAGE), REQUIRED),)), REQUIRED),
+    ("sessionId", option(string), OPTIONAL),
 )
 
 _KNOWN_KEYS: Final = tuple(
@@ -105,6 +110,7 @@ _KNOWN_KEYS: Final = tuple(
 _NEG_ZERO: Final = (b":-0", b",-0", b"[-0", b" -0", b"\t-0", b"\r-0")
 _SPACED_COLON: Final = (b'" :', b'"\t:', b'"\r:')
 _SERDE_MAX_DEPTH: Final = 128
+_NULLABLE_NAMES: Final = frozenset(name.decode() for name in NULLABLE_FIELDS)
 _UNSET: Final[Any] = object()
 _MISSING: Final[Any] = object()
 
@@ -140,6 +146,11 @@ def read_usage_line(
         return Rejected(Rule.NO_USAGE_MARKER, 'no literal "usage":{ bytes')
     if (field := unsupported_null_field(line)) is not None:
         return Rejected(Rule.NULL_FIELD, f"{field}: null")
+    if b"null" in line:
+        strict = _whole_line_checks(line, obj, exact)
+        if isinstance(strict, Rejected):
+            return strict
+        obj, exact = strict
     if exact is None and _needs_exact(line, obj, daily):
         exact = parse_exact(line)
         if exact is None:
@@ -150,6 +161,70 @@ def read_usage_line(
     except SerdeError as error:
         return Rejected(error.rule, error.detail)
     return _validate(line, entry, daily)
+
+
+def _whole_line_checks(line: bytes, obj: object, exact: Exact | None) -> Rejected | tuple[Any, Any]:
+    """The 20.0.24 binary's extra pass over any line holding the bytes ``null`` (not in v20.0.11).
+
+    It reads the whole line as one strict tree: a repeated key in any object, a string that is
+    not valid Unicode, a number past f64 or nesting past 128 drops the line, and so does a
+    listed field name (``is_unsupported_nullable_field``) holding null at any depth, whatever
+    the spacing (``"id" : null``).
+    """
+    if exact is None and _compact_key_count(line) != _survey(obj)[0]:
+        exact = parse_exact(line)  # a key repeats (orjson kept one), or the bytes can't tell
+        if exact is None:
+            return Rejected(Rule.INVALID_JSON, "not one serde_json value")
+        obj = exact.tree
+    if exact is not None:
+        if exact.duplicate:
+            return Rejected(Rule.DUPLICATE_FIELD, "line: a key repeats (line holds null)")
+        if exact.bad_string:
+            return Rejected(Rule.INVALID_STRING, "line: a string is not valid Unicode (null)")
+        if exact.out_of_range:
+            return Rejected(Rule.NUMBER_OUT_OF_RANGE, "line: a number overflows f64 (null)")
+    _, null_field, depth = _survey(obj)
+    if depth >= _SERDE_MAX_DEPTH:
+        return Rejected(Rule.TOO_DEEP, "line: nesting past 128 (line holds null)")
+    if null_field is not None:
+        return Rejected(Rule.NULL_FIELD, f"{null_field}: null (nested or spaced)")
+    return obj, exact
+
+
+def _compact_key_count(line: bytes) -> int | None:
+    """Keys written ``"…":`` in the bytes, or None when spacing or backslashes hide the count.
+
+    A ``"`` inside a string is always escaped, so ``":`` outside ``\\":`` ends a key.
+    """
+    if any(pattern in line for pattern in _SPACED_COLON):
+        return None
+    escaped = line.count(b'\\":')
+    if escaped and b"\\\\" in line:
+        return None
+    return line.count(b'":') - escaped
+
+
+def _survey(obj: object) -> tuple[int, str | None, int]:
+    """(keys in every object, a listed field holding null, deepest nesting) of a parsed tree."""
+    keys = 0
+    null_field = None
+    deepest = 0
+    stack: list[tuple[object, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, depth)
+            keys += len(node)
+            for key, value in node.items():
+                if value is None:
+                    if null_field is None and key in _NULLABLE_NAMES:
+                        null_field = key
+                elif isinstance(value, dict | list):
+                    stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            deepest = max(deepest, depth)
+            stack.extend((item, depth + 1) for item in node if isinstance(item, dict | list))
+    return keys, null_field, deepest
 
 
 def _field(value: object, spec: Spec, name: str) -> Any:
@@ -231,13 +306,14 @@ def _decode_daily(line: bytes, obj: object, exact: Any) -> dict[str, Any]:
         return decode(obj, _DAILY_ENTRY)
     except SerdeError as direct:
         try:
-            progress = decode(obj, _PROGRESS)["data"]["message"]
+            progress_line = decode(obj, _PROGRESS)
         except SerdeError as agent:
             message = _field(obj, _DAILY_ENTRY, "message")
             if message is not _MISSING and _field(message, _MESSAGE, "usage") is not _MISSING:
                 raise direct from None
             raise agent from None
-        return dict(progress, version=None, sessionId=None)
+        progress = progress_line["data"]["message"]
+        return dict(progress, version=None, sessionId=progress_line["sessionId"])
 
 
 def _validate(line: bytes, entry: dict[str, Any], daily: bool) -> UsageLine | Rejected:
