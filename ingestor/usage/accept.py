@@ -101,12 +101,6 @@ _PROGRESS: Final[Spec] = (
     ("sessionId", option(string), OPTIONAL),
 )
 
-_KNOWN_KEYS: Final = tuple(
-    name.encode()
-    for name in sorted(
-        {n for spec in (_CACHE_CREATION, _USAGE, _MESSAGE, _ENTRY, _PROGRESS) for n, _, _ in spec}
-    )
-)
 _NEG_ZERO: Final = (b":-0", b",-0", b"[-0", b" -0", b"\t-0", b"\r-0")
 _SPACED_COLON: Final = (b'" :', b'"\t:', b'"\r:')
 _SERDE_MAX_DEPTH: Final = 128
@@ -146,16 +140,15 @@ def read_usage_line(
         return Rejected(Rule.NO_USAGE_MARKER, 'no literal "usage":{ bytes')
     if (field := unsupported_null_field(line)) is not None:
         return Rejected(Rule.NULL_FIELD, f"{field}: null")
-    if b"null" in line:
-        strict = _whole_line_checks(line, obj, exact)
-        if isinstance(strict, Rejected):
-            return strict
-        obj, exact = strict
-    if exact is None and _needs_exact(line, obj, daily):
+    survey = _survey(obj)
+    if exact is None and _needs_exact(line, obj, survey[0]):
         exact = parse_exact(line)
         if exact is None:
             return Rejected(Rule.INVALID_JSON, "not one serde_json value")
         obj = exact.tree
+        survey = _survey(obj)
+    if b"null" in line and (strict := _whole_line_checks(exact, survey)) is not None:
+        return strict
     try:
         entry = _decode_daily(line, obj, exact) if daily else decode(obj, _ENTRY)
     except SerdeError as error:
@@ -163,19 +156,14 @@ def read_usage_line(
     return _validate(line, entry, daily)
 
 
-def _whole_line_checks(line: bytes, obj: object, exact: Exact | None) -> Rejected | tuple[Any, Any]:
+def _whole_line_checks(exact: Exact | None, survey: tuple[int, str | None, int]) -> Rejected | None:
     """The 20.0.24 binary's extra pass over any line holding the bytes ``null`` (not in v20.0.11).
 
     It reads the whole line as one strict tree: a repeated key in any object, a string that is
     not valid Unicode, a number past f64 or nesting past 128 drops the line, and so does a
     listed field name (``is_unsupported_nullable_field``) holding null at any depth, whatever
-    the spacing (``"id" : null``).
+    the spacing (``"id" : null``). Without ``exact`` the line had none of the first three.
     """
-    if exact is None and _compact_key_count(line) != _survey(obj)[0]:
-        exact = parse_exact(line)  # a key repeats (orjson kept one), or the bytes can't tell
-        if exact is None:
-            return Rejected(Rule.INVALID_JSON, "not one serde_json value")
-        obj = exact.tree
     if exact is not None:
         if exact.duplicate:
             return Rejected(Rule.DUPLICATE_FIELD, "line: a key repeats (line holds null)")
@@ -183,12 +171,12 @@ def _whole_line_checks(line: bytes, obj: object, exact: Exact | None) -> Rejecte
             return Rejected(Rule.INVALID_STRING, "line: a string is not valid Unicode (null)")
         if exact.out_of_range:
             return Rejected(Rule.NUMBER_OUT_OF_RANGE, "line: a number overflows f64 (null)")
-    _, null_field, depth = _survey(obj)
+    _, null_field, depth = survey
     if depth >= _SERDE_MAX_DEPTH:
         return Rejected(Rule.TOO_DEEP, "line: nesting past 128 (line holds null)")
     if null_field is not None:
         return Rejected(Rule.NULL_FIELD, f"{null_field}: null (nested or spaced)")
-    return obj, exact
+    return None
 
 
 def _compact_key_count(line: bytes) -> int | None:
@@ -250,46 +238,14 @@ def _has_usage(obj: object, daily: bool) -> bool:
     return _field(message, _MESSAGE, "usage") is not _MISSING
 
 
-def _needs_exact(line: bytes, obj: object, daily: bool) -> bool:
-    """Cheap byte checks for what orjson hides; True sends the line to the exact parse."""
+def _needs_exact(line: bytes, obj: object, keys: int) -> bool:
+    """Cheap byte checks for what orjson hides; True sends the line to the exact parse.
+
+    ``keys`` is how many keys orjson kept; fewer than the bytes spell means one repeats.
+    """
     if any(pattern in line for pattern in _NEG_ZERO):
         return True
-    if b"\\u" in line or any(pattern in line for pattern in _SPACED_COLON):
-        return True  # a key could be spelled with escapes or spaced from its colon
-    if not isinstance(obj, dict):
-        return True
-    expected = _key_counts(obj, daily)
-    return any(line.count(b'"%s":' % key) > expected.get(key, 0) for key in _KNOWN_KEYS)
-
-
-def _key_counts(obj: dict[str, Any], daily: bool) -> dict[bytes, int]:
-    """How often each known key occurs in the objects serde reads, as orjson saw them.
-
-    Content blocks count too: every ``tool_use`` block carries an ``"id"`` of its own.
-    """
-    messages = [obj.get("message")]
-    objects: list[dict[str, Any]] = [obj]
-    if daily and isinstance(data := obj.get("data"), dict):
-        objects.append(data)
-        if isinstance(inner := data.get("message"), dict):
-            objects.append(inner)
-            messages.append(inner.get("message"))
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        objects.append(message)
-        if isinstance(usage := message.get("usage"), dict):
-            objects.append(usage)
-            if isinstance(cache := usage.get("cache_creation"), dict):
-                objects.append(cache)
-        if isinstance(content := message.get("content"), list):
-            objects.extend(block for block in content if isinstance(block, dict))
-    counts: dict[bytes, int] = {}
-    for found in objects:
-        for key in found:
-            encoded = key.encode()
-            counts[encoded] = counts.get(encoded, 0) + 1
-    return counts
+    return not isinstance(obj, dict) or _compact_key_count(line) != keys
 
 
 def _decode_daily(line: bytes, obj: object, exact: Any) -> dict[str, Any]:
