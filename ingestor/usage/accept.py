@@ -21,6 +21,7 @@ from typing import Any, Final
 import orjson
 
 from ingestor.usage.scan import (
+    NULLABLE_FIELDS,
     USAGE_MARKER,
     is_semver_prefix,
     max_depth,
@@ -31,6 +32,7 @@ from ingestor.usage.scan import (
 from ingestor.usage.serde import (
     OPTIONAL,
     REQUIRED,
+    Exact,
     SerdeError,
     Spec,
     boolean,
@@ -92,19 +94,17 @@ _PROGRESS_MESSAGE: Final[Spec] = (
     ("requestId", option(string), OPTIONAL),
     ("isSidechain", option(boolean), OPTIONAL),
 )
+# The 20.0.24 binary also reads the progress line's top-level sessionId (v20.0.11 does not);
+# its place in array form is a guess (after data).
 _PROGRESS: Final[Spec] = (
     ("data", struct((("message", struct(_PROGRESS_MESSAGE), REQUIRED),)), REQUIRED),
+    ("sessionId", option(string), OPTIONAL),
 )
 
-_KNOWN_KEYS: Final = tuple(
-    name.encode()
-    for name in sorted(
-        {n for spec in (_CACHE_CREATION, _USAGE, _MESSAGE, _ENTRY, _PROGRESS) for n, _, _ in spec}
-    )
-)
 _NEG_ZERO: Final = (b":-0", b",-0", b"[-0", b" -0", b"\t-0", b"\r-0")
 _SPACED_COLON: Final = (b'" :', b'"\t:', b'"\r:')
 _SERDE_MAX_DEPTH: Final = 128
+_NULLABLE_NAMES: Final = frozenset(name.decode() for name in NULLABLE_FIELDS)
 _UNSET: Final[Any] = object()
 _MISSING: Final[Any] = object()
 
@@ -140,16 +140,79 @@ def read_usage_line(
         return Rejected(Rule.NO_USAGE_MARKER, 'no literal "usage":{ bytes')
     if (field := unsupported_null_field(line)) is not None:
         return Rejected(Rule.NULL_FIELD, f"{field}: null")
-    if exact is None and _needs_exact(line, obj, daily):
+    survey = _survey(obj)
+    if exact is None and _needs_exact(line, obj, survey[0]):
         exact = parse_exact(line)
         if exact is None:
             return Rejected(Rule.INVALID_JSON, "not one serde_json value")
         obj = exact.tree
+        survey = _survey(obj)
+    if b"null" in line and (strict := _whole_line_checks(exact, survey)) is not None:
+        return strict
     try:
         entry = _decode_daily(line, obj, exact) if daily else decode(obj, _ENTRY)
     except SerdeError as error:
         return Rejected(error.rule, error.detail)
     return _validate(line, entry, daily)
+
+
+def _whole_line_checks(exact: Exact | None, survey: tuple[int, str | None, int]) -> Rejected | None:
+    """The 20.0.24 binary's extra pass over any line holding the bytes ``null`` (not in v20.0.11).
+
+    It reads the whole line as one strict tree: a repeated key in any object, a string that is
+    not valid Unicode, a number past f64 or nesting past 128 drops the line, and so does a
+    listed field name (``is_unsupported_nullable_field``) holding null at any depth, whatever
+    the spacing (``"id" : null``). Without ``exact`` the line had none of the first three.
+    """
+    if exact is not None:
+        if exact.duplicate:
+            return Rejected(Rule.DUPLICATE_FIELD, "line: a key repeats (line holds null)")
+        if exact.bad_string:
+            return Rejected(Rule.INVALID_STRING, "line: a string is not valid Unicode (null)")
+        if exact.out_of_range:
+            return Rejected(Rule.NUMBER_OUT_OF_RANGE, "line: a number overflows f64 (null)")
+    _, null_field, depth = survey
+    if depth >= _SERDE_MAX_DEPTH:
+        return Rejected(Rule.TOO_DEEP, "line: nesting past 128 (line holds null)")
+    if null_field is not None:
+        return Rejected(Rule.NULL_FIELD, f"{null_field}: null (nested or spaced)")
+    return None
+
+
+def _compact_key_count(line: bytes) -> int | None:
+    """Keys written ``"…":`` in the bytes, or None when spacing or backslashes hide the count.
+
+    A ``"`` inside a string is always escaped, so ``":`` outside ``\\":`` ends a key.
+    """
+    if any(pattern in line for pattern in _SPACED_COLON):
+        return None
+    escaped = line.count(b'\\":')
+    if escaped and b"\\\\" in line:
+        return None
+    return line.count(b'":') - escaped
+
+
+def _survey(obj: object) -> tuple[int, str | None, int]:
+    """(keys in every object, a listed field holding null, deepest nesting) of a parsed tree."""
+    keys = 0
+    null_field = None
+    deepest = 0
+    stack: list[tuple[object, int]] = [(obj, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if isinstance(node, dict):
+            deepest = max(deepest, depth)
+            keys += len(node)
+            for key, value in node.items():
+                if value is None:
+                    if null_field is None and key in _NULLABLE_NAMES:
+                        null_field = key
+                elif isinstance(value, dict | list):
+                    stack.append((value, depth + 1))
+        elif isinstance(node, list):
+            deepest = max(deepest, depth)
+            stack.extend((item, depth + 1) for item in node if isinstance(item, dict | list))
+    return keys, null_field, deepest
 
 
 def _field(value: object, spec: Spec, name: str) -> Any:
@@ -175,46 +238,14 @@ def _has_usage(obj: object, daily: bool) -> bool:
     return _field(message, _MESSAGE, "usage") is not _MISSING
 
 
-def _needs_exact(line: bytes, obj: object, daily: bool) -> bool:
-    """Cheap byte checks for what orjson hides; True sends the line to the exact parse."""
+def _needs_exact(line: bytes, obj: object, keys: int) -> bool:
+    """Cheap byte checks for what orjson hides; True sends the line to the exact parse.
+
+    ``keys`` is how many keys orjson kept; fewer than the bytes spell means one repeats.
+    """
     if any(pattern in line for pattern in _NEG_ZERO):
         return True
-    if b"\\u" in line or any(pattern in line for pattern in _SPACED_COLON):
-        return True  # a key could be spelled with escapes or spaced from its colon
-    if not isinstance(obj, dict):
-        return True
-    expected = _key_counts(obj, daily)
-    return any(line.count(b'"%s":' % key) > expected.get(key, 0) for key in _KNOWN_KEYS)
-
-
-def _key_counts(obj: dict[str, Any], daily: bool) -> dict[bytes, int]:
-    """How often each known key occurs in the objects serde reads, as orjson saw them.
-
-    Content blocks count too: every ``tool_use`` block carries an ``"id"`` of its own.
-    """
-    messages = [obj.get("message")]
-    objects: list[dict[str, Any]] = [obj]
-    if daily and isinstance(data := obj.get("data"), dict):
-        objects.append(data)
-        if isinstance(inner := data.get("message"), dict):
-            objects.append(inner)
-            messages.append(inner.get("message"))
-    for message in messages:
-        if not isinstance(message, dict):
-            continue
-        objects.append(message)
-        if isinstance(usage := message.get("usage"), dict):
-            objects.append(usage)
-            if isinstance(cache := usage.get("cache_creation"), dict):
-                objects.append(cache)
-        if isinstance(content := message.get("content"), list):
-            objects.extend(block for block in content if isinstance(block, dict))
-    counts: dict[bytes, int] = {}
-    for found in objects:
-        for key in found:
-            encoded = key.encode()
-            counts[encoded] = counts.get(encoded, 0) + 1
-    return counts
+    return not isinstance(obj, dict) or _compact_key_count(line) != keys
 
 
 def _decode_daily(line: bytes, obj: object, exact: Any) -> dict[str, Any]:
@@ -231,13 +262,14 @@ def _decode_daily(line: bytes, obj: object, exact: Any) -> dict[str, Any]:
         return decode(obj, _DAILY_ENTRY)
     except SerdeError as direct:
         try:
-            progress = decode(obj, _PROGRESS)["data"]["message"]
+            progress_line = decode(obj, _PROGRESS)
         except SerdeError as agent:
             message = _field(obj, _DAILY_ENTRY, "message")
             if message is not _MISSING and _field(message, _MESSAGE, "usage") is not _MISSING:
                 raise direct from None
             raise agent from None
-        return dict(progress, version=None, sessionId=None)
+        progress = progress_line["data"]["message"]
+        return dict(progress, version=None, sessionId=progress_line["sessionId"])
 
 
 def _validate(line: bytes, entry: dict[str, Any], daily: bool) -> UsageLine | Rejected:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 
 __all__ = [
+    "NULLABLE_FIELDS",
     "USAGE_MARKER",
     "is_semver_prefix",
     "max_depth",
@@ -21,7 +22,7 @@ __all__ = [
 USAGE_MARKER = b'"usage":{'
 
 # adapter/claude/mod.rs `is_unsupported_nullable_field`
-_NULLABLE_FIELDS = frozenset(
+NULLABLE_FIELDS = frozenset(
     {
         b"id",
         b"cwd",
@@ -57,7 +58,7 @@ def unsupported_null_field(line: bytes) -> str | None:
             start = end - 1 if end > 0 else 0
             while start > 0 and line[start] != _QUOTE:
                 start -= 1
-            if line[start] == _QUOTE and (field := line[start + 1 : end]) in _NULLABLE_FIELDS:
+            if line[start] == _QUOTE and (field := line[start + 1 : end]) in NULLABLE_FIELDS:
                 return field.decode()
         offset = index + 5
     return None
@@ -98,13 +99,14 @@ def _days_from_civil(year: int, month: int, day: int) -> int:
 
 
 def _tz_offset_minutes(raw: bytes) -> int | None:
-    """date_utils.rs `parse_timezone_offset`: ``Z`` or ``±hh:mm``, digits not range-checked."""
+    """date_utils.rs `parse_timezone_offset`: ``Z`` or ``±hh:mm`` (00-23, 00-59)."""
     if raw == b"Z":
         return 0
     if len(raw) != 6 or raw[0] not in b"+-" or raw[3] != 0x3A:
         return None
     hours, minutes = _digits(raw[1:3]), _digits(raw[4:6])
-    if hours is None or minutes is None:
+    # The 20.0.24 binary refuses hours > 23 or minutes > 59; the v20.0.11 source does not check.
+    if hours is None or minutes is None or hours > 23 or minutes > 59:
         return None
     offset = hours * 60 + minutes
     return offset if raw[0] == 0x2B else -offset

@@ -71,14 +71,15 @@ class _Obj(dict[str, Any]):
 
 
 class Exact:
-    """``parse_exact``'s result: the tree, and whether serde's buffering (daily) would choke."""
+    """``parse_exact``'s result: the tree, and what a whole-line buffered parse would choke on."""
 
-    __slots__ = ("bad_string", "out_of_range", "tree")
+    __slots__ = ("bad_string", "duplicate", "out_of_range", "tree")
 
-    def __init__(self, tree: object, bad_string: bool, out_of_range: bool) -> None:
+    def __init__(self, tree: object, bad_string: bool, out_of_range: bool, duplicate: bool) -> None:
         self.tree = tree
         self.bad_string = bad_string  # some string (value or key) is not valid Unicode
         self.out_of_range = out_of_range  # some number overflows f64
+        self.duplicate = duplicate  # some object, anywhere, repeats a key
 
 
 def _has_surrogate(text: str) -> bool:
@@ -108,7 +109,13 @@ def _no_constant(name: str) -> object:
 def parse_exact(line: bytes) -> Exact | None:
     """Parse as serde_json would see it, or None when serde_json cannot parse it at all."""
     text = line.decode("utf-8", "surrogateescape")  # invalid bytes become lone surrogates
-    flags = {"inf": False}
+    flags = {"inf": False, "dup": False, "bad": False}
+
+    def make_object(pairs: list[tuple[str, Any]]) -> _Obj:
+        obj = _Obj(pairs)
+        flags["dup"] = flags["dup"] or bool(obj.dups)
+        flags["bad"] = flags["bad"] or obj.bad_keys
+        return obj
 
     def parse_float(raw: str) -> float:
         value = float(raw)
@@ -125,14 +132,30 @@ def parse_exact(line: bytes) -> Exact | None:
     try:
         tree = json.loads(
             text,
-            object_pairs_hook=_Obj,
+            object_pairs_hook=make_object,
             parse_int=parse_int,
             parse_float=parse_float,
             parse_constant=_no_constant,
         )
     except (ValueError, RecursionError):
         return None
-    return Exact(tree, _has_surrogate(text), flags["inf"])
+    suspect = not text.isascii() or "\\u" in text  # raw non-ASCII, or an escape, may be lone
+    bad = flags["bad"] or (suspect and _any_bad_string(tree))
+    return Exact(tree, bad, flags["inf"], flags["dup"])
+
+
+def _any_bad_string(tree: object) -> bool:
+    stack = [tree]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if _has_surrogate(node):
+                return True
+        elif isinstance(node, dict):
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
+    return False
 
 
 class _Marker:

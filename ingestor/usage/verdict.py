@@ -7,6 +7,8 @@ from enum import StrEnum
 
 __all__ = ["Rejected", "Rule", "UsageLine"]
 
+_U64_MAX = 2**64 - 1
+
 
 class Rule(StrEnum):
     """One member per reason ccusage 20.0.24 skips a line that has ``message.usage``.
@@ -19,10 +21,10 @@ class Rule(StrEnum):
     INVALID_JSON = "invalid_json"  # not one JSON value (syntax, BOM, trailing bytes, control chars)
     INVALID_STRING = "invalid_string"  # lone surrogate / invalid UTF-8 in a string serde decodes
     NUMBER_OUT_OF_RANGE = "number_out_of_range"  # a decoded number overflows f64 (``1e400``)
-    TOO_DEEP = "too_deep"  # daily only: nesting past serde_json's 128 levels
+    TOO_DEEP = "too_deep"  # nesting past serde_json's 128 levels (daily, or a line with null)
     FIELD_TYPE = "field_type"  # serde type error (wrong JSON type, negative/float/-0 token, …)
     MISSING_FIELD = "missing_field"  # a required struct field is absent
-    DUPLICATE_FIELD = "duplicate_field"  # a known struct key appears twice
+    DUPLICATE_FIELD = "duplicate_field"  # a known struct key twice (any key, if the line has null)
     BAD_TIMESTAMP = "bad_timestamp"  # ``parse_ts_timestamp`` refuses it
     VERSION_NOT_SEMVER = "version_not_semver"
     EMPTY_SESSION_ID = "empty_session_id"
@@ -65,5 +67,6 @@ class UsageLine:
     def cache_creation_tokens(self) -> int:
         """ccusage's ``cache_creation_token_count``: the ephemeral split wins when present."""
         if self.ephemeral_5m is not None and self.ephemeral_1h is not None:
-            return self.ephemeral_5m + self.ephemeral_1h
+            # The 20.0.24 binary saturates this sum at u64::MAX (the source adds unchecked).
+            return min(self.ephemeral_5m + self.ephemeral_1h, _U64_MAX)
         return self.cache_creation_input_tokens
