@@ -1,5 +1,5 @@
 """Finding transcript files and naming them: which project and session a path belongs to, and
-the order ccusage reads files in. Only ``find_jsonl`` touches the file system.
+the order ccusage reads files in (by path). Only ``find_jsonl`` touches the file system.
 
 Claude Code's layout::
 
@@ -14,10 +14,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable
-from datetime import UTC, datetime
 from pathlib import Path, PurePath
 
-from ingestor.producer.lines import parse_ts
 
 __all__ = ["find_jsonl", "order_key", "project_of", "session_of"]
 
@@ -60,15 +58,10 @@ def session_of(path: str) -> str:
     return PurePath(path).stem
 
 
-_NO_TS = datetime.min.replace(tzinfo=UTC)
+def order_key(path: str) -> str:
+    """ccusage 20.x's file order: by path (``paths.rs``: ``usage_files`` sorts the paths).
 
-
-def order_key(first_ts: str | None, path: str) -> tuple[bool, datetime, str]:
-    """ccusage's file order: by earliest timestamp, files without one last, ties by path.
-
-    Timestamps compare as instants, not strings (``Z`` and ``+00:00`` spell the same time).
+    Within a dedup scope the first copy read wins a tie, so sending files in this order makes the
+    stream's order ccusage's.
     """
-    ts = parse_ts(first_ts)
-    if ts is None:
-        return (True, _NO_TS, path)
-    return (False, ts, path)
+    return path

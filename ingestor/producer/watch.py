@@ -1,8 +1,7 @@
 """The file watcher: finds transcript files, tails them, sends their lines in envelopes.
 
 Order (what makes exact dedup possible, see ARCHITECTURE.md): every pass visits files in ccusage's
-order — by first timestamp, files without one last, ties by path — and reads each file to its end
-before the next. On startup that is ccusage's backfill order; afterwards the same stable order.
+order — by path — and reads each file to its end before the next. On startup that is ccusage's backfill order; afterwards the same stable order.
 Envelopes are keyed by the dedup scope, so they all go to one partition, which stores them in send
 order (see ``sender.py``).
 
@@ -136,7 +135,7 @@ class Watcher:
         are saved and the error propagates.
         """
         self._discover()
-        tails = sorted(self._tails.values(), key=lambda t: order_key(t.first_ts(), t.path))
+        tails = sorted(self._tails.values(), key=lambda t: order_key(t.path))
         before = self.stats.lines_read
         try:
             for tail in tails:

@@ -34,7 +34,7 @@ def _ingest(ch: ClickHouse, root: Path, scope: str) -> tuple[dict[str, SessionAg
         data = Path(path).read_bytes()
         chunk = parse_chunk(data, 0, bad_line_max_bytes=4096, max_record_bytes=1 << 20)
         chunks[path], first[path] = chunk, chunk.first_ts
-    for offset, path in enumerate(sorted(files, key=lambda p: order_key(first[p], p))):
+    for offset, path in enumerate(sorted(files, key=order_key)):
         source = TranscriptSource(path, project_of(path), 0, first[path], scope)
         records = [orjson.Fragment(r) for r in chunks[path].records]
         envelope = decode_message("transcript", encode_envelope("transcript", records, source))

@@ -20,8 +20,8 @@ from ingestor.worker.dlq import DeadLetter
 
 pytestmark = pytest.mark.integration
 
-A = TranscriptSource(file="/p/proj/a.jsonl", project="proj", first_ts="2025-01-01T00:00:00Z")
-B = TranscriptSource(file="/p/proj/b.jsonl", project="proj", first_ts="2025-01-02T00:00:00Z")
+A = TranscriptSource(file="/p/projects/proj/a.jsonl", project="proj", first_ts="2025-01-01T00:00:00Z")
+B = TranscriptSource(file="/p/projects/proj/b.jsonl", project="proj", first_ts="2025-01-02T00:00:00Z")
 
 
 def _dedup_scenario(ch: ClickHouse) -> None:
@@ -405,4 +405,4 @@ def test_session_summaries_and_views(clickhouse: ClickHouse) -> None:
         "SELECT session_id, source_file, usage_lines, total_tokens "
         "FROM session_file_details ORDER BY source_file"
     )
-    assert details == [("s1", A.file, 2, 70), ("s1", B.file, 3, 30)]
+    assert details == [("a", A.file, 2, 70), ("b", B.file, 3, 30)]  # ccusage: a session is a file

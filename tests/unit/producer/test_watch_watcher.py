@@ -88,7 +88,7 @@ def test_envelopes_respect_record_and_byte_limits(
 def test_backfill_reads_files_in_ccusage_order_each_file_whole(
     tmp_path: Path, projects: Path, sender: FakeSender
 ) -> None:
-    # Path order and creation order both disagree with timestamp order.
+    # ccusage 20 reads by path, whatever the timestamps say.
     files = {
         "a-late": [usage_line(1, ts=ts(9)), usage_line(2, ts=ts(10))],
         "b-untimed": [{"type": "summary"}],
@@ -100,7 +100,7 @@ def test_backfill_reads_files_in_ccusage_order_each_file_whole(
     watcher, _ = make(tmp_path, projects, sender, envelope_max_records=1)
     once(watcher)
     order = [Path(f).stem for f, _, _ in sender.records()]
-    assert order == ["c-early"] * 3 + ["d-middle", "a-late", "a-late", "b-untimed"]
+    assert order == ["a-late", "a-late", "b-untimed"] + ["c-early"] * 3 + ["d-middle"]
 
 
 def test_a_failed_send_keeps_the_position_and_a_restart_resends(
