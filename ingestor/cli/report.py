@@ -32,7 +32,9 @@ def register(sub: Any) -> None:
         help="usage reports, as ccusage prints them",
         description="Usage reports from ClickHouse, with ccusage's numbers, flags and JSON.",
     )
-    p.add_argument("kind", choices=KINDS, help="daily, weekly, monthly, session, blocks; models")
+    p.add_argument(
+        "kind", choices=KINDS, help="daily, weekly, monthly, session, blocks; ours: models, skipped"
+    )
     p.add_argument("-s", "--since", help="first day, YYYYMMDD (or YYYY-MM-DD), inclusive")
     p.add_argument("-u", "--until", help="last day, YYYYMMDD (or YYYY-MM-DD), inclusive")
     p.add_argument("-j", "--json", action="store_true", help="ccusage's JSON")

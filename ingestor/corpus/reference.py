@@ -7,8 +7,9 @@ or doubled. It is *not* an independent reading of ccusage's rules: the parity te
 (``tests/parity/``) hold these numbers equal to the real ccusage binary's on the same files.
 
 Order as ccusage reads: every ``*.jsonl`` under ``root/projects`` by path, lines in file order.
-``accounting`` says where every non-blank line went: ``lines == valid + invalid`` (valid: stored
-in ``transcript_lines``; invalid: dead-lettered), ``usage_lines == counted + duplicates``.
+``accounting`` says where every complete line went: ``lines == valid + invalid`` (valid: stored
+in ``transcript_lines``; invalid: dead-lettered, blank lines included),
+``usage_lines == counted + duplicates``.
 """
 
 from __future__ import annotations
@@ -84,9 +85,8 @@ class Reference:
         lines = valid = usage = 0
         deduper: Deduper[Entry] = Deduper()
         for path in sorted((root / "projects").rglob("*.jsonl"), key=str):
-            for raw in path.read_bytes().split(b"\n"):
-                if not raw.strip():
-                    continue
+            data = path.read_bytes()
+            for raw in data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]:  # complete lines only
                 lines += 1
                 line = _stored_line(raw)
                 if line is None:

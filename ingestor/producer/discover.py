@@ -16,7 +16,6 @@ import os
 from collections.abc import Iterable
 from pathlib import Path, PurePath
 
-
 __all__ = ["find_jsonl", "order_key", "project_of", "session_of"]
 
 _PROJECTS = "projects"

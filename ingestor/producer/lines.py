@@ -7,7 +7,8 @@ Record contract (the ``records`` of a transcript envelope, see ``ingestor/wire.p
 * a usage line ccusage skips: ``{"offset", "length", "shape": strip_line(obj), "error"}``;
 * anything else: ``{"offset", "length", "raw", "error"}`` where ``raw`` is the first
   ``bad_line_max_bytes`` of the line decoded with ``errors="replace"``;
-* blank lines produce no record, but the position moves past them.
+* an empty or whitespace-only line: a bad record (``BLANK``), so that it is accounted for — ccusage
+  skips it silently.
 
 ``offset`` is the byte offset of the line's first byte and ``length`` counts its bytes *including*
 the terminating ``\\n``, so ``offset + length`` is where the next line starts: the position a reader
@@ -30,6 +31,7 @@ import orjson
 from ingestor.producer.usage import usage_record
 
 __all__ = [
+    "BLANK",
     "ParsedChunk",
     "bad_record",
     "first_timestamp",
@@ -40,6 +42,7 @@ __all__ = [
     "split_lines",
 ]
 
+BLANK = "blank line (empty or whitespace only)"
 _JSON_TYPES = {list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
 
 
@@ -149,7 +152,11 @@ def parse_chunk(
     for line in lines:
         length = len(line) + 1
         if not line or line.isspace():
+            encoded = dumps(bad_record(line, pos, length, BLANK, bad_line_max_bytes))
+            chunk.bad_lines += 1
+            records.append(encoded)
             pos += length
+            ends.append(pos)
             continue
         try:
             obj = loads(line)

@@ -1,7 +1,8 @@
 """The file watcher: finds transcript files, tails them, sends their lines in envelopes.
 
 Order (what makes exact dedup possible, see ARCHITECTURE.md): every pass visits files in ccusage's
-order — by path — and reads each file to its end before the next. On startup that is ccusage's backfill order; afterwards the same stable order.
+order — by path — and reads each file to its end before the next. On startup that is ccusage's
+backfill order; afterwards the same stable order.
 Envelopes are keyed by the dedup scope, so they all go to one partition, which stores them in send
 order (see ``sender.py``).
 

@@ -1,10 +1,12 @@
 """A report, from what ClickHouse holds: counted entries (``entries.py``) into the pure report
 functions of ``ingestor.usage.reports`` (ccusage's JSON shapes), plus two of ours: ``models``
-(per model) and ``machines`` (the same report once per dedup scope, i.e. per machine, which
-ccusage declined to build: its issues #287 and #1325)."""
+(per model), ``skipped`` (lines kept out of the counts, by rule) and ``machines`` (the same
+report once per dedup scope, i.e. per machine, which ccusage declined to build: its issues #287
+and #1325)."""
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -16,11 +18,13 @@ from ingestor.usage import reports
 from ingestor.usage.entry import Entry
 from ingestor.usage.reports_core import Json, Summary, local_date, totals_json, zone
 
-__all__ = ["build", "build_from_entries"]
+__all__ = ["build", "build_from_entries", "skipped"]
 
 
 def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) -> Json:
     """``request``'s report over every counted entry ClickHouse holds."""
+    if request.kind == "skipped":
+        return skipped(ch)
     entries = counted_entries(ch, mode=request.mode, project=request.project)
     return build_from_entries(entries, request, now_ms=now_ms)
 
@@ -64,6 +68,25 @@ def _one(entries: Sequence[Entry], r: ReportRequest, now_ms: int) -> Json:
             token_limit=r.token_limit, session_length=r.session_length,
         )  # fmt: skip
     return _models(entries, r)
+
+
+_RULE = re.compile(r"\(([a-z_]+)\):")
+
+
+def skipped(ch: ClickHouse) -> Json:
+    """Ours: how many transcript lines each rule kept out of the counts (ccusage only has
+    ``--debug``). A ccusage rule or ``out_of_range`` is named in the reason's parentheses; other
+    dead letters (not JSON, not an object, blank, invalid for our tables) by their reason."""
+    counts: dict[str, int] = {}
+    for reason, lines in ch.query(
+        "SELECT reason, count() FROM dead_letters FINAL WHERE kind = 'transcript' GROUP BY reason"
+    ):
+        text = str(reason)
+        match = _RULE.search(text)
+        rule = match.group(1) if match else text.split(":", 1)[0]
+        counts[rule] = counts.get(rule, 0) + int(lines)
+    rows = [{"rule": r, "lines": n} for r, n in sorted(counts.items(), key=lambda kv: -kv[1])]
+    return {"skipped": rows, "totals": {"lines": sum(counts.values())}}
 
 
 def _models(entries: Sequence[Entry], r: ReportRequest) -> Json:

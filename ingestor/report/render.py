@@ -78,6 +78,10 @@ def render_table(report: Mapping[str, Any], *, breakdown: bool = False, width: i
             f"{name}\n" + _table(rows, breakdown, width, None) for name, rows in groups.items()
         ]
         return "\n".join(parts) + _table([], False, width, report["totals"])
+    if "skipped" in report:
+        rows = [f"{row['rule']:<40} {row['lines']:>12,}" for row in report["skipped"]]
+        total = f"{'Total':<40} {report['totals']['lines']:>12,}"
+        return "\n".join([f"{'Rule':<40} {'Lines':>12}", *rows, total]) + "\n"
     name = next((key for key in _ROWS if key in report), None)
     if name is None:
         raise ValueError(f"not a usage report: keys {sorted(report)}")

@@ -20,7 +20,7 @@ from ingestor.usage.reports_core import Order
 
 __all__ = ["KINDS", "ReportRequest"]
 
-KINDS = ("daily", "weekly", "monthly", "session", "blocks", "models")
+KINDS = ("daily", "weekly", "monthly", "session", "blocks", "models", "skipped")
 _DAY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 _ZONE = re.compile(r"[A-Za-z0-9_+\-/]+")
 

@@ -20,8 +20,12 @@ from ingestor.worker.dlq import DeadLetter
 
 pytestmark = pytest.mark.integration
 
-A = TranscriptSource(file="/p/projects/proj/a.jsonl", project="proj", first_ts="2025-01-01T00:00:00Z")
-B = TranscriptSource(file="/p/projects/proj/b.jsonl", project="proj", first_ts="2025-01-02T00:00:00Z")
+A = TranscriptSource(
+    file="/p/projects/proj/a.jsonl", project="proj", first_ts="2025-01-01T00:00:00Z"
+)
+B = TranscriptSource(
+    file="/p/projects/proj/b.jsonl", project="proj", first_ts="2025-01-02T00:00:00Z"
+)
 
 
 def _dedup_scenario(ch: ClickHouse) -> None:

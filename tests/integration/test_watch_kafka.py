@@ -27,7 +27,11 @@ def transcript(path: Path, n: int, day: int) -> None:
             "type": "assistant",
             "timestamp": f"2025-02-{day:02d}T00:00:{i:02d}Z",
             "uuid": f"{path.stem}-{i}",
-            "message": {"id": f"m{i}", "content": "SECRET", "usage": {"input_tokens": i, "output_tokens": 1}},
+            "message": {
+                "id": f"m{i}",
+                "content": "SECRET",
+                "usage": {"input_tokens": i, "output_tokens": 1},
+            },
         }
         for i in range(n)
     ]

@@ -92,7 +92,7 @@ def test_invalid_and_skipped_lines_are_accounted_not_counted(tmp_path: Path) -> 
         ],
     )
     acc = Reference.load(tmp_path).accounting
-    assert (acc.lines, acc.valid, acc.invalid, acc.usage_lines, acc.counted) == (4, 2, 2, 1, 1)
+    assert (acc.lines, acc.valid, acc.invalid, acc.usage_lines, acc.counted) == (5, 2, 3, 1, 1)
 
 
 def test_reports_group_entries(tmp_path: Path) -> None:

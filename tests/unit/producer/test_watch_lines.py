@@ -4,7 +4,7 @@ import orjson
 import pytest
 from watch_helpers import jl, usage_line
 
-from ingestor.producer.lines import first_timestamp, pack, parse_chunk, split_lines
+from ingestor.producer.lines import BLANK, first_timestamp, pack, parse_chunk, split_lines
 
 
 def parse(data: bytes, offset: int = 0, **kw: int) -> tuple[list[dict[str, object]], int]:
@@ -30,11 +30,12 @@ def test_offset_plus_length_is_the_next_line_start() -> None:
     assert end == 1000 + data.index(b'{"type": "partial')
 
 
-def test_blank_lines_are_skipped_but_passed() -> None:
+def test_blank_lines_are_accounted_as_bad_lines() -> None:
     data = b'\n  \n{"type":"a"}\r\n\n'
     records, end = parse(data, offset=0)
-    assert [r["offset"] for r in records] == [4]
-    assert records[0]["line"] == {"type": "a"}  # CRLF is JSON whitespace
+    assert [r["offset"] for r in records] == [0, 1, 4, 18]
+    assert [r.get("error") for r in records] == [BLANK, BLANK, None, BLANK]
+    assert records[2]["line"] == {"type": "a"}  # CRLF is JSON whitespace
     assert end == len(data)
 
 
