@@ -201,5 +201,6 @@ def _usage_entry(line: dict[str, Any], path: str) -> tuple[Entry, Copy] | None:
         is_sidechain=line.get("isSidechain") is True,
         total=entry.total_tokens,
         has_speed=bool(speed),
+        timestamp_ms=entry.timestamp_ms,
     )
     return entry, copy

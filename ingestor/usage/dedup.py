@@ -5,9 +5,11 @@ reads files in path order and lines in file order, and keeps a list of counted e
 
 - a line without ``message.id`` is always counted;
 - a line whose ``(message.id, requestId)`` matches a counted entry competes with it;
-- else, a line whose ``message.id`` matches a counted entry where either of the two is a
-  sidechain line competes with the first such entry (``/btw`` sidechain logs replay parent
-  messages under new request ids);
+- else, a line whose ``message.id`` *and timestamp* match a counted entry where either of the two
+  is a sidechain line competes with the first such entry (``/btw`` sidechain logs replay parent
+  messages under new request ids). The timestamp condition is the 20.0.24 binary's (found by
+  the parity tests; the 20.0.11 source has none): a sidechain copy written at another instant is
+  counted as an entry of its own;
 - else it is counted as a new entry.
 
 Competing, the non-sidechain line wins, then the larger token total (input + output + cache
@@ -16,9 +18,9 @@ The winner takes the loser's place in the list. Index lists are kept exactly as 
 hash buckets (a request-less line's bucket is its message's), so the rare order-dependent corner
 cases come out as ccusage's.
 
-ccusage's daily report runs a copy of this (``adapter/claude/daily.rs``) that differs in two
-places: after a replacement it does not index the winner under its own key, and it breaks a
-token tie by the larger cost before looking at ``speed``. ``Deduper(daily=True)`` is that copy:
+ccusage's daily report runs a copy of this (``adapter/claude/daily.rs``) that differs in three
+places: its sidechain match ignores timestamps, after a replacement it does not index the winner
+under its own key, and it breaks a token tie by the larger cost before looking at ``speed``. ``Deduper(daily=True)`` is that copy:
 the parity tests use it to predict ccusage's daily numbers; the product uses the common rule
 for every report (README, "Where ccusage disagrees with itself").
 """
@@ -42,6 +44,7 @@ class Copy:
     is_sidechain: bool
     total: int  # input + output + cache creation + cache read
     has_speed: bool
+    timestamp_ms: int = 0  # a sidechain copy matches only an entry of the same instant
     cost: Decimal = Decimal(0)  # read by the daily variant only
 
 
@@ -93,7 +96,7 @@ class Deduper(Generic[T]):
         key = (message_id, copy.request_id)
         found = self._find_exact(key)
         if found is None:
-            found = self._find_sidechain(message_id, copy.is_sidechain)
+            found = self._find_sidechain(message_id, copy)
         if found is not None:
             if not _should_replace(copy, self.copies[found], self._daily):
                 return Push(Outcome.DUPLICATE, found)
@@ -118,10 +121,14 @@ class Deduper(Generic[T]):
                 return index
         return None
 
-    def _find_sidechain(self, message_id: str, sidechain: bool) -> int | None:
+    def _find_sidechain(self, message_id: str, copy: Copy) -> int | None:
         for index in self._buckets.get((message_id, None), ()):
             kept = self.copies[index]
-            if kept.message_id == message_id and (sidechain or kept.is_sidechain):
+            if (
+                kept.message_id == message_id
+                and (copy.is_sidechain or kept.is_sidechain)
+                and (self._daily or kept.timestamp_ms == copy.timestamp_ms)
+            ):
                 return index
         return None
 

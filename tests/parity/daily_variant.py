@@ -33,6 +33,7 @@ def ccusage_daily_entries(root: Path) -> list[Entry]:
                     is_sidechain=usage.is_sidechain is True,
                     total=entry.total_tokens,
                     has_speed=usage.speed is not None,
+                    timestamp_ms=entry.timestamp_ms,
                     cost=entry.cost,
                 )
                 deduper.push(copy, entry)

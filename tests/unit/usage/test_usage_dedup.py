@@ -15,8 +15,9 @@ def copy(
     total: int = 10,
     speed: bool = False,
     cost: str = "0",
+    ts: int = 0,
 ) -> Copy:
-    return Copy(mid, rid, sc, total, speed, Decimal(cost))
+    return Copy(mid, rid, sc, total, speed, ts, Decimal(cost))
 
 
 def run(copies: list[Copy], *, daily: bool = False) -> list[int]:
@@ -96,3 +97,12 @@ def test_two_non_sidechain_request_ids_both_count() -> None:
 
 def test_sidechain_copies_across_request_ids_compete() -> None:
     assert run([copy("m", "r1", sc=True, total=5), copy("m", "r2", sc=True, total=9)]) == [1]
+
+
+def test_a_sidechain_copy_matches_only_an_entry_of_the_same_instant() -> None:
+    # ccusage 20.0.24 (found by the parity tests): a replay written at another instant counts.
+    assert run([copy("m", "r1", ts=1), copy("m", "r2", sc=True, ts=2, total=99)]) == [0, 1]
+    assert run([copy("m", "r1", ts=1), copy("m", "r2", sc=True, ts=1, total=99)]) == [0]
+    assert run([copy("m", "r1", sc=True, ts=1), copy("m", "r2", ts=2)]) == [0, 1]
+    # The daily loader's copy ignores the instant.
+    assert run([copy("m", "r1", ts=1), copy("m", "r2", sc=True, ts=2)], daily=True) == [0]

@@ -19,7 +19,7 @@ def line(
         identity=(file, 0, offset),
         session_id=session,
         model="claude-sonnet-4",
-        timestamp_ms=1_700_000_000_000 + offset,
+        timestamp_ms=1_700_000_000_000,  # one instant: sidechain copies match only then
         input_tokens=5,
         output_tokens=out,
         cache_creation_tokens=0,
