@@ -20,9 +20,10 @@ cases come out as ccusage's.
 
 ccusage's daily report runs a copy of this (``adapter/claude/daily.rs``) that differs in three
 places: its sidechain match ignores timestamps, after a replacement it does not index the winner
-under its own key, and it breaks a token tie by the larger cost before looking at ``speed``. ``Deduper(daily=True)`` is that copy:
-the parity tests use it to predict ccusage's daily numbers; the product uses the common rule
-for every report (README, "Where ccusage disagrees with itself").
+under its own key, and it breaks a token tie by the larger cost before looking at ``speed``.
+``Deduper(daily=True)`` is that copy: the parity tests use it to predict ccusage's daily
+numbers; the product uses the common rule for every report (README, "Where ccusage disagrees
+with itself").
 """
 
 from __future__ import annotations
