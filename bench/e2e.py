@@ -7,8 +7,8 @@ One run, all on the same files:
    ``ingestor watch --once`` as child processes, until the worker has processed every line the
    watcher sent and holds nothing unstored. Each child's CPU (user + sys, all threads) and peak
    RSS (VmHWM) are sampled just before it stops (the watcher's from ``wait4`` when it exits);
-3. correctness: ``ingestor.report.queries.daily`` from the stored data against the independent
-   oracle ``Reference.load(corpus).daily()``;
+3. correctness: the stored daily report (``ingestor.report.build``) against the file-reading
+   oracle ``Reference.load(corpus).daily()`` (which the parity tests hold equal to ccusage);
 4. ceilings, each in a fresh process: the engine alone (RSS baseline), a bare aiokafka consumer
    on the topic the watcher filled, and chdb reading the files directly.
 
@@ -408,14 +408,15 @@ _FIELDS = (
 
 def check(corpus: Path, chdb_dir: Path) -> Check:
     from ingestor.corpus.reference import Reference
-    from ingestor.report.queries import daily
+    from ingestor.report import ReportRequest, build
     from ingestor.settings import ClickHouseTarget
     from ingestor.sink.engine import open_clickhouse
 
     out = Check()
     ch = open_clickhouse(ClickHouseTarget(kind="chdb", database="ingestor", path=chdb_dir))
     try:
-        stored = {row["date"]: row for row in daily(ch)["daily"]}
+        report = build(ch, ReportRequest("daily", tz="UTC"))
+        stored = {row["date"]: row for row in report["daily"]}
         out.transcript_rows = int(ch.query("SELECT count() FROM transcript_lines FINAL")[0][0])
         out.dead_letter_rows = int(ch.query("SELECT count() FROM dead_letters FINAL")[0][0])
     finally:

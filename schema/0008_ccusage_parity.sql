@@ -11,14 +11,16 @@ ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS price_missing UInt8 DEFAUL
 -- blocks: when an "usage limit reached" API error says the limit resets (0: not such a line)
 ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS usage_limit_reset_ms Int64 DEFAULT 0 AFTER price_missing;
 
--- The dedup rule in SQL, for the views and the worker's restore (reports run ccusage's rule
--- step for step in ingestor/usage/dedup.py over the same rows). Only the newest generation of a
--- file counts (ccusage reads what is on disk now). Order: ccusage reads files by path, lines in
--- file order. Copies of one (message_id, request_id) compete: non-sidechain first, then the
--- larger input + output + cache creation + cache read, then the one with a speed, then the
--- first. A sidechain line whose message_id appeared earlier with another request_id is a replay.
+-- The dedup rule in SQL, for the derived views and the worker's restore (reports run ccusage's
+-- rule step for step in ingestor/usage/dedup.py over the same rows; this view approximates its
+-- sidechain case). Only the newest generation of a file counts (ccusage reads what is on disk
+-- now). Order: ccusage reads files by path, lines in file order. Copies of one
+-- (message_id, request_id) compete: non-sidechain first, then the larger input + output + cache
+-- creation + cache read, then the one with a speed, then the first. A sidechain line is a replay
+-- (dropped) when a line of the same message at the same instant has another request_id and is
+-- either not a sidechain line or earlier.
 CREATE OR REPLACE VIEW usage_dedup AS
-SELECT * EXCEPT (prev_lines, prev_min_request, prev_max_request, copy_rank)
+SELECT * EXCEPT (prev_lines, instant_requests, instant_min_sidechain, copy_rank)
 FROM
 (
     SELECT
@@ -34,21 +36,23 @@ FROM
         SELECT
             *,
             count() OVER earlier AS prev_lines,
-            min(request_id) OVER earlier AS prev_min_request,
-            max(request_id) OVER earlier AS prev_max_request
+            uniqExact(request_id) OVER instant AS instant_requests,
+            min(is_sidechain) OVER instant AS instant_min_sidechain
         FROM transcript_lines FINAL
         WHERE has_usage = 1
           AND (source_file, source_generation) IN
               (SELECT source_file, max(source_generation) FROM transcript_lines GROUP BY source_file)
-        WINDOW earlier AS (
-            PARTITION BY dedup_scope, message_id
-            ORDER BY source_file, source_generation, source_offset
-            ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
-        )
+        WINDOW
+            earlier AS (
+                PARTITION BY dedup_scope, message_id, timestamp
+                ORDER BY source_file, source_generation, source_offset
+                ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING
+            ),
+            instant AS (PARTITION BY dedup_scope, message_id, timestamp)
     )
     WHERE NOT (
-        is_sidechain = 1 AND message_id != '' AND prev_lines > 0
-        AND (prev_min_request != request_id OR prev_max_request != request_id)
+        is_sidechain = 1 AND message_id != '' AND instant_requests > 1
+        AND (instant_min_sidechain = 0 OR prev_lines > 0)
     )
 )
 WHERE message_id = '' OR copy_rank = 1;
