@@ -20,6 +20,7 @@ from typing import Any, Final
 
 import orjson
 
+from ingestor.usage.accept_fast import DECLINED, fast_usage_line
 from ingestor.usage.scan import (
     NULLABLE_FIELDS,
     USAGE_MARKER,
@@ -47,7 +48,7 @@ from ingestor.usage.serde import (
 )
 from ingestor.usage.verdict import Rejected, Rule, UsageLine
 
-__all__ = ["Rejected", "Rule", "UsageLine", "read_usage_line"]
+__all__ = ["Rejected", "Rule", "UsageLine", "read_usage_line", "read_usage_line_general"]
 
 # src/types.rs, fields in declaration order (a derived struct also reads a JSON array).
 _CACHE_CREATION: Final[Spec] = (
@@ -121,7 +122,21 @@ def read_usage_line(
 
     A line that is not JSON is None without the ``"usage":{`` marker (ccusage never parses it)
     and ``Rejected(INVALID_JSON)`` with it.
+
+    With ``obj`` given, ``accept_fast`` answers the common lines (a user turn, a valid usage
+    line in orjson's spelling); whatever it declines goes to ``read_usage_line_general``.
     """
+    if obj is not _UNSET:
+        verdict = fast_usage_line(line, obj, daily)
+        if verdict is not DECLINED:
+            return verdict
+    return read_usage_line_general(line, obj, daily=daily)
+
+
+def read_usage_line_general(
+    line: bytes, obj: object = _UNSET, *, daily: bool = False
+) -> UsageLine | Rejected | None:
+    """``read_usage_line`` without the fast path: the definition the fast path is held to."""
     marker = USAGE_MARKER in line
     exact = None
     if obj is _UNSET:

@@ -9,6 +9,7 @@ project per file). All mutations run in one binary call per report. The list is 
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -511,9 +512,17 @@ class Counted:
     tokens: tuple[int, int, int, int] | None  # input, output, cache creation, cache read
 
 
+def _counted(verdict: UsageLine | Rejected | None) -> UsageLine | None:
+    return verdict if isinstance(verdict, UsageLine) else None
+
+
 def _ours(line: bytes, daily: bool) -> Counted:
     verdict = read_usage_line(line, daily=daily)
     assert verdict is None or isinstance(verdict, Rejected | UsageLine)
+    with contextlib.suppress(orjson.JSONDecodeError):  # the watcher's call, through the fast path
+        watched = read_usage_line(line, orjson.loads(line), daily=daily)
+        # Counted alike; a skip may name a rule only when the tree is known (``"message":[1]``).
+        assert _counted(watched) == _counted(verdict)
     if not isinstance(verdict, UsageLine):
         return Counted(None)
     tokens = (
