@@ -44,6 +44,10 @@ class ReportRequest:
     machines: bool = False  # ours: one report per dedup scope (machine)
 
     def __post_init__(self) -> None:
+        try:
+            object.__setattr__(self, "mode", CostMode(self.mode))
+        except ValueError as exc:
+            raise ConfigError(f"--mode {self.mode!r}: auto, calculate or display") from exc
         if self.kind not in KINDS:
             raise ConfigError(f"unknown report {self.kind!r}: one of {', '.join(KINDS)}")
         for name in ("since", "until"):

@@ -19,8 +19,10 @@ hash buckets (a request-less line's bucket is its message's), so the rare order-
 cases come out as ccusage's.
 
 ccusage's daily report runs a copy of this (``adapter/claude/daily.rs``) that differs in three
-places: its sidechain match ignores timestamps, after a replacement it does not index the winner
-under its own key, and it breaks a token tie by the larger cost before looking at ``speed``.
+places (the 20.0.24 binary's, found by the parity tests): a line without ``requestId`` matches
+by its key only a line of the same instant, its sidechain match ignores timestamps, and it
+breaks a token tie by the larger cost before looking at ``speed``. (The 20.0.11 source's daily
+copy also forgot to index a replacing line under its own key; the binary does not.)
 ``Deduper(daily=True)`` is that copy: the parity tests use it to predict ccusage's daily
 numbers; the product uses the common rule for every report (README, "Where ccusage disagrees
 with itself").
@@ -95,7 +97,7 @@ class Deduper(Generic[T]):
             self.copies.append(copy)
             return Push(Outcome.COUNTED, len(self.kept) - 1)
         key = (message_id, copy.request_id)
-        found = self._find_exact(key)
+        found = self._find_exact(key, copy)
         if found is None:
             found = self._find_sidechain(message_id, copy)
         if found is not None:
@@ -104,9 +106,8 @@ class Deduper(Generic[T]):
             replaced = self.kept[found]
             self.kept[found] = item
             self.copies[found] = copy
-            if not self._daily:
-                self._index(key, found)
-                self._index((message_id, None), found)
+            self._index(key, found)
+            self._index((message_id, None), found)
             return Push(Outcome.REPLACED, found, replaced)
         index = len(self.kept)
         self.kept.append(item)
@@ -115,10 +116,16 @@ class Deduper(Generic[T]):
         self._index((message_id, None), index)
         return Push(Outcome.COUNTED, index)
 
-    def _find_exact(self, key: tuple[str, str | None]) -> int | None:
+    def _find_exact(self, key: tuple[str, str | None], copy: Copy) -> int | None:
+        # The daily copy matches a line without requestId by its key only at the same instant.
+        same_instant = self._daily and key[1] is None
         for index in self._buckets.get(key, ()):
             kept = self.copies[index]
-            if kept.message_id == key[0] and kept.request_id == key[1]:
+            if (
+                kept.message_id == key[0]
+                and kept.request_id == key[1]
+                and (not same_instant or kept.timestamp_ms == copy.timestamp_ms)
+            ):
                 return index
         return None
 

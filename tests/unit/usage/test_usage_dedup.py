@@ -73,16 +73,15 @@ def test_refreshes_indexes_when_parent_replaces_sidechain_replay() -> None:
     assert kept == [1]
 
 
-def test_daily_copy_forgets_the_winner_key_after_a_replacement() -> None:
-    # The daily loader does not index a replacing line under its own key, so a later exact copy
-    # of it is counted again there: ccusage's daily total is higher than its monthly one.
+def test_a_replacing_line_is_indexed_under_its_own_key() -> None:
+    # The 20.0.11 source's daily copy forgot this; ccusage 20.0.24 (daily included) does not.
     lines = [
         copy("m", "r1", sc=True, total=50),
         copy("m", "r2", total=30),
         copy("m", "r2", total=30),
     ]
     assert run(lines) == [1]
-    assert run(lines, daily=True) == [1, 2]
+    assert run(lines, daily=True) == [1]
 
 
 def test_daily_copy_breaks_a_token_tie_by_cost() -> None:
@@ -106,3 +105,12 @@ def test_a_sidechain_copy_matches_only_an_entry_of_the_same_instant() -> None:
     assert run([copy("m", "r1", sc=True, ts=1), copy("m", "r2", ts=2)]) == [0, 1]
     # The daily loader's copy ignores the instant.
     assert run([copy("m", "r1", ts=1), copy("m", "r2", sc=True, ts=2)], daily=True) == [0]
+
+
+def test_daily_copy_matches_a_line_without_request_id_by_key_only_at_the_same_instant() -> None:
+    lines = [copy("m", None, total=5, ts=1), copy("m", None, total=9, ts=2)]
+    assert run(lines) == [1]
+    assert run(lines, daily=True) == [0, 1]
+    assert run([copy("m", None, ts=1), copy("m", None, ts=1)], daily=True) == [0]
+    sidechain = [copy("m", None, sc=True, total=5), copy("m", None, sc=True, total=9)]
+    assert run(sidechain, daily=True) == [1]
