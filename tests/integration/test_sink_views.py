@@ -113,7 +113,7 @@ def test_usage_dedup_applies_each_rule(clickhouse: ClickHouse) -> None:
         (A.file, 100),  # streaming copies of m1/r1: the one with the most tokens
         (A.file, 200),  # no message id: always counts
         # A:400 sidechain m3/r3 loses to the non-sidechain copy B:100, though it came first
-        # B:0 sidechain m1 with another request id, seen earlier: a replay, dropped
+        (B.file, 0),  # sidechain m1 with another request id at another instant: counts (20.0.24)
         (B.file, 100),
         (B.file, 200),  # m4/r4 tie: the first in order wins
         (B.file, 400),  # no message id, same tokens as A:200: counts too
@@ -131,12 +131,12 @@ def test_identical_lines_reinserted_count_once(clickhouse: ClickHouse) -> None:
         ],
         token="replay",
     )
-    assert len(_counted(clickhouse)) == 5
+    assert len(_counted(clickhouse)) == 6
     total = clickhouse.query("SELECT sum(input_tokens + output_tokens) FROM usage_dedup")
-    assert total == [(60 + 10 + 14 + 6 + 10,)]
+    assert total == [(60 + 10 + 60 + 14 + 6 + 10,)]
 
 
-def test_sidechain_first_then_other_request_both_count(clickhouse: ClickHouse) -> None:
+def test_sidechain_copies_at_other_instants_count(clickhouse: ClickHouse) -> None:
     store_lines(
         clickhouse,
         A,
@@ -171,7 +171,20 @@ def test_sidechain_first_then_other_request_both_count(clickhouse: ClickHouse) -
             ),
         ],
     )
-    assert _counted(clickhouse) == [(A.file, 0), (A.file, 100)]
+    assert _counted(clickhouse) == [(A.file, 0), (A.file, 100), (A.file, 200)]
+
+
+def test_a_sidechain_replay_at_the_same_instant_is_dropped(clickhouse: ClickHouse) -> None:
+    at = "2025-01-01T10:00:00Z"
+    store_lines(
+        clickhouse,
+        A,
+        [
+            (0, usage_line(ts=at, message_id="m6", request_id="r1", inp=1, out=1)),
+            (100, usage_line(ts=at, message_id="m6", request_id="r2", inp=9, sidechain=True)),
+        ],
+    )
+    assert _counted(clickhouse) == [(A.file, 0)]
 
 
 def _dead(file: str, offset: int, generation: int = 0) -> DeadLetter:
@@ -196,7 +209,7 @@ def test_line_accounting_and_positions(clickhouse: ClickHouse) -> None:
         "SELECT source_file, lines_stored, usage_lines, usage_counted, duplicates, "
         "no_usage_lines, dead_letters FROM line_accounting ORDER BY source_file"
     )
-    assert rows == [(A.file, 5, 4, 2, 2, 1, 1), (B.file, 5, 5, 3, 2, 0, 0)]
+    assert rows == [(A.file, 5, 4, 2, 2, 1, 1), (B.file, 5, 5, 4, 1, 0, 0)]
     assert file_positions(clickhouse) == {(A.file, 0): 550, (B.file, 0): 500}
 
 
@@ -409,4 +422,4 @@ def test_session_summaries_and_views(clickhouse: ClickHouse) -> None:
         "SELECT session_id, source_file, usage_lines, total_tokens "
         "FROM session_file_details ORDER BY source_file"
     )
-    assert details == [("a", A.file, 2, 70), ("b", B.file, 3, 30)]  # ccusage: a session is a file
+    assert details == [("a", A.file, 2, 70), ("b", B.file, 4, 90)]  # ccusage: a session is a file

@@ -105,5 +105,5 @@ def test_watched_files_arrive_keyed_by_scope_in_order(kafka_bootstrap: str, tmp_
         assert records[-1]["raw"] == "[broken" and "error" in records[-1]
         offsets = [r["offset"] for r in records]
         assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
-    # ccusage order, each file whole: agent-x (day 1), s1 (day 2), s2 (day 3).
-    assert [Path(f).stem for f in files_in_order] == ["agent-x", "s1", "s2"]
+    # ccusage order (by path), each file whole: "s1.jsonl" sorts before "s1/subagents/…".
+    assert [Path(f).stem for f in files_in_order] == ["s1", "agent-x", "s2"]
