@@ -5,6 +5,8 @@
 -- has_cost_usd says which, cost_calculated is always the calculated one (--mode calculate), and
 -- price_missing marks a model without a price that used tokens.
 ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS speed LowCardinality(String) DEFAULT '' AFTER service_tier;
+-- the sessionId written on the line ('' when absent); session_id is ccusage's (the file's)
+ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS line_session_id String DEFAULT '' AFTER session_id;
 ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS has_cost_usd UInt8 DEFAULT 0 AFTER cost_usd;
 ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS cost_calculated Decimal(20, 10) DEFAULT 0 AFTER has_cost_usd;
 ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS price_missing UInt8 DEFAULT 0 AFTER cost_calculated;
@@ -15,7 +17,8 @@ ALTER TABLE transcript_lines ADD COLUMN IF NOT EXISTS usage_limit_reset_ms Int64
 -- rule step for step in ingestor/usage/dedup.py over the same rows; this view approximates its
 -- sidechain case). Only the newest generation of a file counts (ccusage reads what is on disk
 -- now). Order: ccusage reads files by path, lines in file order. Copies of one
--- (message_id, request_id) compete: non-sidechain first, then the larger input + output + cache
+-- (message_id, request_id) compete (a line without request_id: of one (message_id, its own
+-- sessionId); without either it always counts): non-sidechain first, then the larger input + output + cache
 -- creation + cache read, then the one with a speed, then the first. A sidechain line is a replay
 -- (dropped) when a line of the same message at the same instant has another request_id and is
 -- either not a sidechain line or earlier.
@@ -26,7 +29,8 @@ FROM
     SELECT
         *,
         row_number() OVER (
-            PARTITION BY dedup_scope, message_id, request_id
+            PARTITION BY dedup_scope, message_id, request_id,
+                         if(request_id = '', line_session_id, '')
             ORDER BY is_sidechain ASC,
                      input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens DESC,
                      speed != '' DESC, source_file, source_generation, source_offset
@@ -55,4 +59,4 @@ FROM
         AND (instant_min_sidechain = 0 OR prev_lines > 0)
     )
 )
-WHERE message_id = '' OR copy_rank = 1;
+WHERE message_id = '' OR (request_id = '' AND line_session_id = '') OR copy_rank = 1;

@@ -202,5 +202,6 @@ def _usage_entry(line: dict[str, Any], path: str) -> tuple[Entry, Copy] | None:
         total=entry.total_tokens,
         has_speed=bool(speed),
         timestamp_ms=entry.timestamp_ms,
+        session_id=line.get("sessionId"),
     )
     return entry, copy

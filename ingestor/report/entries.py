@@ -24,7 +24,7 @@ ENTRY_SQL = """
 SELECT dedup_scope, source_file, toUnixTimestamp64Milli(timestamp), message_id, request_id,
        is_sidechain, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
        speed, model, version, toString(cost_usd), has_cost_usd, toString(cost_calculated),
-       usage_limit_reset_ms
+       usage_limit_reset_ms, line_session_id
 FROM transcript_lines FINAL
 WHERE has_usage = 1
   AND (source_file, source_generation) IN
@@ -49,7 +49,7 @@ def entries_from_rows(
     deduper: Deduper[Entry] = Deduper()
     for row in rows:
         (row_scope, file, ts, mid, rid, sidechain, i, o, cc, cr, speed, model, version) = row[:13]
-        cost_usd, has_cost, calculated, reset_ms = row[13:]
+        cost_usd, has_cost, calculated, reset_ms, line_sid = row[13:]
         file = str(file)
         line_project = project_of(file)
         if project is not None and line_project != project:
@@ -81,7 +81,8 @@ def entries_from_rows(
             is_sidechain=bool(sidechain),
             total=entry.total_tokens,
             has_speed=bool(speed),
-        timestamp_ms=entry.timestamp_ms,
+            timestamp_ms=entry.timestamp_ms,
+            session_id=str(line_sid) or None,
         )
         deduper.push(copy, entry)
     out.extend(deduper.kept)

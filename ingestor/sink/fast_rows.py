@@ -159,6 +159,7 @@ def fast_transcript_row(
         source,
         offset,
         length,
+        session_id,
         line_type,
         uuid,
         parent_uuid,

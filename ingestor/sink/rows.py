@@ -103,6 +103,7 @@ def transcript_row(
         source,
         offset,
         length,
+        line.session_id,
         line.type,
         line.uuid,
         line.parent_uuid,
@@ -155,6 +156,7 @@ def assemble_transcript_row(
     source: TranscriptSource,
     offset: int,
     length: int,
+    line_session_id: str | None,
     line_type: str,
     uuid: str | None,
     parent_uuid: str | None,
@@ -187,6 +189,7 @@ def assemble_transcript_row(
         "project": source.project,
         "dedup_scope": source.scope,
         "session_id": session_parts(source.file)[0],  # ccusage's session: the file
+        "line_session_id": line_session_id or "",
         "line_type": line_type,
         "uuid": uuid or "",
         "parent_uuid": parent_uuid or "",

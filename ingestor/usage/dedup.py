@@ -4,7 +4,9 @@ ccusage 20.x (``adapter/claude/mod.rs``: ``push_deduped_entry``, ``should_replac
 reads files in path order and lines in file order, and keeps a list of counted entries:
 
 - a line without ``message.id`` is always counted;
-- a line whose ``(message.id, requestId)`` matches a counted entry competes with it;
+- a line whose ``(message.id, requestId)`` matches a counted entry competes with it (without
+  ``requestId``, the 20.0.24 binary keys the line by ``(message.id, sessionId)`` instead, and a
+  line with neither is never matched by key);
 - else, a line whose ``message.id`` *and timestamp* match a counted entry where either of the two
   is a sidechain line competes with the first such entry (``/btw`` sidechain logs replay parent
   messages under new request ids). The timestamp condition is the 20.0.24 binary's (found by
@@ -49,6 +51,7 @@ class Copy:
     has_speed: bool
     timestamp_ms: int = 0  # a sidechain copy matches only an entry of the same instant
     cost: Decimal = Decimal(0)  # read by the daily variant only
+    session_id: str | None = None  # the line's own sessionId: the key when it has no requestId
 
 
 class Outcome(Enum):
@@ -117,14 +120,18 @@ class Deduper(Generic[T]):
         return Push(Outcome.COUNTED, index)
 
     def _find_exact(self, key: tuple[str, str | None], copy: Copy) -> int | None:
-        # The daily copy matches a line without requestId by its key only at the same instant.
-        same_instant = self._daily and key[1] is None
+        # Without requestId the key is the line's sessionId (none: no key); the daily copy also
+        # wants the same instant.
+        no_request = key[1] is None
+        if no_request and copy.session_id is None:
+            return None
         for index in self._buckets.get(key, ()):
             kept = self.copies[index]
             if (
                 kept.message_id == key[0]
                 and kept.request_id == key[1]
-                and (not same_instant or kept.timestamp_ms == copy.timestamp_ms)
+                and (not no_request or kept.session_id == copy.session_id)
+                and (not (no_request and self._daily) or kept.timestamp_ms == copy.timestamp_ms)
             ):
                 return index
         return None

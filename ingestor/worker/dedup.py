@@ -37,6 +37,7 @@ class Contribution:
     tool_uses: tuple[str, ...]
     is_sidechain: bool
     has_speed: bool = False
+    line_session_id: str = ""  # the line's own sessionId (the dedup key without requestId)
 
     @property
     def dedup_total(self) -> int:
@@ -83,7 +84,8 @@ class DedupIndex:
             is_sidechain=line.is_sidechain,
             total=line.dedup_total,
             has_speed=line.has_speed,
-        timestamp_ms=line.timestamp_ms,
+            timestamp_ms=line.timestamp_ms,
+            session_id=line.line_session_id or None,
         )
         push = self._deduper.push(copy, line)
         if push.outcome is Step.DUPLICATE:

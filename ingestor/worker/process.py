@@ -107,6 +107,7 @@ def process_transcripts(
             tool_uses=tuple(row["tool_uses"]),
             is_sidechain=bool(row["is_sidechain"]),
             has_speed=bool(row["speed"]),
+            line_session_id=row["line_session_id"],
         )
         verdict = index.observe(row["message_id"], row["request_id"], contribution)
         out.outcomes[verdict.outcome.value] += 1

@@ -22,12 +22,12 @@ __all__ = ["load_index", "session_seeds"]
 _CONTRIBUTION_COLUMNS = (
     "source_file, source_generation, source_offset, session_id, model, "
     "toUnixTimestamp64Milli(timestamp), input_tokens, output_tokens, cache_creation_tokens, "
-    "cache_read_tokens, toString(cost_usd), tool_uses, is_sidechain"
+    "cache_read_tokens, toString(cost_usd), tool_uses, is_sidechain, line_session_id"
 )
 
 
 def _contribution(row: tuple[Any, ...]) -> Contribution:
-    (file, gen, offset, session, model, ts, i, o, cc, cr, cost, tools, sidechain) = row
+    (file, gen, offset, session, model, ts, i, o, cc, cr, cost, tools, sidechain, line_sid) = row
     return Contribution(
         identity=(str(file), int(gen), int(offset)),
         session_id=str(session),
@@ -40,6 +40,7 @@ def _contribution(row: tuple[Any, ...]) -> Contribution:
         cost=Decimal(cost),
         tool_uses=tuple(tools),
         is_sidechain=bool(sidechain),
+        line_session_id=str(line_sid),
     )
 
 

@@ -34,6 +34,7 @@ def ccusage_daily_entries(root: Path) -> list[Entry]:
                     total=entry.total_tokens,
                     has_speed=usage.speed is not None,
                     timestamp_ms=entry.timestamp_ms,
+                    session_id=usage.session_id,
                     cost=entry.cost,
                 )
                 deduper.push(copy, entry)

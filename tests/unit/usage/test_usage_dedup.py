@@ -16,8 +16,9 @@ def copy(
     speed: bool = False,
     cost: str = "0",
     ts: int = 0,
+    sid: str | None = "s",
 ) -> Copy:
-    return Copy(mid, rid, sc, total, speed, ts, Decimal(cost))
+    return Copy(mid, rid, sc, total, speed, ts, Decimal(cost), sid)
 
 
 def run(copies: list[Copy], *, daily: bool = False) -> list[int]:
@@ -114,3 +115,12 @@ def test_daily_copy_matches_a_line_without_request_id_by_key_only_at_the_same_in
     assert run([copy("m", None, ts=1), copy("m", None, ts=1)], daily=True) == [0]
     sidechain = [copy("m", None, sc=True, total=5), copy("m", None, sc=True, total=9)]
     assert run(sidechain, daily=True) == [1]
+
+
+def test_without_request_id_the_line_session_is_the_key() -> None:
+    # ccusage 20.0.24: resumed sessions replay lines without requestId under a new sessionId,
+    # and each copy counts; without sessionId either, a line is never matched by key.
+    assert run([copy("m", None, sid="s1"), copy("m", None, sid="s1", total=20)]) == [1]
+    assert run([copy("m", None, sid="s1"), copy("m", None, sid="s2")]) == [0, 1]
+    assert run([copy("m", None, sid=None), copy("m", None, sid=None)]) == [0, 1]
+    assert run([copy("m", "r", sid="s1"), copy("m", "r", sid="s2")]) == [0]
