@@ -4,11 +4,15 @@ Every report is built from these (``ingestor.usage.reports``). ClickHouse return
 usage lines of the newest generation of each file (what is on disk now), ordered as ccusage reads
 them: by dedup scope, then file path, then position in the file. ``ingestor.usage.dedup`` then
 applies ccusage's duplicate rule step for step, per scope (one machine's transcripts).
+
+This runs over every stored usage line on each report, so it is kept lean: columns arrive as
+lists (``query_columns``), the rule reads a tuple per line, and an ``Entry`` is made only for the
+lines that count.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -18,13 +22,13 @@ from ingestor.usage.entry import Entry
 from ingestor.usage.paths import project_of, session_parts
 from ingestor.usage.prices import SYNTHETIC_MODEL, CostMode
 
-__all__ = ["ENTRY_SQL", "counted_entries", "entries_from_rows"]
+__all__ = ["ENTRY_SQL", "counted_entries", "entries_from_columns"]
 
 ENTRY_SQL = """
 SELECT dedup_scope, source_file, toUnixTimestamp64Milli(timestamp), message_id, request_id,
        is_sidechain, input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens,
-       speed, model, version, toString(cost_usd), has_cost_usd, toString(cost_calculated),
-       usage_limit_reset_ms, line_session_id
+       speed, model, version, cost_usd, has_cost_usd, cost_calculated, usage_limit_reset_ms,
+       line_session_id
 FROM transcript_lines FINAL
 WHERE has_usage = 1
   AND (source_file, source_generation) IN
@@ -37,61 +41,76 @@ def counted_entries(
     ch: ClickHouse, *, mode: CostMode = CostMode.AUTO, project: str | None = None
 ) -> list[Entry]:
     """Every counted usage entry; ``project`` limits them before dedup, as ccusage's does."""
-    return entries_from_rows(ch.query(ENTRY_SQL), mode=mode, project=project)
+    return entries_from_columns(ch.query_columns(ENTRY_SQL), mode=mode, project=project)
 
 
-def entries_from_rows(
-    rows: Iterable[tuple[Any, ...]], *, mode: CostMode, project: str | None = None
+def entries_from_columns(
+    columns: Sequence[list[Any]], *, mode: CostMode, project: str | None = None
 ) -> list[Entry]:
-    """``ENTRY_SQL``'s rows (ordered) through the dedup rule, one ``Deduper`` per scope."""
-    out: list[Entry] = []
+    """``ENTRY_SQL``'s columns (rows in order) through the dedup rule, one ``Deduper`` a scope."""
+    if not columns:
+        return []
+    (scopes, files, stamps, mids, rids, sidechains, ins, outs, ccs, crs, speeds) = columns[:11]
+    (models, versions, costs, has_costs, calculated, resets, line_sids) = columns[11:]
+    kept: list[int] = []
     scope: str | None = None
-    deduper: Deduper[Entry] = Deduper()
-    for row in rows:
-        (row_scope, file, ts, mid, rid, sidechain, i, o, cc, cr, speed, model, version) = row[:13]
-        cost_usd, has_cost, calculated, reset_ms, line_sid = row[13:]
-        file = str(file)
-        line_project = project_of(file)
-        if project is not None and line_project != project:
+    deduper: Deduper[int] = Deduper()
+    for i, (row_scope, file, mid) in enumerate(zip(scopes, files, mids, strict=True)):
+        if project is not None and project_of(file) != project:
             continue
         if row_scope != scope:
-            out.extend(deduper.kept)
-            scope, deduper = str(row_scope), Deduper()
-        session_id, project_path = session_parts(file)
-        name = str(model)
-        fast = speed == "fast"
-        entry = Entry(
-            timestamp_ms=int(ts),
-            project=line_project,
-            session_id=session_id,
-            project_path=project_path,
-            model=None if name in ("", SYNTHETIC_MODEL) else (name + "-fast" if fast else name),
-            input_tokens=int(i),
-            output_tokens=int(o),
-            cache_creation_tokens=int(cc),
-            cache_read_tokens=int(cr),
-            cost=_cost(mode, bool(has_cost), cost_usd, calculated),
-            version=str(version) or None,
-            usage_limit_reset_ms=int(reset_ms) or None,
-            scope=str(row_scope),
-        )
+            kept += deduper.kept
+            scope, deduper = row_scope, Deduper()
         copy = Copy(
-            message_id=str(mid) or None,
-            request_id=str(rid) or None,
-            is_sidechain=bool(sidechain),
-            total=entry.total_tokens,
-            has_speed=bool(speed),
-            timestamp_ms=entry.timestamp_ms,
-            session_id=str(line_sid) or None,
+            mid or None,
+            rids[i] or None,
+            bool(sidechains[i]),
+            ins[i] + outs[i] + ccs[i] + crs[i],
+            bool(speeds[i]),
+            stamps[i],
+            Decimal(0),
+            line_sids[i] or None,
         )
-        deduper.push(copy, entry)
-    out.extend(deduper.kept)
+        deduper.push(copy, i)
+    kept += deduper.kept
+    pick_cost = _cost_picker(mode, costs, has_costs, calculated)
+    out = []
+    for i in kept:
+        file = files[i]
+        session_id, project_path = session_parts(file)
+        name = models[i]
+        fast = speeds[i] == "fast"
+        out.append(
+            Entry(
+                timestamp_ms=stamps[i],
+                project=project_of(file),
+                session_id=session_id,
+                project_path=project_path,
+                model=None if name in ("", SYNTHETIC_MODEL) else (name + "-fast" if fast else name),
+                input_tokens=ins[i],
+                output_tokens=outs[i],
+                cache_creation_tokens=ccs[i],
+                cache_read_tokens=crs[i],
+                cost=pick_cost(i),
+                version=versions[i] or None,
+                usage_limit_reset_ms=resets[i] or None,
+                scope=scopes[i],
+            )
+        )
     return out
 
 
-def _cost(mode: CostMode, has_cost: bool, cost_usd: Any, calculated: Any) -> Decimal:
+def _cost_picker(
+    mode: CostMode, costs: list[Any], has_costs: list[Any], calculated: list[Any]
+) -> Any:
+    zero = Decimal(0)
     if mode is CostMode.CALCULATE:
-        return Decimal(calculated)
+        return lambda i: _decimal(calculated[i])
     if mode is CostMode.DISPLAY:
-        return Decimal(cost_usd) if has_cost else Decimal(0)
-    return Decimal(cost_usd)  # auto: costUSD when the line has it, else calculated (rows.py)
+        return lambda i: _decimal(costs[i]) if has_costs[i] else zero
+    return lambda i: _decimal(costs[i])  # auto: costUSD when the line has it, else calculated
+
+
+def _decimal(value: Any) -> Decimal:
+    # Arrow gives Decimal(scale 10) with trailing zeros; normalize like the JSON path's values.
+    return value if isinstance(value, Decimal) else Decimal(str(value))

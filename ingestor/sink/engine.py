@@ -85,6 +85,16 @@ class ClickHouse(ABC):
         ``datetime``, ``Date`` ``date``, arrays ``list``, maps ``dict``, NULL ``None``.
         """
 
+    def query_columns(self, sql: str) -> list[list[Any]]:
+        """Run one ``SELECT``; its columns as lists (same value types as ``query``).
+
+        For large results: engines override it with a columnar transfer.
+        """
+        rows = self.query(sql)
+        if not rows:
+            return []
+        return [list(column) for column in zip(*rows, strict=True)]
+
     @abstractmethod
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None

@@ -32,17 +32,15 @@ with itself").
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import Decimal
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 __all__ = ["Copy", "Deduper", "Outcome", "Push"]
 
 
-@dataclass(frozen=True, slots=True)
-class Copy:
-    """What the rule reads of one usage line."""
+class Copy(NamedTuple):
+    """What the rule reads of one usage line (a tuple: one is made per stored usage line)."""
 
     message_id: str | None
     request_id: str | None
@@ -63,10 +61,9 @@ class Outcome(Enum):
 T = TypeVar("T")
 
 
-@dataclass(frozen=True, slots=True)
-class Push(Generic[T]):
+class Push(NamedTuple, Generic[T]):
     outcome: Outcome
-    index: int  # the entry's place in ``Deduper.kept`` (the winner's, for a duplicate)
+    slot: int  # the entry's place in ``Deduper.kept`` (the winner's, for a duplicate)
     replaced: T | None = None  # the entry a REPLACED line pushed out
 
 
