@@ -26,7 +26,8 @@ SOURCE = TranscriptSource(
 )
 TRANSCRIPT_COLUMNS = [
     "source_file", "source_generation", "source_offset", "source_length", "file_first_ts",
-    "project", "dedup_scope", "session_id", "line_session_id", "line_type", "uuid", "parent_uuid", "request_id",
+    "project", "dedup_scope", "session_id", "line_session_id", "line_type", "uuid", "parent_uuid",
+    "request_id",
     "message_id", "timestamp", "is_sidechain", "is_api_error", "model", "has_usage", "input_tokens",
     "output_tokens", "cache_creation_tokens", "cache_read_tokens", "cache_creation_5m",
     "cache_creation_1h", "service_tier", "speed", "cost_usd", "has_cost_usd", "cost_calculated",
