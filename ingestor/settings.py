@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from pydantic import Field, SecretStr, field_validator
+from platformdirs import user_data_dir
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingestor.errors import ConfigError
@@ -82,7 +83,8 @@ class Settings(BaseSettings):
         frozen=True,
     )
 
-    data_dir: Path = Path(".ingestor")
+    # The platform's user data dir (~/.local/share/ingestor on Linux), whatever the cwd.
+    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("ingestor", appauthor=False)))
 
     # Kafka. None = start the embedded Tansu broker.
     kafka_bootstrap: str | None = None
@@ -148,5 +150,15 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Settings from the environment (and ``.ingestor.env``), with explicit overrides on top."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Settings from the environment (and ``.ingestor.env``), with explicit overrides on top.
+
+    A bad value is a ``ConfigError`` naming the variable and what it wants.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "INGESTOR_" + "_".join(str(part) for part in error["loc"]).upper()
+            problems.append(f"{name}={error.get('input')!r}: {error['msg']}")
+        raise ConfigError("bad setting: " + "; ".join(problems)) from None

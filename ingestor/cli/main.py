@@ -1,11 +1,17 @@
-"""``ingestor``: one sub-command a module in this package."""
+"""``ingestor``: one sub-command a module in this package.
+
+Every user error is one line on stderr naming the problem and the fix, with a non-zero exit;
+``-v`` (before or after the sub-command) adds the traceback.
+"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 import sys
+import traceback
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 
 from ingestor.errors import IngestorError
 
@@ -14,15 +20,36 @@ __all__ = ["main"]
 COMMANDS = ("up", "worker", "watch", "topics", "schema", "report", "corpus")
 
 
+def _version() -> str:
+    try:
+        return version("ingestor")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     from importlib import import_module
 
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "-v", "--verbose", action="count", default=0, help="more log output; tracebacks on errors"
+    )
     parser = argparse.ArgumentParser(
         prog="ingestor",
         description="LLM token usage and observability events: Kafka → Faust → ClickHouse.",
+        parents=[common],
     )
-    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser.add_argument("--version", action="version", version=f"ingestor {_version()}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    original = sub.add_parser
+
+    def add_parser(name: str, **kwargs: object) -> argparse.ArgumentParser:
+        # Every command takes -v too, and reports its own usage on a bad flag.
+        p = original(name, parents=[common], **kwargs)  # type: ignore[arg-type]
+        p.set_defaults(subparser=p)
+        return p
+
+    sub.add_parser = add_parser  # type: ignore[method-assign]
     for name in COMMANDS:
         import_module(f"ingestor.cli.{name}").register(sub)
     return parser
@@ -30,18 +57,32 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, extra = parser.parse_known_args(argv)
+    if extra:
+        where: argparse.ArgumentParser = getattr(args, "subparser", parser)
+        where.error(f"unrecognized arguments: {' '.join(extra)}")
     logging.basicConfig(
         level=logging.WARNING - 10 * min(args.verbose, 2),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
         return int(args.run(args) or 0)
-    except IngestorError as exc:
-        print(f"ingestor: {exc}", file=sys.stderr)
+    except (IngestorError, OSError) as exc:
+        if args.verbose:
+            traceback.print_exc()
+        print(f"ingestor: {_one_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _one_line(exc: BaseException) -> str:
+    if isinstance(exc, PermissionError):
+        where = exc.filename
+        return f"permission denied: {where} (check its owner and mode, or set INGESTOR_DATA_DIR)"
+    if isinstance(exc, OSError) and not isinstance(exc, IngestorError):
+        return f"{exc.strerror or exc}: {exc.filename}" if exc.filename else str(exc)
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 if __name__ == "__main__":

@@ -9,11 +9,14 @@ Flags and JSON are ccusage 20.x's (``ccusage claude <kind> --help``); ``models``
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
+import sys
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -68,7 +71,7 @@ def request_of(args: argparse.Namespace) -> ReportRequest:
         kind=args.kind,
         since=args.since,
         until=args.until,
-        tz=args.timezone or system_zone(),
+        tz=system_zone() if args.timezone in (None, "local") else args.timezone,
         mode=CostMode(args.mode),
         order=args.order,
         instances=args.instances,
@@ -121,11 +124,32 @@ def _local(settings: Settings, request: ReportRequest) -> dict[str, Any]:
     from ingestor.report.build import build
     from ingestor.sink.engine import open_clickhouse
 
-    ch = open_clickhouse(settings.clickhouse)
+    target = settings.clickhouse
+    if target.kind == "chdb" and target.path is not None and not target.path.is_dir():
+        raise ConfigError(
+            f"no data yet in {settings.data_dir}: run `ingestor up` (or `make run`) to ingest "
+            "~/.claude/projects, or set INGESTOR_DATA_DIR to where it ran"
+        )
+    with _quiet_stderr():  # chdb prints its lock error itself when the worker holds the engine
+        ch = open_clickhouse(target)
     try:
         return build(ch, request)
     finally:
         ch.close()
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """Silence what the engine writes to file descriptor 2 (its C++ logger) for a moment."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _from_worker(settings: Settings, request: ReportRequest) -> dict[str, Any]:
