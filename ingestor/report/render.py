@@ -6,11 +6,16 @@ float and never a string, so a consumer parsing with a decimal type gets the exa
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
+
+from rich import box
+from rich.console import Console
+from rich.table import Table
 
 __all__ = ["render_json", "render_table"]
 
@@ -61,77 +66,96 @@ def _encode(value: Any, indent: int, depth: int) -> str:
     return json.dumps(value)
 
 
-def render_table(report: Mapping[str, Any], *, breakdown: bool = False, width: int = 0) -> str:
-    """``report``'s rows and totals as a table; cost in dollars rounded to cents.
+def render_table(
+    report: Mapping[str, Any], *, breakdown: bool = False, width: int = 0, color: bool | None = None
+) -> str:
+    """``report``'s rows and totals as a table (``rich``); cost in dollars rounded to cents.
 
     ``width`` is the terminal's (0: ask it). Under 110 columns the cache columns are left out,
     as ccusage's compact mode does, so a table fits 80 columns. ``breakdown`` adds a row per
-    model under each row. Daily ``--instances`` and ``--machines`` reports print one table a group.
+    model under each row. Daily ``--instances`` and ``--machines`` reports print one table a
+    group. ``color``: None = on a terminal unless ``NO_COLOR`` is set; False = never.
     """
     width = width or shutil.get_terminal_size((80, 24)).columns
+    console = Console(
+        width=width,
+        file=io.StringIO(),
+        force_terminal=color if color else None,
+        no_color=color is False or None,
+        color_system="auto" if color is not False else None,
+        highlight=False,
+    )
     if "projects" in report or "machines" in report:
         groups = report.get("projects") or {
             m["machine"]: next(v for k, v in m.items() if isinstance(v, list))
             for m in report.get("machines", [])
         }
-        parts = [
-            f"{name}\n" + _table(rows, breakdown, width, None) for name, rows in groups.items()
-        ]
-        return "\n".join(parts) + _table([], False, width, report["totals"])
-    if "skipped" in report:
-        rows = [f"{row['rule']:<40} {row['lines']:>12,}" for row in report["skipped"]]
-        total = f"{'Total':<40} {report['totals']['lines']:>12,}"
-        return "\n".join([f"{'Rule':<40} {'Lines':>12}", *rows, total]) + "\n"
-    name = next((key for key in _ROWS if key in report), None)
-    if name is None:
-        raise ValueError(f"not a usage report: keys {sorted(report)}")
-    if not report[name]:
-        return "No usage data found.\n"
-    return _table(report[name], breakdown, width, report.get("totals"))
+        for name, rows in groups.items():
+            console.print(_table(rows, breakdown, width, None, title=name))
+        console.print(_table([], False, width, report["totals"], title="All"))
+    elif "skipped" in report:
+        table = Table(box=box.SIMPLE_HEAD, title="Lines kept out of the counts")
+        table.add_column("Rule")
+        table.add_column("Lines", justify="right")
+        for row in report["skipped"]:
+            table.add_row(row["rule"], f"{row['lines']:,}")
+        table.add_row("Total", f"{report['totals']['lines']:,}", style="bold")
+        console.print(table)
+    else:
+        name = next((key for key in _ROWS if key in report), None)
+        if name is None:
+            raise ValueError(f"not a usage report: keys {sorted(report)}")
+        if not report[name]:
+            return "No usage data found.\n"
+        console.print(_table(report[name], breakdown, width, report.get("totals")))
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    return "\n".join(line.rstrip() for line in out.splitlines()) + "\n"
 
 
 def _table(
-    rows: list[Mapping[str, Any]], breakdown: bool, width: int, totals: Mapping[str, Any] | None
-) -> str:
+    rows: list[Mapping[str, Any]],
+    breakdown: bool,
+    width: int,
+    totals: Mapping[str, Any] | None,
+    *,
+    title: str | None = None,
+) -> Table:
     numbers = _NUMBERS if width >= 110 else _COMPACT
-    lines = [["", *(title for title, _ in numbers), "Cost"]]
+    body: list[tuple[list[str], str | None]] = []
     for row in rows:
-        lines.append([_label(row), *(f"{_tokens(row, key):,}" for _, key in numbers), _cost(row)])
+        body.append(
+            ([_label(row), *(f"{_tokens(row, key):,}" for _, key in numbers), _cost(row)], None)
+        )
         if breakdown:
             for part in row.get("modelBreakdowns", []):
                 part = {**part, "totalTokens": sum(_tokens(part, k) for _, k in _NUMBERS[:4])}
-                lines.append(
-                    ["  " + _short_model(part["modelName"])]
-                    + [f"{_tokens(part, key):,}" for _, key in numbers]
-                    + [_cost(part)]
-                )
+                cells = [f"{_tokens(part, key):,}" for _, key in numbers]
+                body.append((["  " + _short_model(part["modelName"]), *cells, _cost(part)], "dim"))
     if totals is not None:
-        lines.append(["Total", *(f"{_tokens(totals, key):,}" for _, key in numbers), _cost(totals)])
-    label_width = max(
-        10, width - sum(max(len(x[i]) for x in lines) + 2 for i in range(1, len(lines[0])))
-    )
-    for line in lines:
-        if len(line[0]) > label_width:
-            line[0] = line[0][: label_width - 1] + "…"
-    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
-    out = []
-    for n, line in enumerate(lines):
-        cells = [
-            cell.ljust(w) if i == 0 else cell.rjust(w)
-            for i, (cell, w) in enumerate(zip(line, widths, strict=True))
-        ]
-        out.append("  ".join(cells).rstrip())
-        if n == 0 or (totals is not None and n == len(lines) - 2):
-            out.append("  ".join("-" * w for w in widths))
-    return "\n".join(out) + "\n"
+        cells = [f"{_tokens(totals, key):,}" for _, key in numbers]
+        body.append((["Total", *cells, _cost(totals)], "bold yellow"))
+    headers = ["", *(title_ for title_, _ in numbers), "Cost"]
+    table = Table(box=box.SIMPLE_HEAD, title=title, title_justify="left", pad_edge=False)
+    # Numbers never shrink: the label column gives way (ellipsis) instead.
+    fits = [max([len(h), *(len(cells[i]) for cells, _ in body)]) for i, h in enumerate(headers)]
+    label_width = max(10, width - sum(fit + 3 for fit in fits[1:]) - 3)
+    table.add_column(headers[0], overflow="ellipsis", no_wrap=True, max_width=label_width)
+    for header, fit in zip(headers[1:], fits[1:], strict=True):
+        colour = "green" if header == "Cost" else "cyan"
+        table.add_column(header, justify="right", no_wrap=True, min_width=fit, style=colour)
+    for n, (cells, row_style) in enumerate(body):
+        if totals is not None and n == len(body) - 1:
+            table.add_section()
+        table.add_row(*cells, style=row_style)
+    return table
 
 
 def _label(row: Mapping[str, Any]) -> str:
     for key in ("date", "week", "month", "modelName"):
         if key in row:
             return str(row[key])
-    if "sessionId" in row:
-        return f"{row.get('projectPath', '')}/{row['sessionId']}"
+    if "sessionId" in row:  # the id's first block is enough to tell sessions apart
+        return f"{str(row['sessionId'])[:8]} {row.get('projectPath', '')}"
     if "startTime" in row:
         mark = " (active)" if row.get("isActive") else " (gap)" if row.get("isGap") else ""
         return str(row["startTime"])[:16].replace("T", " ") + mark

@@ -55,6 +55,8 @@ def test_every_shape_fits_80_columns(request_: ReportRequest, breakdown: bool) -
     table = render_table(report, breakdown=breakdown, width=80)
     assert "Total" in table and "$" in table
     assert max(len(line) for line in table.splitlines()) <= 80, table
+    header = next(line for line in table.splitlines() if "Input" in line)
+    assert header.rstrip().endswith("Cost"), table  # nothing cut off on the right
 
 
 def test_wide_terminals_get_the_cache_columns() -> None:
