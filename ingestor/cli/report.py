@@ -62,6 +62,10 @@ def register(sub: Any) -> None:
         "-n", "--session-length", type=float, default=5.0, help="blocks: hours (default 5)"
     )
     p.add_argument("--machines", action="store_true", help="one report per machine (dedup scope)")
+    p.add_argument("--color", dest="color", action="store_true", default=None, help="force colour")
+    p.add_argument(
+        "--no-color", dest="color", action="store_false", help="no colour (NO_COLOR=1 too)"
+    )
     p.add_argument("-O", "--offline", action="store_true", help="accepted for ccusage's sake")
     p.set_defaults(run=run)
 
@@ -116,7 +120,11 @@ def run(args: argparse.Namespace) -> int:
             raise ConfigError(_reason(reply)) from None
         except OSError:
             raise exc from None  # no worker answers either: the engine's error is the one
-    print(render_json(report) if args.json else render_table(report, breakdown=args.breakdown))
+    if args.json:
+        print(render_json(report))
+    else:
+        color = args.color if args.color is not None else (None if sys.stdout.isatty() else False)
+        sys.stdout.write(render_table(report, breakdown=args.breakdown, color=color))
     return 0
 
 
