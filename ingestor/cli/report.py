@@ -123,7 +123,8 @@ def run(args: argparse.Namespace) -> int:
     if args.json:
         print(render_json(report))
     else:
-        color = args.color if args.color is not None else (None if sys.stdout.isatty() else False)
+        on_tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
+        color = args.color if args.color is not None else on_tty
         sys.stdout.write(render_table(report, breakdown=args.breakdown, color=color))
     return 0
 

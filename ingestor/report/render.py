@@ -67,22 +67,22 @@ def _encode(value: Any, indent: int, depth: int) -> str:
 
 
 def render_table(
-    report: Mapping[str, Any], *, breakdown: bool = False, width: int = 0, color: bool | None = None
+    report: Mapping[str, Any], *, breakdown: bool = False, width: int = 0, color: bool = False
 ) -> str:
     """``report``'s rows and totals as a table (``rich``); cost in dollars rounded to cents.
 
     ``width`` is the terminal's (0: ask it). Under 110 columns the cache columns are left out,
     as ccusage's compact mode does, so a table fits 80 columns. ``breakdown`` adds a row per
     model under each row. Daily ``--instances`` and ``--machines`` reports print one table a
-    group. ``color``: None = on a terminal unless ``NO_COLOR`` is set; False = never.
+    group. ``color``: ANSI colours (the caller decides: a terminal, ``NO_COLOR``, ``--no-color``).
     """
     width = width or shutil.get_terminal_size((80, 24)).columns
     console = Console(
         width=width,
         file=io.StringIO(),
-        force_terminal=color if color else None,
-        no_color=color is False or None,
-        color_system="auto" if color is not False else None,
+        force_terminal=bool(color),
+        no_color=not color,
+        color_system="standard" if color else None,
         highlight=False,
     )
     if "projects" in report or "machines" in report:
