@@ -13,6 +13,8 @@ Exactly-once, table by table:
   are dropped (and duplicates inside the batch), so a replay after a crash inserts nothing.
 * Every insert carries an ``insert_deduplication_token``; a retry of the same batch after an
   ambiguous failure is deduplicated by ClickHouse, materialized views included.
+* ``file_positions`` (the resume point after a whole-tree kill) is written last: a position is
+  stored only once every line before it is (``sink/positions.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ingestor.sink.engine import ClickHouse
+from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
 from ingestor.sink.retry import call_with_retry
 
 __all__ = ["ID_COLUMNS", "Batch", "write_batch"]
@@ -37,7 +40,17 @@ ID_COLUMNS: Mapping[str, str] = {
 }
 # Parents before children: a crash between inserts leaves children to be re-inserted, never
 # orphans that a replay would then skip.
-_ORDER = ("transcript_lines", "dead_letters", "events", "tool_calls", "agent_steps")
+# The file positions come last of all: they vouch for everything before them.
+_ORDER = (
+    "transcript_lines",
+    "dead_letters",
+    "events",
+    "tool_calls",
+    "agent_steps",
+    "token_usage_ledger",
+    "session_summaries",
+    POSITIONS_TABLE,
+)
 
 
 class Batch:
@@ -79,11 +92,14 @@ def write_batch(
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Insert every table's rows (each once, retried with the same token). Returns rows stored."""
+    """Insert every table's rows (each once, retried with the same token), then the batch's file
+    positions. Returns the rows stored (positions not counted)."""
     stored = 0
-    tables = sorted(rows, key=lambda t: _ORDER.index(t) if t in _ORDER else len(_ORDER))
-    for table in tables:
-        batch = rows[table]
+    positions = batch_positions(rows)
+    other = _ORDER.index("session_summaries")
+    tables = sorted(rows, key=lambda t: _ORDER.index(t) if t in _ORDER else other)
+    for table in [*(t for t in tables if t != POSITIONS_TABLE), POSITIONS_TABLE]:
+        batch = positions if table == POSITIONS_TABLE else rows[table]
         if not batch:
             continue
 
@@ -93,7 +109,8 @@ def write_batch(
                 ch.insert(table, fresh, token=f"{token}:{table}")
             return len(fresh)
 
-        stored += call_with_retry(insert, retries=retries, backoff_s=backoff_s, sleep=sleep)
+        done = call_with_retry(insert, retries=retries, backoff_s=backoff_s, sleep=sleep)
+        stored += done if table != POSITIONS_TABLE else 0
     return stored
 
 

@@ -101,3 +101,36 @@ def test_up_survives_a_whole_tree_kill(env: dict[str, str], tmp_path: Path) -> N
             )
         }
     assert summaries == session_totals(reference)
+
+
+FAULTS = Path(__file__).parent / "faults"  # sitecustomize.py: FAULT_KILL_BEFORE=table:n
+
+
+def _stored_and_dead(env: dict[str, str]) -> tuple[int, int]:
+    target = ClickHouseTarget(
+        kind="chdb", database="ingestor", path=Path(env["INGESTOR_DATA_DIR"]) / "clickhouse"
+    )
+    with open_clickhouse(target) as ch:
+        [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
+        [(dead,)] = ch.query("SELECT count() FROM dead_letters FINAL")
+    return int(stored), int(dead)
+
+
+def test_dead_letters_survive_whole_tree_kills_between_inserts(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Many bad lines; a kill lands between the inserts of one batch (lines stored, dead letters
+    # not; both stored, positions not), then during the resume after it.
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=4000, seed=5, odd_rate=0.03)
+    reference = Reference.load(corpus)
+    assert reference.accounting.invalid > 50
+    faults = os.pathsep.join([str(FAULTS), *filter(None, [env.get("PYTHONPATH")])])
+    for point in ("dead_letters:2", "file_positions:2", "transcript_lines:2", "dead_letters:1"):
+        faulty = {**env, "PYTHONPATH": faults, "FAULT_KILL_BEFORE": point}
+        status = _up(faulty, corpus, "--once").wait(timeout=300)
+        # Killed at the fault, or done before the run reached it.
+        assert status in (-signal.SIGKILL, 0), (point, status)
+
+    assert _up(env, corpus, "--once").wait(timeout=300) == 0
+    assert _stored_and_dead(env) == (reference.accounting.valid, reference.accounting.invalid)
