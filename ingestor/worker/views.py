@@ -61,6 +61,8 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 "pending_rows": state.batch.size + state.inflight_rows,
                 "pending_messages": len(state.held) + state.inflight_messages,
                 "flushes": state.flushes,
+                # Records in input partitions not yet handled by this process (see _behind).
+                "behind": _behind(app, state),
                 "projects_indexed": len(state.indexes),
             },
         )
@@ -69,3 +71,33 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
     app.page("/sessions/{session_id}/")(one_session)
     app.page("/report/{kind}/")(report)
     app.page("/stats/")(stats)
+
+
+def _behind(app: Any, state: WorkerState) -> int | None:
+    """Records below the high-watermarks that this process neither handled nor found committed.
+
+    Counted per input partition from the last fetch's high-watermark; None while unassigned. The
+    committed offset may be either the next record's (Kafka's) or the last acked (Faust's): the
+    comparison allows both, so a fully consumed partition counts 0 either way.
+    """
+    consumer = app.consumer
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # noqa: BLE001 - not started yet
+        return None
+    if not assigned:
+        return None
+    changelogs = app.conf.id + "-"  # Faust names them "{app id}-{table}-changelog"
+    total = 0
+    for tp in assigned:
+        if tp.topic.startswith(changelogs):
+            continue
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        done = max(
+            state.last_offsets.get((tp.topic, tp.partition), -1),
+            consumer._committed_offset.get(tp) or -1,
+        )
+        total += max(0, highwater - 1 - done)
+    return total
