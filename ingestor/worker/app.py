@@ -95,7 +95,12 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
     state = WorkerState(
         settings=settings,
         ch=ch,
-        batch=Batch(settings.batch_max_rows, settings.batch_max_age_s, time.monotonic),
+        batch=Batch(
+            settings.batch_max_rows,
+            settings.batch_max_age_s,
+            time.monotonic,
+            max_bytes=settings.batch_max_bytes,
+        ),
         limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
     )
 
@@ -181,7 +186,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
             )
         state.counts.update(processed.outcomes)
         state.counts["messages"] += 1
-        state.batch.add(processed.rows)
+        state.batch.add(processed.rows, len(event.value or b""))
         state.held.append((stream, event))
         state.limit.record(processed.valid, len(processed.dead))
         if state.batch.due():

@@ -1,7 +1,8 @@
 """Micro-batches of rows, flushed to ClickHouse by size and age.
 
 ClickHouse prefers 10k–100k rows an insert and about one insert a second per table, so rows of
-every envelope accumulate here until ``batch_max_rows`` or ``batch_max_age_s``. ``write`` is the
+every envelope accumulate here until ``batch_max_rows``, ``batch_max_bytes`` (of the messages
+they came from: the worker's memory) or ``batch_max_age_s``. ``write`` is the
 only I/O; it is blocking (the worker runs it in a thread) and either stores the whole batch or
 raises ``StorageError`` after its retries.
 
@@ -56,15 +57,25 @@ _ORDER = (
 class Batch:
     """Rows waiting for ClickHouse, with the size/age rule that says when to flush. Pure."""
 
-    def __init__(self, max_rows: int, max_age_s: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        max_rows: int,
+        max_age_s: float,
+        clock: Callable[[], float],
+        max_bytes: int | None = None,
+    ) -> None:
         self._max_rows = max_rows
         self._max_age_s = max_age_s
+        self._max_bytes = max_bytes
         self._clock = clock
         self.rows: dict[str, list[Row]] = {}
         self.size = 0
+        self.nbytes = 0
         self._started: float | None = None
 
-    def add(self, rows: Mapping[str, Iterable[Row]]) -> None:
+    def add(self, rows: Mapping[str, Iterable[Row]], nbytes: int = 0) -> None:
+        """Add rows; ``nbytes`` is what they came from (a message's size), for the byte limit."""
+        self.nbytes += nbytes
         for table, new in rows.items():
             bucket = self.rows.setdefault(table, [])
             before = len(bucket)
@@ -76,10 +87,13 @@ class Batch:
     def due(self) -> bool:
         if self._started is None:
             return False
+        if self._max_bytes is not None and self.nbytes >= self._max_bytes:
+            return True
         return self.size >= self._max_rows or self._clock() - self._started >= self._max_age_s
 
     def take(self) -> dict[str, list[Row]]:
         rows, self.rows, self.size, self._started = self.rows, {}, 0, None
+        self.nbytes = 0
         return rows
 
 
