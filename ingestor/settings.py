@@ -113,6 +113,8 @@ class Settings(BaseSettings):
 
     # Sink: ClickHouse prefers 10k–100k rows an insert, about one insert a second per table.
     batch_max_rows: int = Field(default=50_000, ge=1)
+    # Rows are counted by their source bytes too: the worker's memory is bounded by this.
+    batch_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     batch_max_age_s: float = Field(default=1.0, gt=0)
     insert_retries: int = Field(default=8, ge=0)
     insert_backoff_s: float = Field(default=0.2, gt=0)
@@ -126,6 +128,15 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"  # Faust binds 0.0.0.0 by default; we do not
     web_port: int = Field(default=6066, ge=0, le=65535)
     broker_session_timeout_s: float = Field(default=10.0, gt=0)
+    # Host headers the HTTP views answer besides the bind address and localhost (comma-separated):
+    # a DNS-rebinding page names its own host, and gets 421.
+    web_allowed_hosts: str = ""
+
+    # `ingestor up`: a child that died is restarted after a doubling backoff; this many in a row
+    # without a minute of health and it gives up (see local/restarts.py).
+    restart_limit: int = Field(default=10, ge=0)
+    restart_backoff_s: float = Field(default=1.0, gt=0)
+    restart_backoff_max_s: float = Field(default=30.0, gt=0)
 
     @field_validator("clickhouse_url")
     @classmethod

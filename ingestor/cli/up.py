@@ -8,7 +8,11 @@
 4. create the topics, run the worker and the watcher as child processes (two cores, two
    processes), show progress, and stop everything cleanly on Ctrl-C.
 
-A worker that exits because ClickHouse stayed unavailable is restarted: its batch is re-delivered.
+A worker or watcher that dies, for whatever reason, is restarted with backoff
+(``local/restarts.py``); the worker's dead-letter limit (exit 65) is final. Everything that opens
+ClickHouse runs in a child process, so this supervisor stays small (no chdb, no Faust). SIGTERM
+or Ctrl-C stops the tree within ``STOP_GRACE_S`` (the worker bounds its own stop:
+``worker/stop.py``).
 """
 
 from __future__ import annotations
@@ -17,11 +21,13 @@ import argparse
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
 import uuid
@@ -30,12 +36,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingestor.local.restarts import RestartPolicy
 from ingestor.settings import Settings, default_watch_dirs, load_settings
-from ingestor.worker.app import RESTARTABLE
+from ingestor.worker.exits import FINAL
 
 __all__ = ["register"]
 
 WATCH_STATS = "watch-stats.json"
+STOP_GRACE_S = 4.0  # SIGTERM to SIGKILL for the children; the whole stop stays under 5 s
 
 
 def register(sub: Any) -> None:
@@ -66,10 +74,21 @@ def run(args: argparse.Namespace) -> int:
         for d in dirs:
             _say(f"watching {d}" + ("" if d.is_dir() else " (does not exist yet)"))
         run = RunRecord(mode="once" if args.once else "follow")
-        _prepare(settings, bootstrap, fresh, run)
+        if _in_child(_prepare, bootstrap, fresh, run) != 0:
+            _say("could not prepare ClickHouse and the topics (see above)")
+            return 1
         status = _supervise(settings, bootstrap, fresh, dirs, once=args.once, run=run)
-        _finish(settings, run, status)
+        if _in_child(_finish, run, status) != 0:
+            _say("could not record the run in ingest_runs (see above)")
         return status
+
+
+def _in_child(target: Any, *args: Any) -> int | None:
+    """``target(*args)`` in a fresh interpreter: chdb and its memory go away with it."""
+    child = multiprocessing.get_context("spawn").Process(target=target, args=args)
+    child.start()
+    child.join()
+    return child.exitcode
 
 
 @dataclass
@@ -101,16 +120,17 @@ class RunRecord:
         }
 
 
-def _finish(settings: Settings, run: RunRecord, status: int) -> None:
+def _finish(run: RunRecord, status: int) -> None:
     from ingestor.sink.engine import open_clickhouse
 
+    settings = load_settings()
     # The worker has stopped, so this process may open the embedded engine again.
     with open_clickhouse(settings.clickhouse) as ch:
         error = "" if status == 0 else f"exit status {status}"
         ch.insert("ingest_runs", [run.row("ok" if status == 0 else "failed", True, error)])
 
 
-def _prepare(settings: Settings, bootstrap: str, fresh: bool, run: RunRecord) -> None:
+def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
     from ingestor.kafka.topics import create_topics
     from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
     from ingestor.sink.engine import open_clickhouse
@@ -119,6 +139,7 @@ def _prepare(settings: Settings, bootstrap: str, fresh: bool, run: RunRecord) ->
     from ingestor.worker.restore import session_seeds
     from ingestor.worker.seed import seed_sessions
 
+    settings = load_settings()
     # chdb allows one process per data dir: this one closes it before the worker opens it.
     ch = open_clickhouse(settings.clickhouse)
     try:
@@ -157,6 +178,23 @@ def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
         )
 
 
+class _Child:
+    """A worker or watcher process, restarted by ``_supervise`` under its ``RestartPolicy``."""
+
+    def __init__(self, name: str, args: list[str], log: Path, policy: RestartPolicy) -> None:
+        self.name, self.args, self.log, self.policy = name, args, log, policy
+        self.proc = self._spawn()
+        self.restart_at: float | None = None
+
+    def _spawn(self) -> subprocess.Popen[bytes]:
+        self.policy.started()
+        self.started_at = time.time()
+        return _spawn(self.args, self.log)
+
+    def restart(self) -> None:
+        self.proc, self.restart_at = self._spawn(), None
+
+
 def _supervise(
     settings: Settings, bootstrap: str, fresh: bool, dirs: list[Path], *, once: bool, run: RunRecord
 ) -> int:
@@ -173,80 +211,130 @@ def _supervise(
         str(settings.data_dir / WATCH_STATS),
     ]
     watch_args += [str(d) for d in dirs]
-    worker = _spawn(worker_args, logs / "worker.log")
-    # The watcher starts once the worker consumes: a Faust group that starts on data already
-    # waiting can skip records (the worker guards against it, but only by restarting).
-    _wait_ready(settings, worker)
-    watcher = _spawn(watch_args, logs / "watch.log")
-    stopping = False
+    stop = threading.Event()
 
-    def stop(*_: Any) -> None:
-        nonlocal stopping
-        stopping = True
+    def on_signal(*_: Any) -> None:
+        stop.set()  # Ctrl-C reaches the children too: their exit is expected then
 
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    restarts = 0
-    last_print = 0.0
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+
+    def policy() -> RestartPolicy:
+        return RestartPolicy(
+            limit=settings.restart_limit,
+            base_s=settings.restart_backoff_s,
+            max_s=settings.restart_backoff_max_s,
+            clock=time.monotonic,
+        )
+
+    children: list[_Child] = []
     status = 0
     try:
-        while not stopping:
-            time.sleep(0.5)
-            if stopping:  # Ctrl-C reaches the children too: their exit is expected then
-                break
-            if worker.poll() is not None:
-                if worker.returncode in RESTARTABLE and restarts < 5:
-                    restarts += 1
-                    _say(
-                        f"worker exited ({worker.returncode}) for re-delivery; restart {restarts}/5"
-                    )
-                    time.sleep(min(30, 2**restarts))
-                    worker = _spawn(worker_args, logs / "worker.log")
-                    continue
-                _say(f"worker exited with {worker.returncode}")
-                status = worker.returncode or 1
-                break
-            if watcher.poll() is not None:
-                _say(f"watcher exited with {watcher.returncode}")
-                status = watcher.returncode or 1
+        worker = _Child("worker", worker_args, logs / "worker.log", policy())
+        children.append(worker)
+        # The watcher starts once the worker consumes: a Faust group that starts on data already
+        # waiting can skip records (the worker guards against it, but only by restarting).
+        _wait_ready(settings, worker.proc, stop)
+        if not stop.is_set():
+            children.append(_Child("watcher", watch_args, logs / "watch.log", policy()))
+        last_print = 0.0
+        was_done: int | None = None
+        while not stop.wait(0.5):
+            verdict = _tend(children)
+            if verdict is not None:
+                status = verdict
                 break
             now = time.monotonic()
             if now - last_print >= (1.0 if sys.stdout.isatty() else 5.0):
                 last_print = now
-                line, done = _progress(settings, run.progress)
+                watcher = children[-1]
+                line, done = _progress(settings, run.progress, since=watcher.started_at)
                 _say(line, overwrite=sys.stdout.isatty())
-                if once and done:
+                # Twice in a row, nothing new in between: a high-watermark seen by the worker
+                # may be older than the watcher's last send.
+                if once and done is not None and done == was_done:
                     break
+                was_done = done
     finally:
-        for child in (watcher, worker):
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in (watcher, worker):
-            try:
-                child.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        _stop_children([c.proc for c in reversed(children)])
         print()
     return status
 
 
+def _tend(children: list[_Child]) -> int | None:
+    """Restart children that died and are due; an exit status for up when it must give up."""
+    now = time.monotonic()
+    for child in children:
+        if child.restart_at is not None:
+            if now >= child.restart_at:
+                child.restart()
+            continue
+        code = child.proc.poll()
+        if code is None:
+            continue
+        what = f"{child.name} exited with {_describe(code)}"
+        if child.name == "worker" and code in FINAL:
+            _say(f"{what}: the input needs a look (see {child.log}); stopping")
+            return code
+        delay = child.policy.next_delay()
+        if delay is None:
+            _say(
+                f"{what}, {child.policy.failures} restarts in a row did not help; giving up "
+                f"(see {child.log})"
+            )
+            return code or 1
+        _say(f"{what}; restart {child.policy.failures}/{child.policy.limit} in {delay:.0f}s")
+        child.restart_at = now + delay
+    return None
+
+
+def _describe(code: int) -> str:
+    if code < 0:
+        with contextlib.suppress(ValueError):
+            return f"signal {signal.Signals(-code).name}"
+    return f"status {code}"
+
+
+def _stop_children(procs: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM, then SIGKILL after ``STOP_GRACE_S``; returns once every child is gone."""
+    for proc in procs:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + STOP_GRACE_S
+    for proc in procs:
+        try:
+            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()  # reaped: the embedded ClickHouse is free for _finish
+
+
 def _wait_ready(
-    settings: Settings, worker: subprocess.Popen[bytes], timeout_s: float = 180
+    settings: Settings,
+    worker: subprocess.Popen[bytes],
+    stop: threading.Event,
+    timeout_s: float = 180,
 ) -> None:
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and worker.poll() is None:
+    while time.monotonic() < deadline and worker.poll() is None and not stop.is_set():
         with contextlib.suppress(OSError, ValueError):
             url = f"http://{settings.web_host}:{settings.web_port}/stats/"
             with urllib.request.urlopen(url, timeout=1) as reply:
                 if json.loads(reply.read()).get("ready"):
                     return
-        time.sleep(0.3)
+        stop.wait(0.3)
 
 
-def _progress(settings: Settings, progress: dict[str, int]) -> tuple[str, bool]:
+def _progress(
+    settings: Settings, progress: dict[str, int], *, since: float
+) -> tuple[str, int | None]:
+    """The progress line, and when everything present is stored the worker's message count
+    (else None). ``since``: when the current watcher started; older stats are a dead one's."""
     watch: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
-        watch = json.loads((settings.data_dir / WATCH_STATS).read_text())
+        path = settings.data_dir / WATCH_STATS
+        if path.stat().st_mtime >= since:
+            watch = json.loads(path.read_text())
     stats: dict[str, Any] = {}
     with contextlib.suppress(OSError, ValueError):
         url = f"http://{settings.web_host}:{settings.web_port}/stats/"
@@ -266,9 +354,11 @@ def _progress(settings: Settings, progress: dict[str, int]) -> tuple[str, bool]:
         f"files {watch.get('files', 0)}  lines read {read}  processed {processed}  "
         f"rows stored {stored}  dead letters {dead}  lag {lag}"
     )
-    idle = bool(watch.get("idle")) and processed >= read
-    done = idle and bool(stats) and pending == 0 and not stats.get("pending_messages")
-    return line, done
+    # Counters restart with their process, so after a restart "processed" can stay below "read":
+    # what is present is stored when the watcher is idle and the worker is behind nothing.
+    idle = bool(watch.get("idle")) and stats.get("behind") == 0
+    done = idle and pending == 0 and not stats.get("pending_messages")
+    return line, (int(counts.get("messages", 0)) if done else None)
 
 
 _LINE_OUTCOMES = ("counted", "replaced", "duplicate", "replay", "no_usage", "dead_letter")

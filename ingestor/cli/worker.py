@@ -30,16 +30,18 @@ def run(args: argparse.Namespace) -> int:
         from ingestor.local.compat import patch_faust_for_tansu
 
         patch_faust_for_tansu()
-    from faust.worker import Worker
-
     from ingestor.sink.engine import open_clickhouse
-    from ingestor.worker.app import build_app
+    from ingestor.worker.app import build_app, store_held
+    from ingestor.worker.stop import BoundedWorker
 
     tune_gc()
     ch = open_clickhouse(settings.clickhouse)
     try:
         app = build_app(settings, bootstrap, ch)
-        Worker(app, loglevel=args.loglevel, quiet=True).execute_from_commandline()
+        worker = BoundedWorker(
+            app, store=lambda: store_held(app), loglevel=args.loglevel, quiet=True
+        )
+        worker.execute_from_commandline()
     finally:
         ch.close()
     return 0

@@ -1,33 +1,53 @@
-"""Where each transcript file was stored up to, as ClickHouse durably holds it.
+"""Where each transcript file is durably stored up to: the watcher's resume point.
 
-The embedded broker keeps nothing across restarts, so the watcher resumes each file at the end
-of the furthest line ClickHouse holds, stored or dead-lettered (both carry file and offset).
+The embedded broker keeps nothing across restarts, so the watcher resumes each file where
+ClickHouse says. A batch's lines go to two tables, ``transcript_lines`` and ``dead_letters``,
+in two inserts; a crash between them leaves one table ahead of the other, so the furthest line
+of either is not a safe resume point (the lines the other insert lost would be skipped for good).
+The worker therefore writes ``batch_positions`` to ``file_positions`` after every other table of
+the batch: a position there means every line before it is stored. Lines after it that a crashed
+batch did store are sent again, and replace themselves.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
+from typing import Any
+
 from ingestor.sink.engine import ClickHouse
 
-__all__ = ["file_positions"]
+__all__ = ["POSITIONS_TABLE", "batch_positions", "file_positions"]
 
-# No FINAL: replays replace rows with identical positions, so max() is the same either way.
-_SQL = """
-SELECT source_file, source_generation, max(source_offset + source_length)
-FROM
-(
-    SELECT source_file, source_generation, source_offset, source_length
-    FROM transcript_lines
-    UNION ALL
-    SELECT source_file, source_generation, source_offset, source_length
-    FROM dead_letters
-    WHERE kind = 'transcript' AND source_file != ''
-)
+POSITIONS_TABLE = "file_positions"
+
+# No FINAL: max() is the same whether or not the older rows were merged away.
+_SQL = f"""
+SELECT source_file, source_generation, max(end_offset)
+FROM {POSITIONS_TABLE}
 GROUP BY source_file, source_generation
 """
 
 
+def batch_positions(rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """``file_positions`` rows for a batch: per file, the end of its furthest line. Pure."""
+    ends: dict[tuple[str, int], int] = {}
+    for table in ("transcript_lines", "dead_letters"):
+        for row in rows.get(table, ()):
+            file = row["source_file"]
+            if not file or row.get("kind", "transcript") != "transcript":
+                continue
+            key = (file, row["source_generation"])
+            end = row["source_offset"] + row["source_length"]
+            if end > ends.get(key, -1):
+                ends[key] = end
+    return [
+        {"source_file": f, "source_generation": g, "end_offset": end}
+        for (f, g), end in ends.items()
+    ]
+
+
 def file_positions(ch: ClickHouse) -> dict[tuple[str, int], int]:
-    """``(source_file, source_generation) -> end offset`` of its furthest stored line.
+    """``(source_file, source_generation) -> end offset`` up to which every line is stored.
 
     Files ClickHouse holds nothing of are absent. Raises ``StorageError``.
     """

@@ -28,6 +28,7 @@ from ingestor.sink.rows import dead_letter_row
 from ingestor.wire import Kind, decode_message
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetter, DeadLetterLimit
+from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
 from ingestor.worker.process import Processed, process_events, process_ledger, process_transcripts
 from ingestor.worker.restore import load_index
 from ingestor.worker.sessions import SessionAgg
@@ -41,12 +42,10 @@ __all__ = [
     "RESTARTABLE",
     "WorkerState",
     "build_app",
+    "store_held",
 ]
 
 log = logging.getLogger(__name__)
-EXIT_BAD_INPUT = 65  # EX_DATAERR: the dead-letter limit stopped the worker
-EXIT_STORAGE_FAILED = 75  # EX_TEMPFAIL: the batch will be re-delivered on restart
-EXIT_OFFSET_GAP = 76  # Faust skipped records: restart to have them re-delivered
 RESTARTABLE = (EXIT_STORAGE_FAILED, EXIT_OFFSET_GAP)
 STALL_S = 30.0  # no record for this long while a partition has unread records: stuck
 
@@ -96,7 +95,12 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
     state = WorkerState(
         settings=settings,
         ch=ch,
-        batch=Batch(settings.batch_max_rows, settings.batch_max_age_s, time.monotonic),
+        batch=Batch(
+            settings.batch_max_rows,
+            settings.batch_max_age_s,
+            time.monotonic,
+            max_bytes=settings.batch_max_bytes,
+        ),
         limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
     )
 
@@ -182,7 +186,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
             )
         state.counts.update(processed.outcomes)
         state.counts["messages"] += 1
-        state.batch.add(processed.rows)
+        state.batch.add(processed.rows, len(event.value or b""))
         state.held.append((stream, event))
         state.limit.record(processed.valid, len(processed.dead))
         if state.batch.due():
@@ -297,6 +301,11 @@ async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> No
             state.inflight = asyncio.create_task(_store(state, rows, held, token))
         if wait and state.inflight is not None:
             await state.inflight
+
+
+async def store_held(app: faust.App) -> None:
+    """Store everything the agents hold and ack it (before a stop)."""
+    await flush(app.ingestor_state, app, wait=True)  # type: ignore[attr-defined]
 
 
 async def _store(

@@ -1,7 +1,8 @@
 """Micro-batches of rows, flushed to ClickHouse by size and age.
 
 ClickHouse prefers 10k–100k rows an insert and about one insert a second per table, so rows of
-every envelope accumulate here until ``batch_max_rows`` or ``batch_max_age_s``. ``write`` is the
+every envelope accumulate here until ``batch_max_rows``, ``batch_max_bytes`` (of the messages
+they came from: the worker's memory) or ``batch_max_age_s``. ``write`` is the
 only I/O; it is blocking (the worker runs it in a thread) and either stores the whole batch or
 raises ``StorageError`` after its retries.
 
@@ -13,6 +14,8 @@ Exactly-once, table by table:
   are dropped (and duplicates inside the batch), so a replay after a crash inserts nothing.
 * Every insert carries an ``insert_deduplication_token``; a retry of the same batch after an
   ambiguous failure is deduplicated by ClickHouse, materialized views included.
+* ``file_positions`` (the resume point after a whole-tree kill) is written last: a position is
+  stored only once every line before it is (``sink/positions.py``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from ingestor.sink.engine import ClickHouse
+from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
 from ingestor.sink.retry import call_with_retry
 
 __all__ = ["ID_COLUMNS", "Batch", "write_batch"]
@@ -37,21 +41,41 @@ ID_COLUMNS: Mapping[str, str] = {
 }
 # Parents before children: a crash between inserts leaves children to be re-inserted, never
 # orphans that a replay would then skip.
-_ORDER = ("transcript_lines", "dead_letters", "events", "tool_calls", "agent_steps")
+# The file positions come last of all: they vouch for everything before them.
+_ORDER = (
+    "transcript_lines",
+    "dead_letters",
+    "events",
+    "tool_calls",
+    "agent_steps",
+    "token_usage_ledger",
+    "session_summaries",
+    POSITIONS_TABLE,
+)
 
 
 class Batch:
     """Rows waiting for ClickHouse, with the size/age rule that says when to flush. Pure."""
 
-    def __init__(self, max_rows: int, max_age_s: float, clock: Callable[[], float]) -> None:
+    def __init__(
+        self,
+        max_rows: int,
+        max_age_s: float,
+        clock: Callable[[], float],
+        max_bytes: int | None = None,
+    ) -> None:
         self._max_rows = max_rows
         self._max_age_s = max_age_s
+        self._max_bytes = max_bytes
         self._clock = clock
         self.rows: dict[str, list[Row]] = {}
         self.size = 0
+        self.nbytes = 0
         self._started: float | None = None
 
-    def add(self, rows: Mapping[str, Iterable[Row]]) -> None:
+    def add(self, rows: Mapping[str, Iterable[Row]], nbytes: int = 0) -> None:
+        """Add rows; ``nbytes`` is what they came from (a message's size), for the byte limit."""
+        self.nbytes += nbytes
         for table, new in rows.items():
             bucket = self.rows.setdefault(table, [])
             before = len(bucket)
@@ -63,10 +87,13 @@ class Batch:
     def due(self) -> bool:
         if self._started is None:
             return False
+        if self._max_bytes is not None and self.nbytes >= self._max_bytes:
+            return True
         return self.size >= self._max_rows or self._clock() - self._started >= self._max_age_s
 
     def take(self) -> dict[str, list[Row]]:
         rows, self.rows, self.size, self._started = self.rows, {}, 0, None
+        self.nbytes = 0
         return rows
 
 
@@ -79,11 +106,14 @@ def write_batch(
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> int:
-    """Insert every table's rows (each once, retried with the same token). Returns rows stored."""
+    """Insert every table's rows (each once, retried with the same token), then the batch's file
+    positions. Returns the rows stored (positions not counted)."""
     stored = 0
-    tables = sorted(rows, key=lambda t: _ORDER.index(t) if t in _ORDER else len(_ORDER))
-    for table in tables:
-        batch = rows[table]
+    positions = batch_positions(rows)
+    other = _ORDER.index("session_summaries")
+    tables = sorted(rows, key=lambda t: _ORDER.index(t) if t in _ORDER else other)
+    for table in [*(t for t in tables if t != POSITIONS_TABLE), POSITIONS_TABLE]:
+        batch = positions if table == POSITIONS_TABLE else rows[table]
         if not batch:
             continue
 
@@ -93,7 +123,8 @@ def write_batch(
                 ch.insert(table, fresh, token=f"{token}:{table}")
             return len(fresh)
 
-        stored += call_with_retry(insert, retries=retries, backoff_s=backoff_s, sleep=sleep)
+        done = call_with_retry(insert, retries=retries, backoff_s=backoff_s, sleep=sleep)
+        stored += done if table != POSITIONS_TABLE else 0
     return stored
 
 

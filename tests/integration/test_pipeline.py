@@ -261,3 +261,38 @@ def test_events_and_ledger_reach_their_views_once_even_when_replayed(pipeline: P
             "SELECT count(), any(field) FROM dead_letters WHERE kind = 'event'"
         )
         assert dead == 2 and field == "timestamp"  # the bad event, in each copy of the envelope
+
+
+def test_http_refuses_foreign_hosts_and_bad_parameters(pipeline: Pipeline) -> None:
+    import urllib.error
+    import urllib.request
+
+    pipeline.start_worker()
+    port = pipeline.env["INGESTOR_WEB_PORT"]
+
+    def status(path: str, host: str | None = None) -> tuple[int, str]:
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}")
+        if host is not None:
+            request.add_header("Host", host)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return reply.status, ""
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode()
+
+    try:
+        assert status("/sessions/")[0] == 200
+        assert status("/sessions/", host=f"localhost:{port}")[0] == 200
+        for path in ("/sessions/", "/stats/", "/report/daily/", "/sessions/x/"):
+            assert status(path, host="evil.example.com")[0] == 421, path
+        for path, reason in [
+            ("/sessions/?limit=3", "limit"),
+            ("/stats/?x=1", "x"),
+            ("/report/daily/?tz=bad", "bad"),  # the reason names the value
+            ("/report/daily/?since=2025", "since"),
+            ("/report/daily/?nope=1", "nope"),
+        ]:
+            code, body = status(path)
+            assert (code, reason in body) == (400, True), (path, body)
+    finally:
+        pipeline.stop_worker()

@@ -210,6 +210,12 @@ def test_line_accounting_and_positions(clickhouse: ClickHouse) -> None:
         "no_usage_lines, dead_letters FROM line_accounting ORDER BY source_file"
     )
     assert rows == [(A.file, 5, 4, 2, 2, 1, 1), (B.file, 5, 5, 4, 1, 0, 0)]
+    # The worker writes each batch's positions after its lines (worker/sink.py); the furthest wins.
+    clickhouse.insert(
+        "file_positions",
+        [{"source_file": A.file, "source_generation": 0, "end_offset": end} for end in (550, 300)]
+        + [{"source_file": B.file, "source_generation": 0, "end_offset": 500}],
+    )
     assert file_positions(clickhouse) == {(A.file, 0): 550, (B.file, 0): 500}
 
 

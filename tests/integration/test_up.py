@@ -101,3 +101,110 @@ def test_up_survives_a_whole_tree_kill(env: dict[str, str], tmp_path: Path) -> N
             )
         }
     assert summaries == session_totals(reference)
+
+
+FAULTS = Path(__file__).parent / "faults"  # sitecustomize.py: FAULT_KILL_BEFORE=table:n
+
+
+def _stored_and_dead(env: dict[str, str]) -> tuple[int, int]:
+    target = ClickHouseTarget(
+        kind="chdb", database="ingestor", path=Path(env["INGESTOR_DATA_DIR"]) / "clickhouse"
+    )
+    with open_clickhouse(target) as ch:
+        [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
+        [(dead,)] = ch.query("SELECT count() FROM dead_letters FINAL")
+    return int(stored), int(dead)
+
+
+def test_dead_letters_survive_whole_tree_kills_between_inserts(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Many bad lines; a kill lands between the inserts of one batch (lines stored, dead letters
+    # not; both stored, positions not), then during the resume after it.
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=4000, seed=5, odd_rate=0.03)
+    reference = Reference.load(corpus)
+    assert reference.accounting.invalid > 50
+    faults = os.pathsep.join([str(FAULTS), *filter(None, [env.get("PYTHONPATH")])])
+    for point in ("dead_letters:2", "file_positions:2", "transcript_lines:2", "dead_letters:1"):
+        faulty = {**env, "PYTHONPATH": faults, "FAULT_KILL_BEFORE": point}
+        status = _up(faulty, corpus, "--once").wait(timeout=300)
+        # Killed at the fault, or done before the run reached it.
+        assert status in (-signal.SIGKILL, 0), (point, status)
+
+    assert _up(env, corpus, "--once").wait(timeout=300) == 0
+    assert _stored_and_dead(env) == (reference.accounting.valid, reference.accounting.invalid)
+
+
+def _child(up: subprocess.Popen[bytes], command: str) -> int:
+    """The pid of ``up``'s child running ``ingestor <command>``, once there is one."""
+
+    def find() -> int | None:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                stat = (entry / "stat").read_text()
+                argv = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            if ppid == up.pid and command.encode() in argv:
+                return int(entry.name)
+        return None
+
+    pid: int = wait_for(find, timeout_s=120, what=f"the {command} child")
+    return pid
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _exact(env: dict[str, str], reference: Reference) -> None:
+    assert _stored_and_dead(env) == (reference.accounting.valid, reference.accounting.invalid)
+
+
+def test_up_restarts_a_worker_or_watcher_killed_alone(env: dict[str, str], tmp_path: Path) -> None:
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=6000, seed=8, odd_rate=0.01)
+    reference = Reference.load(corpus)
+    env = {**env, "INGESTOR_RESTART_BACKOFF_S": "0.2"}
+    up = _up(env, corpus, "--once")
+    try:
+        wait_for(lambda: _stored(env) > 500, timeout_s=120, what="rows stored")
+        os.kill(_child(up, "worker"), signal.SIGKILL)
+        os.kill(_child(up, "watch"), signal.SIGKILL)
+        assert up.wait(timeout=300) == 0
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+    _exact(env, reference)
+
+
+def test_up_stops_within_five_seconds_of_sigterm(env: dict[str, str], tmp_path: Path) -> None:
+    import time
+
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=3000, seed=9, odd_rate=0.01)
+    reference = Reference.load(corpus)
+    up = _up(env, corpus)  # follows: only the signal ends it
+    try:
+        wait_for(lambda: _stored(env) > 0, timeout_s=120, what="rows stored")
+        _child(up, "watch")
+        began = time.monotonic()
+        up.send_signal(signal.SIGTERM)
+        status = up.wait(timeout=60)
+        took = time.monotonic() - began
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+    assert (status, took < 5.0) == (0, True), took
+    wait_for(lambda: not _group_alive(up.pid), timeout_s=5, what="the whole tree to be gone")
+    # The rerun finds the embedded ClickHouse free and finishes the job exactly.
+    assert _up(env, corpus, "--once").wait(timeout=300) == 0
+    _exact(env, reference)

@@ -23,3 +23,15 @@ def test_batch_is_due_by_size_or_age() -> None:
     assert rows == {"t": [{"a": 1}]} and batch.size == 0 and not batch.due()
     batch.add({"t": [{}, {}], "u": [{}]})
     assert batch.due()
+
+
+def test_a_batch_is_due_by_bytes_as_well() -> None:
+    from ingestor.worker.sink import Batch
+
+    batch = Batch(max_rows=1_000, max_age_s=3600, clock=lambda: 0.0, max_bytes=1_000)
+    batch.add({"transcript_lines": [{"a": 1}]}, nbytes=600)
+    assert not batch.due()
+    batch.add({"transcript_lines": [{"a": 2}]}, nbytes=600)
+    assert batch.due()
+    batch.take()
+    assert batch.nbytes == 0 and not batch.due()

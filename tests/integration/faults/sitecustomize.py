@@ -1,0 +1,44 @@
+"""Fault injection for the kill tests, imported at start-up by every Python child that has this
+directory on ``PYTHONPATH`` (the ``up`` supervisor, its worker and watcher).
+
+``FAULT_KILL_BEFORE=table:n``: in the worker, just before its n-th insert into ``table``, SIGKILL
+the whole process group — ``ingestor up``, worker and watcher; Tansu dies with its parent. That
+lands a whole-tree kill between two inserts of one batch, where a random kill rarely does.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+
+def _install(spec: str) -> None:
+    import ingestor.sink.engine as engine
+
+    table, _, nth = spec.partition(":")
+    wanted = int(nth or "1")
+    seen = 0
+    opened = engine.open_clickhouse
+
+    def open_clickhouse(target: Any) -> Any:
+        ch = opened(target)
+        insert = ch.insert
+
+        def faulty(name: str, rows: Any, **kwargs: Any) -> None:
+            nonlocal seen
+            if name == table and "worker" in sys.argv:
+                seen += 1
+                if seen >= wanted:
+                    os.killpg(os.getpgid(0), signal.SIGKILL)
+            insert(name, rows, **kwargs)
+
+        ch.insert = faulty
+        return ch
+
+    engine.open_clickhouse = open_clickhouse
+
+
+if os.environ.get("FAULT_KILL_BEFORE"):
+    _install(os.environ["FAULT_KILL_BEFORE"])
