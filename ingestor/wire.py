@@ -125,9 +125,12 @@ def decode_message(kind: Kind, data: bytes | None) -> Envelope:
         return Envelope(kind=kind, records=(body,))
     version = body.get("v")
     if version != WIRE_VERSION:
-        raise InvalidEnvelope(f"unsupported envelope version {version!r}", "v")
-    if body.get("kind", kind) != kind:
-        raise InvalidEnvelope(f"a {body.get('kind')!r} envelope on the {kind} topic", "kind")
+        shown = repr(version) if isinstance(version, int) else f"of type {type(version).__name__}"
+        raise InvalidEnvelope(f"unsupported envelope version {shown}", "v")
+    if (other := body.get("kind", kind)) != kind:
+        # Values a producer sent are not echoed (they may be text); only the known kinds are.
+        shown = repr(other) if other in ("transcript", "event", "ledger") else "another"
+        raise InvalidEnvelope(f"a {shown} envelope on the {kind} topic", "kind")
     records = body["records"]
     if not isinstance(records, list):
         raise InvalidEnvelope("must be a list", "records")

@@ -81,7 +81,7 @@ def entries_from_rows(
             is_sidechain=bool(sidechain),
             total=entry.total_tokens,
             has_speed=bool(speed),
-        timestamp_ms=entry.timestamp_ms,
+            timestamp_ms=entry.timestamp_ms,
         )
         deduper.push(copy, entry)
     out.extend(deduper.kept)

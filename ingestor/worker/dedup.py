@@ -83,7 +83,7 @@ class DedupIndex:
             is_sidechain=line.is_sidechain,
             total=line.dedup_total,
             has_speed=line.has_speed,
-        timestamp_ms=line.timestamp_ms,
+            timestamp_ms=line.timestamp_ms,
         )
         push = self._deduper.push(copy, line)
         if push.outcome is Step.DUPLICATE:
