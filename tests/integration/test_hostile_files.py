@@ -204,10 +204,7 @@ def test_hostile_tree_counts_every_valid_line_and_keeps_no_marker(
     pipeline.stop_worker()
 
     letters = read_topic(pipeline.bootstrap, dead_topic, expected=expected_dead + 1, timeout_s=5)
-    assert len(letters) == expected_dead, "\n".join(
-        f"{m['kind']} {m['reason'][:60]} {m['location'].get('file')} {m['location'].get('file_offset')}"
-        for m in letters
-    )
+    assert len(letters) == expected_dead, [(m["kind"], m["reason"][:60]) for m in letters]
     assert MARK.encode() not in orjson.dumps(letters)
     assert all(m["raw_sha256"] or m["kind"] != "transcript" for m in letters)
     envelopes = read_topic(
@@ -222,7 +219,8 @@ def test_hostile_tree_counts_every_valid_line_and_keeps_no_marker(
         [(usage_lines,)] = ch.query("SELECT count() FROM transcript_lines FINAL WHERE has_usage")
         assert (stored, dead, usage_lines) == (acc.valid, acc.invalid, acc.usage_lines)
         [(files,)] = ch.query(
-            "SELECT groupUniqArray(source_file) FROM transcript_lines WHERE project = '-home-hostile'"
+            "SELECT groupUniqArray(source_file) FROM transcript_lines "
+            "WHERE project = '-home-hostile'"
         )
         assert sorted(Path(f).name for f in files) == ["hostile.jsonl", "huge.jsonl"]
         [(too_long, hashed)] = ch.query(
