@@ -13,7 +13,8 @@ Envelope (JSON, UTF-8)::
 Transcript records are ``{"offset": int, "length": int, "line": {...stripped line...}}``, or
 ``{"offset", "length", "error": str, "sha256": str}`` (plus ``"shape"``, the structure of a JSON
 object, and ``"field"``) for a line that cannot be stored: no text of it travels, only enough for
-the worker to dead-letter it with its location (``producer/lines.py``, ``ingestor/redact.py``). The source is
+the worker to dead-letter it with its location (``producer/lines.py``, ``ingestor/redact.py``).
+The source is
 ``{"file", "generation", "project", "first_ts", "scope"}`` where ``generation`` counts truncations
 and replacements of the file, ``first_ts`` is the file's earliest timestamp (ccusage's order) and
 ``scope`` is the dedup scope (one watcher's sources; also the message key).
