@@ -339,6 +339,8 @@ def _first_error(exc: ValidationError, *, tagged: bool = False) -> InvalidRecord
     if tagged and len(loc) > 1:
         loc = loc[1:]  # a discriminated union puts the tag first; name the field as sent
     field = ".".join(str(part) for part in loc) or None
+    if err["type"] == "union_tag_invalid":  # pydantic's message quotes the tag sent: maybe text
+        return InvalidRecord(f"unknown {field or 'tag'}", field)
     return InvalidRecord(err["msg"], field)
 
 

@@ -108,7 +108,9 @@ class Settings(BaseSettings):
     # Producers: one Kafka message carries up to this many records (Faust's cost is per message).
     envelope_max_records: int = Field(default=500, ge=1)
     envelope_max_bytes: int = Field(default=900_000, ge=1024)
-    bad_line_max_bytes: int = Field(default=4096, ge=64)  # raw text kept for a dead letter
+    bad_line_max_bytes: int = Field(default=4096, ge=64)  # a dead letter's structure, at most
+    # The watcher grows a read to hold one line up to this; a longer line is dead-lettered unread.
+    line_max_bytes: int = Field(default=256 << 20, ge=1 << 16)
     watch_poll_interval_s: float = Field(default=0.5, gt=0)
 
     # Sink: ClickHouse prefers 10k–100k rows an insert, about one insert a second per table.

@@ -11,8 +11,10 @@ Envelope (JSON, UTF-8)::
      "records": [ {...}, ... ]}
 
 Transcript records are ``{"offset": int, "length": int, "line": {...stripped line...}}``, or
-``{"offset", "length", "raw": str, "error": str}`` for a line that is not valid JSON: it travels
-(truncated) so that the worker can dead-letter it with its location. The source is
+``{"offset", "length", "error": str, "sha256": str}`` (plus ``"shape"``, the structure of a JSON
+object, and ``"field"``) for a line that cannot be stored: no text of it travels, only enough for
+the worker to dead-letter it with its location (``producer/lines.py``, ``ingestor/redact.py``).
+The source is
 ``{"file", "generation", "project", "first_ts", "scope"}`` where ``generation`` counts truncations
 and replacements of the file, ``first_ts`` is the file's earliest timestamp (ccusage's order) and
 ``scope`` is the dedup scope (one watcher's sources; also the message key).
@@ -125,9 +127,12 @@ def decode_message(kind: Kind, data: bytes | None) -> Envelope:
         return Envelope(kind=kind, records=(body,))
     version = body.get("v")
     if version != WIRE_VERSION:
-        raise InvalidEnvelope(f"unsupported envelope version {version!r}", "v")
-    if body.get("kind", kind) != kind:
-        raise InvalidEnvelope(f"a {body.get('kind')!r} envelope on the {kind} topic", "kind")
+        shown = repr(version) if isinstance(version, int) else f"of type {type(version).__name__}"
+        raise InvalidEnvelope(f"unsupported envelope version {shown}", "v")
+    if (other := body.get("kind", kind)) != kind:
+        # Values a producer sent are not echoed (they may be text); only the known kinds are.
+        shown = repr(other) if other in ("transcript", "event", "ledger") else "another"
+        raise InvalidEnvelope(f"a {shown} envelope on the {kind} topic", "kind")
     records = body["records"]
     if not isinstance(records, list):
         raise InvalidEnvelope("must be a list", "records")

@@ -7,6 +7,11 @@ or doubled. It is *not* an independent reading of ccusage's rules: the parity te
 (``tests/parity/``) hold these numbers equal to the real ccusage binary's on the same files.
 
 Order as ccusage reads: every ``*.jsonl`` under ``root/projects`` by path, lines in file order.
+Files as the watcher reads them: regular files only, never through a symlink (as ccusage), and a
+file that cannot be opened is left out (the watcher skips it until it can be read); a line longer
+than ``max_line_bytes`` is dead-lettered unread, and one whose record encodes to more than
+``max_record_bytes`` (the watcher's limit is the envelope size less the file's header, so this
+default is near it, not equal: only absurd lines come close) is dead-lettered.
 ``accounting`` says where every complete line went: ``lines == valid + invalid`` (valid: stored
 in ``transcript_lines``; invalid: dead-lettered, blank lines included),
 ``usage_lines == counted + duplicates``.
@@ -14,6 +19,7 @@ in ``transcript_lines``; invalid: dead-lettered, blank lines included),
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,6 +32,8 @@ import orjson
 
 from ingestor.errors import InvalidInput
 from ingestor.models import validate_transcript_line
+from ingestor.producer.discover import find_jsonl
+from ingestor.producer.tail import MAX_LINE_BYTES, open_regular
 from ingestor.producer.usage import usage_record
 from ingestor.sink.rows import NO_COSTS, usage_costs
 from ingestor.usage.dedup import Copy, Deduper
@@ -34,6 +42,8 @@ from ingestor.usage.paths import project_of, session_parts
 from ingestor.usage.prices import SYNTHETIC_MODEL
 
 __all__ = ["Accounting", "Entry", "Reference", "Totals"]
+
+MAX_RECORD_BYTES = 900_000 - 1024  # the default envelope size less a typical header
 
 
 @dataclass
@@ -81,18 +91,27 @@ class Reference:
     accounting: Accounting
 
     @classmethod
-    def load(cls, root: Path) -> Reference:
+    def load(
+        cls,
+        root: Path,
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ) -> Reference:
         lines = valid = usage = 0
         deduper: Deduper[Entry] = Deduper()
-        for path in sorted((root / "projects").rglob("*.jsonl"), key=str):
-            data = path.read_bytes()
+        for path in find_jsonl([root / "projects"]):
+            data = _read(path)
+            if data is None:
+                continue
             for raw in data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]:  # complete lines only
                 lines += 1
-                line = _stored_line(raw)
+                too_long = len(raw) > max_line_bytes
+                line = None if too_long else _stored_line(raw, max_record_bytes)
                 if line is None:
                     continue
                 valid += 1
-                entry_copy = _usage_entry(line, str(path))
+                entry_copy = _usage_entry(line, path)
                 if entry_copy is not None:
                     usage += 1
                     deduper.push(entry_copy[1], entry_copy[0])
@@ -136,7 +155,16 @@ def _local(entry: Entry, zone: ZoneInfo) -> datetime:
     return datetime.fromtimestamp(entry.timestamp_ms / 1000, UTC).astimezone(zone)
 
 
-def _stored_line(raw: bytes) -> dict[str, Any] | None:
+def _read(path: str) -> bytes | None:
+    try:
+        fd = open_regular(path)
+    except OSError:
+        return None
+    with os.fdopen(fd, "rb") as handle:
+        return handle.read()
+
+
+def _stored_line(raw: bytes, max_record_bytes: int) -> dict[str, Any] | None:
     """The line the worker stores for ``raw``, or None when it is dead-lettered."""
     try:
         obj = orjson.loads(raw)
@@ -145,7 +173,7 @@ def _stored_line(raw: bytes) -> dict[str, Any] | None:
     if type(obj) is not dict:
         return None
     record, error = usage_record(raw, obj, 0, len(raw) + 1)
-    if error is not None:
+    if error is not None or len(orjson.dumps(record)) > max_record_bytes:
         return None
     line: dict[str, Any] = record["line"]
     try:

@@ -12,28 +12,53 @@ ARCHITECTURE.md, "Keys and partitions".
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterable
 from pathlib import Path, PurePath
 
 __all__ = ["find_jsonl", "order_key", "project_of", "session_of"]
 
+log = logging.getLogger(__name__)
+
 _PROJECTS = "projects"
 
 
 def find_jsonl(dirs: Iterable[Path | str]) -> list[str]:
-    """Absolute paths of every ``*.jsonl`` file under ``dirs`` (recursively), sorted, unique.
+    """Absolute paths of every regular ``*.jsonl`` file under ``dirs`` (recursively), sorted.
 
-    Missing or unreadable directories are skipped: Claude Code creates them lazily.
-    Symlinked subdirectories are not followed, so a link loop cannot trap the scan.
+    As ccusage (``fs::read_dir`` + ``file_type().is_file()``), symlinks are never followed: a
+    symlinked ``*.jsonl`` is ignored (logged at debug) and a symlinked directory is not entered,
+    so nothing outside the watched tree is read and a link loop cannot trap the scan. FIFOs,
+    sockets and devices named ``*.jsonl`` are ignored too. Missing or unreadable directories are
+    skipped: Claude Code creates them lazily. A file without read permission *is* listed; the
+    watcher skips it while it stays unreadable.
     """
     found: set[str] = set()
     for root in dirs:
-        for dirpath, _dirnames, filenames in os.walk(os.path.abspath(root)):
-            for name in filenames:
-                if name.endswith(".jsonl"):
-                    found.add(os.path.join(dirpath, name))
+        pending = [os.path.abspath(root)]
+        while pending:
+            directory = pending.pop()
+            try:
+                with os.scandir(directory) as entries:
+                    for entry in entries:
+                        _visit(entry, pending, found)
+            except OSError:
+                continue
     return sorted(found)
+
+
+def _visit(entry: os.DirEntry[str], pending: list[str], found: set[str]) -> None:
+    try:
+        if entry.is_dir(follow_symlinks=False):
+            pending.append(entry.path)
+        elif entry.name.endswith(".jsonl"):
+            if entry.is_file(follow_symlinks=False):
+                found.add(entry.path)
+            elif entry.is_symlink():
+                log.debug("%s is a symlink: not followed (as ccusage)", entry.path)
+    except OSError:  # vanished meanwhile
+        return
 
 
 def _dirs(path: str) -> tuple[str, ...]:

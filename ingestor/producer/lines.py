@@ -4,11 +4,14 @@ Record contract (the ``records`` of a transcript envelope, see ``ingestor/wire.p
 
 * a JSON object line: ``{"offset", "length", "line": …}`` (``producer/usage.py``: a usage line
   canonical as ccusage reads it, any other line ``strip_line(obj)``) — no text survives;
-* a usage line ccusage skips: ``{"offset", "length", "shape": strip_line(obj), "error"}``;
-* anything else: ``{"offset", "length", "raw", "error"}`` where ``raw`` is the first
-  ``bad_line_max_bytes`` of the line decoded with ``errors="replace"``;
+* a line that travels as a bad record: ``{"offset", "length", "error", "sha256"}`` plus, when the
+  line is a JSON object, ``"shape": redact.structure(obj)`` (keys, value types, usage fields) and
+  ``"field"`` for a usage line ccusage skips. A line that is not a JSON object keeps no part of
+  its text: its length, the SHA-256 of its bytes and the parse error are all that travel;
 * an empty or whitespace-only line: a bad record (``BLANK``), so that it is accounted for — ccusage
-  skips it silently.
+  skips it silently;
+* a line longer than the reader's limit (``long_line_chunk``): a bad record built from its length
+  and hash alone, never parsed.
 
 ``offset`` is the byte offset of the line's first byte and ``length`` counts its bytes *including*
 the terminating ``\\n``, so ``offset + length`` is where the next line starts: the position a reader
@@ -29,6 +32,7 @@ from typing import Any
 import orjson
 
 from ingestor.producer.usage import usage_record
+from ingestor.redact import sha256_hex, structure
 
 __all__ = [
     "BLANK",
@@ -36,6 +40,7 @@ __all__ = [
     "bad_record",
     "first_timestamp",
     "line_record",
+    "long_line_chunk",
     "pack",
     "parse_chunk",
     "parse_ts",
@@ -70,28 +75,42 @@ def parse_ts(value: Any) -> datetime | None:
     return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed
 
 
-def bad_record(line: bytes, offset: int, length: int, error: str, max_bytes: int) -> dict[str, Any]:
-    """The record a line that cannot travel as ``line`` becomes (the worker dead-letters it)."""
-    raw = line[:max_bytes].decode("utf-8", errors="replace")
-    return {"offset": offset, "length": length, "raw": raw, "error": error}
+def bad_record(
+    line: bytes, offset: int, length: int, error: str, obj: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The record a line that cannot travel as ``line`` becomes (the worker dead-letters it):
+    no text, only the hash of its bytes and, for a JSON object ``obj``, its structure."""
+    record = {"offset": offset, "length": length, "error": error, "sha256": sha256_hex(line)}
+    if obj is not None:
+        record["shape"] = structure(obj)
+    return record
 
 
-def line_record(
-    line: bytes, offset: int, length: int, bad_line_max_bytes: int
-) -> tuple[dict[str, Any], str | None]:
+def line_record(line: bytes, offset: int, length: int) -> tuple[dict[str, Any], str | None]:
     """One non-blank line's record and its ``timestamp`` (None unless a readable ISO string)."""
     try:
         obj = orjson.loads(line)
     except orjson.JSONDecodeError as exc:
-        error = f"not valid JSON: {exc}"
-        return bad_record(line, offset, length, error, bad_line_max_bytes), None
+        # orjson names the position, never the document: no text in the reason.
+        return bad_record(line, offset, length, f"not valid JSON: {exc}"), None
     if not isinstance(obj, dict):
         kind = "null" if obj is None else _JSON_TYPES.get(type(obj), type(obj).__name__)
-        error = f"not a JSON object: {kind}"
-        return bad_record(line, offset, length, error, bad_line_max_bytes), None
+        return bad_record(line, offset, length, f"not a JSON object: {kind}"), None
     ts = obj.get("timestamp")
     ts = ts if parse_ts(ts) is not None else None
     return usage_record(line, obj, offset, length)[0], ts
+
+
+def long_line_chunk(offset: int, size: int, sha256: str, limit: int) -> ParsedChunk:
+    """The chunk of one line of ``size`` bytes (without its ``\\n``) longer than ``limit``: a
+    bad record made of its length and hash, so a reader never buffers more than ``limit``."""
+    length = size + 1
+    error = f"line longer than {limit} bytes (line_too_long)"
+    record = {"offset": offset, "length": length, "error": error, "sha256": sha256}
+    chunk = ParsedChunk(start=offset, end=offset + length, bad_lines=1)
+    chunk.records.append(orjson.dumps(record))
+    chunk.ends.append(chunk.end)
+    return chunk
 
 
 def first_timestamp(lines: Iterable[bytes]) -> str | None:
@@ -120,30 +139,14 @@ class ParsedChunk:
     bad_lines: int = 0
 
 
-def parse_chunk(
-    data: bytes,
-    offset: int,
-    *,
-    bad_line_max_bytes: int,
-    max_record_bytes: int,
-    max_line_bytes: int | None = None,
-) -> ParsedChunk:
+def parse_chunk(data: bytes, offset: int, *, max_record_bytes: int) -> ParsedChunk:
     """Records for the complete lines of ``data`` read at file ``offset``.
 
     A record whose stripped line still encodes to more than ``max_record_bytes`` travels as a bad
-    line, so that one absurd line cannot wedge a file behind a message the broker refuses. When
-    ``data`` holds no ``\\n`` but is at least ``max_line_bytes`` long, its first ``max_line_bytes``
-    become one bad line: a reader must not buffer an endless line.
+    line, so that one absurd line cannot wedge a file behind a message the broker refuses (a
+    usage line never does: ``producer/usage.py`` bounds what it keeps).
     """
     lines, end = split_lines(data, offset)
-    if not lines and max_line_bytes is not None and len(data) >= max_line_bytes:
-        piece = data[:max_line_bytes]
-        error = f"line longer than {max_line_bytes} bytes"
-        record = bad_record(piece, offset, max_line_bytes, error, bad_line_max_bytes)
-        chunk = ParsedChunk(start=offset, end=offset + max_line_bytes, bad_lines=1)
-        chunk.records.append(orjson.dumps(record))
-        chunk.ends.append(chunk.end)
-        return chunk
     chunk = ParsedChunk(start=offset, end=end)
     records, ends = chunk.records, chunk.ends
     # The hot loop: line_record inlined, and timestamps looked at only until one is found.
@@ -152,7 +155,7 @@ def parse_chunk(
     for line in lines:
         length = len(line) + 1
         if not line or line.isspace():
-            encoded = dumps(bad_record(line, pos, length, BLANK, bad_line_max_bytes))
+            encoded = dumps(bad_record(line, pos, length, BLANK))
             chunk.bad_lines += 1
             records.append(encoded)
             pos += length
@@ -169,12 +172,12 @@ def parse_chunk(
                 chunk.bad_lines += 1
             elif len(encoded) > max_record_bytes:
                 too_big = f"stripped line larger than {max_record_bytes} bytes"
-                encoded = dumps(bad_record(line, pos, length, too_big, bad_line_max_bytes))
+                encoded = dumps(bad_record(line, pos, length, too_big, obj))
                 chunk.bad_lines += 1
             if chunk.first_ts is None and parse_ts(ts := obj.get("timestamp")) is not None:
                 chunk.first_ts = ts
         else:  # rare: let line_record name the reason
-            encoded = dumps(line_record(line, pos, length, bad_line_max_bytes)[0])
+            encoded = dumps(line_record(line, pos, length)[0])
             chunk.bad_lines += 1
         records.append(encoded)
         pos += length

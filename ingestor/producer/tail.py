@@ -14,31 +14,68 @@ line is read again once the file changes. The position moves only through ``comm
 watcher calls once the lines before it are queued for sending, ahead of the broker: what the broker
 acknowledged is the checkpoint's position, which the watcher moves itself (after an error it drops
 the ``Tail`` and builds a new one from the checkpoint).
+
+A line longer than a read grows the read, up to ``max_line_bytes`` (``INGESTOR_LINE_MAX_BYTES``);
+a longer line is skipped to its end without being buffered and travels as a bad record of its
+length and hash (``lines.long_line_chunk``).
+
+Only regular files are read, never through a symlink (``O_NOFOLLOW``; discovery skips symlinks
+already, this closes the race of a file replaced by one): a read of anything else raises
+``OSError``, which the watcher treats like an unreadable file.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
+import hashlib
 import logging
 import os
+import stat
+from typing import Any
 
 from ingestor.producer.checkpoint import FilePosition
-from ingestor.producer.lines import ParsedChunk, first_timestamp, parse_chunk, split_lines
+from ingestor.producer.lines import (
+    ParsedChunk,
+    first_timestamp,
+    long_line_chunk,
+    parse_chunk,
+    split_lines,
+)
 from ingestor.wire import TranscriptSource
 
-__all__ = ["CHUNK_BYTES", "MAX_LINE_BYTES", "Tail"]
+__all__ = ["CHUNK_BYTES", "MAX_LINE_BYTES", "Tail", "open_regular"]
 
 log = logging.getLogger(__name__)
 
 CHUNK_BYTES = 4 << 20  # large reads: parsing, not syscalls, should dominate
-MAX_LINE_BYTES = 64 << 20  # a "line" longer than this is garbage, not worth buffering
+MAX_LINE_BYTES = 256 << 20  # a "line" longer than this is garbage, not worth buffering
 _PROBE_BYTES = 64 << 10  # the first timestamp is nearly always in the first lines
 
 _StatKey = tuple[int, int, int]
 
 
+_OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
 def _stat_key(st: os.stat_result) -> _StatKey:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def open_regular(path: str) -> int:
+    """A read-only descriptor of the regular file ``path``, never through a symlink.
+
+    Raises ``OSError`` (``ELOOP`` for a symlink, ``EINVAL`` for a FIFO, device or directory);
+    ``O_NONBLOCK`` keeps a FIFO swapped in under the name from blocking the open.
+    """
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file", path)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
 
 
 class Tail:
@@ -54,7 +91,6 @@ class Tail:
         project: str,
         position: FilePosition | None = None,
         *,
-        bad_line_max_bytes: int,
         max_record_bytes: int,
         chunk_bytes: int = CHUNK_BYTES,
         max_line_bytes: int = MAX_LINE_BYTES,
@@ -62,7 +98,6 @@ class Tail:
         self.path = path
         self.project = project
         self.position = position or FilePosition()
-        self._bad_line_max_bytes = bad_line_max_bytes
         self._max_record_bytes = max_record_bytes
         self._chunk_bytes = chunk_bytes
         self._max_line_bytes = max(max_line_bytes, chunk_bytes)
@@ -86,7 +121,7 @@ class Tail:
         """The file's first timestamp, reading its beginning if it is not known yet (once)."""
         if not self._probed:
             try:
-                fd = os.open(self.path, os.O_RDONLY)
+                fd = open_regular(self.path)
             except OSError:
                 return self.position.first_ts
             try:
@@ -99,12 +134,14 @@ class Tail:
     def read(self) -> ParsedChunk | None:
         """The complete lines after the position (up to about ``chunk_bytes``), or None if none.
 
-        Raises ``OSError`` other than a vanished file. Does not move the position.
+        Raises ``OSError`` other than a vanished file (unreadable, a symlink, not a regular file).
+        Does not move the position.
         """
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = open_regular(self.path)
         except FileNotFoundError:
             return None
+        long_line: ParsedChunk | None = None
         try:
             st = os.fstat(fd)
             self._check_identity(st)
@@ -115,15 +152,16 @@ class Tail:
             if not self._probed and offset > 0:
                 self._probe(fd)  # resuming mid-file: the first timestamp is behind us
             data = self._read_at(fd, offset)
+            if len(data) >= self._max_line_bytes and b"\n" not in data:
+                long_line = self._skip_long_line(fd, offset, data)
+                if long_line is None:  # the long line is not complete yet
+                    self._idle = _stat_key(st)
+                    return None
         finally:
             os.close(fd)
-        chunk = parse_chunk(
-            data,
-            offset,
-            bad_line_max_bytes=self._bad_line_max_bytes,
-            max_record_bytes=self._max_record_bytes,
-            max_line_bytes=self._max_line_bytes,
-        )
+        if long_line is not None:
+            return long_line
+        chunk = parse_chunk(data, offset, max_record_bytes=self._max_record_bytes)
         if chunk.end == offset:  # only a partial line: wait for the file to change
             self._idle = _stat_key(st)
             return None
@@ -161,6 +199,34 @@ class Tail:
                 return data
             want = min(want * 2, self._max_line_bytes)
 
+    def _line_end(self, fd: int, start: int, digest: Any) -> int | None:
+        """The offset of the first ``\\n`` at or after ``start`` (hashing the bytes before it
+        into ``digest``), or None at the end of the file; reads ``chunk_bytes`` at a time."""
+        while True:
+            data = os.pread(fd, self._chunk_bytes, start)
+            if not data:
+                return None
+            newline = data.find(b"\n")
+            if newline >= 0:
+                digest.update(data[:newline])
+                return start + newline
+            digest.update(data)
+            start += len(data)
+
+    def _skip_long_line(self, fd: int, offset: int, head: bytes) -> ParsedChunk | None:
+        digest = hashlib.sha256(head)
+        end = self._line_end(fd, offset + len(head), digest)
+        if end is None:
+            return None
+        log.warning(
+            "%s: the line at offset %d is longer than %d bytes (INGESTOR_LINE_MAX_BYTES): "
+            "dead-lettered unread",
+            self.path,
+            offset,
+            self._max_line_bytes,
+        )
+        return long_line_chunk(offset, end - offset, digest.hexdigest(), self._max_line_bytes)
+
     def _probe(self, fd: int) -> None:
         self._probed = True
         offset, want = 0, _PROBE_BYTES
@@ -172,8 +238,12 @@ class Tail:
                     return
                 if want < self._max_line_bytes:
                     want = min(want * 2, self._max_line_bytes)
-                else:  # an absurd line: parse_chunk skips it the same way
-                    offset += self._max_line_bytes
+                    continue
+                # an absurd line: skipped to its end, as read() skips it
+                end_of_long = self._line_end(fd, offset + len(data), hashlib.sha256())
+                if end_of_long is None:
+                    return
+                offset, want = end_of_long + 1, _PROBE_BYTES
                 continue
             if (ts := first_timestamp(lines)) is not None:
                 self.position = dataclasses.replace(self.position, first_ts=ts)

@@ -5,7 +5,13 @@ A counted line travels *canonical*: the fields ccusage read, as it read them (ti
 milliseconds, tokens as integers, the cache split only when the line has one), plus the
 non-usage fields the worker keeps when they have their proper types. The worker therefore
 accepts every line ccusage accepts. A skipped line travels as a bad record naming the rule, with
-only its stripped shape (``strip_line``: no conversation text) as the raw part.
+only its structure (``redact.structure``: keys, types, usage fields, no text) and its hash.
+
+A counted line's record is small whatever the line's size: the strings it keeps are cut at
+``MAX_KEPT_CHARS`` (ids, model and version keep their identity: a cut one ends in the SHA-256 of
+the whole value, so two ids still compare as ccusage compares them) and at most
+``MAX_TOOL_USES`` tool names of ``MAX_TOOL_NAME_CHARS`` travel. So a usage line is never lost to
+the record limit, however long its content or ``cwd``.
 
 Beyond ccusage, one rule of ours: values ClickHouse cannot hold (a timestamp outside 1900–2299,
 a token count of 2**40 or more, ``|costUSD|`` of 10**9 or more) are skipped with the reason
@@ -16,20 +22,35 @@ bounds (2**40 tokens × 2**23 lines per query still fit UInt64).
 
 from __future__ import annotations
 
+import hashlib
 from datetime import UTC, datetime
 from typing import Any
 
 from ingestor.models import strip_line
+from ingestor.redact import sha256_hex, structure
 from ingestor.usage.accept import read_usage_line
 from ingestor.usage.verdict import Rejected, UsageLine
 
-__all__ = ["MAX_TOKENS", "canonical_line", "out_of_range", "usage_record"]
+__all__ = [
+    "MAX_KEPT_CHARS",
+    "MAX_TOKENS",
+    "MAX_TOOL_NAME_CHARS",
+    "MAX_TOOL_USES",
+    "bounded",
+    "canonical_line",
+    "out_of_range",
+    "usage_record",
+]
 
 MAX_TOKENS = 1 << 40
 MAX_COST_USD = 10**9
 _MIN_MS = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp() * 1000)
 _MAX_MS = int(datetime(2300, 1, 1, tzinfo=UTC).timestamp() * 1000)  # exclusive
 _KEEP_STRINGS = ("type", "uuid", "parentUuid", "cwd")  # read by us, not by ccusage
+MAX_KEPT_CHARS = 1024
+MAX_TOOL_USES = 256
+MAX_TOOL_NAME_CHARS = 128
+_CUT = "…sha256:"
 
 
 def usage_record(
@@ -54,8 +75,17 @@ def usage_record(
         if verdict.usage_limit_reset_ms is not None:
             record["reset_ms"] = verdict.usage_limit_reset_ms
         return record, None
-    bad = {"offset": offset, "length": length, "shape": strip_line(obj), "error": error}
-    return bad | {"field": field}, error
+    bad = {"offset": offset, "length": length, "error": error, "field": field}
+    return bad | {"sha256": sha256_hex(line), "shape": structure(obj)}, error
+
+
+def bounded(value: str, limit: int = MAX_KEPT_CHARS) -> str:
+    """``value``, or when longer than ``limit`` characters its head and the SHA-256 of the
+    whole (``limit`` characters in all): distinct values stay distinct."""
+    if len(value) <= limit:
+        return value
+    digest = hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()
+    return value[: max(limit - len(_CUT) - len(digest), 0)] + _CUT + digest
 
 
 def out_of_range(usage: UsageLine) -> str | None:
@@ -80,13 +110,15 @@ def out_of_range(usage: UsageLine) -> str | None:
 
 def canonical_line(usage: UsageLine, obj: dict[str, Any]) -> dict[str, Any]:
     """The stripped line with the fields ccusage read replaced by their read values."""
-    line: dict[str, Any] = {key: obj[key] for key in _KEEP_STRINGS if type(obj.get(key)) is str}
+    line: dict[str, Any] = {
+        key: bounded(obj[key]) for key in _KEEP_STRINGS if type(obj.get(key)) is str
+    }
     stamp = datetime.fromtimestamp(usage.timestamp_ms / 1000, UTC)
     line["timestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
     for key, value in (
-        ("sessionId", usage.session_id),
-        ("version", usage.version),
-        ("requestId", usage.request_id),
+        ("sessionId", _bounded(usage.session_id)),
+        ("version", _bounded(usage.version)),
+        ("requestId", _bounded(usage.request_id)),
         ("isSidechain", usage.is_sidechain),
         ("isApiErrorMessage", usage.is_api_error_message),
         ("costUSD", usage.cost_usd),
@@ -105,19 +137,25 @@ def canonical_line(usage: UsageLine, obj: dict[str, Any]) -> dict[str, Any]:
             "ephemeral_1h_input_tokens": usage.ephemeral_1h,
         }
     if usage.speed is not None:
-        tokens["speed"] = usage.speed
+        tokens["speed"] = bounded(usage.speed)
     message: dict[str, Any] = {"usage": tokens}
     raw_message = obj.get("message")
     if isinstance(raw_message, dict):
         stripped = strip_line({"message": raw_message}).get("message", {})
-        if isinstance(stripped.get("tool_uses"), list):
-            message["tool_uses"] = stripped["tool_uses"]
+        if isinstance(names := stripped.get("tool_uses"), list):
+            message["tool_uses"] = [
+                bounded(name, MAX_TOOL_NAME_CHARS) for name in names[:MAX_TOOL_USES]
+            ]
         raw_usage = raw_message.get("usage")
         if isinstance(raw_usage, dict) and type(raw_usage.get("service_tier")) is str:
-            tokens["service_tier"] = raw_usage["service_tier"]
+            tokens["service_tier"] = bounded(raw_usage["service_tier"])
     if usage.message_id is not None:
-        message["id"] = usage.message_id
+        message["id"] = bounded(usage.message_id)
     if usage.model is not None:
-        message["model"] = usage.model
+        message["model"] = bounded(usage.model)
     line["message"] = message
     return line
+
+
+def _bounded(value: str | None) -> str | None:
+    return None if value is None else bounded(value)

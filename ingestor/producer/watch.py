@@ -14,6 +14,10 @@ keeps every position at the last envelope acknowledged in order, forgets the tai
 (the next pass rebuilds them from the checkpoint, as a restart would, and resends the rest) and
 raises ``BrokerError``. The checkpoint is saved at the end of every pass and, during a long pass,
 every ``checkpoint_interval_s`` of the injected clock.
+
+A file that cannot be read (no permission, replaced by a symlink or a FIFO, an I/O error) is
+skipped with one warning, not one a pass, and tried again on every pass; the rest of the tree goes
+on. Nothing of it was queued, so its position stays where it was.
 """
 
 from __future__ import annotations
@@ -79,8 +83,9 @@ class _Queued:
 class Watcher:
     """Follows every ``*.jsonl`` under ``dirs`` (default: ``default_watch_dirs()``).
 
-    ``run_once`` and ``run`` raise ``BrokerError`` / ``OSError`` from the sender and file system;
-    ``run`` retries broker errors on its next poll. Not safe to run twice concurrently.
+    ``run_once`` and ``run`` raise ``BrokerError`` from the sender; ``run`` retries it on its next
+    poll. A file that cannot be read is skipped and retried, never an error of the pass. Not safe
+    to run twice concurrently.
     ``max_in_flight`` / ``max_in_flight_bytes`` bound the envelopes sent and not yet acknowledged.
     """
 
@@ -114,6 +119,7 @@ class Watcher:
         self._in_flight_bytes = 0
         self._ran_ahead: set[str] = set()  # files whose tail passed an unacknowledged envelope
         self._broken = False  # a delivery failed: nothing after it may be acknowledged
+        self._unreadable: dict[str, str] = {}  # path -> the error last warned about
         self.stats = WatchStats()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -157,6 +163,7 @@ class Watcher:
         present = set(found)
         for path in [p for p in self._tails if p not in present]:
             del self._tails[path]  # gone; if it comes back, its inode tells what it is
+            self._unreadable.pop(path, None)
         for path in found:
             if path not in self._tails:
                 project = project_of(path)
@@ -164,8 +171,8 @@ class Watcher:
                     path,
                     project,
                     self._checkpoint.get(path),
-                    bad_line_max_bytes=self._settings.bad_line_max_bytes,
                     max_record_bytes=self._max_record_bytes(path, project),
+                    max_line_bytes=self._settings.line_max_bytes,
                 )
         self.stats.files = len(self._tails)
 
@@ -180,7 +187,15 @@ class Watcher:
         key = self._settings.dedup_scope.encode()
         while True:
             self._ran_ahead.add(tail.path)  # until the chunk is queued whole
-            chunk = tail.read()
+            try:
+                chunk = tail.read()
+            except OSError as exc:  # nothing of this read was queued: the position stands
+                self._ran_ahead.discard(tail.path)
+                self._skip_unreadable(tail.path, exc)
+                return
+            if tail.path in self._unreadable:
+                del self._unreadable[tail.path]
+                log.info("%s is readable again", tail.path)
             if chunk is None:
                 self._ran_ahead.discard(tail.path)
                 return
@@ -190,6 +205,12 @@ class Watcher:
             if self._clock() - self._last_save >= self._checkpoint_interval_s:
                 self._checkpoint.save()
                 self._last_save = self._clock()
+
+    def _skip_unreadable(self, path: str, exc: OSError) -> None:
+        error = f"{type(exc).__name__}: {exc.strerror or exc}"
+        if self._unreadable.get(path) != error:
+            log.warning("%s cannot be read (%s): skipped, tried again on every pass", path, error)
+        self._unreadable[path] = error
 
     async def _send_chunk(self, tail: Tail, key: bytes, chunk: ParsedChunk) -> None:
         settings = self._settings

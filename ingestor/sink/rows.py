@@ -42,7 +42,7 @@ __all__ = [
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a line without a timestamp
 UNKNOWN_FIRST_TS = datetime(2299, 12, 31, tzinfo=UTC)  # sorts files of unknown age last
-RAW_MAX_CHARS = 65_536  # a dead letter keeps at most this much of the bad input
+RAW_MAX_CHARS = 65_536  # a dead letter's structure (never text: ingestor.redact), at most
 _MONEY_QUANTUM = Decimal("1E-10")  # the scale of every Decimal(20, 10) money column
 # Type-specific event fields stored in columns of their own, not in ``attributes``.
 _EVENT_COLUMNS = frozenset(
@@ -332,6 +332,10 @@ class DeadLetterRecord(Protocol):
     def source_generation(self) -> int: ...
     @property
     def source_length(self) -> int: ...
+    @property
+    def raw_sha256(self) -> str: ...
+    @property
+    def raw_length(self) -> int: ...
 
 
 def dead_letter_row(dead: DeadLetterRecord, *, dead_at: datetime | None = None) -> dict[str, Any]:
@@ -356,5 +360,7 @@ def dead_letter_row(dead: DeadLetterRecord, *, dead_at: datetime | None = None) 
         "reason": dead.reason,
         "field": dead.field or "",
         "raw": dead.raw[:RAW_MAX_CHARS],
+        "raw_sha256": dead.raw_sha256,
+        "raw_length": dead.raw_length,
         "dead_at": dead_at if dead_at is not None else datetime.now(UTC),
     }

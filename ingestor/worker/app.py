@@ -153,8 +153,8 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
         except InvalidInput as exc:
             processed = Processed()
             processed.dead.append(
-                DeadLetter.of(
-                    kind, exc.at(where), _text(event.value), max_bytes=settings.bad_line_max_bytes
+                DeadLetter.of_input(
+                    kind, exc.at(where), event.value or b"", max_bytes=settings.bad_line_max_bytes
                 )
             )
         else:
@@ -348,7 +348,3 @@ def _restart_in_place() -> NoReturn:
 
 
 _RESTARTS_ENV = "INGESTOR_WORKER_RESTARTS"
-
-
-def _text(value: bytes | None) -> str:
-    return (value or b"").decode(errors="replace")

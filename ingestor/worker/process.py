@@ -69,7 +69,7 @@ def process_transcripts(
         try:
             if offset < 0:
                 raise InvalidRecord("must be a non-negative integer", "offset")
-            if "raw" in record or "shape" in record:
+            if "line" not in record and ("error" in record or "raw" in record):
                 error = str(record.get("error") or "not a JSON object")
                 raise InvalidRecord(error, str(record.get("field") or "line"))
             row = _transcript_row(record.get("line"), source, offset, length)
@@ -77,13 +77,15 @@ def process_transcripts(
             if type(reset_ms) is int:
                 row["usage_limit_reset_ms"] = reset_ms
         except InvalidInput as exc:
-            raw = _raw(record)
+            shape, digest = _kept(record)
             out.dead.append(
                 DeadLetter.of(
                     "transcript",
                     exc.at(loc),
-                    raw,
+                    shape,
                     max_bytes=bad_line_max_bytes,
+                    raw_sha256=digest,
+                    raw_length=max(length - 1, 0),  # the line without its newline
                     source_generation=source.generation,
                     source_length=max(length, 0),
                 )
@@ -157,7 +159,8 @@ def _process_records(
             rows = rows_of(record)
         except InvalidInput as exc:
             loc = Location(where.topic, where.partition, where.offset, i)
-            out.dead.append(DeadLetter.of(kind, exc.at(loc), record, max_bytes=bad_line_max_bytes))
+            dead = DeadLetter.of_input(kind, exc.at(loc), record, max_bytes=bad_line_max_bytes)
+            out.dead.append(dead)
             out.outcomes["dead_letter"] += 1
             continue
         for table, table_rows in rows.items():
@@ -166,14 +169,18 @@ def _process_records(
     return out
 
 
-def _raw(record: Any) -> Any:
-    """What a dead letter keeps of a bad record: the stripped shape when there is one."""
+def _kept(record: Any) -> tuple[Any, str]:
+    """What a dead letter may build on of a bad transcript record: the object whose structure it
+    keeps (the watcher's ``shape``, or the stripped ``line``) and the line's SHA-256 ('' when the
+    watcher did not send one). A ``raw`` text (older watchers) is never kept."""
     if not isinstance(record, dict):
-        return record
-    for key in ("shape", "raw", "line"):
+        return None, ""
+    digest = record.get("sha256")
+    digest = digest if isinstance(digest, str) and len(digest) == 64 else ""
+    for key in ("shape", "line"):
         if key in record:
-            return record[key]
-    return record
+            return record[key], digest
+    return None, digest
 
 
 def _position(record: Any) -> tuple[int, int]:

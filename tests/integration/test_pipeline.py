@@ -6,6 +6,7 @@ computation over the same files.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from collections.abc import Iterator
@@ -175,7 +176,9 @@ def test_dead_letters_reach_the_dead_letter_topic_with_location_and_reason(
     assert "ccusage skips this line (field_type)" in by_offset[0]["reason"]
     assert by_offset[0]["location"]["file"].endswith("s1.jsonl")
     bad_json = next(m for m in letters if m["location"]["file_offset"] != 0)
-    assert bad_json["raw"] == "{not json"
+    assert bad_json["raw"] == ""  # no text of the line: its hash and length instead
+    assert bad_json["raw_sha256"] == hashlib.sha256(b"{not json").hexdigest()
+    assert bad_json["raw_length"] == len(b"{not json")
     assert bad_json["reason"]
 
 

@@ -32,7 +32,7 @@ def _ingest(ch: ClickHouse, root: Path, scope: str) -> tuple[dict[str, SessionAg
     chunks = {}
     for path in files:
         data = Path(path).read_bytes()
-        chunk = parse_chunk(data, 0, bad_line_max_bytes=4096, max_record_bytes=1 << 20)
+        chunk = parse_chunk(data, 0, max_record_bytes=1 << 20)
         chunks[path], first[path] = chunk, chunk.first_ts
     for offset, path in enumerate(sorted(files, key=order_key)):
         source = TranscriptSource(path, project_of(path), 0, first[path], scope)

@@ -14,6 +14,7 @@ from aiokafka import AIOKafkaConsumer
 
 from ingestor.kafka.topics import create_topics
 from ingestor.producer import Checkpoint, KafkaSender, Watcher
+from ingestor.redact import sha256_hex
 from ingestor.settings import Settings
 from ingestor.wire import decode_message
 
@@ -102,7 +103,8 @@ def test_watched_files_arrive_keyed_by_scope_in_order(kafka_bootstrap: str, tmp_
     for path, (n, _) in files.items():
         records = by_file[str(path)]
         assert [r["line"]["uuid"] for r in records[:n]] == [f"{path.stem}-{i}" for i in range(n)]
-        assert records[-1]["raw"] == "[broken" and "error" in records[-1]
+        assert records[-1]["sha256"] == sha256_hex(b"[broken") and "error" in records[-1]
+        assert "raw" not in records[-1]
         offsets = [r["offset"] for r in records]
         assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
     # ccusage order (by path), each file whole: "s1.jsonl" sorts before "s1/subagents/…".

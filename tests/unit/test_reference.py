@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from ingestor.corpus.reference import Reference
 
@@ -106,3 +107,47 @@ def test_reports_group_entries(tmp_path: Path) -> None:
     assert list(ref.daily("America/New_York")) == ["2025-09-01"]
     assert list(ref.models()) == ["claude-sonnet-4-20250514"]
     assert ref.totals().entries == 2
+
+
+def test_reference_reads_what_the_watcher_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Symlinks are not followed; a file that cannot be opened and an overlong line are not read."""
+    from ingestor.corpus import reference as reference_module
+
+    def usage(n: int) -> bytes:
+        return (
+            orjson.dumps(
+                {
+                    "type": "assistant",
+                    "timestamp": "2025-01-01T00:00:00Z",
+                    "requestId": f"r{n}",
+                    "version": "1.0.0",
+                    "message": {
+                        "id": f"m{n}",
+                        "model": "m",
+                        "usage": {"input_tokens": n, "output_tokens": 0},
+                    },
+                }
+            )
+            + b"\n"
+        )
+
+    project = tmp_path / "projects" / "p"
+    project.mkdir(parents=True)
+    (project / "a.jsonl").write_bytes(usage(1) + b"x" * 400 + b"\n")
+    outside = tmp_path / "outside.jsonl"
+    outside.write_bytes(usage(2))
+    (project / "link.jsonl").symlink_to(outside)
+    (project / "locked.jsonl").write_bytes(usage(4))
+    real = reference_module.open_regular
+
+    def open_regular(path: str) -> int:
+        if path.endswith("locked.jsonl"):
+            raise PermissionError(13, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(reference_module, "open_regular", open_regular)
+    ref = Reference.load(tmp_path, max_line_bytes=300)
+    assert [e.input_tokens for e in ref.entries] == [1]
+    assert (ref.accounting.lines, ref.accounting.invalid) == (2, 1)  # the 400-byte line

@@ -177,8 +177,10 @@ def test_dead_letter_in_a_file_is_keyed_by_its_file_position() -> None:
     dead = DeadLetter.of(
         "transcript",
         InvalidRecord("bad", "message.usage", where),
-        "{x",
+        {"type": "user", "message": {"content": "text"}},
         max_bytes=100,
+        raw_sha256="ab" * 32,
+        raw_length=11,
         source_generation=1,
         source_length=12,
     )
@@ -187,8 +189,9 @@ def test_dead_letter_in_a_file_is_keyed_by_its_file_position() -> None:
     assert row == {
         "kind": "transcript", "topic": "", "partition": 0, "offset": 0, "idx": 0,
         "source_file": "/f.jsonl", "source_generation": 1, "source_offset": 900,
-        "source_length": 12, "reason": "bad", "field": "message.usage", "raw": "{x",
-        "dead_at": at,
+        "source_length": 12, "reason": "bad", "field": "message.usage",
+        "raw": '{"type":"user","message":{"content":"<string>"}}',
+        "raw_sha256": "ab" * 32, "raw_length": 11, "dead_at": at,
     }  # fmt: skip
 
 

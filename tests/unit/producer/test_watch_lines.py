@@ -4,11 +4,18 @@ import orjson
 import pytest
 from watch_helpers import jl, usage_line
 
-from ingestor.producer.lines import BLANK, first_timestamp, pack, parse_chunk, split_lines
+from ingestor.producer.lines import (
+    BLANK,
+    first_timestamp,
+    long_line_chunk,
+    pack,
+    parse_chunk,
+    split_lines,
+)
+from ingestor.redact import sha256_hex
 
 
 def parse(data: bytes, offset: int = 0, **kw: int) -> tuple[list[dict[str, object]], int]:
-    kw.setdefault("bad_line_max_bytes", 64)
     kw.setdefault("max_record_bytes", 100_000)
     chunk = parse_chunk(data, offset, **kw)
     return [orjson.loads(r) for r in chunk.records], chunk.end
@@ -53,19 +60,27 @@ def test_bad_lines_travel_with_reason_and_offset(line: bytes, reason: str) -> No
     records, _ = parse(jl({"type": "a"}) + line + b"\n")
     bad = records[1]
     assert bad["offset"] == 13 and bad["length"] == len(line) + 1
-    assert bad["raw"] == line.decode()
+    assert bad["sha256"] == sha256_hex(line)
     assert str(bad["error"]).startswith(reason)
-    assert "line" not in bad
+    assert set(bad) == {"offset", "length", "error", "sha256"}  # no text of the line at all
 
 
-def test_bad_raw_is_truncated_and_decoded_with_replacement() -> None:
-    line = b"\xff\xfe not json " + b"x" * 500
-    records, _ = parse(line + b"\n", bad_line_max_bytes=64)
-    assert records[0]["raw"] == line[:64].decode("utf-8", errors="replace")
-    assert "\ufffd" in str(records[0]["raw"])
-    assert (
-        parse_chunk(line + b"\n", 0, bad_line_max_bytes=64, max_record_bytes=10**6).bad_lines == 1
-    )
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"type": "user", "message": {"content": "MARKER-7f3a truncat',
+        b"MARKER-7f3a plain prose, not JSON",
+        b"\xff\xfe MARKER-7f3a not json",
+        b'["MARKER-7f3a"]',
+        b'"MARKER-7f3a"',
+    ],
+)
+def test_a_bad_line_that_is_not_an_object_keeps_no_text(line: bytes) -> None:
+    chunk = parse_chunk(line + b"\n", 0, max_record_bytes=10**6)
+    assert chunk.bad_lines == 1
+    assert b"MARKER" not in chunk.records[0]
+    record = orjson.loads(chunk.records[0])
+    assert record["length"] == len(line) + 1 and record["sha256"] == sha256_hex(line)
 
 
 def test_no_conversation_text_survives() -> None:
@@ -76,7 +91,7 @@ def test_no_conversation_text_survives() -> None:
         "toolUseResult": {"stdout": "SECRET"},
         "summary": "SECRET",
     }
-    chunk = parse_chunk(jl(usage_line(1), user), 0, bad_line_max_bytes=64, max_record_bytes=10**6)
+    chunk = parse_chunk(jl(usage_line(1), user), 0, max_record_bytes=10**6)
     blob = b"".join(chunk.records)
     assert b"SECRET" not in blob
     assistant = orjson.loads(chunk.records[0])["line"]
@@ -98,33 +113,50 @@ def test_first_timestamp_is_the_first_line_that_has_one() -> None:
         {"type": "user", "timestamp": "2025-03-01T00:00:00Z"},
     ]
     data = jl(*lines)
-    chunk = parse_chunk(data, 0, bad_line_max_bytes=64, max_record_bytes=10**6)
+    chunk = parse_chunk(data, 0, max_record_bytes=10**6)
     assert chunk.first_ts == "2025-03-02T00:00:00Z"
     assert first_timestamp(data.splitlines()) == "2025-03-02T00:00:00Z"
     assert first_timestamp([b"", b"junk", b'{"type":"x"}']) is None
 
 
 def test_a_stripped_line_too_big_for_an_envelope_becomes_a_bad_line() -> None:
-    huge = {"type": "user", "cwd": "/" + "d" * 5000}
-    chunk = parse_chunk(jl(huge), 0, bad_line_max_bytes=64, max_record_bytes=1000)
+    huge = {"type": "user", "cwd": "/MARKER-7f3a" + "d" * 5000}
+    chunk = parse_chunk(jl(huge), 0, max_record_bytes=1000)
     record = orjson.loads(chunk.records[0])
     assert record["error"] == "stripped line larger than 1000 bytes"
-    assert len(record["raw"]) == 64 and chunk.bad_lines == 1
+    assert record["shape"] == {"type": "user", "cwd": "<string>"}
+    assert chunk.bad_lines == 1 and b"MARKER" not in chunk.records[0]
 
 
-def test_an_endless_line_is_cut_at_max_line_bytes() -> None:
-    chunk = parse_chunk(
-        b"x" * 300, 7, bad_line_max_bytes=64, max_record_bytes=10**6, max_line_bytes=256
-    )
-    assert chunk.end == 7 + 256
-    assert orjson.loads(chunk.records[0])["error"] == "line longer than 256 bytes"
-    # Shorter than the limit: a partial line, wait for the rest.
-    assert (
-        parse_chunk(
-            b"x" * 200, 0, bad_line_max_bytes=64, max_record_bytes=10**6, max_line_bytes=256
-        ).records
-        == []
-    )
+def test_a_huge_usage_line_stays_a_small_counted_record() -> None:
+    line = usage_line(7)
+    line["message"]["content"] = [  # type: ignore[index]
+        {"type": "text", "text": "MARKER-7f3a " * 200_000},
+        *({"type": "tool_use", "name": f"T{i}" + "n" * 500, "input": {}} for i in range(5000)),
+    ]
+    line["cwd"] = "/MARKER-7f3a/" + "d" * 2_000_000
+    line["requestId"] = "req_" + "r" * 5000
+    chunk = parse_chunk(jl(line), 0, max_record_bytes=900_000)
+    assert chunk.bad_lines == 0 and len(chunk.records[0]) < 200_000
+    kept = orjson.loads(chunk.records[0])["line"]
+    assert kept["message"]["usage"]["input_tokens"] == 7
+    assert len(kept["message"]["tool_uses"]) == 256
+    assert all(len(name) <= 128 for name in kept["message"]["tool_uses"])
+    assert len(kept["cwd"]) == 1024 and kept["cwd"].startswith("/MARKER-7f3a/")
+    # A cut id still tells distinct ids apart: it ends in the hash of the whole.
+    assert kept["requestId"].endswith(sha256_hex(line["requestId"].encode()))  # type: ignore[union-attr]
+
+
+def test_an_overlong_line_is_a_bad_record_of_its_length_and_hash() -> None:
+    chunk = long_line_chunk(7, 300, "ab" * 32, 256)
+    assert chunk.start == 7 and chunk.end == 7 + 301 and chunk.bad_lines == 1
+    record = orjson.loads(chunk.records[0])
+    assert record == {
+        "offset": 7,
+        "length": 301,
+        "error": "line longer than 256 bytes (line_too_long)",
+        "sha256": "ab" * 32,
+    }
 
 
 def test_pack_respects_record_and_byte_limits_in_order() -> None:

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 
 import orjson
+import pytest
 from watch_helpers import jl, usage_line
 
 from ingestor.producer.checkpoint import FilePosition
@@ -12,7 +14,7 @@ from ingestor.producer.tail import Tail
 
 
 def make_tail(path: Path, position: FilePosition | None = None, **kw: int) -> Tail:
-    return Tail(str(path), "proj", position, bad_line_max_bytes=64, max_record_bytes=10**6, **kw)
+    return Tail(str(path), "proj", position, max_record_bytes=10**6, **kw)
 
 
 def offsets(chunk: ParsedChunk | None) -> list[int]:
@@ -98,6 +100,59 @@ def test_a_line_longer_than_a_chunk_is_read_whole(tmp_path: Path) -> None:
     chunk = tail.read()
     assert offsets(chunk) == [0, len(first)]
     assert chunk is not None and chunk.bad_lines == 0
+
+
+def test_a_line_longer_than_the_limit_is_skipped_to_its_end_unbuffered(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    long = b'{"type": "user", "text": "' + b"MARKER " * 1000 + b'"}'
+    after = jl(usage_line(1))
+    path.write_bytes(long + b"\n" + after)
+    tail = make_tail(path, chunk_bytes=1024, max_line_bytes=2048)
+    chunk = tail.read()
+    assert chunk is not None and chunk.end == len(long) + 1 and chunk.bad_lines == 1
+    record = orjson.loads(chunk.records[0])
+    assert record["error"] == "line longer than 2048 bytes (line_too_long)"
+    assert record["length"] == len(long) + 1
+    assert record["sha256"] == hashlib.sha256(long).hexdigest()
+    assert b"MARKER" not in chunk.records[0]
+    tail.commit(chunk.end)
+    assert offsets(tail.read()) == [len(long) + 1]  # the next line is read whole, not a tail
+
+
+def test_a_long_line_not_yet_complete_waits(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    path.write_bytes(b"x" * 5000)
+    tail = make_tail(path, chunk_bytes=1024, max_line_bytes=2048)
+    assert tail.read() is None
+    assert not tail.changed()
+    with path.open("ab") as handle:
+        handle.write(b"\n")
+    chunk = tail.read()
+    assert chunk is not None and chunk.end == 5001 and chunk.bad_lines == 1
+
+
+def test_a_line_within_the_limit_is_read_whole_however_long(tmp_path: Path) -> None:
+    path = tmp_path / "s.jsonl"
+    line = usage_line(9)
+    line["message"]["content"] = [{"type": "text", "text": "y" * 100_000}]  # type: ignore[index]
+    path.write_bytes(jl(line))
+    chunk = make_tail(path, chunk_bytes=1024, max_line_bytes=1 << 20).read()
+    assert chunk is not None and chunk.bad_lines == 0
+    assert orjson.loads(chunk.records[0])["line"]["message"]["usage"]["input_tokens"] == 9
+
+
+def test_a_symlink_or_fifo_is_never_read(tmp_path: Path) -> None:
+    outside = tmp_path / "passwd"
+    outside.write_bytes(jl(usage_line(1)))
+    link = tmp_path / "s.jsonl"
+    link.symlink_to(outside)
+    with pytest.raises(OSError):
+        make_tail(link).read()
+    fifo = tmp_path / "f.jsonl"
+    os.mkfifo(fifo)
+    with pytest.raises(OSError):
+        make_tail(fifo).read()  # and does not block
+    assert make_tail(link).first_ts() is None
 
 
 def test_a_vanished_file_reads_as_nothing(tmp_path: Path) -> None:

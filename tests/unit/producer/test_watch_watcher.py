@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 from collections.abc import Awaitable
 from pathlib import Path
@@ -12,6 +13,7 @@ from watch_helpers import FakeSender, jl, usage_line
 
 from ingestor.errors import BrokerError
 from ingestor.producer import Checkpoint, Watcher
+from ingestor.producer import tail as tail_module
 from ingestor.producer.checkpoint import default_checkpoint_path
 from ingestor.settings import Settings
 
@@ -38,6 +40,18 @@ def ts(day: int) -> str:
     return f"2025-01-{day:02d}T00:00:00Z"
 
 
+def deny_unreadable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse a file without read permission even to root (tests may run as root)."""
+    real = tail_module.open_regular
+
+    def open_regular(path: str) -> int:
+        if not os.stat(path).st_mode & 0o444:
+            raise PermissionError(errno.EACCES, "Permission denied", path)
+        return real(path)
+
+    monkeypatch.setattr(tail_module, "open_regular", open_regular)
+
+
 def test_sends_every_line_once_keyed_by_the_dedup_scope(
     tmp_path: Path, projects: Path, sender: FakeSender
 ) -> None:
@@ -62,7 +76,7 @@ def test_sends_every_line_once_keyed_by_the_dedup_scope(
     }
     assert b"SECRET" not in b"".join(value for _, _, value in sender.sent)
     bad = [rec for _, _, rec in sender.records() if "error" in rec]
-    assert [(b["offset"], b["raw"]) for b in bad] == [(0, "not json")]
+    assert [(b["offset"], b["length"], "raw" in b) for b in bad] == [(0, 9, False)]
     for path in (main, sub, other):
         position = checkpoint.get(str(path))
         assert position is not None and position.offset == path.stat().st_size
@@ -340,3 +354,51 @@ def test_a_send_that_cannot_queue_keeps_what_was_acknowledged(
     assert [rec["line"]["uuid"] for _, _, rec in restarted.records()] == [
         f"u{n}" for n in range(6, 10)
     ]
+
+
+def test_an_unreadable_file_is_skipped_with_one_warning_and_retried(
+    tmp_path: Path,
+    projects: Path,
+    sender: FakeSender,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    deny_unreadable(monkeypatch)
+    a, b, c = (projects / "-r1" / f"{name}.jsonl" for name in "abc")
+    for index, path in enumerate((a, b, c), 1):
+        write(path, usage_line(index, ts=ts(index)))
+    b.chmod(0)
+    try:
+        watcher, checkpoint = make(tmp_path, projects, sender)
+        with caplog.at_level("WARNING", logger="ingestor.producer.watch"):
+            assert once(watcher) == 2  # a and c: the rest of the tree goes on
+            write(b, usage_line(4, ts=ts(4)), mode="ab")  # b changes: tried again, still no luck
+            assert once(watcher) == 0
+            assert once(watcher) == 0
+        warnings = [r for r in caplog.records if str(b) in r.getMessage()]
+        assert len(warnings) == 1 and "cannot be read" in warnings[0].getMessage()
+        assert checkpoint.get(str(b)) is None
+    finally:
+        b.chmod(0o644)
+    assert once(watcher) == 2  # readable again: read from its start
+    offsets = sorted(rec["offset"] for _, _, rec in sender.records())
+    assert offsets == [0, 0, 0, b.stat().st_size // 2]
+
+
+def test_symlinked_files_and_directories_are_not_followed(
+    tmp_path: Path, projects: Path, sender: FakeSender
+) -> None:
+    outside = tmp_path / "outside"
+    write(outside / "secret.jsonl", usage_line(1, ts=ts(1)))
+    (outside / "passwd").write_bytes(b"root:x:0:0:root:/root:/bin/bash\n")
+    write(projects / "-r1" / "real.jsonl", usage_line(2, ts=ts(2)))
+    (projects / "-r1" / "passwd.jsonl").symlink_to(outside / "passwd")
+    (projects / "-r1" / "link.jsonl").symlink_to(outside / "secret.jsonl")
+    (projects / "-r2").symlink_to(outside, target_is_directory=True)
+    os.mkfifo(projects / "-r1" / "fifo.jsonl")
+    watcher, _ = make(tmp_path, projects, sender)
+    assert once(watcher) == 1
+    assert {env.source.file for env in sender.envelopes() if env.source} == {
+        str(projects / "-r1" / "real.jsonl")
+    }
+    assert b"root:" not in b"".join(value for _, _, value in sender.sent)

@@ -26,12 +26,13 @@ def test_old_failures_slide_out_of_the_window() -> None:
     limit.record(valid=5, invalid=5)  # 5 of the last 10: at the limit, not past it
 
 
-def test_dead_letter_carries_location_reason_and_truncated_raw() -> None:
+def test_dead_letter_carries_location_reason_and_a_structure_that_fits() -> None:
     loc = Location("t", 1, 42, 3, "/x/a.jsonl", 128)
+    big = {f"k{i}": {"a": 1, "b": "text"} for i in range(100)}
     dead = DeadLetter.of(
-        "transcript", InvalidRecord("bad", "message.usage").at(loc), "é" * 100, max_bytes=11
+        "transcript", InvalidRecord("bad", "message.usage").at(loc), big, max_bytes=200
     )
-    assert dead.raw == "é" * 5
+    assert 0 < len(dead.raw.encode()) <= 200 and "text" not in dead.raw
     assert dead.key() == b"/x/a.jsonl"
     body = dead.message()
     assert b'"file_offset":128' in body and b'"field":"message.usage"' in body
