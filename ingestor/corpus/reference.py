@@ -40,37 +40,13 @@ from ingestor.usage.dedup import Copy, Deduper
 from ingestor.usage.entry import Entry
 from ingestor.usage.paths import project_of, session_parts
 from ingestor.usage.prices import SYNTHETIC_MODEL
+from ingestor.usage.reports_core import Summary
 
 __all__ = ["Accounting", "Entry", "Reference", "Totals"]
 
+Totals = Summary  # one totals type: the report row's
+
 MAX_RECORD_BYTES = 900_000 - 1024  # the default envelope size less a typical header
-
-
-@dataclass
-class Totals:
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_creation_tokens: int = 0
-    cache_read_tokens: int = 0
-    cost: Decimal = Decimal(0)
-    entries: int = 0
-
-    @property
-    def total_tokens(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_creation_tokens
-            + self.cache_read_tokens
-        )
-
-    def add(self, e: Entry) -> None:
-        self.input_tokens += e.input_tokens
-        self.output_tokens += e.output_tokens
-        self.cache_creation_tokens += e.cache_creation_tokens
-        self.cache_read_tokens += e.cache_read_tokens
-        self.cost += e.cost
-        self.entries += 1
 
 
 @dataclass(frozen=True)

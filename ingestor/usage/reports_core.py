@@ -110,6 +110,7 @@ class Summary:
         "cache_creation_tokens",
         "cache_read_tokens",
         "cost",
+        "entries",
         "input_tokens",
         "models",
         "output_tokens",
@@ -121,6 +122,7 @@ class Summary:
         self.cache_creation_tokens = 0
         self.cache_read_tokens = 0
         self.cost = _ZERO
+        self.entries = 0  # how many entries were added (not printed by ccusage)
         self.models: list[str] = []
         self._breakdowns: dict[str, _Breakdown] = {}  # insertion order is the tie-break
 
@@ -139,6 +141,7 @@ class Summary:
         self.cache_creation_tokens += entry.cache_creation_tokens
         self.cache_read_tokens += entry.cache_read_tokens
         self.cost += entry.cost
+        self.entries += 1
         if entry.model is None:
             return
         item = self._breakdowns.get(entry.model)
