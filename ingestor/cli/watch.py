@@ -52,18 +52,38 @@ async def _watch(
     checkpoint = Checkpoint.load(default_checkpoint_path(settings))
     async with KafkaSender.from_settings(settings, bootstrap) as sender:
         watcher = Watcher(settings, dirs, sender, checkpoint)
-        while not stop.is_set():
-            try:
-                sent = await watcher.run_once()
-            except BrokerError as exc:
-                print(f"watch: {exc}; retrying from the acknowledged positions", flush=True)
-                sent = -1
+        idle, idle_at = False, -1
+
+        def report() -> None:
             if stats is not None:
-                _write_stats(stats, {**asdict(watcher.stats), "idle": sent == 0})
-            if once and sent == 0:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.watch_poll_interval_s)
+                done, total = watcher.backlog()
+                # Idle: the last pass found nothing, and nothing was read since.
+                still = idle and watcher.stats.lines_read == idle_at
+                body = {**asdict(watcher.stats), "idle": still, "pid": os.getpid()}
+                _write_stats(stats, {**body, "bytes_done": done, "bytes_total": total})
+
+        async def report_often() -> None:
+            # A first pass over a large tree is long: the display moves while it runs.
+            while True:
+                await asyncio.sleep(1.0)
+                report()
+
+        reporter = asyncio.create_task(report_often())
+        try:
+            while not stop.is_set():
+                try:
+                    sent = await watcher.run_once()
+                except BrokerError as exc:
+                    print(f"watch: {exc}; retrying from the acknowledged positions", flush=True)
+                    sent = -1
+                idle, idle_at = sent == 0, watcher.stats.lines_read
+                report()
+                if once and idle:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.watch_poll_interval_s)
+        finally:
+            reporter.cancel()
 
 
 def _write_stats(path: Path, body: dict[str, Any]) -> None:
