@@ -108,9 +108,10 @@ def screen_lines(s: Snapshot, width: int = 80) -> list[str]:
     read = [(f"read {s.lines_read:,} lines", 9)]
     if s.percent is not None:
         read.append((f"{s.percent}% of the bytes", 8))
-    if s.lines_per_s is not None and not s.caught_up:
+    reading = not s.caught_up and (s.bytes_total == 0 or s.bytes_done < s.bytes_total)
+    if s.lines_per_s is not None and reading:
         read.append((f"{s.lines_per_s:,.0f} lines/s", 6))
-    if s.eta_s is not None and not s.caught_up:
+    if s.eta_s is not None and reading:
         read.append((f"ETA {_duration(s.eta_s)}", 7))
     read.append((f"{s.files:,} files", 5))
     stored = [

@@ -18,8 +18,20 @@ from ingestor.settings import Settings, load_settings
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("watch", help="tail transcripts into Kafka")
-    p.add_argument("dirs", nargs="*", type=Path, help="directories to watch (default: Claude's)")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "watch",
+        help="tail transcripts into Kafka alone (`ingestor up` runs it for you)",
+        description="Follow every *.jsonl under the directories, strip conversation text and send "
+        "the lines to Kafka. Its position in each file is kept in the data dir "
+        "(INGESTOR_DATA_DIR), so a restart resumes where it stopped.",
+    )
+    p.add_argument(
+        "dirs",
+        nargs="*",
+        type=Path,
+        help="directories to watch (default: ~/.claude/projects, or each projects/ under "
+        "$CLAUDE_CONFIG_DIR)",
+    )
     p.add_argument(
         "--bootstrap", help="Kafka bootstrap servers (default: INGESTOR_KAFKA_BOOTSTRAP)"
     )
