@@ -26,7 +26,8 @@ def register(sub: Any) -> None:
         "corpus",
         help="generate a synthetic transcript tree",
         description="Write ROOT/projects/<project>/<session>.jsonl like Claude Code does, for "
-        "tests and benchmarks; the same options always write the same bytes.",
+        "tests and benchmarks; the same options always write the same bytes. Writes only under "
+        "ROOT (nothing in the data dir); ingest it with `ingestor up ROOT/projects`.",
     )
     p.add_argument("root", type=Path, help="writes ROOT/projects/<project>/<session>.jsonl")
     p.add_argument("--lines", type=_count, default=10_000, help="lines to write (default 10000)")

@@ -36,7 +36,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser = argparse.ArgumentParser(
         prog="ingestor",
-        description="LLM token usage and observability events: Kafka → Faust → ClickHouse.",
+        description="LLM token usage and observability events: Kafka → Faust → ClickHouse. "
+        "Start with `ingestor up` (Ctrl-C stops, running it again resumes), then "
+        "`ingestor report daily`.",
+        epilog="Data (embedded ClickHouse, checkpoint, logs) goes to the data dir: "
+        "INGESTOR_DATA_DIR, default the platform's user data dir (~/.local/share/ingestor on "
+        "Linux). Settings: INGESTOR_* variables or .ingestor.env (see README).",
         parents=[common],
     )
     parser.add_argument("--version", action="version", version=f"ingestor {_version()}")

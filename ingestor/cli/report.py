@@ -33,7 +33,12 @@ def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
         "report",
         help="usage reports, as ccusage prints them",
-        description="Usage reports from ClickHouse, with ccusage's numbers, flags and JSON.",
+        description="Usage reports from ClickHouse, with ccusage's numbers, flags and JSON. Reads "
+        "INGESTOR_CLICKHOUSE_URL (default: the embedded chdb under the data dir, "
+        "INGESTOR_DATA_DIR, ~/.local/share/ingestor on Linux); while `ingestor up` runs it asks "
+        "its worker on INGESTOR_WEB_PORT. Days are cut in the system's time zone (-z UTC to "
+        'override). Exit 0 with "No usage data found." when nothing matches; 2 on a bad flag or '
+        "no data dir.",
     )
     p.add_argument(
         "kind", choices=KINDS, help="daily, weekly, monthly, session, blocks; ours: models, skipped"
@@ -45,7 +50,9 @@ def register(sub: Any) -> None:
         "-m", "--mode", choices=[m.value for m in CostMode], default="auto",
         help="auto: costUSD when a line has it, else calculated (default); calculate; display",
     )  # fmt: skip
-    p.add_argument("-o", "--order", choices=("asc", "desc"), default="asc", help="sort order")
+    p.add_argument(
+        "-o", "--order", choices=("asc", "desc"), default="asc", help="sort order (default asc)"
+    )
     p.add_argument("-b", "--breakdown", action="store_true", help="per-model rows in the table")
     p.add_argument(
         "-z", "--timezone", default=None,
@@ -53,7 +60,10 @@ def register(sub: Any) -> None:
     )  # fmt: skip
     p.add_argument("-i", "--instances", action="store_true", help="daily: by project")
     p.add_argument("-p", "--project", help="only this project (the directory under projects/)")
-    p.add_argument("-w", "--start-of-week", default="sunday", help="weekly: the day weeks start on")
+    p.add_argument(
+        "-w", "--start-of-week", default="sunday",
+        help="weekly: the day weeks start on (default sunday)",
+    )  # fmt: skip
     p.add_argument("--last", type=int, help="the last N days/weeks/months, this one included")
     p.add_argument("-a", "--active", action="store_true", help="blocks: the active one only")
     p.add_argument("-r", "--recent", action="store_true", help="blocks: the last 3 days")

@@ -9,7 +9,12 @@ from ingestor.settings import load_settings
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("schema", help="ClickHouse schema migrations")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "schema",
+        help="ClickHouse schema migrations",
+        description="Apply schema/NNNN_*.sql to INGESTOR_CLICKHOUSE_URL (default: the embedded "
+        "chdb under the data dir, INGESTOR_DATA_DIR); `ingestor up` does it for you.",
+    )
     actions = p.add_subparsers(dest="action", required=True)
     apply = actions.add_parser(
         "apply", help="apply pending migrations to the configured ClickHouse"

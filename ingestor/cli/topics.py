@@ -11,7 +11,12 @@ from ingestor.settings import load_settings
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("topics", help="Kafka topics")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "topics",
+        help="Kafka topics",
+        description="Create the topics of topics/topics.toml (prefix INGESTOR_TOPIC_PREFIX, "
+        "default `ingestor.`) on a configured broker; `ingestor up` does it for you.",
+    )
     actions = p.add_subparsers(dest="action", required=True)
     create = actions.add_parser("create", help="create missing topics on the configured broker")
     create.add_argument(

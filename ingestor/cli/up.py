@@ -31,11 +31,16 @@ import threading
 import time
 import urllib.request
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from ingestor.cli.checks import check_data_dir, check_port, check_watch_dirs
+from ingestor.cli.display import Display
+from ingestor.cli.progress import Rate, Snapshot, Tally, eta
+from ingestor.local.pidlock import PidLock
 from ingestor.local.restarts import RestartPolicy
 from ingestor.settings import Settings, default_watch_dirs, load_settings
 from ingestor.worker.exits import FINAL
@@ -48,18 +53,41 @@ STOP_GRACE_S = 4.0  # SIGTERM to SIGKILL for the children; the whole stop stays 
 
 def register(sub: Any) -> None:
     p: argparse.ArgumentParser = sub.add_parser(
-        "up", help="run the whole pipeline on the embedded stack (or configured servers)"
+        "up",
+        help="the main job: ingest transcripts into ClickHouse and keep following them",
+        description="Start the embedded Kafka broker (Tansu) unless INGESTOR_KAFKA_BOOTSTRAP names "
+        "one, apply the ClickHouse schema, then run the worker and the file watcher, showing "
+        "progress. Data goes to the data dir (INGESTOR_DATA_DIR; default the platform's user data "
+        "dir, ~/.local/share/ingestor on Linux): the embedded ClickHouse, the watcher's checkpoint "
+        "and logs/. The worker's HTTP views listen on INGESTOR_WEB_HOST:INGESTOR_WEB_PORT "
+        "(default 127.0.0.1:6066). Stop with Ctrl-C (or SIGTERM); run `ingestor up` again to "
+        "resume where it stopped. While it runs, `ingestor report daily` answers from it.",
     )
-    p.add_argument("dirs", nargs="*", type=Path, help="directories to watch (default: Claude's)")
-    p.add_argument("--once", action="store_true", help="stop once every existing line is stored")
+    p.add_argument(
+        "dirs",
+        nargs="*",
+        type=Path,
+        help="directories to watch (default: ~/.claude/projects, or each projects/ under "
+        "$CLAUDE_CONFIG_DIR)",
+    )
+    p.add_argument(
+        "--once",
+        action="store_true",
+        help="stop once every line present is stored (default: keep following new lines)",
+    )
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings()
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    check_data_dir(settings.data_dir)
     dirs = [d.expanduser().resolve() for d in (args.dirs or default_watch_dirs())]
+    warnings = check_watch_dirs(dirs, once=args.once)
     with contextlib.ExitStack() as stack:
+        stack.enter_context(PidLock(settings.data_dir))
+        check_port(settings.web_host, settings.web_port)
+        display = stack.enter_context(Display())
+        say = display.say
         fresh = settings.uses_local_broker
         if fresh:
             from ingestor.local.tansu import TansuBroker
@@ -70,16 +98,21 @@ def run(args: argparse.Namespace) -> int:
             assert settings.kafka_bootstrap is not None
             bootstrap = settings.kafka_bootstrap
         kind = " (embedded Tansu)" if fresh else ""
-        _say(f"broker {bootstrap}{kind}; clickhouse {settings.clickhouse}")
+        say(f"broker {bootstrap}{kind}; clickhouse {settings.clickhouse}")
         for d in dirs:
-            _say(f"watching {d}" + ("" if d.is_dir() else " (does not exist yet)"))
+            say(f"watching {d}")
+        for warning in warnings:
+            say(warning)
         run = RunRecord(mode="once" if args.once else "follow")
         if _in_child(_prepare, bootstrap, fresh, run) != 0:
-            _say("could not prepare ClickHouse and the topics (see above)")
+            say("could not prepare ClickHouse and the topics (see above)")
             return 1
-        status = _supervise(settings, bootstrap, fresh, dirs, once=args.once, run=run)
-        if _in_child(_finish, run, status) != 0:
-            _say("could not record the run in ingest_runs (see above)")
+        status, stopped = _supervise(
+            settings, bootstrap, fresh, dirs, once=args.once, run=run, display=display
+        )
+        display.close()
+        if _in_child(_finish, run, status, stopped) != 0:
+            print("could not record the run in ingest_runs (see above)", flush=True)
         return status
 
 
@@ -113,14 +146,16 @@ class RunRecord:
             "status": status,
             "files_scanned": self.progress.get("files", 0),
             "lines_read": self.progress.get("lines_read", 0),
-            "records_stored": self.progress.get("rows_stored", 0),
+            "records_stored": self.progress.get("records_stored", 0),
             "dead_letters": self.progress.get("dead_letters", 0),
             "error": error,
             "updated_at": datetime.now(UTC),
         }
 
 
-def _finish(run: RunRecord, status: int) -> None:
+def _finish(run: RunRecord, status: int, stopped: bool) -> None:
+    from ingestor.cli.progress import summary_lines
+    from ingestor.report.build import skipped
     from ingestor.sink.engine import open_clickhouse
 
     settings = load_settings()
@@ -128,6 +163,16 @@ def _finish(run: RunRecord, status: int) -> None:
     with open_clickhouse(settings.clickhouse) as ch:
         error = "" if status == 0 else f"exit status {status}"
         ch.insert("ingest_runs", [run.row("ok" if status == 0 else "failed", True, error)])
+        [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
+        rules = skipped(ch)["skipped"]
+    lines = summary_lines(
+        run=run.progress,
+        stored=int(stored),
+        skipped=rules,
+        data_dir=settings.data_dir,
+        stopped=stopped or status != 0,
+    )
+    print("\n".join(lines), flush=True)
 
 
 def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
@@ -145,7 +190,7 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
     try:
         applied = apply_schema(ch)
         if applied:
-            _say(f"schema: applied {', '.join(applied)}")
+            print(f"schema: applied {', '.join(applied)}")
         ch.insert("ingest_runs", [run.row("running")])
         positions = file_positions(ch) if fresh else None
         seeds = session_seeds(ch) if fresh else []
@@ -162,7 +207,10 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
         checkpoint = Checkpoint.load(default_checkpoint_path(settings))
         checkpoint.override(positions)
         checkpoint.save()
-        _say(f"resuming from ClickHouse: {len(positions)} file(s), {len(seeds)} session(s)")
+        print(
+            f"resuming from ClickHouse: {len(positions)} file(s), {len(seeds)} session(s)",
+            flush=True,
+        )
 
 
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
@@ -196,20 +244,30 @@ class _Child:
 
 
 def _supervise(
-    settings: Settings, bootstrap: str, fresh: bool, dirs: list[Path], *, once: bool, run: RunRecord
-) -> int:
+    settings: Settings,
+    bootstrap: str,
+    fresh: bool,
+    dirs: list[Path],
+    *,
+    once: bool,
+    run: RunRecord,
+    display: Display,
+) -> tuple[int, bool]:
+    """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled)."""
     worker_args = ["worker", "--bootstrap", bootstrap, "--loglevel", "info"]
     worker_args += ["--tansu"] if fresh else []
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    _say(f"logs in {logs}/; worker HTTP on http://{settings.web_host}:{settings.web_port}/")
-    watch_args = [
-        "watch",
-        "--bootstrap",
-        bootstrap,
-        "--stats",
-        str(settings.data_dir / WATCH_STATS),
-    ]
+    say = display.say
+    say(f"logs in {logs}/; worker HTTP on http://{settings.web_host}:{settings.web_port}/")
+    say(
+        "lines read: sent to Kafka; records stored: confirmed by ClickHouse; dead letters: "
+        "lines kept out of the counts (`ingestor report skipped`). Ctrl-C stops."
+    )
+    stats_file = settings.data_dir / WATCH_STATS
+    with contextlib.suppress(FileNotFoundError):
+        stats_file.unlink()  # a previous run's
+    watch_args = ["watch", "--bootstrap", bootstrap, "--stats", str(stats_file)]
     watch_args += [str(d) for d in dirs]
     stop = threading.Event()
 
@@ -229,27 +287,29 @@ def _supervise(
 
     children: list[_Child] = []
     status = 0
+    meter = _Meter(settings, stats_file)
     try:
         worker = _Child("worker", worker_args, logs / "worker.log", policy())
         children.append(worker)
+        display.show(Snapshot(starting=True))
         # The watcher starts once the worker consumes: a Faust group that starts on data already
         # waiting can skip records (the worker guards against it, but only by restarting).
         _wait_ready(settings, worker.proc, stop)
         if not stop.is_set():
             children.append(_Child("watcher", watch_args, logs / "watch.log", policy()))
-        last_print = 0.0
+        last_look = 0.0
         was_done: int | None = None
         while not stop.wait(0.5):
-            verdict = _tend(children)
+            verdict = _tend(children, say)
             if verdict is not None:
                 status = verdict
                 break
             now = time.monotonic()
-            if now - last_print >= (1.0 if sys.stdout.isatty() else 5.0):
-                last_print = now
-                watcher = children[-1]
-                line, done = _progress(settings, run.progress, since=watcher.started_at)
-                _say(line, overwrite=sys.stdout.isatty())
+            if now - last_look >= 1.0:
+                last_look = now
+                snapshot, done = meter.look(now)
+                run.progress.update(meter.progress(snapshot))
+                display.show(snapshot)
                 # Twice in a row, nothing new in between: a high-watermark seen by the worker
                 # may be older than the watcher's last send.
                 if once and done is not None and done == was_done:
@@ -257,11 +317,15 @@ def _supervise(
                 was_done = done
     finally:
         _stop_children([c.proc for c in reversed(children)])
-        print()
-    return status
+    # The children flushed what they held as they stopped: the last numbers.
+    with contextlib.suppress(Exception):
+        snapshot, _ = meter.look(time.monotonic(), ask_worker=False)
+        run.progress.update(meter.progress(snapshot))
+        display.show(snapshot, force=True)
+    return status, stop.is_set()
 
 
-def _tend(children: list[_Child]) -> int | None:
+def _tend(children: list[_Child], say: Callable[[str], None]) -> int | None:
     """Restart children that died and are due; an exit status for up when it must give up."""
     now = time.monotonic()
     for child in children:
@@ -274,16 +338,16 @@ def _tend(children: list[_Child]) -> int | None:
             continue
         what = f"{child.name} exited with {_describe(code)}"
         if child.name == "worker" and code in FINAL:
-            _say(f"{what}: the input needs a look (see {child.log}); stopping")
+            say(f"{what}: the input needs a look (see {child.log}); stopping")
             return code
         delay = child.policy.next_delay()
         if delay is None:
-            _say(
+            say(
                 f"{what}, {child.policy.failures} restarts in a row did not help; giving up "
                 f"(see {child.log})"
             )
             return code or 1
-        _say(f"{what}; restart {child.policy.failures}/{child.policy.limit} in {delay:.0f}s")
+        say(f"{what}; restart {child.policy.failures}/{child.policy.limit} in {delay:.0f}s")
         child.restart_at = now + delay
     return None
 
@@ -325,48 +389,65 @@ def _wait_ready(
         stop.wait(0.3)
 
 
-def _progress(
-    settings: Settings, progress: dict[str, int], *, since: float
-) -> tuple[str, int | None]:
-    """The progress line, and when everything present is stored the worker's message count
-    (else None). ``since``: when the current watcher started; older stats are a dead one's."""
-    watch: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        path = settings.data_dir / WATCH_STATS
-        if path.stat().st_mtime >= since:
-            watch = json.loads(path.read_text())
-    stats: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        url = f"http://{settings.web_host}:{settings.web_port}/stats/"
-        with urllib.request.urlopen(url, timeout=1) as reply:
-            stats = json.loads(reply.read())
-    counts = stats.get("counts", {})
-    read = int(watch.get("lines_read", 0))
-    processed = sum(int(counts.get(k, 0)) for k in _LINE_OUTCOMES)
-    stored = int(counts.get("rows_stored", 0))
-    dead = int(counts.get("dead_letter", 0))
-    lag = max(0, read - processed)
-    pending = int(stats.get("pending_rows", 0))
-    progress.update(
-        files=int(watch.get("files", 0)), lines_read=read, rows_stored=stored, dead_letters=dead
-    )
-    line = (
-        f"files {watch.get('files', 0)}  lines read {read}  processed {processed}  "
-        f"rows stored {stored}  dead letters {dead}  lag {lag}"
-    )
-    # Counters restart with their process, so after a restart "processed" can stay below "read":
-    # what is present is stored when the watcher is idle and the worker is behind nothing.
-    idle = bool(watch.get("idle")) and stats.get("behind") == 0
-    done = idle and pending == 0 and not stats.get("pending_messages")
-    return line, (int(counts.get("messages", 0)) if done else None)
+class _Meter:
+    """Reads the watcher's stats file and the worker's ``/stats/`` into a ``Snapshot``, with
+    counters carried across child restarts (``Tally``) and rates over the last seconds."""
 
+    def __init__(self, settings: Settings, stats_file: Path) -> None:
+        self.settings, self.stats_file = settings, stats_file
+        self.tally = Tally()
+        self.rate = Rate()
+        self.worker: dict[str, Any] = {}
 
-_LINE_OUTCOMES = ("counted", "replaced", "duplicate", "replay", "no_usage", "dead_letter")
+    def look(self, now: float, *, ask_worker: bool = True) -> tuple[Snapshot, int | None]:
+        """The snapshot, and when everything present is stored the worker's message count
+        (else None)."""
+        watch: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            watch = json.loads(self.stats_file.read_text())
+        if ask_worker:
+            self.worker = {}
+            with contextlib.suppress(OSError, ValueError):
+                s = self.settings
+                with urllib.request.urlopen(
+                    f"http://{s.web_host}:{s.web_port}/stats/", timeout=1
+                ) as reply:
+                    self.worker = json.loads(reply.read())
+        stats = self.worker
+        counts = stats.get("counts", {})
+        tally = self.tally
+        if "pid" in watch:  # else no news: the totals stand
+            tally.update("lines_read", watch["pid"], int(watch.get("lines_read", 0)))
+            tally.update("bytes_read", watch["pid"], int(watch.get("bytes_read", 0)))
+        if "run_id" in stats:
+            tally.update("records", stats["run_id"], int(counts.get("records_stored", 0)))
+            tally.update("dead", stats["run_id"], int(counts.get("dead_letters_stored", 0)))
+        read, read_bytes = tally.total("lines_read"), tally.total("bytes_read")
+        stored, dead = tally.total("records"), tally.total("dead")
+        done_b, total_b = int(watch.get("bytes_done", 0)), int(watch.get("bytes_total", 0))
+        rates = self.rate.add(now, read, done_b)
+        lines_per_s, bytes_per_s = rates if rates is not None else (None, None)
+        # What is present is stored when the watcher is idle and the worker is behind nothing.
+        idle = bool(watch.get("idle")) and stats.get("behind") == 0
+        done = idle and not stats.get("pending_rows") and not stats.get("pending_messages")
+        snapshot = Snapshot(
+            files=int(watch.get("files", 0)),
+            lines_read=read,
+            records_stored=stored,
+            dead_letters=dead,
+            bytes_done=done_b,
+            bytes_total=total_b,
+            lines_per_s=lines_per_s,
+            eta_s=eta(total_b - done_b, bytes_per_s) if read_bytes else None,
+            caught_up=done,
+        )
+        return snapshot, (int(counts.get("messages", 0)) if done else None)
 
-
-def _say(text: str, *, overwrite: bool = False) -> None:
-    if overwrite:
-        sys.stdout.write("\r\033[K" + text)
-        sys.stdout.flush()
-    else:
-        print(text, flush=True)
+    @staticmethod
+    def progress(snapshot: Snapshot) -> dict[str, int]:
+        return {
+            "files": snapshot.files,
+            "lines_read": snapshot.lines_read,
+            "records_stored": snapshot.records_stored,
+            "dead_letters": snapshot.dead_letters,
+        }

@@ -18,8 +18,20 @@ from ingestor.settings import Settings, load_settings
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("watch", help="tail transcripts into Kafka")
-    p.add_argument("dirs", nargs="*", type=Path, help="directories to watch (default: Claude's)")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "watch",
+        help="tail transcripts into Kafka alone (`ingestor up` runs it for you)",
+        description="Follow every *.jsonl under the directories, strip conversation text and send "
+        "the lines to Kafka. Its position in each file is kept in the data dir "
+        "(INGESTOR_DATA_DIR), so a restart resumes where it stopped.",
+    )
+    p.add_argument(
+        "dirs",
+        nargs="*",
+        type=Path,
+        help="directories to watch (default: ~/.claude/projects, or each projects/ under "
+        "$CLAUDE_CONFIG_DIR)",
+    )
     p.add_argument(
         "--bootstrap", help="Kafka bootstrap servers (default: INGESTOR_KAFKA_BOOTSTRAP)"
     )
@@ -52,18 +64,38 @@ async def _watch(
     checkpoint = Checkpoint.load(default_checkpoint_path(settings))
     async with KafkaSender.from_settings(settings, bootstrap) as sender:
         watcher = Watcher(settings, dirs, sender, checkpoint)
-        while not stop.is_set():
-            try:
-                sent = await watcher.run_once()
-            except BrokerError as exc:
-                print(f"watch: {exc}; retrying from the acknowledged positions", flush=True)
-                sent = -1
+        idle, idle_at = False, -1
+
+        def report() -> None:
             if stats is not None:
-                _write_stats(stats, {**asdict(watcher.stats), "idle": sent == 0})
-            if once and sent == 0:
-                return
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), settings.watch_poll_interval_s)
+                done, total = watcher.backlog()
+                # Idle: the last pass found nothing, and nothing was read since.
+                still = idle and watcher.stats.lines_read == idle_at
+                body = {**asdict(watcher.stats), "idle": still, "pid": os.getpid()}
+                _write_stats(stats, {**body, "bytes_done": done, "bytes_total": total})
+
+        async def report_often() -> None:
+            # A first pass over a large tree is long: the display moves while it runs.
+            while True:
+                await asyncio.sleep(1.0)
+                report()
+
+        reporter = asyncio.create_task(report_often())
+        try:
+            while not stop.is_set():
+                try:
+                    sent = await watcher.run_once()
+                except BrokerError as exc:
+                    print(f"watch: {exc}; retrying from the acknowledged positions", flush=True)
+                    sent = -1
+                idle, idle_at = sent == 0, watcher.stats.lines_read
+                report()
+                if once and idle:
+                    return
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), settings.watch_poll_interval_s)
+        finally:
+            reporter.cancel()
 
 
 def _write_stats(path: Path, body: dict[str, Any]) -> None:

@@ -10,7 +10,14 @@ from ingestor.settings import load_settings
 
 
 def register(sub: Any) -> None:
-    p: argparse.ArgumentParser = sub.add_parser("worker", help="run the Faust stream worker")
+    p: argparse.ArgumentParser = sub.add_parser(
+        "worker",
+        help="run the Faust stream worker alone (`ingestor up` runs it for you)",
+        description="Consume the input topics, validate, deduplicate and aggregate, and store "
+        "micro-batches in ClickHouse (INGESTOR_CLICKHOUSE_URL; default the embedded chdb under "
+        "the data dir, INGESTOR_DATA_DIR). Serves /sessions/, /stats/ and /report/{kind}/ on "
+        "INGESTOR_WEB_HOST:INGESTOR_WEB_PORT (default 127.0.0.1:6066). Stops on Ctrl-C/SIGTERM.",
+    )
     p.add_argument(
         "--bootstrap", help="Kafka bootstrap servers (default: INGESTOR_KAFKA_BOOTSTRAP)"
     )
@@ -19,7 +26,13 @@ def register(sub: Any) -> None:
         action="store_true",
         help="the broker is the embedded Tansu: apply its workarounds (set by `ingestor up`)",
     )
-    p.add_argument("--loglevel", default="warning")
+    p.add_argument(
+        "--loglevel",
+        default="warning",
+        choices=("debug", "info", "warning", "error", "critical"),
+        help="Faust's log level, on stdout (default: warning; `ingestor up` uses info and writes "
+        "it to logs/worker.log under the data dir)",
+    )
     p.set_defaults(run=run)
 
 

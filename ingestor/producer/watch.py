@@ -26,6 +26,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -157,6 +158,22 @@ class Watcher:
             self._checkpoint.save()
             self._last_save = self._clock()
         return self.stats.lines_read - before
+
+    def backlog(self) -> tuple[int, int]:
+        """(bytes acknowledged, bytes present) over the files followed: how far the reading is.
+
+        Both come from the files and the checkpoint, so they do not restart with the process.
+        """
+        done = total = 0
+        for path in self._tails:
+            try:
+                size = os.stat(path).st_size
+            except OSError:
+                continue
+            position = self._checkpoint.get(path)
+            total += size
+            done += min(position.offset, size) if position is not None else 0
+        return done, total
 
     def _discover(self) -> None:
         found = find_jsonl(self._dirs)

@@ -303,6 +303,9 @@ async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> No
             await state.inflight
 
 
+_RECORD_TABLES = ("transcript_lines", "events", "token_usage_ledger")
+
+
 async def store_held(app: faust.App) -> None:
     """Store everything the agents hold and ack it (before a stop)."""
     await flush(app.ingestor_state, app, wait=True)  # type: ignore[attr-defined]
@@ -326,7 +329,11 @@ async def _store(
             "ClickHouse insert failed after retries; exiting for re-delivery", exc_info=True
         )
         os._exit(EXIT_STORAGE_FAILED)
-    state.counts["rows_stored"] += stored
+    state.counts["rows_stored"] += stored  # every table's rows, positions and summaries too
+    # What a person counts: input records (transcript lines, events, ledger entries) now in
+    # ClickHouse, and dead letters.
+    state.counts["records_stored"] += sum(len(rows.get(t, ())) for t in _RECORD_TABLES)
+    state.counts["dead_letters_stored"] += len(rows.get("dead_letters", ()))
     for stream, event in held:
         await stream.ack(event)
     state.inflight_rows = state.inflight_messages = 0
