@@ -138,3 +138,15 @@ def _free_port() -> int:
         s.bind(("127.0.0.1", 0))
         port: int = s.getsockname()[1]
         return port
+
+
+def test_clickhouse_decided_winners_equal_the_rule_run_in_python(
+    stored: tuple[Path, ClickHouse],
+) -> None:
+    from ingestor.report.entries import ENTRY_SQL, counted_entries, entries_from_columns
+    from ingestor.usage.prices import CostMode
+
+    _, ch = stored
+    fast = counted_entries(ch)
+    slow = entries_from_columns(ch.query_columns(ENTRY_SQL), mode=CostMode.AUTO)
+    assert fast == slow and len(fast) > 1000
