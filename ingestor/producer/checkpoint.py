@@ -1,6 +1,6 @@
 """The watcher's durable position in each file.
 
-A JSON file ``{"version": 1, "files": {path: {generation, inode, offset, first_ts}}}`` under
+A JSON file ``{"version": 1, "files": {path: {generation, inode, offset, first_ts, gone}}}`` under
 ``data_dir``, replaced atomically (temp file, fsync, rename, fsync of the directory), so a crash
 leaves either the old or the new content, never a torn one.
 
@@ -39,12 +39,17 @@ class FilePosition:
     ``offset`` is the start of the first line not yet acknowledged. ``inode`` None means "not
     bound to a file yet" (a position that came from ClickHouse): the file found at the path is
     taken as this generation rather than as a replacement.
+
+    ``gone`` marks a file found deleted: ``generation`` is then its tombstone, an empty
+    generation the broker acknowledged, so the file counts nothing until it comes back (and what
+    comes back is read as that generation, from 0).
     """
 
     generation: int = 0
     inode: int | None = None
     offset: int = 0
     first_ts: str | None = None
+    gone: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         # Not dataclasses.asdict: a save writes every file's position, and asdict is slow.
@@ -53,6 +58,7 @@ class FilePosition:
             "inode": self.inode,
             "offset": self.offset,
             "first_ts": self.first_ts,
+            "gone": self.gone,
         }
 
     @classmethod
@@ -62,6 +68,7 @@ class FilePosition:
             inode=None if data.get("inode") is None else int(data["inode"]),
             offset=int(data["offset"]),
             first_ts=data.get("first_ts"),
+            gone=bool(data.get("gone", False)),
         )
 
 
@@ -136,6 +143,8 @@ class Checkpoint:
         current generation, resume there; when ClickHouse holds a *later* generation, adopt that;
         otherwise restart the file at 0. Files only ClickHouse knows are adopted at its latest
         generation. ``first_ts`` is kept when the generation is kept, else found again on read.
+        A tombstone ClickHouse does not hold is forgotten (``gone`` cleared), so the watcher
+        sends a new one if the file is still missing.
         """
         latest: dict[str, int] = {}
         for path, generation in positions:
@@ -150,7 +159,7 @@ class Checkpoint:
                 new = FilePosition(generation=generation, offset=positions[path, generation])
             else:
                 assert current is not None
-                new = dataclasses.replace(current, offset=0)
+                new = dataclasses.replace(current, offset=0, gone=False)
             self.set(path, new)
 
 

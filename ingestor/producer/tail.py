@@ -6,8 +6,12 @@ replacement between ``stat`` and ``read`` cannot mix two files' bytes into one g
 * same inode, size >= position → same generation: read what follows the position;
 * another inode (file replaced) → ``generation + 1``, position 0;
 * size < position (file truncated) → ``generation + 1``, position 0;
-* position not yet bound to an inode (it came from ClickHouse) → the file is adopted as is.
+* position not yet bound to an inode (it came from ClickHouse, or the file was deleted and this
+  is its tombstone) → the file is adopted as is.
 
+A new generation is announced even when it has no complete line yet (a file replaced by an empty
+one, or truncated to nothing): ``read`` then returns an empty chunk, which the watcher sends as an
+envelope without records, so the older generation stops counting (ccusage counts what is on disk).
 A generation change is decided again, identically, after a crash (the checkpoint still names the
 old inode/size), so it needs no write of its own. Reads return only complete lines; a partial last
 line is read again once the file changes. The position moves only through ``commit``, which the
@@ -132,7 +136,8 @@ class Tail:
         return self.position.first_ts
 
     def read(self) -> ParsedChunk | None:
-        """The complete lines after the position (up to about ``chunk_bytes``), or None if none.
+        """The complete lines after the position (up to about ``chunk_bytes``), or None if none;
+        an empty chunk (at 0) when a new generation begins with no complete line.
 
         Raises ``OSError`` other than a vanished file (unreadable, a symlink, not a regular file).
         Does not move the position.
@@ -142,13 +147,15 @@ class Tail:
         except FileNotFoundError:
             return None
         long_line: ParsedChunk | None = None
+        announced = self.position.generation if self.position.inode is not None else None
         try:
             st = os.fstat(fd)
             self._check_identity(st)
             offset = self.position.offset
+            renewed = announced is not None and self.position.generation != announced
             if st.st_size <= offset:
                 self._idle = _stat_key(st)
-                return None
+                return ParsedChunk(start=0, end=0) if renewed else None
             if not self._probed and offset > 0:
                 self._probe(fd)  # resuming mid-file: the first timestamp is behind us
             data = self._read_at(fd, offset)
@@ -164,7 +171,7 @@ class Tail:
         chunk = parse_chunk(data, offset, max_record_bytes=self._max_record_bytes)
         if chunk.end == offset:  # only a partial line: wait for the file to change
             self._idle = _stat_key(st)
-            return None
+            return ParsedChunk(start=0, end=0) if renewed else None
         if self.position.first_ts is None and chunk.first_ts is not None:
             self.position = dataclasses.replace(self.position, first_ts=chunk.first_ts)
             self._probed = True
@@ -178,7 +185,7 @@ class Tail:
     def _check_identity(self, st: os.stat_result) -> None:
         pos = self.position
         if pos.inode is None:
-            pos = dataclasses.replace(pos, inode=st.st_ino)
+            pos = dataclasses.replace(pos, inode=st.st_ino, gone=False)
         elif st.st_ino != pos.inode:
             log.info("%s was replaced: generation %d", self.path, pos.generation + 1)
             pos = FilePosition(generation=pos.generation + 1, inode=st.st_ino)

@@ -15,6 +15,14 @@ keeps every position at the last envelope acknowledged in order, forgets the tai
 raises ``BrokerError``. The checkpoint is saved at the end of every pass and, during a long pass,
 every ``checkpoint_interval_s`` of the injected clock.
 
+A file that disappears gets a tombstone: an envelope without records for a new generation (its
+``generation + 1``), which makes the older generations stop counting; once the broker acknowledged
+it the checkpoint marks the file ``gone`` and it is not sent again. Before that, a crash or a
+failed delivery leaves the file not gone and the tombstone is sent again (the same one: stored
+idempotently). Only files under a watched directory that exists are buried, so an unmounted tree
+is not taken for an emptied one. An envelope without records is also what announces a file
+replaced or truncated with no complete line yet (``tail.py``).
+
 A file that cannot be read (no permission, replaced by a symlink or a FIFO, an I/O error) is
 skipped with one warning, not one a pass, and tried again on every pass; the rest of the tree goes
 on. Nothing of it was queued, so its position stays where it was.
@@ -149,6 +157,7 @@ class Watcher:
             for tail in tails:
                 if tail.changed():
                     await self._drain(tail)
+            await self._bury_missing()
             while self._queue:
                 await self._take()
         except BaseException as exc:
@@ -192,6 +201,27 @@ class Watcher:
                     max_line_bytes=self._settings.line_max_bytes,
                 )
         self.stats.files = len(self._tails)
+
+    async def _bury_missing(self) -> None:
+        """Send a tombstone for each file the checkpoint knows, under a watched directory that
+        exists, that is no longer there."""
+        roots = [os.path.abspath(d) + os.sep for d in self._dirs if os.path.isdir(d)]
+        key = self._settings.dedup_scope.encode()
+        for path in self._checkpoint:
+            position = self._checkpoint.get(path)
+            if position is None or position.gone or path in self._tails:
+                continue
+            if not any(path.startswith(root) for root in roots) or os.path.lexists(path):
+                continue
+            tomb = FilePosition(generation=position.generation + 1, gone=True)
+            source = TranscriptSource(
+                path, project_of(path), tomb.generation, None, self._settings.dedup_scope
+            )
+            log.info("%s was deleted: tombstone generation %d", path, tomb.generation)
+            value = encode_envelope("transcript", [], source)
+            await self._make_room(len(value))
+            delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, value))
+            self._push(_Queued(delivery, path, tomb, len(value), 0, 0, 0))
 
     def _max_record_bytes(self, path: str, project: str) -> int:
         # The largest record that still fits an envelope alone, for the longest header this
@@ -261,10 +291,21 @@ class Watcher:
                 )
             )
             start, position = stop, end
-        if not stops:  # only blank lines
+        if not stops:  # no record: a new generation with no complete line yet, announced
             end = chunk.end
+            value = encode_envelope("transcript", [], source)
+            await self._make_room(len(value))
+            delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, value))
             self._push(
-                _Queued(None, tail.path, tail.commit(end), 0, 0, end - chunk.start, chunk.bad_lines)
+                _Queued(
+                    delivery,
+                    tail.path,
+                    tail.commit(end),
+                    len(value),
+                    0,
+                    end - chunk.start,
+                    chunk.bad_lines,
+                )
             )
         while self._queue and (self._queue[0].delivery is None or self._queue[0].delivery.done()):
             await self._take()  # acknowledged already: no wait

@@ -1,7 +1,8 @@
 """The counted usage entries of what ClickHouse holds, in ccusage's order and under its rule.
 
 Every report is built from these (``ingestor.usage.reports``). ClickHouse returns the accepted
-usage lines of the newest generation of each file (what is on disk now), ordered as ccusage reads
+usage lines of the current generation of each file (what is on disk now; a deleted file's is
+its empty tombstone, ``schema/0011_current_generations.sql``), ordered as ccusage reads
 them: by dedup scope, then file path, then position in the file. ``ingestor.usage.dedup`` then
 applies ccusage's duplicate rule step for step, per scope (one machine's transcripts).
 
@@ -44,7 +45,7 @@ SELECT dedup_scope, source_file, toUnixTimestamp64Milli(timestamp), message_id, 
 FROM transcript_lines FINAL
 WHERE has_usage = 1
   AND (source_file, source_generation) IN
-      (SELECT source_file, max(source_generation) FROM transcript_lines GROUP BY source_file)
+      (SELECT source_file, source_generation FROM current_generations)
 ORDER BY dedup_scope, source_file, source_offset
 """
 

@@ -29,8 +29,12 @@ GROUP BY source_file, source_generation
 
 
 def batch_positions(rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> list[dict[str, Any]]:
-    """``file_positions`` rows for a batch: per file, the end of its furthest line. Pure."""
+    """``file_positions`` rows for a batch: per file, the end of its furthest line, and the
+    generations announced without lines (rows already in ``file_positions``). Pure."""
     ends: dict[tuple[str, int], int] = {}
+    for row in rows.get(POSITIONS_TABLE, ()):
+        key = (row["source_file"], row["source_generation"])
+        ends[key] = max(row["end_offset"], ends.get(key, -1))
     for table in ("transcript_lines", "dead_letters"):
         for row in rows.get(table, ()):
             file = row["source_file"]

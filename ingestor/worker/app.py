@@ -145,7 +145,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
                 message.topic,
                 message.partition,
             )
-            _restart_in_place()
+            await _restart_committed(state, app)
         state.last_offsets[(message.topic, message.partition)] = message.offset
         state.last_progress = time.monotonic()
         try:
@@ -242,7 +242,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
                     last,
                     highwater,
                 )
-                _restart_in_place()
+                await _restart_committed(state, app)
 
     app.timer(interval=STALL_S / 3)(watchdog)
 
@@ -336,7 +336,26 @@ async def _store(
     state.counts["dead_letters_stored"] += len(rows.get("dead_letters", ()))
     for stream, event in held:
         await stream.ack(event)
+    if held:
+        os.environ.pop(_RESTARTS_ENV, None)  # progress: in-place restarts count anew
     state.inflight_rows = state.inflight_messages = 0
+
+
+async def _restart_committed(state: WorkerState, app: faust.App) -> NoReturn:
+    """Store and commit what was handled before a hole, then restart in place.
+
+    Everything held precedes the hole (offsets are checked contiguous per partition), so storing
+    and acking it commits no record past the hole. It matters: the hole comes from a partition
+    without a committed offset, and a restarted image that still finds none there runs into the
+    same hole again — restart after restart, one envelope at a time at best. With the handled
+    records committed, the new image seeks to a real offset and reads on at full speed.
+    """
+    try:
+        await flush(state, app, wait=True)
+        await app.consumer.commit()
+    except Exception:  # noqa: BLE001 - restart anyway: the committed offsets are still right
+        log.warning("could not commit before restarting", exc_info=True)
+    _restart_in_place()
 
 
 def _restart_in_place() -> NoReturn:

@@ -19,6 +19,7 @@ from ingestor.models import (
     validate_transcript_line,
 )
 from ingestor.sink.fast_rows import fast_transcript_row
+from ingestor.sink.positions import POSITIONS_TABLE
 from ingestor.sink.rows import event_rows, ledger_row, transcript_row
 from ingestor.wire import Envelope, Kind, TranscriptSource
 from ingestor.worker.dedup import Contribution, DedupIndex
@@ -58,10 +59,22 @@ def process_transcripts(
     *,
     bad_line_max_bytes: int,
 ) -> Processed:
-    """Validate each line, build its row, and run the dedup rule in stream order."""
+    """Validate each line, build its row, and run the dedup rule in stream order.
+
+    An envelope without records announces a generation of its file (a file replaced or truncated
+    to nothing, or a deleted file's tombstone): it becomes a ``file_positions`` row at offset 0,
+    which makes that generation the file's current one (``schema/0011_current_generations.sql``).
+    """
     source = envelope.source
     assert source is not None  # decode_message guarantees it for transcripts
     out = Processed(project=source.project)
+    if not envelope.records:
+        out._row(
+            POSITIONS_TABLE,
+            {"source_file": source.file, "source_generation": source.generation, "end_offset": 0},
+        )
+        out.outcomes["generation"] += 1
+        return out
     index = index_for(source.scope)
     for i, record in enumerate(envelope.records):
         offset, length = _position(record)

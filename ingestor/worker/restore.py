@@ -54,8 +54,8 @@ def load_index(ch: ClickHouse, scope: str) -> DedupIndex:
     rows = ch.query(
         f"SELECT message_id, request_id, speed != '', {_CONTRIBUTION_COLUMNS} "
         f"FROM transcript_lines FINAL WHERE dedup_scope = {quote(scope)} AND has_usage = 1 "
-        "AND (source_file, source_generation) IN (SELECT source_file, max(source_generation) "
-        "FROM transcript_lines GROUP BY source_file) "
+        "AND (source_file, source_generation) IN "
+        "(SELECT source_file, source_generation FROM current_generations) "
         "ORDER BY source_file, source_offset"
     )
     for row in rows:

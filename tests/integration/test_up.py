@@ -208,3 +208,73 @@ def test_up_stops_within_five_seconds_of_sigterm(env: dict[str, str], tmp_path: 
     # The rerun finds the embedded ClickHouse free and finishes the job exactly.
     assert _up(env, corpus, "--once").wait(timeout=300) == 0
     _exact(env, reference)
+
+
+def test_worker_restarted_after_exit_75_drains_the_rest(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # ClickHouse fails the first worker's first insert for good: it exits 75 with nothing
+    # committed, and `up` restarts it onto a topic full of records and a group without a
+    # committed offset (Faust's skipped-records case). The restarted worker must drain the rest
+    # at full speed, not crawl through in-place restarts.
+    import time
+
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=20_000, seed=9, odd_rate=0.01)
+    reference = Reference.load(corpus)
+    fired = tmp_path / "fault-fired"
+    faulty = {
+        **env,
+        "PYTHONPATH": os.pathsep.join([str(FAULTS), *filter(None, [env.get("PYTHONPATH")])]),
+        "FAULT_FAIL_INSERTS": "transcript_lines:1",
+        "FAULT_FIRED": str(fired),
+        "INGESTOR_INSERT_RETRIES": "1",
+        "INGESTOR_INSERT_BACKOFF_S": "0.1",
+        "INGESTOR_RESTART_BACKOFF_S": "0.2",
+        # Nothing is committed by age before the restarted worker sees the hole.
+        "INGESTOR_BATCH_MAX_AGE_S": "5",
+    }
+    started = time.monotonic()
+    assert _up(faulty, corpus, "--once").wait(timeout=300) == 0
+    elapsed = time.monotonic() - started
+    assert fired.exists()
+    log = (Path(env["INGESTOR_DATA_DIR"]) / "logs" / "worker.log").read_text()
+    assert "exiting for re-delivery" in log
+    # One in-place restart may be needed to re-read a hole; a loop of them is the bug.
+    holes = log.count("never reached the agent") + log.count("below its high-watermark")
+    assert holes <= 1, log[-3000:]
+    assert elapsed < 150  # generous: the whole run takes ~40 s; the loop took many minutes
+    _exact(env, reference)
+
+
+def test_unwritable_data_dir_is_retried_until_writable(env: dict[str, str], tmp_path: Path) -> None:
+    # Tests run as root, where chmod stops no write: the fault makes inserts and checkpoint
+    # writes fail with EACCES while a flag file exists.
+    import time
+
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=20_000, seed=11, odd_rate=0.01)
+    reference = Reference.load(corpus)
+    flag = tmp_path / "read-only"
+    faulty = {
+        **env,
+        "PYTHONPATH": os.pathsep.join([str(FAULTS), *filter(None, [env.get("PYTHONPATH")])]),
+        "FAULT_READONLY_WHILE": str(flag),
+        "INGESTOR_INSERT_RETRIES": "2",
+        "INGESTOR_INSERT_BACKOFF_S": "0.2",
+        "INGESTOR_RESTART_BACKOFF_S": "0.5",
+    }
+    up = _up(faulty, corpus, "--once")
+    try:
+        wait_for(lambda: _stored(env) > 1000, timeout_s=120, what="rows stored")
+        flag.touch()
+        time.sleep(8)
+        assert up.poll() is None, "up gave up while the data dir was unwritable"
+        flag.unlink()
+        assert up.wait(timeout=300) == 0
+    finally:
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGKILL)
+    log = (Path(env["INGESTOR_DATA_DIR"]) / "logs" / "worker.log").read_text()
+    assert "Permission denied" in log  # the fault did hit the worker
+    _exact(env, reference)

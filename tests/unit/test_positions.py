@@ -36,3 +36,25 @@ def test_generations_are_separate_and_a_batch_without_files_has_none() -> None:
     }
     assert got == {("a", 0): 100, ("a", 1): 4}
     assert batch_positions({"events": [{"event_id": "x"}]}) == []
+
+
+def test_an_envelope_without_records_announces_its_generation_at_offset_0() -> None:
+    from ingestor.errors import Location
+    from ingestor.wire import Envelope, TranscriptSource
+    from ingestor.worker.dedup import DedupIndex
+    from ingestor.worker.process import process_transcripts
+
+    tomb = Envelope("transcript", [], TranscriptSource("/p/-r/s.jsonl", "-r", 3, None, "host"))
+    processed = process_transcripts(
+        tomb, Location("t", 0, 7), lambda _: DedupIndex(), bad_line_max_bytes=100
+    )
+    assert processed.rows == {
+        "file_positions": [
+            {"source_file": "/p/-r/s.jsonl", "source_generation": 3, "end_offset": 0}
+        ]
+    }
+    line = {"source_file": "/p/-r/s.jsonl", "source_generation": 3, "source_offset": 0}
+    rows = {**processed.rows, "transcript_lines": [{**line, "source_length": 10}]}
+    assert batch_positions(rows) == [
+        {"source_file": "/p/-r/s.jsonl", "source_generation": 3, "end_offset": 10}
+    ]

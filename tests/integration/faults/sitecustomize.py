@@ -4,6 +4,12 @@ directory on ``PYTHONPATH`` (the ``up`` supervisor, its worker and watcher).
 ``FAULT_KILL_BEFORE=table:n``: in the worker, just before its n-th insert into ``table``, SIGKILL
 the whole process group — ``ingestor up``, worker and watcher; Tansu dies with its parent. That
 lands a whole-tree kill between two inserts of one batch, where a random kill rarely does.
+
+``FAULT_FAIL_INSERTS=table:n`` with ``FAULT_FIRED=path``: ClickHouse "down" for one worker from
+its n-th insert into ``table`` on, so it exits 75 and `up` restarts it (see ``_install_failures``).
+
+``FAULT_READONLY_WHILE=path``: while ``path`` exists, the data dir acts read-only for the worker
+and the watcher (tests run as root, where chmod stops no write).
 """
 
 from __future__ import annotations
@@ -42,3 +48,77 @@ def _install(spec: str) -> None:
 
 if os.environ.get("FAULT_KILL_BEFORE"):
     _install(os.environ["FAULT_KILL_BEFORE"])
+
+
+def _install_failures(spec: str, fired: str) -> None:
+    """From the n-th insert into ``table`` on, every insert of the worker fails, until the
+    process ends; ``fired`` (a path) is created when it starts, and a worker that finds it there
+    is left alone: ClickHouse is "back" for the restarted worker."""
+    import ingestor.sink.engine as engine
+    from ingestor.errors import StorageError
+
+    table, _, nth = spec.partition(":")
+    wanted = int(nth or "1")
+    seen = 0
+    failing = False
+    opened = engine.open_clickhouse
+
+    def open_clickhouse(target: Any) -> Any:
+        ch = opened(target)
+        insert = ch.insert
+
+        def faulty(name: str, rows: Any, **kwargs: Any) -> None:
+            nonlocal seen, failing
+            if "worker" in sys.argv and not failing and name == table:
+                seen += 1
+                if seen >= wanted and not os.path.exists(fired):
+                    failing = True
+                    open(fired, "w").close()
+            if failing:
+                raise StorageError(f"injected failure of an insert into {name}")
+            insert(name, rows, **kwargs)
+
+        ch.insert = faulty
+        return ch
+
+    engine.open_clickhouse = open_clickhouse
+
+
+if os.environ.get("FAULT_FAIL_INSERTS"):
+    _install_failures(os.environ["FAULT_FAIL_INSERTS"], os.environ["FAULT_FIRED"])
+
+
+def _install_readonly(flag: str) -> None:
+    """While the file ``flag`` exists, the data dir is "read-only": the worker's inserts and the
+    watcher's checkpoint writes fail as they do on a directory without write permission."""
+    import errno
+
+    import ingestor.producer.checkpoint as checkpoint
+    import ingestor.sink.engine as engine
+    from ingestor.errors import StorageError
+
+    opened, write = engine.open_clickhouse, checkpoint._write_atomic
+
+    def open_clickhouse(target: Any) -> Any:
+        ch = opened(target)
+        insert = ch.insert
+
+        def faulty(name: str, rows: Any, **kwargs: Any) -> None:
+            if os.path.exists(flag):
+                raise StorageError(f"injected: Cannot open file for {name}: Permission denied")
+            insert(name, rows, **kwargs)
+
+        ch.insert = faulty
+        return ch
+
+    def write_atomic(path: Any, data: bytes) -> None:
+        if os.path.exists(flag):
+            raise PermissionError(errno.EACCES, "Permission denied (injected)", str(path))
+        write(path, data)
+
+    engine.open_clickhouse = open_clickhouse
+    checkpoint._write_atomic = write_atomic  # type: ignore[assignment]
+
+
+if os.environ.get("FAULT_READONLY_WHILE"):
+    _install_readonly(os.environ["FAULT_READONLY_WHILE"])

@@ -402,3 +402,47 @@ def test_symlinked_files_and_directories_are_not_followed(
         str(projects / "-r1" / "real.jsonl")
     }
     assert b"root:" not in b"".join(value for _, _, value in sender.sent)
+
+
+def test_deleted_and_emptied_files_announce_an_empty_generation_once(
+    tmp_path: Path, projects: Path, sender: FakeSender
+) -> None:
+    gone = projects / "-r" / "gone.jsonl"
+    emptied = projects / "-r" / "emptied.jsonl"
+    write(gone, usage_line(1, ts=ts(1)))
+    write(emptied, usage_line(2, ts=ts(2)))
+    watcher, checkpoint = make(tmp_path, projects, sender)
+    assert once(watcher) == 2
+
+    gone.unlink()
+    emptied.write_bytes(b"")  # truncated to nothing: no line to carry the new generation
+    once(watcher)
+    once(watcher)  # nothing new: each announcement is sent once
+    empty = [
+        (Path(e.source.file).name, e.source.generation)
+        for e in sender.envelopes()
+        if e.source and not e.records
+    ]
+    assert sorted(empty) == [("emptied.jsonl", 1), ("gone.jsonl", 1)]
+    tomb = checkpoint.get(str(gone))
+    assert tomb is not None and tomb.gone and tomb.generation == 1
+
+    # A restart finds the same checkpoint (saved): nothing is announced again ...
+    again = FakeSender()
+    watcher2, checkpoint2 = make(tmp_path, projects, again)
+    once(watcher2)
+    assert again.envelopes() == []
+    # ... unless ClickHouse does not hold the tombstone (the broker lost it): sent anew.
+    checkpoint2.override({(str(emptied), 1): 0})
+    once(watcher2)
+    assert [
+        (Path(e.source.file).name, e.source.generation) for e in again.envelopes() if e.source
+    ] == [("gone.jsonl", 2)]
+
+    write(gone, usage_line(3, ts=ts(3)))  # it comes back: read as the tombstone generation
+    once(watcher2)
+    assert [(g, rec["line"]["uuid"]) for f, g, rec in again.records() if f == str(gone)] == [
+        (2, "u3")
+    ]
+    back = checkpoint2.get(str(gone))
+    assert back is not None and not back.gone
