@@ -64,7 +64,7 @@ WITH usage AS (
     FROM transcript_lines FINAL
     WHERE has_usage = 1
       AND (source_file, source_generation) IN
-          (SELECT source_file, max(source_generation) FROM transcript_lines GROUP BY source_file)
+          (SELECT source_file, source_generation FROM current_generations)
 )
 """
 _COLUMNS = (
