@@ -29,6 +29,15 @@ chdb, pydantic nor aiokafka (the sender thread imports aiokafka when it starts).
 
 from ingestor.sdk._spans import Run, Span
 from ingestor.sdk._tracker import Stats, Tracker
-from ingestor.sdk._transport import KafkaTransport, Transport, resolve_bootstrap
+from ingestor.sdk._transport import BOOTSTRAP_FILE, KafkaTransport, Transport, resolve_bootstrap
 
-__all__ = ["KafkaTransport", "Run", "Span", "Stats", "Tracker", "Transport", "resolve_bootstrap"]
+__all__ = [
+    "BOOTSTRAP_FILE",
+    "KafkaTransport",
+    "Run",
+    "Span",
+    "Stats",
+    "Tracker",
+    "Transport",
+    "resolve_bootstrap",
+]

@@ -27,7 +27,7 @@ from ingestor.errors import BrokerError
 from ingestor.sdk._envelopes import Message, build_messages
 from ingestor.sdk._events import finalize
 from ingestor.sdk._queue import EventQueue, RateLimitedWarning, logger
-from ingestor.sdk._transport import Transport, TransportFactory
+from ingestor.sdk._transport import SENDER_THREAD, Transport, TransportFactory
 
 if TYPE_CHECKING:
     import asyncio
@@ -63,6 +63,8 @@ class Sender:
         self._task: asyncio.Task[None] | None = None
         self._wake_event: asyncio.Event | None = None
         self._wake_scheduled = False
+        self._lingering = False  # only then does a full batch need to wake the thread
+        self._urgent = False  # a flush or stop: cut a backoff short too
         self._stopping = False
         self._warn = RateLimitedWarning()
 
@@ -73,7 +75,7 @@ class Sender:
         return self._thread is not None
 
     def start(self) -> None:
-        thread = threading.Thread(target=self._run, name="ingestor-sdk-sender", daemon=True)
+        thread = threading.Thread(target=self._run, name=SENDER_THREAD, daemon=True)
         self._thread = thread
         thread.start()
 
@@ -81,8 +83,17 @@ class Sender:
         """Events queued or held, not yet sent or failed."""
         return len(self._queue) + self._held
 
-    def wake(self) -> None:
-        """Ask the thread to take events now instead of after the linger (cheap when repeated)."""
+    def batch_ready(self) -> None:
+        """The queue holds a batch: wake the thread if it is lingering (the hot path calls this:
+        without a lingering thread it costs a flag test)."""
+        if self._lingering:
+            self.wake()
+
+    def wake(self, *, urgent: bool = False) -> None:
+        """Ask the thread to take events now instead of after the linger; ``urgent`` also ends a
+        backoff (once: a flush must not turn the backoff into a busy retry loop)."""
+        if urgent:
+            self._urgent = True
         loop = self._loop
         if loop is None or self._wake_scheduled:
             return
@@ -94,7 +105,7 @@ class Sender:
         """Block up to ``timeout`` s until nothing is pending; True if so."""
         if self.pending() == 0:
             return True
-        self.wake()
+        self.wake(urgent=True)
         deadline = time.monotonic() + max(0.0, timeout)
         with self._cond:
             while self.pending() > 0:
@@ -114,7 +125,7 @@ class Sender:
         if thread is None:
             return self.pending() == 0
         self._stopping = True
-        self.wake()
+        self.wake(urgent=True)
         # Keep a slice of the time for cancelling a thread stuck waiting for the broker.
         grace = min(0.25, max(0.0, timeout) / 4)
         thread.join(max(0.0, deadline - time.monotonic() - grace))
@@ -163,7 +174,11 @@ class Sender:
             while True:
                 if not held:
                     if not self._stopping and len(self._queue) < self._config.batch_records:
-                        await self._sleep(self._config.linger_s)
+                        self._lingering = True
+                        try:
+                            await self._sleep(self._config.linger_s)
+                        finally:
+                            self._lingering = False
                     held = self._take()
                     if not held:
                         if self._stopping and len(self._queue) == 0:
@@ -171,7 +186,7 @@ class Sender:
                         continue
                 held = await self._send(transport, held)
                 if held:
-                    await self._sleep(backoff * random.uniform(0.8, 1.2))
+                    await self._backoff(backoff * random.uniform(0.8, 1.2))
                     backoff = min(backoff * 2, self._config.backoff_max_s)
                 else:
                     backoff = self._config.backoff_min_s
@@ -189,6 +204,16 @@ class Sender:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(event.wait(), seconds)
         event.clear()
+
+    async def _backoff(self, seconds: float) -> None:
+        # Only a flush or stop ends it early; a filling queue does not.
+        import asyncio
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while (left := deadline - loop.time()) > 0 and not self._urgent:
+            await self._sleep(left)
+        self._urgent = False
 
     def _take(self) -> list[Message]:
         events = self._queue.take(self._config.batch_records)

@@ -351,7 +351,7 @@ class Tracker:
             if not sender.started:
                 self._start_sender()
             elif len(self._queue) >= self._batch_records:
-                sender.wake()
+                sender.batch_ready()
 
     def _start_sender(self) -> None:
         with self._start_lock:

@@ -9,6 +9,7 @@ unknown topic), any other exception when it never will be (too large). ``send`` 
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -30,6 +31,33 @@ __all__ = [
 ]
 
 BOOTSTRAP_FILE = "kafka-bootstrap"  # written by `ingestor up` into its data dir while it runs
+SENDER_THREAD = "ingestor-sdk-sender"
+# aiokafka logs every failed connection at ERROR; while the broker is away that is one line per
+# retry in the app's log. From the sender thread only, they are left to the SDK's own
+# rate-limited warning; the app's own aiokafka clients keep logging as before.
+_AIOKAFKA_LOGGERS = (
+    "aiokafka",
+    "aiokafka.client",
+    "aiokafka.cluster",
+    "aiokafka.conn",
+    "aiokafka.producer.producer",
+    "aiokafka.producer.sender",
+)
+
+
+class _NotFromSender(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.threadName != SENDER_THREAD
+
+
+_QUIET = _NotFromSender()
+
+
+def _quiet_aiokafka() -> None:
+    for name in _AIOKAFKA_LOGGERS:
+        log = logging.getLogger(name)
+        if _QUIET not in log.filters:
+            log.addFilter(_QUIET)
 
 
 class Transport(Protocol):
@@ -92,6 +120,7 @@ class KafkaTransport:
             **(client_options or {}),
         }
         self._producer: Any = None
+        _quiet_aiokafka()
 
     async def send(self, messages: Sequence[Message]) -> list[BaseException | None]:
         import asyncio
