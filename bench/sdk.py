@@ -9,6 +9,7 @@ Figures, each printed as p50 / p99 / max µs per tracked call on the calling thr
   fills, its bound set above the calls made so the queueing path is measured), and with the
   queue **full** (the drop path);
 * ``flush(1.0)`` with the broker down: how long it took to return;
+* the floor: the same loop around a bare dict and ``list.append``, no SDK;
 * the import: wall time of ``import ingestor.sdk`` in a fresh interpreter and what it loads.
 
 Figures only: nothing fails on a slow run.
@@ -32,13 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 PROMPT = "Summarise the customer's last three orders and flag anything unusual. " * 40
 
 
-def measure(call: Callable[[], None], n: int) -> tuple[float, float, float]:
-    """p50, p99 and max µs of ``call`` over ``n`` runs (after a warm-up)."""
+def measure(call: Callable[[], None], n: int, pace_s: float) -> tuple[float, float, float]:
+    """p50, p99 and max µs of ``call`` over ``n`` runs (after a warm-up), ``pace_s`` apart (the
+    app doing other work, its thread asleep or in I/O, between tracked calls)."""
     for _ in range(min(n, 1000)):
         call()
     samples = []
     clock = time.perf_counter_ns
+    sleep = time.sleep
     for _ in range(n):
+        if pace_s:
+            sleep(pace_s)
         t0 = clock()
         call()
         samples.append(clock() - t0)
@@ -74,24 +79,46 @@ def workload(tracker: object) -> dict[str, Callable[[], None]]:
             "track(dict)": track}  # fmt: skip
 
 
-def run_case(label: str, bootstrap: str, topic: str, n: int, *, max_queue: int) -> list[str]:
+def run_case(
+    label: str, bootstrap: str, topic: str, n: int, *, max_queue: int, pace_s: float = 0.0
+) -> list[str]:
     from ingestor.sdk import Tracker
 
     tracker = Tracker(bootstrap, project_id="bench", user_id="u", topic=topic, max_queue=max_queue)
     rows = []
     gc.collect()
     for name, call in workload(tracker).items():
-        p50, p99, worst = measure(call, n)
-        rows.append(f"{label:<12} {name:<22} {p50:8.2f} {p99:8.2f} {worst:9.1f}")
+        p50, p99, worst = measure(call, n, pace_s)
+        rows.append(f"{label:<24} {name:<22} {p50:8.2f} {p99:8.2f} {worst:9.1f}")
     stats = tracker.stats()
     t0 = time.monotonic()
-    flushed = tracker.flush(1.0 if label != "broker up" else 30.0)
+    flushed = tracker.flush(30.0 if label.startswith("broker up") else 1.0)
     took = time.monotonic() - t0
     rows.append(
-        f"{label:<12} flush -> {flushed} in {took:.3f} s; queued={stats.queued} "
+        f"{label:<24} flush -> {flushed} in {took:.3f} s; queued={stats.queued} "
         f"dropped={stats.dropped} then {tracker.stats()}"
     )
     tracker.close(0.5)
+    return rows
+
+
+def floor_rows(n: int, paced: int, pace_s: float, rate: str) -> list[str]:
+    """The machine's floor: a dict of eight fields appended to a list, no SDK at all. On a
+    paced thread (asleep between calls) every call starts on cold caches; this shows how much."""
+    sink: list[dict[str, object]] = []
+
+    def bare() -> None:
+        sink.append({"event_type": "tool_call", "project_id": "bench", "user_id": "u",
+                     "env": "production", "tool_name": "x", "timestamp": time.time(),
+                     "latency_ms": 0, "status": "success"})  # fmt: skip
+
+    rows = []
+    for label, count, pace in (
+        ("no SDK, back-to-back", n, 0.0),
+        (f"no SDK, {rate}", paced, pace_s),
+    ):
+        p50, p99, worst = measure(bare, count, pace)
+        rows.append(f"{label:<24} {'dict + list.append':<22} {p50:8.2f} {p99:8.2f} {worst:9.1f}")
     return rows
 
 
@@ -119,23 +146,32 @@ def import_figures() -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sdk", description=__doc__)
-    parser.add_argument("--calls", type=int, default=20_000, help="tracked calls per figure")
+    parser.add_argument("--calls", type=int, default=20_000, help="back-to-back calls per figure")
+    parser.add_argument("--paced-calls", type=int, default=2_000, help="paced calls per figure")
+    parser.add_argument("--pace-ms", type=float, default=1.0, help="between paced calls")
     args = parser.parse_args(argv)
 
     from ingestor.kafka.topics import create_topics
     from ingestor.local.tansu import TansuBroker
     from ingestor.settings import Settings
 
-    print(f"{'broker':<12} {'call':<22} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9}")
+    n, paced, pace = args.calls, args.paced_calls, args.pace_ms / 1000
+    rate = f"{1 / pace:.0f}/s" if pace else ""
     settings = Settings(topic_prefix="bench-sdk.")
+    rows: list[str] = floor_rows(n, paced, pace, rate)
     with TansuBroker() as broker:
         asyncio.run(create_topics(settings, broker.bootstrap))
-        up = run_case("broker up", broker.bootstrap, settings.topic("events"), args.calls,
-                      max_queue=10 * args.calls)  # fmt: skip
-    down_addr = f"127.0.0.1:{closed_port()}"
-    down = run_case("broker down", down_addr, "x.events", args.calls, max_queue=10 * args.calls)
-    full = run_case("queue full", down_addr, "x.events", args.calls, max_queue=1)
-    for row in (*up, *down, *full, *import_figures()):
+        topic, address = settings.topic("events"), broker.bootstrap
+        rows += run_case("broker up, back-to-back", address, topic, n, max_queue=10 * n)
+        rows += run_case(f"broker up, {rate}", address, topic, paced, max_queue=10 * n,
+                         pace_s=pace)  # fmt: skip
+    down = f"127.0.0.1:{closed_port()}"
+    rows += run_case("broker down, back-to-back", down, "x.events", n, max_queue=10 * n)
+    rows += run_case(f"broker down, {rate}", down, "x.events", paced, max_queue=10 * n,
+                     pace_s=pace)  # fmt: skip
+    rows += run_case("queue full, back-to-back", down, "x.events", n, max_queue=1)
+    print(f"{'case':<24} {'call':<22} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9}")
+    for row in (*rows, *import_figures()):
         print(row)
     return 0
 

@@ -9,6 +9,8 @@ SHA-256 of prompt and response, text dropped unless the app opted in, strings cu
 from __future__ import annotations
 
 import hashlib
+import os
+import random
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -23,6 +25,8 @@ __all__ = [
     "encode",
     "event_id",
     "finalize",
+    "random_id",
+    "reseed",
     "message_key",
     "text_of",
 ]
@@ -53,8 +57,28 @@ def event_id(project_id: str, event_type: str, idempotency_key: str | None) -> s
     """A uuid5 of (project, type, key) when the app gives a key, so a retried or replayed call
     yields the same id and the worker stores it once; else a random uuid4."""
     if idempotency_key is None:
-        return str(uuid.uuid4())
+        return random_id()
     return str(uuid.uuid5(_NAMESPACE, f"{project_id}\x00{event_type}\x00{idempotency_key}"))
+
+
+# ``uuid.uuid4()`` costs a getrandom(2) call each (4 µs, far more on a cold core); ids need to be
+# unique, not secret, so they come from a generator of our own, seeded from the OS and reseeded in
+# a forked child (``reseed``). Not the ``random`` module's: an app that calls ``random.seed(42)``
+# would make every run repeat the same ids, and the worker would drop the repeats as duplicates.
+_RANDOM = random.Random(os.urandom(32))
+_VERSION_4 = (0x4000 << 64) | (0x8000 << 48)
+_VERSION_MASK = ~((0xF000 << 64) | (0xC000 << 48))
+
+
+def random_id() -> str:
+    """A random (version 4) UUID as text."""
+    h = "%032x" % (_RANDOM.getrandbits(128) & _VERSION_MASK | _VERSION_4)
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+def reseed() -> None:
+    """In a forked child: never repeat the parent's ids."""
+    _RANDOM.seed(os.urandom(32))
 
 
 def describe(exc: BaseException) -> str:
@@ -82,6 +106,8 @@ def message_key(event: dict[str, Any]) -> bytes:
 
 def finalize(event: dict[str, Any], *, capture_text: bool) -> dict[str, Any]:
     """The event as it goes on the wire (mutates and returns ``event``)."""
+    if "event_id" not in event:
+        event["event_id"] = random_id()
     ts = event.get("timestamp")
     if isinstance(ts, float | int) and not isinstance(ts, bool):
         event["timestamp"] = _iso(float(ts))

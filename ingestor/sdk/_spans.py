@@ -17,13 +17,12 @@ import functools
 import itertools
 import sys
 import time
-import uuid
 from collections.abc import Callable
 from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ingestor.sdk._events import RESPONSE, describe, text_of
+from ingestor.sdk._events import RESPONSE, describe, random_id, text_of
 
 if TYPE_CHECKING:
     from ingestor.sdk._tracker import Tracker
@@ -39,7 +38,7 @@ class Run:
     __slots__ = ("_steps", "_token", "run_id", "session_id")
 
     def __init__(self, run_id: str | None = None, session_id: str | None = None) -> None:
-        self.run_id = run_id or str(uuid.uuid4())
+        self.run_id = run_id or random_id()
         self.session_id = session_id
         self._steps = itertools.count()
         self._token: Token[Run | None] | None = None
@@ -100,7 +99,11 @@ class Span:
 
     @property
     def event_id(self) -> str:
-        return str(self._event.get("event_id", ""))
+        """The event's id (made here if the sender would otherwise have made it)."""
+        event = self._event
+        if "event_id" not in event:
+            event["event_id"] = random_id()
+        return str(event["event_id"])
 
     def set(self, **fields: Any) -> Span:
         """Add or replace fields of the event (tokens, cost, model, tags, anything)."""
@@ -150,7 +153,7 @@ class Span:
         event = self._contextualized()
         event["timestamp"] = time.time()
         if self._is_step:
-            self._parent_token = PARENT.set(event["event_id"])
+            self._parent_token = PARENT.set(self.event_id)
         self._t0 = time.perf_counter()
         return self
 
@@ -202,7 +205,7 @@ class Span:
 
     def _copy(self) -> Span:
         event = dict(self._event)
-        event["event_id"] = str(uuid.uuid4())
+        event.pop("event_id", None)
         return Span(self._tracker, event, is_step=self._is_step)
 
     def _contextualized(self) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingestor.sdk._events import PROMPT, describe, event_id, text_of
+from ingestor.sdk._events import PROMPT, describe, event_id, random_id, reseed, text_of
 from ingestor.sdk._queue import EventQueue, RateLimitedWarning, logger
 from ingestor.sdk._sender import Sender, SenderConfig
 from ingestor.sdk._spans import PARENT, RUN, Run, Span
@@ -139,7 +139,7 @@ class Tracker:
     ) -> Span:
         """Times one model call. ``prompt`` (a string or chat messages) is hashed and sized,
         sent only with ``capture_text``; report the answer with ``span.response(...)``."""
-        event = self._new("prompt_call", idempotency_key, fields)
+        event = self._new("prompt_call", idempotency_key, fields, need_id=False)
         if model is not None:
             event["model"] = model
         if prompt is not None:
@@ -155,7 +155,7 @@ class Tracker:
         **fields: Any,
     ) -> Span:
         """Times one tool call; an exception leaving it sets ``status`` and ``error_message``."""
-        event = self._new("tool_call", idempotency_key, fields)
+        event = self._new("tool_call", idempotency_key, fields, need_id=False)
         event["tool_name"] = name
         if tool_call_id is not None:
             event["tool_call_id"] = tool_call_id
@@ -173,7 +173,7 @@ class Tracker:
     ) -> Span:
         """Times one agent step. Inside ``run()`` it takes the run id and the next step number;
         events inside it carry its id as ``parent_id``."""
-        event = self._new("agent_step", idempotency_key, fields)
+        event = self._new("agent_step", idempotency_key, fields, need_id=False)
         event["step_name"] = name
         event["step_type"] = step_type
         if agent_name is not None:
@@ -308,11 +308,17 @@ class Tracker:
     # ------------------------------------------------------------------ internals
 
     def _new(
-        self, event_type: str, idempotency_key: str | None, fields: Mapping[str, Any]
+        self,
+        event_type: str,
+        idempotency_key: str | None,
+        fields: Mapping[str, Any],
+        *,
+        need_id: bool = True,
     ) -> dict[str, Any]:
+        # Without ``need_id`` a random id is left to the sender thread (``_events.finalize``).
         event = {**self._base, **fields}
         event["event_type"] = event_type
-        if "event_id" not in event:
+        if "event_id" not in event and (need_id or idempotency_key is not None):
             event["event_id"] = event_id(self.project_id, event_type, idempotency_key)
         return event
 
@@ -330,7 +336,7 @@ class Tracker:
             return None
 
     def _error_from(self, exc: Exception, message: str, span_event: dict[str, Any]) -> None:
-        event = self._new("error", None, {})
+        event = self._new("error", None, {}, need_id=False)
         event["error_type"] = type(exc).__name__
         event["error_message"] = message
         event["timestamp"] = span_event.get("timestamp") or time.time()
@@ -338,7 +344,10 @@ class Tracker:
             if key in span_event:
                 event[key] = span_event[key]
         event["status"] = span_event.get("status", "error")
-        event["source_event_id"] = span_event["event_id"]
+        source = span_event.get("event_id")
+        if source is None:
+            source = span_event["event_id"] = random_id()
+        event["source_event_id"] = source
         self._put(event)
 
     def _put(self, event: dict[str, Any]) -> None:
@@ -390,6 +399,7 @@ def _close_all_at_exit() -> None:
 
 
 def _reset_in_child() -> None:
+    reseed()
     for tracker in list(_TRACKERS):
         tracker._after_fork_in_child()
 
