@@ -102,7 +102,9 @@ class Sender:
             loop.call_soon_threadsafe(self._on_wake)
 
     def wait_idle(self, timeout: float) -> bool:
-        """Block up to ``timeout`` s until nothing is pending; True if so."""
+        """Block up to ``timeout`` s until nothing is pending; True if so and nothing failed
+        meanwhile."""
+        failed_before = self.failed
         if self.pending() == 0:
             return True
         self.wake(urgent=True)
@@ -115,7 +117,7 @@ class Sender:
                 # Bounded waits: a notify can race the check, and the linger may need a nudge.
                 self._cond.wait(min(left, 0.05))
                 self.wake()
-        return True
+        return self.failed == failed_before
 
     def stop(self, timeout: float) -> bool:
         """Deliver what is pending within ``timeout`` s, then end the thread; what is left counts
@@ -124,6 +126,7 @@ class Sender:
         thread = self._thread
         if thread is None:
             return self.pending() == 0
+        failed_before = self.failed
         self._stopping = True
         self.wake(urgent=True)
         # Keep a slice of the time for cancelling a thread stuck waiting for the broker.
@@ -135,7 +138,7 @@ class Sender:
                 with contextlib.suppress(RuntimeError):
                     loop.call_soon_threadsafe(task.cancel)
             thread.join(max(0.0, deadline - time.monotonic()))
-        return self.pending() == 0 and not thread.is_alive()
+        return self.pending() == 0 and self.failed == failed_before and not thread.is_alive()
 
     # ------------------------------------------------------------------ the thread
 
@@ -167,7 +170,7 @@ class Sender:
     async def _main(self) -> None:
         import asyncio
 
-        transport = self._make_transport()
+        transport: Transport | None = None
         held: list[Message] = []
         backoff = self._config.backoff_min_s
         try:
@@ -184,15 +187,26 @@ class Sender:
                         if self._stopping and len(self._queue) == 0:
                             return
                         continue
-                held = await self._send(transport, held)
+                if transport is None:
+                    transport = self._transport()
+                if transport is not None:
+                    held = await self._send(transport, held)
                 if held:
                     await self._backoff(backoff * random.uniform(0.8, 1.2))
                     backoff = min(backoff * 2, self._config.backoff_max_s)
                 else:
                     backoff = self._config.backoff_min_s
         finally:
-            with contextlib.suppress(BaseException):
-                await asyncio.wait_for(transport.close(), 0.5)
+            if transport is not None:
+                with contextlib.suppress(BaseException):
+                    await asyncio.wait_for(transport.close(), 0.5)
+
+    def _transport(self) -> Transport | None:
+        try:
+            return self._make_transport()
+        except Exception as exc:  # a bad factory: retried like an absent broker
+            self._warn("ingestor.sdk: cannot make a transport, will retry: %r", exc)
+            return None
 
     async def _sleep(self, seconds: float) -> None:
         import asyncio
