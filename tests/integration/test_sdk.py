@@ -127,7 +127,7 @@ def test_broker_away_then_back_nothing_raises_drops_are_counted_and_the_rest_is_
     )  # fmt: skip
     ids = []
     started = time.monotonic()
-    for i in range(30):
+    for _ in range(30):
         with tracker.tool("search") as call:
             ids.append(call.event_id)
     assert time.monotonic() - started < 0.5  # the host was never held up
