@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fakes import FakeBroker
+from sdk_fakes import FakeBroker
 
 from ingestor.models import validate_event
 from ingestor.sdk import Tracker

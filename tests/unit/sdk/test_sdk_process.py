@@ -11,7 +11,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from fakes import FileTransport
+from sdk_fakes import FileTransport
 
 from ingestor.sdk import Tracker
 
@@ -81,7 +81,7 @@ def test_events_are_flushed_when_the_interpreter_exits(tmp_path: Path) -> None:
     result = run_python(
         f"""
         import functools
-        from fakes import FileTransport
+        from sdk_fakes import FileTransport
         from ingestor.sdk import Tracker
         tracker = Tracker(project_id="p", linger_s=60,
                           transport=functools.partial(FileTransport, {str(out)!r}))
