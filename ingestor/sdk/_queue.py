@@ -43,11 +43,12 @@ class RateLimitedWarning:
 class EventQueue:
     """A bounded FIFO of event dicts; ``put`` never blocks and never raises."""
 
-    __slots__ = ("_items", "_lock", "_warn", "dropped", "maxsize")
+    __slots__ = ("_items", "_lock", "_warn", "dropped", "maxsize", "taken")
 
     def __init__(self, maxsize: int, *, warn_every_s: float = 10.0) -> None:
         self.maxsize = maxsize
         self.dropped = 0
+        self.taken = 0  # written by the taker only: accepted = taken + len(self)
         self._items: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()  # only the drop path takes it
         self._warn = RateLimitedWarning(warn_every_s)
@@ -72,6 +73,7 @@ class EventQueue:
         out: list[dict[str, Any]] = []
         while items and len(out) < limit:
             out.append(items.popleft())
+            self.taken += 1
         return out
 
     def __len__(self) -> int:

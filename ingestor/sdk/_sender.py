@@ -52,11 +52,9 @@ class Sender:
         self._queue = queue
         self._make_transport = transport
         self._config = config
-        self.taken = 0
         self.sent = 0
         self.failed = 0
         self.retried = 0
-        self._held = 0  # events taken from the queue, not yet sent or failed
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -81,7 +79,9 @@ class Sender:
 
     def pending(self) -> int:
         """Events queued or held, not yet sent or failed."""
-        return len(self._queue) + self._held
+        # Read in this order, a concurrent take or send can only make it momentarily high.
+        settled = self.sent + self.failed
+        return self._queue.taken - settled + len(self._queue)
 
     def batch_ready(self) -> None:
         """The queue holds a batch: wake the thread if it is lingering (the hot path calls this:
@@ -244,8 +244,6 @@ class Sender:
             ready, max_records=self._config.batch_records, max_bytes=self._config.batch_bytes
         )
         with self._cond:
-            self.taken += len(events)
-            self._held += len(events) - bad - too_large
             self.failed += bad + too_large
         if bad or too_large:
             self._warn(
@@ -277,7 +275,6 @@ class Sender:
         with self._cond:
             self.sent += delivered
             self.failed += failed
-            self._held -= delivered + failed
             self.retried += len(again)
             self._cond.notify_all()
         return again
@@ -285,7 +282,5 @@ class Sender:
     def _give_up(self, n: int) -> None:
         # Called as the thread ends: whatever is still pending will not be delivered by it.
         if n:
-            self._held = 0
-            self.taken += len(self._queue)
             self._queue.take(len(self._queue))
             self.failed += n

@@ -285,7 +285,7 @@ class Tracker:
         sender, queue = self._sender, self._queue
         pending = sender.pending()
         return Stats(
-            queued=sender.taken + len(queue),
+            queued=queue.taken + len(queue),
             sent=sender.sent,
             dropped=queue.dropped,
             failed=sender.failed,
