@@ -26,13 +26,14 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 lint: $(STAMP)
-	$(BIN)/ruff check ingestor tests bench
-	$(BIN)/ruff format --check ingestor tests bench
+	$(BIN)/ruff check ingestor tests bench examples
+	$(BIN)/ruff format --check ingestor tests bench examples
 	$(BIN)/mypy
 
-## bench: end-to-end figures on a generated corpus (LINES=1000000)
+## bench: end-to-end figures on a generated corpus (LINES=1000000), then the SDK's overhead
 bench: $(STAMP)
 	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000}
+	$(BIN)/python -m bench.sdk
 
 clean:
 	rm -rf $(VENV) .ingestor .mypy_cache .ruff_cache .pytest_cache

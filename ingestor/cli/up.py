@@ -97,6 +97,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             assert settings.kafka_bootstrap is not None
             bootstrap = settings.kafka_bootstrap
+        stack.callback(_publish_bootstrap(settings.data_dir, bootstrap))
         kind = " (embedded Tansu)" if fresh else ""
         say(f"broker {bootstrap}{kind}; clickhouse {settings.clickhouse}")
         for d in dirs:
@@ -114,6 +115,24 @@ def run(args: argparse.Namespace) -> int:
         if _in_child(_finish, run, status, stopped) != 0:
             print("could not record the run in ingest_runs (see above)", flush=True)
         return status
+
+
+def _publish_bootstrap(data_dir: Path, bootstrap: str) -> Any:
+    """Write the broker's address where ``ingestor.sdk`` looks for it while ``up`` runs; returns
+    the clean-up (which leaves a newer ``up``'s file alone)."""
+    from ingestor.sdk import BOOTSTRAP_FILE
+
+    path = data_dir / BOOTSTRAP_FILE
+    tmp = path.with_name(f".{BOOTSTRAP_FILE}.{os.getpid()}")
+    tmp.write_text(bootstrap + "\n")
+    os.replace(tmp, path)
+
+    def remove() -> None:
+        with contextlib.suppress(OSError):
+            if path.read_text().strip() == bootstrap:
+                path.unlink()
+
+    return remove
 
 
 def _in_child(target: Any, *args: Any) -> int | None:
