@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from typing import Any
 
 from ingestor.report.entries import counted_entries
-from ingestor.report.request import ReportRequest
+from ingestor.report.events import build_event_report
+from ingestor.report.request import EVENT_KINDS, ReportRequest
 from ingestor.sink.engine import ClickHouse
 from ingestor.usage import reports
 from ingestor.usage.entry import Entry
@@ -25,6 +26,8 @@ def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) 
     """``request``'s report over every counted entry ClickHouse holds."""
     if request.kind == "skipped":
         return skipped(ch)
+    if request.kind in EVENT_KINDS:
+        return build_event_report(ch, request)
     entries = counted_entries(ch, mode=request.mode, project=request.project)
     return build_from_entries(entries, request, now_ms=now_ms)
 

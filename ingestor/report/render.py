@@ -17,6 +17,8 @@ from rich import box
 from rich.console import Console
 from rich.table import Table
 
+from ingestor.report.render_events import event_tables
+
 __all__ = ["render_json", "render_table"]
 
 # The list a report keeps its rows under, the key that labels each row, and its title.
@@ -85,7 +87,9 @@ def render_table(
         color_system="standard" if color else None,
         highlight=False,
     )
-    if "projects" in report or "machines" in report:
+    if "report" in report:  # the event and ledger reports
+        event_tables(report, console)
+    elif "projects" in report or "machines" in report:
         groups = report.get("projects") or {
             m["machine"]: next(v for k, v in m.items() if isinstance(v, list))
             for m in report.get("machines", [])

@@ -18,9 +18,13 @@ from ingestor.usage.periods import WeekDay
 from ingestor.usage.prices import CostMode
 from ingestor.usage.reports_core import Order
 
-__all__ = ["KINDS", "ReportRequest"]
+__all__ = ["EVENT_KINDS", "KINDS", "USAGE_KINDS", "ReportRequest"]
 
-KINDS = ("daily", "weekly", "monthly", "session", "blocks", "models", "skipped")
+USAGE_KINDS = ("daily", "weekly", "monthly", "session", "blocks", "models", "skipped")
+# Over the SDK's events and the billing ledger (``report/events.py``).
+EVENT_KINDS = ("events", "costs", "errors", "trace", "projects", "ledger")
+KINDS = USAGE_KINDS + EVENT_KINDS
+_MAX_LIMIT = 100_000
 _DAY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 _ZONE = re.compile(r"[A-Za-z0-9_+\-/]+")
 
@@ -42,6 +46,8 @@ class ReportRequest:
     token_limit: str | None = None  # blocks: a number or "max"
     session_length: float = 5.0  # blocks: hours
     machines: bool = False  # ours: one report per dedup scope (machine)
+    run_id: str | None = None  # trace: the agent run
+    limit: int = 50  # events: how many of the newest
 
     def __post_init__(self) -> None:
         try:
@@ -70,6 +76,12 @@ class ReportRequest:
             raise ConfigError(f"--token-limit {self.token_limit!r}: a number or max")
         if not 0 < self.session_length <= 24 * 7:
             raise ConfigError(f"--session-length {self.session_length}: hours, above 0")
+        if not 1 <= self.limit <= _MAX_LIMIT:
+            raise ConfigError(f"--limit {self.limit}: 1 to {_MAX_LIMIT}")
+        if self.kind == "trace" and not self.run_id:
+            raise ConfigError("trace needs a RUN_ID: ingestor report trace RUN_ID")
+        if self.run_id is not None and self.kind != "trace":
+            raise ConfigError(f"a RUN_ID is for trace, not {self.kind}")
 
     def to_query(self) -> dict[str, str]:
         """Every field that differs from its default, as text."""

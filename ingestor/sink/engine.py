@@ -21,6 +21,7 @@ __all__ = [
     "ClickHouse",
     "open_clickhouse",
     "quote_identifier",
+    "quote_string",
     "storage_error",
     "table_name",
 ]
@@ -132,6 +133,11 @@ def open_clickhouse(target: ClickHouseTarget) -> ClickHouse:
 def quote_identifier(name: str) -> str:
     """``name`` as a backquoted ClickHouse identifier (database, table or column)."""
     return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
+
+
+def quote_string(text: str) -> str:
+    """``text`` as a single-quoted ClickHouse string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 _TABLE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)?")

@@ -244,6 +244,8 @@ def event_rows(event: Event) -> dict[str, list[dict[str, Any]]]:
         "tokens_output": event.tokens_output,
         "tokens_cache_read": event.tokens_cache_read,
         "tokens_cache_write": event.tokens_cache_write,
+        # Not sent: the reports price the tokens at query time (schema/0012_event_costs.sql).
+        "cost_provided": int("cost_usd" in event.model_fields_set),
         "prompt_chars": prompt.prompt_chars if prompt else None,
         "response_chars": prompt.response_chars if prompt else None,
         "finish_reason": (prompt.finish_reason or "") if prompt else "",

@@ -47,6 +47,9 @@ def test_defaults_travel_as_nothing() -> None:
         ({"last": 0}, "--last"),
         ({"token_limit": "lots"}, "--token-limit"),
         ({"session_length": 0.0}, "--session-length"),
+        ({"kind": "events", "limit": 0}, "--limit"),
+        ({"kind": "trace"}, "RUN_ID"),
+        ({"kind": "events", "run_id": "r1"}, "RUN_ID"),
     ],
 )
 def test_bad_values_are_named(options: dict[str, object], named: str) -> None:
@@ -62,3 +65,9 @@ def test_unknown_or_mistyped_query_parameters_are_named() -> None:
         ReportRequest.from_query("daily", {"last": "many"})
     with pytest.raises(ConfigError, match="active"):
         ReportRequest.from_query("blocks", {"active": "yes"})
+
+
+def test_event_report_options_travel_as_a_query() -> None:
+    request = ReportRequest("trace", run_id="run-1", limit=7, project="p")
+    assert request.to_query() == {"run_id": "run-1", "limit": "7", "project": "p"}
+    assert ReportRequest.from_query("trace", request.to_query()) == request
