@@ -65,8 +65,9 @@ def _table(title: str, rows: Sequence[Mapping[str, Any]], totals: Any) -> Table:
 def _cell(column: str, value: Any) -> str:
     if value is None:
         return ""
-    if isinstance(value, Decimal) and column.endswith("Usd"):
-        return "$" + f"{value.quantize(_MICRO, rounding=ROUND_HALF_UP):,}"
+    if isinstance(value, (Decimal, int)) and column.endswith("Usd"):
+        # ints too: the worker's JSON, read back, has 0 for a zero cost
+        return "$" + f"{Decimal(value).quantize(_MICRO, rounding=ROUND_HALF_UP):,}"
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)
     if isinstance(value, int) and not isinstance(value, bool):
