@@ -88,7 +88,7 @@ def render_table(
         highlight=False,
     )
     if "report" in report:  # the event and ledger reports
-        event_tables(report, console)
+        event_tables(report, console, width)
     elif "projects" in report or "machines" in report:
         groups = report.get("projects") or {
             m["machine"]: next(v for k, v in m.items() if isinstance(v, list))
