@@ -43,7 +43,7 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 RECORD_SOURCES: Mapping[str, tuple[str, str]] = {
     "transcript_lines": ("transcript", "timestamp"),
     "events": ("event", "timestamp"),
-    "token_usage_ledger": ("ledger", "timestamp"),
+    "token_usage_ledger": ("ledger", "created_at"),
 }
 
 _RULE = re.compile(r"\(([a-z_]+)\):")

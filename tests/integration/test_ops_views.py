@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from pipeline import Pipeline
@@ -90,3 +92,14 @@ def test_metrics_and_health_of_a_running_worker(pipeline: Pipeline, tmp_path: Pa
 
     assert fetch(pipeline, "/metrics", host="evil.example")[0] == 421
     assert fetch(pipeline, "/health", host="evil.example")[0] == 421
+
+
+def test_every_dashboard_query_runs_on_the_schema(clickhouse: Any) -> None:
+    path = Path(__file__).resolve().parents[2] / "deploy" / "grafana-dashboard.json"
+    dashboard = json.loads(path.read_text())
+    since = "toDateTime64('2000-01-01 00:00:00', 3, 'UTC')"
+    for panel in dashboard["panels"]:
+        for target in panel["targets"]:
+            sql = re.sub(r"\$__timeFilter\((\w+)\)", rf"\1 >= {since}", target["rawSql"])
+            assert "$" not in sql
+            clickhouse.query(sql)  # raises on an unknown table, column or function
