@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import Any
 
 from ingestor.cli.common import resolve_bootstrap, tune_gc
@@ -67,6 +68,10 @@ def run(args: argparse.Namespace) -> int:
             quiet=True,
             override_logging=False,
         )
+        if not sys.stdout.isatty():
+            # Faust's spinner writes a cursor escape at start-up even into a log file, where it
+            # would prefix a log line (and break JSON lines).
+            worker.spinner = None
         worker.execute_from_commandline()
     finally:
         ch.close()

@@ -26,6 +26,7 @@ from ingestor.obs.metrics import (
 )
 
 pytestmark = [pytest.mark.integration]
+SECRET = "pw-never-logged-7f3a"
 
 
 @pytest.fixture
@@ -60,6 +61,9 @@ def test_metrics_and_health_of_a_running_worker(pipeline: Pipeline, tmp_path: Pa
         watcher_exposition(WatcherCounts(lambda: stats, lambda: (1, 1))),
     )
 
+    # Logs: JSON lines with one run id, and a broker password (unused on PLAINTEXT) never shown.
+    pipeline.env.update(INGESTOR_LOG_FORMAT="json", INGESTOR_KAFKA_SASL_PASSWORD=SECRET)
+    pipeline.env.pop("INGESTOR_RUN_ID", None)
     pipeline.start_worker()
     pipeline.send(corpus)
     pipeline.wait_stored(reference)
@@ -92,6 +96,13 @@ def test_metrics_and_health_of_a_running_worker(pipeline: Pipeline, tmp_path: Pa
 
     assert fetch(pipeline, "/metrics", host="evil.example")[0] == 421
     assert fetch(pipeline, "/health", host="evil.example")[0] == 421
+
+    pipeline.stop_worker()
+    log = (tmp_path / "worker.log").read_text()
+    assert SECRET not in log
+    lines = log.splitlines()
+    assert len(lines) > 10  # --loglevel info: Faust's start-up and ours
+    assert len({json.loads(line)["run_id"] for line in lines}) == 1
 
 
 def test_every_dashboard_query_runs_on_the_schema(clickhouse: Any) -> None:
