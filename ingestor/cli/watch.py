@@ -104,7 +104,7 @@ async def _watch(
                 try:
                     sent = await watcher.run_once()
                 except BrokerError as exc:
-                    print(f"watch: {exc}; retrying from the acknowledged positions", flush=True)
+                    log.warning("%s; retrying from the acknowledged positions", exc)
                     sent = -1
                 idle, idle_at = sent == 0, watcher.stats.lines_read
                 report()
