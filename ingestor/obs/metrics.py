@@ -29,6 +29,7 @@ __all__ = [
     "CONTENT_TYPE",
     "RECORD_SOURCES",
     "ScrapeState",
+    "SdkCollector",
     "WatcherCounts",
     "WorkerMetrics",
     "all_metric_names",
@@ -204,6 +205,32 @@ class WatcherCounts(Collector):
         )
 
 
+class SdkCollector(Collector):
+    """The SDK's counters for an LLM app's own Prometheus registry, read at scrape time::
+
+        prometheus_client.REGISTRY.register(SdkCollector(tracker))
+
+    ``tracker`` is anything with ``stats()`` returning ``ingestor.sdk.Stats``.
+    """
+
+    def __init__(self, tracker: Any) -> None:
+        self._tracker = tracker
+
+    def collect(self) -> Iterable[Metric]:
+        s = self._tracker.stats()
+        for name, value, doc in (
+            ("ingestor_sdk_events_queued", s.queued, "Events the SDK accepted"),
+            ("ingestor_sdk_events_sent", s.sent, "Events the broker acknowledged"),
+            ("ingestor_sdk_events_dropped", s.dropped, "Events never accepted (queue full, …)"),
+            ("ingestor_sdk_events_failed", s.failed, "Events refused for good or undelivered"),
+            ("ingestor_sdk_envelopes_retried", s.retried, "Envelopes sent again"),
+        ):
+            yield CounterMetricFamily(name, doc, value)
+        yield GaugeMetricFamily(
+            "ingestor_sdk_events_pending", "Events accepted and not yet sent or failed", s.pending
+        )
+
+
 def watcher_exposition(counts: WatcherCounts) -> bytes:
     registry = CollectorRegistry(auto_describe=False)  # a fresh one a write: nothing kept
     registry.register(counts)
@@ -231,6 +258,8 @@ def all_metric_names() -> set[str]:
     stats = SimpleNamespace(lines_read=0, bytes_read=0, bad_lines=0, envelopes_sent=0, files=0)
     watcher = CollectorRegistry(auto_describe=False)
     watcher.register(WatcherCounts(lambda: stats, lambda: (0, 0)))
+    sdk = SimpleNamespace(queued=0, sent=0, dropped=0, failed=0, retried=0, pending=0)
+    watcher.register(SdkCollector(SimpleNamespace(stats=lambda: sdk)))
     names: set[str] = set()
     for registry in (WorkerMetrics(scrape=lambda: ({}, 0)).registry, watcher):
         for family in registry.collect():

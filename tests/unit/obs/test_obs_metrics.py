@@ -128,3 +128,20 @@ def test_every_name_follows_the_conventions() -> None:
     for name in names:
         assert name.startswith("ingestor_")
         assert "_total_" not in name and not name.endswith("_total_total")
+
+
+def test_sdk_counters_for_an_apps_own_registry() -> None:
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from ingestor.obs.metrics import SdkCollector
+    from ingestor.sdk import Stats
+
+    stats = Stats(queued=10, sent=7, dropped=1, failed=1, retried=2, pending=2)
+    registry = CollectorRegistry()
+    registry.register(SdkCollector(SimpleNamespace(stats=lambda: stats)))
+    got = samples(generate_latest(registry))
+    assert got[("ingestor_sdk_events_sent_total", ())] == 7
+    assert got[("ingestor_sdk_events_dropped_total", ())] == 1
+    assert got[("ingestor_sdk_envelopes_retried_total", ())] == 2
+    assert got[("ingestor_sdk_events_pending", ())] == 2
+    assert "ingestor_sdk_events_queued_total" in all_metric_names()
