@@ -133,6 +133,11 @@ class Settings(BaseSettings):
     # Host headers the HTTP views answer besides the bind address and localhost (comma-separated):
     # a DNS-rebinding page names its own host, and gets 421.
     web_allowed_hosts: str = ""
+    # /health: 503 when the newest stored record of a source is older than this (0: not judged;
+    # an idle user's transcripts go quiet and that is healthy).
+    health_max_staleness_s: float = Field(default=0.0, ge=0)
+    # Logs: "text" (human) or "json" (one object a line, with the run id).
+    log_format: Literal["text", "json"] = "text"
 
     # `ingestor up`: a child that died is restarted after a doubling backoff; this many in a row
     # without a minute of health and it gives up (see local/restarts.py).

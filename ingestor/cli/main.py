@@ -66,10 +66,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra:
         where: argparse.ArgumentParser = getattr(args, "subparser", parser)
         where.error(f"unrecognized arguments: {' '.join(extra)}")
-    logging.basicConfig(
-        level=logging.WARNING - 10 * min(args.verbose, 2),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    from ingestor.obs.logs import setup_logging
+
+    # Every process (and `up`'s children, which run this same main) sets up logging here.
+    setup_logging(logging.WARNING - 10 * min(args.verbose, 2))
     try:
         return int(args.run(args) or 0)
     except (IngestorError, OSError) as exc:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import logging
 import os
 import signal
 from dataclasses import asdict
@@ -15,6 +16,8 @@ from typing import Any
 from ingestor.cli.common import resolve_bootstrap, tune_gc
 from ingestor.errors import BrokerError
 from ingestor.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
 
 
 def register(sub: Any) -> None:
@@ -53,6 +56,12 @@ def run(args: argparse.Namespace) -> int:
 async def _watch(
     settings: Settings, bootstrap: str, dirs: list[Path] | None, *, stats: Path | None, once: bool
 ) -> None:
+    from ingestor.obs.metrics import (
+        WatcherCounts,
+        watcher_exposition,
+        watcher_textfile,
+        write_textfile,
+    )
     from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
     from ingestor.producer.sender import KafkaSender
     from ingestor.producer.watch import Watcher
@@ -65,10 +74,19 @@ async def _watch(
     async with KafkaSender.from_settings(settings, bootstrap) as sender:
         watcher = Watcher(settings, dirs, sender, checkpoint)
         idle, idle_at = False, -1
+        # Prometheus: the worker's /metrics serves this file (see obs/metrics.py).
+        textfile = watcher_textfile(settings.data_dir)
+        backlog = (0, 0)  # measured once a report: it stats every file followed
+        counts = WatcherCounts(lambda: watcher.stats, lambda: backlog)
 
         def report() -> None:
+            nonlocal backlog
+            backlog = done, total = watcher.backlog()
+            try:
+                write_textfile(textfile, watcher_exposition(counts))
+            except OSError as exc:  # metrics must never stop the watcher
+                log.warning("could not write %s: %s", textfile, exc)
             if stats is not None:
-                done, total = watcher.backlog()
                 # Idle: the last pass found nothing, and nothing was read since.
                 still = idle and watcher.stats.lines_read == idle_at
                 body = {**asdict(watcher.stats), "idle": still, "pid": os.getpid()}
@@ -86,7 +104,7 @@ async def _watch(
                 try:
                     sent = await watcher.run_once()
                 except BrokerError as exc:
-                    print(f"watch: {exc}; retrying from the acknowledged positions", flush=True)
+                    log.warning("%s; retrying from the acknowledged positions", exc)
                     sent = -1
                 idle, idle_at = sent == 0, watcher.stats.lines_read
                 report()

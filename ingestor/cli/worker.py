@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import logging
+import sys
 from typing import Any
 
 from ingestor.cli.common import resolve_bootstrap, tune_gc
 from ingestor.settings import load_settings
+
+LOGLEVELS = ("debug", "info", "warning", "error", "critical")
 
 
 def register(sub: Any) -> None:
@@ -29,11 +33,14 @@ def register(sub: Any) -> None:
     p.add_argument(
         "--loglevel",
         default="warning",
-        choices=("debug", "info", "warning", "error", "critical"),
-        help="Faust's log level, on stdout (default: warning; `ingestor up` uses info and writes "
+        choices=LOGLEVELS,
+        help="Faust's log level, on stderr (default: warning; `ingestor up` uses info and writes "
         "it to logs/worker.log under the data dir)",
     )
     p.set_defaults(run=run)
+
+
+_LEVELS = {name: getattr(logging, name.upper()) for name in LOGLEVELS}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -51,9 +58,20 @@ def run(args: argparse.Namespace) -> int:
     ch = open_clickhouse(settings.clickhouse)
     try:
         app = build_app(settings, bootstrap, ch)
+        # Logging was set up by cli/main.py (format, run id, redaction): mode must not replace
+        # it; Faust's level is ours to set.
+        logging.getLogger().setLevel(min(logging.getLogger().level, _LEVELS[args.loglevel]))
         worker = BoundedWorker(
-            app, store=lambda: store_held(app), loglevel=args.loglevel, quiet=True
+            app,
+            store=lambda: store_held(app),
+            loglevel=args.loglevel,
+            quiet=True,
+            override_logging=False,
         )
+        if not sys.stdout.isatty():
+            # Faust's spinner writes a cursor escape at start-up even into a log file, where it
+            # would prefix a log line (and break JSON lines).
+            worker.spinner = None
         worker.execute_from_commandline()
     finally:
         ch.close()

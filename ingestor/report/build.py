@@ -6,11 +6,11 @@ and #1325)."""
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Sequence
 from typing import Any
 
+from ingestor.obs.metrics import rule_of
 from ingestor.report.entries import counted_entries
 from ingestor.report.events import build_event_report
 from ingestor.report.request import EVENT_KINDS, ReportRequest
@@ -73,9 +73,6 @@ def _one(entries: Sequence[Entry], r: ReportRequest, now_ms: int) -> Json:
     return _models(entries, r)
 
 
-_RULE = re.compile(r"\(([a-z_]+)\):")
-
-
 def skipped(ch: ClickHouse) -> Json:
     """Ours: how many transcript lines each rule kept out of the counts (ccusage only has
     ``--debug``). A ccusage rule or ``out_of_range`` is named in the reason's parentheses; other
@@ -84,9 +81,7 @@ def skipped(ch: ClickHouse) -> Json:
     for reason, lines in ch.query(
         "SELECT reason, count() FROM dead_letters FINAL WHERE kind = 'transcript' GROUP BY reason"
     ):
-        text = str(reason)
-        match = _RULE.search(text)
-        rule = match.group(1) if match else text.split(":", 1)[0]
+        rule = rule_of(str(reason))
         counts[rule] = counts.get(rule, 0) + int(lines)
     rows = [{"rule": r, "lines": n} for r, n in sorted(counts.items(), key=lambda kv: -kv[1])]
     return {"skipped": rows, "totals": {"lines": sum(counts.values())}}

@@ -21,11 +21,13 @@ def call_with_retry(
     retries: int,
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[], None] | None = None,
 ) -> T:
     """``fn()``, retried up to ``retries`` times after a ``TransientStorageError``.
 
     Waits ``backoff_s``, then twice that, and so on between attempts. Any other exception, and
-    the last transient one once retries run out, propagates unchanged. Safe only for calls
+    the last transient one once retries run out, propagates unchanged. ``on_retry`` is called
+    before each retry (a metric). Safe only for calls
     that are idempotent, such as inserts that carry a deduplication token.
     """
     attempt = 0
@@ -44,4 +46,6 @@ def call_with_retry(
                 delay,
                 e,
             )
+            if on_retry is not None:
+                on_retry()
             sleep(delay)

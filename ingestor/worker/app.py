@@ -22,6 +22,7 @@ import faust
 
 from ingestor.errors import DeadLetterLimitExceeded, InvalidInput, Location
 from ingestor.kafka.config import faust_credentials
+from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.rows import dead_letter_row
@@ -29,6 +30,7 @@ from ingestor.wire import Kind, decode_message
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetter, DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
+from ingestor.worker.lag import partition_lag
 from ingestor.worker.process import Processed, process_events, process_ledger, process_transcripts
 from ingestor.worker.restore import load_index
 from ingestor.worker.sessions import SessionAgg
@@ -70,6 +72,8 @@ class WorkerState:
     inflight_messages: int = 0
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     flushes: int = 0
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    input_topics: frozenset[str] = frozenset()
 
 
 def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
@@ -102,6 +106,13 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
             max_bytes=settings.batch_max_bytes,
         ),
         limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
+    )
+
+    state.metrics = WorkerMetrics(
+        scrape=lambda: (
+            partition_lag(app, state.last_offsets),
+            state.batch.size + state.inflight_rows,
+        )
     )
 
     def raw_topic(name: str) -> Any:
@@ -186,6 +197,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
             )
         state.counts.update(processed.outcomes)
         state.counts["messages"] += 1
+        state.metrics.envelope(kind, (dead.reason for dead in processed.dead))
         state.batch.add(processed.rows, len(event.value or b""))
         state.held.append((stream, event))
         state.limit.record(processed.valid, len(processed.dead))
@@ -219,6 +231,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
 
     inputs = {transcripts_topic.get_topic_name(), events_topic.get_topic_name()}
     inputs.add(ledger_topic.get_topic_name())
+    state.input_topics = frozenset(inputs)
 
     async def watchdog() -> None:
         # The other face of the Faust hole (see handle): when the skipped records are the last
@@ -314,15 +327,23 @@ async def store_held(app: faust.App) -> None:
 async def _store(
     state: WorkerState, rows: dict[str, list[dict[str, Any]]], held: list[Any], token: str
 ) -> None:
-    try:
-        stored = await asyncio.to_thread(
-            write_batch,
+    metrics = state.metrics
+
+    def write() -> int:
+        started = time.perf_counter()
+        stored = write_batch(
             state.ch,
             rows,
             token=token,
             retries=state.settings.insert_retries,
             backoff_s=state.settings.insert_backoff_s,
+            on_retry=metrics.retries.inc,
         )
+        metrics.stored(rows, time.perf_counter() - started)
+        return stored
+
+    try:
+        stored = await asyncio.to_thread(write)
     except Exception:
         # Faust would commit the held offsets on a clean stop: exit hard so they are re-delivered.
         log.critical(

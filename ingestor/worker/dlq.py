@@ -135,6 +135,14 @@ class DeadLetterLimit:
         self._recent: deque[bool] = deque(maxlen=window)
         self._invalid = 0
 
+    @property
+    def max_ratio(self) -> float:
+        return self._max_ratio
+
+    def ratio(self) -> float | None:
+        """The invalid share of the records seen in the window (None before any)."""
+        return self._invalid / len(self._recent) if self._recent else None
+
     def record(self, valid: int, invalid: int) -> None:
         for ok in (True,) * valid + (False,) * invalid:
             if len(self._recent) == self._window and not self._recent[0]:

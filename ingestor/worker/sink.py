@@ -105,6 +105,7 @@ def write_batch(
     retries: int,
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
+    on_retry: Callable[[], None] | None = None,
 ) -> int:
     """Insert every table's rows (each once, retried with the same token), then the batch's file
     positions. Returns the rows stored (positions not counted)."""
@@ -123,7 +124,9 @@ def write_batch(
                 ch.insert(table, fresh, token=f"{token}:{table}")
             return len(fresh)
 
-        done = call_with_retry(insert, retries=retries, backoff_s=backoff_s, sleep=sleep)
+        done = call_with_retry(
+            insert, retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry
+        )
         stored += done if table != POSITIONS_TABLE else 0
     return stored
 

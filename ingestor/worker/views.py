@@ -3,6 +3,9 @@
 * ``GET /sessions/`` — every live session aggregate this worker holds, as JSON.
 * ``GET /sessions/{session_id}/`` — one session, 404 if this worker does not hold it.
 * ``GET /stats/`` — counters for progress displays: messages, lines by outcome, rows stored.
+* ``GET /metrics`` — Prometheus text: the worker's metrics, then the watcher's (its textfile in
+  the data dir, when present; see ``obs/metrics.py``).
+* ``GET /health`` — 200 or 503 with the reasons as JSON (``obs/health.py``).
 
 A request whose ``Host`` does not name this worker gets 421 (``hosts.py``: DNS rebinding); a
 query parameter a view does not take, or a bad value, gets 400 naming it.
@@ -13,11 +16,16 @@ Costs are exact decimals written as JSON numbers.
 from __future__ import annotations
 
 import asyncio
+import time
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingestor.errors import ConfigError
+from ingestor.obs.health import HealthInputs, verdict
+from ingestor.obs.metrics import CONTENT_TYPE, watcher_textfile
 from ingestor.report.render import render_json
 from ingestor.worker.hosts import HostCheck
+from ingestor.worker.lag import behind
 from ingestor.worker.sessions import SessionAgg
 
 if TYPE_CHECKING:
@@ -79,42 +87,82 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 "pending_messages": len(state.held) + state.inflight_messages,
                 "flushes": state.flushes,
                 # Records in input partitions not yet handled by this process (see _behind).
-                "behind": _behind(app, state),
+                "behind": behind(app, state.last_offsets),
                 "projects_indexed": len(state.indexes),
             },
         )
 
+    textfile = watcher_textfile(state.settings.data_dir)
+
+    async def metrics(web: Any, request: Any) -> Any:
+        body = await asyncio.to_thread(_exposition, state, textfile)
+        return web.bytes(body, content_type=CONTENT_TYPE.split(";")[0], status=200)
+
+    async def health(web: Any, request: Any) -> Any:
+        ch_error, broker_error = await asyncio.gather(
+            _clickhouse_error(state), _broker_error(app.conf.broker)
+        )
+        try:
+            assigned = sum(1 for tp in app.consumer.assignment() if tp.topic in state.input_topics)
+        except Exception:  # noqa: BLE001 - not started yet
+            assigned = 0
+        status, body = verdict(
+            HealthInputs(
+                clickhouse_error=ch_error,
+                broker_error=broker_error,
+                assigned=assigned,
+                rebalancing=bool(app.rebalancing),
+                now=time.time(),
+                newest=state.metrics.newest_seconds(),
+                max_staleness_s=state.settings.health_max_staleness_s,
+                error_ratio=state.limit.ratio(),
+                max_error_ratio=state.limit.max_ratio,
+            )
+        )
+        return reply(web, body, status=status)
+
+    app.page("/metrics")(guarded(metrics))
+    app.page("/health")(guarded(health))
     app.page("/sessions/")(guarded(all_sessions))
     app.page("/sessions/{session_id}/")(guarded(one_session))
     app.page("/report/{kind}/")(guarded(report, query=True))
     app.page("/stats/")(guarded(stats))
 
 
-def _behind(app: Any, state: WorkerState) -> int | None:
-    """Records below the high-watermarks that this process neither handled nor found committed.
-
-    Counted per input partition from the last fetch's high-watermark; None while unassigned. The
-    committed offset may be either the next record's (Kafka's) or the last acked (Faust's): the
-    comparison allows both, so a fully consumed partition counts 0 either way.
-    """
-    consumer = app.consumer
+def _exposition(state: WorkerState, textfile: Path) -> bytes:
+    body = state.metrics.exposition()
     try:
-        assigned = consumer.assignment()
-    except Exception:  # noqa: BLE001 - not started yet
-        return None
-    if not assigned:
-        return None
-    changelogs = app.conf.id + "-"  # Faust names them "{app id}-{table}-changelog"
-    total = 0
-    for tp in assigned:
-        if tp.topic.startswith(changelogs):
+        return body + textfile.read_bytes()
+    except OSError:  # no watcher on this data dir (yet)
+        return body
+
+
+async def _clickhouse_error(state: WorkerState) -> str | None:
+    try:
+        await asyncio.wait_for(asyncio.to_thread(state.ch.query, "SELECT 1"), _CHECK_TIMEOUT_S)
+    except TimeoutError:
+        return f"no answer to SELECT 1 within {_CHECK_TIMEOUT_S:.0f}s"
+    except Exception as exc:  # noqa: BLE001 - any failure is the answer
+        return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+    return None
+
+
+async def _broker_error(brokers: Any) -> str | None:
+    """None once one bootstrap server accepts a TCP connection (the consumer's own connection
+    state is Faust-internal; a refused or silent port is what an operator needs to see)."""
+    problems = []
+    for url in brokers:
+        host, port = url.host or "localhost", url.port or 9092
+        try:
+            _, writer = await asyncio.wait_for(
+                asyncio.open_connection(host, port), _CHECK_TIMEOUT_S
+            )
+        except (OSError, TimeoutError) as exc:
+            problems.append(f"{host}:{port}: {exc or type(exc).__name__}")
             continue
-        highwater = consumer.highwater(tp)
-        if highwater is None:
-            continue
-        done = max(
-            state.last_offsets.get((tp.topic, tp.partition), -1),
-            consumer._committed_offset.get(tp) or -1,
-        )
-        total += max(0, highwater - 1 - done)
-    return total
+        writer.close()
+        return None
+    return "; ".join(problems) or "no bootstrap server configured"
+
+
+_CHECK_TIMEOUT_S = 3.0

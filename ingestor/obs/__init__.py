@@ -1,0 +1,1 @@
+"""Operating the ingestor: Prometheus metrics, the health verdict, log set-up."""

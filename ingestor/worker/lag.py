@@ -1,0 +1,49 @@
+"""How far this worker is behind its input partitions (for ``/stats/`` and ``/metrics``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+__all__ = ["behind", "partition_lag"]
+
+
+def partition_lag(
+    app: Any, last_offsets: Mapping[tuple[str, int], int]
+) -> dict[tuple[str, int], int]:
+    """Records below each input partition's high-watermark that this process neither handled
+    nor found committed; empty while unassigned.
+
+    Counted from the last fetch's high-watermark. The committed offset may be either the next
+    record's (Kafka's) or the last acked (Faust's): the comparison allows both, so a fully
+    consumed partition counts 0 either way.
+    """
+    consumer = app.consumer
+    try:
+        assigned = consumer.assignment()
+    except Exception:  # noqa: BLE001 - not started yet
+        return {}
+    changelogs = app.conf.id + "-"  # Faust names them "{app id}-{table}-changelog"
+    lag: dict[tuple[str, int], int] = {}
+    for tp in assigned:
+        if tp.topic.startswith(changelogs):
+            continue
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        done = max(
+            last_offsets.get((tp.topic, tp.partition), -1),
+            consumer._committed_offset.get(tp) or -1,
+        )
+        lag[(tp.topic, tp.partition)] = max(0, highwater - 1 - done)
+    return lag
+
+
+def behind(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> int | None:
+    """The sum of ``partition_lag``; None while no partition is assigned."""
+    try:
+        if not app.consumer.assignment():
+            return None
+    except Exception:  # noqa: BLE001 - not started yet
+        return None
+    return sum(partition_lag(app, last_offsets).values())
