@@ -34,6 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument(
         "-v", "--verbose", action="count", default=0, help="more log output; tracebacks on errors"
     )
+    # The same flag after the command, whose default must not reset one given before it.
+    after = argparse.ArgumentParser(add_help=False)
+    after.add_argument("-v", "--verbose", action="count", default=argparse.SUPPRESS, help="idem")
     parser = argparse.ArgumentParser(
         prog="ingestor",
         description="LLM token usage and observability events: Kafka → Faust → ClickHouse. "
@@ -50,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def add_parser(name: str, **kwargs: object) -> argparse.ArgumentParser:
         # Every command takes -v too, and reports its own usage on a bad flag.
-        p = original(name, parents=[common], **kwargs)  # type: ignore[arg-type]
+        p = original(name, parents=[after], **kwargs)  # type: ignore[arg-type]
         p.set_defaults(subparser=p)
         return p
 
