@@ -86,3 +86,39 @@ def ccusage() -> Ccusage:
             pytest.skip(f"INGESTOR_CCUSAGE_BIN={env} is not a file")
         return Ccusage(binary)
     return Ccusage(_install(_cache_dir()))
+
+
+def embedded_env(data_dir: Path) -> dict[str, str]:
+    """The environment for ``ingestor up`` on the embedded stack in ``data_dir`` (or a skip)."""
+    import socket
+
+    from ingestor.local.tansu import tansu_binary
+
+    try:
+        tansu_binary()
+    except Exception as exc:  # noqa: BLE001 - any reason there is no broker binary
+        pytest.skip(f"no embedded broker: {exc}")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
+    return env | {
+        "INGESTOR_DATA_DIR": str(data_dir),
+        "INGESTOR_WEB_PORT": str(port),
+        "INGESTOR_BROKER_SESSION_TIMEOUT_S": "6",
+        "INGESTOR_DEDUP_SCOPE": "parity-host",
+        "INGESTOR_DLQ_MAX_INVALID_RATIO": "1",
+    }
+
+
+def up_once(corpus: Path, env: dict[str, str]) -> None:
+    """``ingestor up CORPUS/projects --once``, which must end well."""
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "ingestor.cli.main", "up", str(corpus / "projects"), "--once"],
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Ccusage
+from conftest import Ccusage, embedded_env, up_once
 from daily_variant import ccusage_daily_entries
 from diff import mismatches
 
@@ -33,23 +33,10 @@ pytestmark = [pytest.mark.parity, pytest.mark.integration, pytest.mark.slow]
 def test_replaced_truncated_deleted_files_count_as_on_disk(
     tmp_path: Path, ccusage: Ccusage
 ) -> None:
-    from ingestor.local.tansu import tansu_binary
-
-    try:
-        tansu_binary()
-    except Exception as exc:  # noqa: BLE001 - any reason there is no broker binary
-        pytest.skip(f"no embedded broker: {exc}")
     corpus = tmp_path / "claude"
     generate(corpus, lines=3_000, seed=707, odd_rate=0.0)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
-    env |= {
-        "INGESTOR_DATA_DIR": str(tmp_path / "data"),
-        "INGESTOR_WEB_PORT": str(_free_port()),
-        "INGESTOR_BROKER_SESSION_TIMEOUT_S": "6",
-        "INGESTOR_DEDUP_SCOPE": "parity-host",
-        "INGESTOR_DLQ_MAX_INVALID_RATIO": "1",
-    }
-    _up(corpus, env)
+    env = embedded_env(tmp_path / "data")
+    up_once(corpus, env)
     before = _ours("monthly", env)
 
     files = sorted(p for p in (corpus / "projects").rglob("*.jsonl") if _usage_lines(p) >= 4)
@@ -66,7 +53,7 @@ def test_replaced_truncated_deleted_files_count_as_on_disk(
         handle.truncate(0)
     deleted.unlink()
 
-    _up(corpus, env)
+    up_once(corpus, env)
     for kind in ("monthly", "session"):
         ours = _ours(kind, env)
         theirs = ccusage.report(kind, corpus, timezone="UTC")
@@ -83,16 +70,6 @@ def test_replaced_truncated_deleted_files_count_as_on_disk(
         by_month[row["date"][:7]] = by_month.get(row["date"][:7], Decimal(0)) + row["totalTokens"]
     assert by_month == {row["month"]: row["totalTokens"] for row in monthly["monthly"]}
     assert ours["totals"]["totalTokens"] == monthly["totals"]["totalTokens"]
-
-
-def _up(corpus: Path, env: dict[str, str]) -> None:
-    done = subprocess.run(
-        [sys.executable, "-m", "ingestor.cli.main", "up", str(corpus / "projects"), "--once"],
-        env=env,
-        capture_output=True,
-        timeout=300,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
 
 
 def _ours(kind: str, env: dict[str, str]) -> Any:
@@ -123,12 +100,3 @@ def _without_message_id(lines: list[bytes]) -> bytes:
             line.pop("requestId", None)
             return json.dumps(line, separators=(",", ":")).encode() + b"\n"
     raise AssertionError("no usage line")
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port

@@ -15,16 +15,13 @@ rule's: so our daily differs from ccusage's by exactly the daily loader's quirks
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import Ccusage
+from conftest import Ccusage, embedded_env, up_once
 from daily_variant import ccusage_daily_entries
 from diff import mismatches
 
@@ -42,30 +39,10 @@ KINDS = ("weekly", "monthly", "session", "blocks")
 
 @pytest.fixture(scope="module")
 def stored(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, ClickHouse]]:
-    from ingestor.local.tansu import tansu_binary
-
-    try:
-        tansu_binary()
-    except Exception as exc:  # noqa: BLE001 - any reason there is no broker binary
-        pytest.skip(f"no embedded broker: {exc}")
     root = tmp_path_factory.mktemp("parity")
     corpus = root / "claude"
     generate(corpus, lines=8_000, seed=606, odd_rate=0.03)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
-    env |= {
-        "INGESTOR_DATA_DIR": str(root / "data"),
-        "INGESTOR_WEB_PORT": str(_free_port()),
-        "INGESTOR_BROKER_SESSION_TIMEOUT_S": "6",
-        "INGESTOR_DEDUP_SCOPE": "parity-host",
-        "INGESTOR_DLQ_MAX_INVALID_RATIO": "1",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "ingestor.cli.main", "up", str(corpus / "projects"), "--once"],
-        env=env,
-        capture_output=True,
-        timeout=600,
-    )
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    up_once(corpus, embedded_env(root / "data"))
     target = ClickHouseTarget(kind="chdb", database="ingestor", path=root / "data" / "clickhouse")
     with open_clickhouse(target) as ch:
         yield corpus, ch
@@ -129,24 +106,3 @@ def test_flags_equal_ccusage(
         ours = build(ch, ReportRequest(kind, **options))  # type: ignore[arg-type]
         theirs = ccusage.report(kind, corpus, timezone="UTC", args=args)
         assert mismatches(ours, theirs) == [], kind
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def test_clickhouse_decided_winners_equal_the_rule_run_in_python(
-    stored: tuple[Path, ClickHouse],
-) -> None:
-    from ingestor.report.entries import ENTRY_SQL, counted_entries, entries_from_columns
-    from ingestor.usage.prices import CostMode
-
-    _, ch = stored
-    fast = counted_entries(ch)
-    slow = entries_from_columns(ch.query_columns(ENTRY_SQL), mode=CostMode.AUTO)
-    assert fast == slow and len(fast) > 1000
