@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pipeline import Pipeline
 
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.engine import ClickHouse, open_clickhouse, quote_identifier
@@ -51,3 +52,15 @@ def clickhouse(clickhouse_empty: ClickHouse) -> ClickHouse:
     """An engine on a fresh database with every migration applied."""
     apply_schema(clickhouse_empty)
     return clickhouse_empty
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Pipeline]:
+    """A prepared pipeline (topics, schema) on the test broker and engine; its worker is stopped."""
+    url = os.environ.get("INGESTOR_TEST_CLICKHOUSE_URL") or f"chdb://{tmp_path / 'chdb'}"
+    p = Pipeline(kafka_bootstrap, tmp_path, url)
+    p.prepare()
+    try:
+        yield p
+    finally:
+        p.stop_worker(kill=True)

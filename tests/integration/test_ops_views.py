@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -27,17 +25,6 @@ from ingestor.obs.metrics import (
 
 pytestmark = [pytest.mark.integration]
 SECRET = "pw-never-logged-7f3a"
-
-
-@pytest.fixture
-def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Pipeline]:
-    url = os.environ.get("INGESTOR_TEST_CLICKHOUSE_URL") or f"chdb://{tmp_path / 'chdb'}"
-    p = Pipeline(kafka_bootstrap, tmp_path, url)
-    p.prepare()
-    try:
-        yield p
-    finally:
-        p.stop_worker(kill=True)
 
 
 def fetch(p: Pipeline, path: str, host: str | None = None) -> tuple[int, bytes]:

@@ -7,9 +7,7 @@ computation over the same files.
 from __future__ import annotations
 
 import hashlib
-import os
 import shutil
-from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
 
@@ -29,17 +27,6 @@ from ingestor.corpus.reference import Reference
 from ingestor.report import ReportRequest, build
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
-
-
-@pytest.fixture
-def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Pipeline]:
-    url = os.environ.get("INGESTOR_TEST_CLICKHOUSE_URL") or f"chdb://{tmp_path / 'chdb'}"
-    p = Pipeline(kafka_bootstrap, tmp_path, url)
-    p.prepare()
-    try:
-        yield p
-    finally:
-        p.stop_worker(kill=True)
 
 
 def test_totals_equal_the_reference_and_every_line_is_accounted_for(

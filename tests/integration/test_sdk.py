@@ -14,8 +14,6 @@ import sys
 import textwrap
 import time
 import uuid
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -64,17 +62,6 @@ def read_events(bootstrap: str, topic: str, *, expected: int, timeout_s: float =
             await consumer.stop()
 
     return asyncio.run(read())
-
-
-@pytest.fixture
-def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Iterator[Pipeline]:
-    url = os.environ.get("INGESTOR_TEST_CLICKHOUSE_URL") or f"chdb://{tmp_path / 'chdb'}"
-    p = Pipeline(kafka_bootstrap, tmp_path, url)
-    p.prepare()
-    try:
-        yield p
-    finally:
-        p.stop_worker(kill=True)
 
 
 def test_tracked_events_are_stored_exactly_once(pipeline: Pipeline) -> None:
