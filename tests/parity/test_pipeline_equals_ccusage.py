@@ -106,3 +106,15 @@ def test_flags_equal_ccusage(
         ours = build(ch, ReportRequest(kind, **options))  # type: ignore[arg-type]
         theirs = ccusage.report(kind, corpus, timezone="UTC", args=args)
         assert mismatches(ours, theirs) == [], kind
+
+
+def test_clickhouse_decided_winners_equal_the_rule_run_in_python(
+    stored: tuple[Path, ClickHouse],
+) -> None:
+    from ingestor.report.entries import ENTRY_SQL, counted_entries, entries_from_columns
+    from ingestor.usage.prices import CostMode
+
+    _, ch = stored
+    fast = counted_entries(ch)
+    slow = entries_from_columns(ch.query_columns(ENTRY_SQL), mode=CostMode.AUTO)
+    assert fast == slow and len(fast) > 1000
