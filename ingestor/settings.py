@@ -129,7 +129,9 @@ class Settings(BaseSettings):
     app_id: str = "ingestor"
     web_host: str = "127.0.0.1"  # Faust binds 0.0.0.0 by default; we do not
     web_port: int = Field(default=6066, ge=0, le=65535)
-    broker_session_timeout_s: float = Field(default=10.0, gt=0)
+    # Unset: 10 s on a Kafka cluster, TANSU_SESSION_TIMEOUT_S on the embedded broker (which holds
+    # a group's first join for half of it: local/compat.py).
+    broker_session_timeout_s: float | None = Field(default=None, gt=0)
     # Host headers the HTTP views answer besides the bind address and localhost (comma-separated):
     # a DNS-rebinding page names its own host, and gets 421.
     web_allowed_hosts: str = ""

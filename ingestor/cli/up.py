@@ -49,6 +49,8 @@ __all__ = ["register"]
 
 WATCH_STATS = "watch-stats.json"
 STOP_GRACE_S = 4.0  # SIGTERM to SIGKILL for the children; the whole stop stays under 5 s
+TICK_S = 0.1  # the supervisor's loop: children's exits, signals
+LOOK_S = 0.25  # progress shown and `--once`'s end judged (twice in a row: two looks)
 
 
 def register(sub: Any) -> None:
@@ -318,13 +320,13 @@ def _supervise(
             children.append(_Child("watcher", watch_args, logs / "watch.log", policy()))
         last_look = 0.0
         was_done: int | None = None
-        while not stop.wait(0.5):
+        while not stop.wait(TICK_S):
             verdict = _tend(children, say)
             if verdict is not None:
                 status = verdict
                 break
             now = time.monotonic()
-            if now - last_look >= 1.0:
+            if now - last_look >= LOOK_S:
                 last_look = now
                 snapshot, done = meter.look(now)
                 run.progress.update(meter.progress(snapshot))
@@ -405,7 +407,7 @@ def _wait_ready(
             with urllib.request.urlopen(url, timeout=1) as reply:
                 if json.loads(reply.read()).get("ready"):
                     return
-        stop.wait(0.3)
+        stop.wait(TICK_S)
 
 
 class _Meter:

@@ -47,14 +47,17 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     bootstrap = resolve_bootstrap(args, settings)
     if args.tansu:
-        from ingestor.local.compat import patch_faust_for_tansu
+        from ingestor.local.compat import patch_faust_for_tansu, tansu_session_timeout
 
         patch_faust_for_tansu()
+        timeout_s = tansu_session_timeout(settings.broker_session_timeout_s)
+        settings = settings.model_copy(update={"broker_session_timeout_s": timeout_s})
     from ingestor.sink.engine import open_clickhouse
     from ingestor.worker.app import build_app, store_held
-    from ingestor.worker.stop import BoundedWorker
+    from ingestor.worker.stop import BoundedWorker, start_tables_at_once
 
     tune_gc()
+    start_tables_at_once()
     ch = open_clickhouse(settings.clickhouse)
     try:
         app = build_app(settings, bootstrap, ch)
