@@ -111,7 +111,11 @@ class Settings(BaseSettings):
     bad_line_max_bytes: int = Field(default=4096, ge=64)  # a dead letter's structure, at most
     # The watcher grows a read to hold one line up to this; a longer line is dead-lettered unread.
     line_max_bytes: int = Field(default=256 << 20, ge=1 << 16)
+    # File changes arrive as events (watchfiles); without them the watcher polls this often.
     watch_poll_interval_s: float = Field(default=0.5, gt=0)
+    watch_events: bool = True
+    # With events, a pass at least this often anyway: a missed event costs this much latency.
+    watch_rescan_s: float = Field(default=5.0, gt=0)
 
     # Sink: ClickHouse prefers 10k–100k rows an insert, about one insert a second per table.
     batch_max_rows: int = Field(default=50_000, ge=1)
