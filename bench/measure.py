@@ -135,7 +135,10 @@ def measure(
                     continue
                 entry = seen.get(pid)
                 if entry is None:
-                    entry = seen[pid] = Proc(pid, role_of(_cmdline(pid)))
+                    cmdline = _cmdline(pid)
+                    if not cmdline:  # a zombie, or gone between two reads
+                        continue
+                    entry = seen[pid] = Proc(pid, role_of(cmdline))
                 entry.peak_rss_mb = max(entry.peak_rss_mb, sample[0])
                 entry.cpu_s = max(entry.cpu_s, sample[1])
             done.wait(SAMPLE_S)
