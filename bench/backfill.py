@@ -31,7 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.e2e import OUT, ensure_corpus, free_port, run_measure
+from bench.e2e import OUT, ROOT, ensure_corpus, free_port, run_measure
 from bench.measure import Tree, measure
 from bench.render import render
 
@@ -41,31 +41,29 @@ DEFAULT_LINES = "100000,300000,1000000"
 _READ = re.compile(rb"this run: read ([\d,]+) lines, stored ([\d,]+) records, ([\d,]+) dead")
 
 
-def _up_env(data_dir: Path) -> dict[str, str]:
+def _up_env(data_dir: Path, tree: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
     env["INGESTOR_DATA_DIR"] = str(data_dir)
     env["INGESTOR_WEB_PORT"] = str(free_port())
     env["INGESTOR_WEB_HOST"] = "127.0.0.1"
-    env["PYTHONPATH"] = os.pathsep.join(
-        filter(None, [str(OUT.parent.parent), env.get("PYTHONPATH")])
-    )
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     return env
 
 
-def up_once(directory: Path, scratch: Path, timeout_s: float) -> dict[str, Any]:
+def up_once(directory: Path, scratch: Path, timeout_s: float, tree: Path = ROOT) -> dict[str, Any]:
     """``ingestor up --once directory`` on a fresh data dir under ``scratch``: the measured tree
     and the run's own counts."""
     data_dir = scratch / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
     cmd = [sys.executable, "-m", "ingestor.cli.main", "up", "--once", str(directory)]
-    tree = measure(cmd, env=_up_env(data_dir), timeout_s=timeout_s)
-    found = _READ.search(tree.stdout)
-    out = _tree(tree)
+    measured = measure(cmd, env=_up_env(data_dir, tree), timeout_s=timeout_s)
+    found = _READ.search(measured.stdout)
+    out = _tree(measured)
     if found:
         read, stored, dead = (int(g.replace(b",", b"")) for g in found.groups())
         out.update(lines_read=read, records_stored=stored, dead_letters=dead)
     else:
-        out["error"] = tree.stdout.decode(errors="replace")[-2000:]
+        out["error"] = measured.stdout.decode(errors="replace")[-2000:]
     shutil.rmtree(data_dir, ignore_errors=True)
     return out
 
@@ -95,6 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=1800.0, help="bound of one run in seconds")
+    p.add_argument(
+        "--tree",
+        type=Path,
+        default=ROOT,
+        help="the ingestor source tree `up` runs from (default this one; another checkout "
+        "measures a before/after in one run of the same bench)",
+    )
     args = p.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in str(args.lines).split(",") if s.strip()]
 
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     from ingestor.corpus.ccusage import CCUSAGE_VERSION, CcusageUnavailable, ccusage_binary
 
     OUT.mkdir(parents=True, exist_ok=True)
-    fig: dict[str, Any] = {"ccusage_version": CCUSAGE_VERSION, "sizes": []}
+    fig: dict[str, Any] = {"ccusage_version": CCUSAGE_VERSION, "sizes": [], "tree": str(args.tree)}
     try:
         binary: Path | None = ccusage_binary()
         fig["ccusage"] = str(binary)
@@ -122,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
         fig["fixed"] = []
         for attempt in (1, 2):
             log(f"fixed cost: up --once on an empty dir ({attempt}/2) ...")
-            fig["fixed"].append(up_once(empty, scratch, args.timeout))
+            fig["fixed"].append(up_once(empty, scratch, args.timeout, args.tree))
         for lines in sizes:
             log(f"corpus: {lines:,} lines, seed {args.seed} ...")
             root, stats, _ = ensure_corpus(lines, args.seed)
@@ -132,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                 ccusage_daily(binary, root, args.timeout)  # a first read warms the page cache
                 size["ccusage"] = ccusage_daily(binary, root, args.timeout)
             log("  ingestor up --once (cold data dir) ...")
-            size["ours"] = ours = up_once(root / "projects", scratch, args.timeout)
+            size["ours"] = ours = up_once(root / "projects", scratch, args.timeout, args.tree)
             if ours.get("returncode") != 0 or ours.get("lines_read") != stats.get("lines", lines):
                 failed = True
             fig["sizes"].append(size)

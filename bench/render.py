@@ -37,7 +37,7 @@ def render(fig: dict[str, Any]) -> str:
     base = fig.get("baseline", {}).get("peak_rss_mb")
     limit = None if base is None else base + RSS_ABOVE_BASELINE_MB
     cc_name = f"ccusage {fig.get('ccusage_version', '')}"
-    parts = []
+    parts = [f"ingestor from {fig.get('tree', '?')}"]
     if "ccusage_missing" in fig:
         parts.append(f"{cc_name}: not available ({fig['ccusage_missing']}); ours alone")
     else:

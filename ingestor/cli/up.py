@@ -107,11 +107,15 @@ def run(args: argparse.Namespace) -> int:
         for warning in warnings:
             say(warning)
         run = RunRecord(mode="once" if args.once else "follow")
+        # The worker loads its modules while the schema is prepared, and waits to open ClickHouse
+        # (one process at a time) until told: a second of the fixed cost.
+        early = _Child("worker", _worker_args(bootstrap, fresh), _logs(settings) / "worker.log")
+        stack.callback(_stop_children, [early.proc])  # when up stops before supervising it
         if _in_child(_prepare, bootstrap, fresh, run) != 0:
             say("could not prepare ClickHouse and the topics (see above)")
             return 1
         status, stopped = _supervise(
-            settings, bootstrap, fresh, dirs, once=args.once, run=run, display=display
+            settings, bootstrap, fresh, dirs, once=args.once, run=run, display=display, early=early
         )
         display.close()
         if _in_child(_finish, run, status, stopped) != 0:
@@ -234,31 +238,59 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
         )
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log: Path, *, hold: bool = False) -> subprocess.Popen[bytes]:
     from ingestor.local.tansu import die_with_parent_hook
 
     with log.open("ab") as out:  # the child keeps its own descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "ingestor.cli.main", *args],
+            [sys.executable, "-m", "ingestor.cli.main", *args, *(["--hold"] if hold else [])],
             preexec_fn=die_with_parent_hook(),
             env=os.environ.copy(),
+            stdin=subprocess.PIPE if hold else None,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
 
 
-class _Child:
-    """A worker or watcher process, restarted by ``_supervise`` under its ``RestartPolicy``."""
+def _worker_args(bootstrap: str, fresh: bool) -> list[str]:
+    tansu = ["--tansu"] if fresh else []
+    return ["worker", "--bootstrap", bootstrap, "--loglevel", "info", *tansu]
 
-    def __init__(self, name: str, args: list[str], log: Path, policy: RestartPolicy) -> None:
-        self.name, self.args, self.log, self.policy = name, args, log, policy
-        self.proc = self._spawn()
+
+def _logs(settings: Settings) -> Path:
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
+class _Child:
+    """A worker or watcher process, restarted by ``_supervise`` under its ``RestartPolicy``.
+
+    Without a policy the first process is held (``worker --hold``) until ``go``; restarts are not.
+    """
+
+    def __init__(
+        self, name: str, args: list[str], log: Path, policy: RestartPolicy | None = None
+    ) -> None:
+        self.name, self.args, self.log = name, args, log
+        self.policy = policy or RestartPolicy(limit=0, base_s=1.0, max_s=1.0, clock=time.monotonic)
+        self.proc = self._spawn(hold=policy is None)
         self.restart_at: float | None = None
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self, *, hold: bool = False) -> subprocess.Popen[bytes]:
         self.policy.started()
         self.started_at = time.time()
-        return _spawn(self.args, self.log)
+        return _spawn(self.args, self.log, hold=hold)
+
+    def go(self, policy: RestartPolicy) -> None:
+        """Let a held process open ClickHouse; from now on it is restarted under ``policy``."""
+        self.policy = policy
+        self.policy.started()
+        stdin = self.proc.stdin
+        if stdin is not None:
+            with contextlib.suppress(OSError):  # it died: _tend restarts it
+                stdin.write(b"go\n")
+                stdin.close()
 
     def restart(self) -> None:
         self.proc, self.restart_at = self._spawn(), None
@@ -273,12 +305,12 @@ def _supervise(
     once: bool,
     run: RunRecord,
     display: Display,
+    early: _Child | None = None,
 ) -> tuple[int, bool]:
-    """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled)."""
-    worker_args = ["worker", "--bootstrap", bootstrap, "--loglevel", "info"]
-    worker_args += ["--tansu"] if fresh else []
-    logs = settings.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled).
+
+    ``early`` is the worker already started and held while the schema was prepared."""
+    logs = _logs(settings)
     say = display.say
     say(f"logs in {logs}/; worker HTTP on http://{settings.web_host}:{settings.web_port}/")
     say(
@@ -310,7 +342,11 @@ def _supervise(
     status = 0
     meter = _Meter(settings, stats_file)
     try:
-        worker = _Child("worker", worker_args, logs / "worker.log", policy())
+        if early is not None:
+            worker = early
+            worker.go(policy())
+        else:
+            worker = _Child("worker", _worker_args(bootstrap, fresh), logs / "worker.log", policy())
         children.append(worker)
         display.show(Snapshot(starting=True))
         # The watcher starts once the worker consumes: a Faust group that starts on data already

@@ -31,6 +31,12 @@ def register(sub: Any) -> None:
         help="the broker is the embedded Tansu: apply its workarounds (set by `ingestor up`)",
     )
     p.add_argument(
+        "--hold",
+        action="store_true",
+        help="load everything, then wait for a line on stdin before opening ClickHouse (set by "
+        "`ingestor up`, which starts the worker while it prepares the schema; EOF exits)",
+    )
+    p.add_argument(
         "--loglevel",
         default="warning",
         choices=LOGLEVELS,
@@ -58,6 +64,12 @@ def run(args: argparse.Namespace) -> int:
 
     tune_gc()
     start_tables_at_once()
+    if args.hold:
+        # The imports above (Faust, aiokafka, pyarrow) took the time `up` spends on the schema.
+        import ingestor.sink.chdb_engine  # noqa: F401 - chdb's load, too
+
+        if not sys.stdin.readline():
+            return 0  # `up` went away before the schema was ready
     ch = open_clickhouse(settings.clickhouse)
     try:
         app = build_app(settings, bootstrap, ch)
