@@ -1,4 +1,4 @@
-"""The embedded broker's consumer-group session timeout (Tansu holds a first join for half of it)."""
+"""The embedded broker's consumer-group session timeout (Tansu holds a first join for half)."""
 
 from __future__ import annotations
 
