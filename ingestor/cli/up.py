@@ -476,16 +476,21 @@ class _Meter:
         if "pid" in watch:  # else no news: the totals stand
             tally.update("lines_read", watch["pid"], int(watch.get("lines_read", 0)))
             tally.update("bytes_read", watch["pid"], int(watch.get("bytes_read", 0)))
+            tally.update("envelopes", watch["pid"], int(watch.get("envelopes_sent", 0)))
         if "run_id" in stats:
             tally.update("records", stats["run_id"], int(counts.get("records_stored", 0)))
             tally.update("dead", stats["run_id"], int(counts.get("dead_letters_stored", 0)))
+            tally.update("messages", stats["run_id"], int(counts.get("messages", 0)))
         read, read_bytes = tally.total("lines_read"), tally.total("bytes_read")
         stored, dead = tally.total("records"), tally.total("dead")
         done_b, total_b = int(watch.get("bytes_done", 0)), int(watch.get("bytes_total", 0))
         rates = self.rate.add(now, read, done_b)
         lines_per_s, bytes_per_s = rates if rates is not None else (None, None)
-        # What is present is stored when the watcher is idle and the worker is behind nothing.
-        idle = bool(watch.get("idle")) and stats.get("behind") == 0
+        # What is present is stored when the watcher is idle and the worker is behind nothing:
+        # it handled at least every envelope the watcher sent (its view of the high-watermark
+        # alone can be older than the watcher's last send) and stored what it handled.
+        handled = tally.total("messages") >= tally.total("envelopes")
+        idle = bool(watch.get("idle")) and stats.get("behind") == 0 and handled
         done = idle and not stats.get("pending_rows") and not stats.get("pending_messages")
         snapshot = Snapshot(
             files=int(watch.get("files", 0)),
