@@ -133,12 +133,14 @@ def measure(
                 sample = _sample(pid)
                 if sample is None:
                     continue
+                cmdline = _cmdline(pid)
+                if not cmdline:  # a zombie, or gone between two reads
+                    continue
                 entry = seen.get(pid)
                 if entry is None:
-                    cmdline = _cmdline(pid)
-                    if not cmdline:  # a zombie, or gone between two reads
-                        continue
                     entry = seen[pid] = Proc(pid, role_of(cmdline))
+                else:  # read again: between fork and exec a child still shows its parent's
+                    entry.role = role_of(cmdline)
                 entry.peak_rss_mb = max(entry.peak_rss_mb, sample[0])
                 entry.cpu_s = max(entry.cpu_s, sample[1])
             done.wait(SAMPLE_S)
