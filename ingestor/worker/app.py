@@ -50,7 +50,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 RESTARTABLE = (EXIT_STORAGE_FAILED, EXIT_OFFSET_GAP)
 DEFAULT_SESSION_TIMEOUT_S = 10.0  # on a Kafka cluster; `ingestor up` sets Tansu's
-STREAM_BUFFER_MESSAGES = 32
 STALL_S = 30.0  # no record for this long while a partition has unread records: stuck
 
 
@@ -93,10 +92,6 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
         broker_commit_interval=1.0,
         producer_max_request_size=max(1_048_576, settings.envelope_max_bytes * 2),
         consumer_max_fetch_size=8 * 1_048_576,
-        # Faust buffers up to this many messages per stream ahead of the agent (default 4096):
-        # with envelopes of up to ~1 MB a backlog made the worker's RSS grow by hundreds of MB.
-        # A few dozen keep the agent fed while the fetcher waits on the broker.
-        stream_buffer_maxsize=STREAM_BUFFER_MESSAGES,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
