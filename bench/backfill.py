@@ -56,7 +56,9 @@ def up_once(directory: Path, scratch: Path, timeout_s: float, tree: Path = ROOT)
     data_dir = scratch / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
     cmd = [sys.executable, "-m", "ingestor.cli.main", "up", "--once", str(directory)]
-    measured = measure(cmd, env=_up_env(data_dir, tree), timeout_s=timeout_s)
+    # Not from the repository: `python -m` puts the working directory first on sys.path, which
+    # would run this checkout's ingestor whatever --tree says (and Faust writes a dir there).
+    measured = measure(cmd, env=_up_env(data_dir, tree), timeout_s=timeout_s, cwd=scratch)
     found = _READ.search(measured.stdout)
     out = _tree(measured)
     if found:
