@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit lint bench setup clean
+.PHONY: run test unit lint bench bench-e2e setup clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -30,10 +30,15 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ingestor tests bench examples
 	$(BIN)/mypy
 
-## bench: end-to-end figures on a generated corpus (LINES=1000000), then the SDK's overhead
+## bench: `up --once` vs ccusage per corpus size (LINES=100000,300000,1000000; add 5000000 for
+## the 5M row), fixed cost, peak RSS against the engine's baseline; then the SDK's overhead
 bench: $(STAMP)
-	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000}
+	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.sdk
+
+## bench-e2e: the worker and watcher alone on one corpus (LINES=1000000), with ceilings
+bench-e2e: $(STAMP)
+	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000}
 
 clean:
 	rm -rf $(VENV) .ingestor .mypy_cache .ruff_cache .pytest_cache

@@ -111,7 +111,11 @@ class Settings(BaseSettings):
     bad_line_max_bytes: int = Field(default=4096, ge=64)  # a dead letter's structure, at most
     # The watcher grows a read to hold one line up to this; a longer line is dead-lettered unread.
     line_max_bytes: int = Field(default=256 << 20, ge=1 << 16)
+    # File changes arrive as events (watchfiles); without them the watcher polls this often.
     watch_poll_interval_s: float = Field(default=0.5, gt=0)
+    watch_events: bool = True
+    # With events, a pass at least this often anyway: a missed event costs this much latency.
+    watch_rescan_s: float = Field(default=5.0, gt=0)
 
     # Sink: ClickHouse prefers 10k–100k rows an insert, about one insert a second per table.
     batch_max_rows: int = Field(default=50_000, ge=1)
@@ -129,7 +133,9 @@ class Settings(BaseSettings):
     app_id: str = "ingestor"
     web_host: str = "127.0.0.1"  # Faust binds 0.0.0.0 by default; we do not
     web_port: int = Field(default=6066, ge=0, le=65535)
-    broker_session_timeout_s: float = Field(default=10.0, gt=0)
+    # Unset: 10 s on a Kafka cluster, TANSU_SESSION_TIMEOUT_S on the embedded broker (which holds
+    # a group's first join for half of it: local/compat.py).
+    broker_session_timeout_s: float | None = Field(default=None, gt=0)
     # Host headers the HTTP views answer besides the bind address and localhost (comma-separated):
     # a DNS-rebinding page names its own host, and gets 421.
     web_allowed_hosts: str = ""

@@ -49,6 +49,8 @@ __all__ = ["register"]
 
 WATCH_STATS = "watch-stats.json"
 STOP_GRACE_S = 4.0  # SIGTERM to SIGKILL for the children; the whole stop stays under 5 s
+TICK_S = 0.1  # the supervisor's loop: children's exits, signals
+LOOK_S = 0.25  # progress shown and `--once`'s end judged (twice in a row: two looks)
 
 
 def register(sub: Any) -> None:
@@ -105,11 +107,15 @@ def run(args: argparse.Namespace) -> int:
         for warning in warnings:
             say(warning)
         run = RunRecord(mode="once" if args.once else "follow")
+        # The worker loads its modules while the schema is prepared, and waits to open ClickHouse
+        # (one process at a time) until told: a second of the fixed cost.
+        early = _Child("worker", _worker_args(bootstrap, fresh), _logs(settings) / "worker.log")
+        stack.callback(_stop_children, [early.proc])  # when up stops before supervising it
         if _in_child(_prepare, bootstrap, fresh, run) != 0:
             say("could not prepare ClickHouse and the topics (see above)")
             return 1
         status, stopped = _supervise(
-            settings, bootstrap, fresh, dirs, once=args.once, run=run, display=display
+            settings, bootstrap, fresh, dirs, once=args.once, run=run, display=display, early=early
         )
         display.close()
         if _in_child(_finish, run, status, stopped) != 0:
@@ -232,31 +238,59 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
         )
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
+def _spawn(args: list[str], log: Path, *, hold: bool = False) -> subprocess.Popen[bytes]:
     from ingestor.local.tansu import die_with_parent_hook
 
     with log.open("ab") as out:  # the child keeps its own descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "ingestor.cli.main", *args],
+            [sys.executable, "-m", "ingestor.cli.main", *args, *(["--hold"] if hold else [])],
             preexec_fn=die_with_parent_hook(),
             env=os.environ.copy(),
+            stdin=subprocess.PIPE if hold else None,
             stdout=out,
             stderr=subprocess.STDOUT,
         )
 
 
-class _Child:
-    """A worker or watcher process, restarted by ``_supervise`` under its ``RestartPolicy``."""
+def _worker_args(bootstrap: str, fresh: bool) -> list[str]:
+    tansu = ["--tansu"] if fresh else []
+    return ["worker", "--bootstrap", bootstrap, "--loglevel", "info", *tansu]
 
-    def __init__(self, name: str, args: list[str], log: Path, policy: RestartPolicy) -> None:
-        self.name, self.args, self.log, self.policy = name, args, log, policy
-        self.proc = self._spawn()
+
+def _logs(settings: Settings) -> Path:
+    logs = settings.data_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    return logs
+
+
+class _Child:
+    """A worker or watcher process, restarted by ``_supervise`` under its ``RestartPolicy``.
+
+    Without a policy the first process is held (``worker --hold``) until ``go``; restarts are not.
+    """
+
+    def __init__(
+        self, name: str, args: list[str], log: Path, policy: RestartPolicy | None = None
+    ) -> None:
+        self.name, self.args, self.log = name, args, log
+        self.policy = policy or RestartPolicy(limit=0, base_s=1.0, max_s=1.0, clock=time.monotonic)
+        self.proc = self._spawn(hold=policy is None)
         self.restart_at: float | None = None
 
-    def _spawn(self) -> subprocess.Popen[bytes]:
+    def _spawn(self, *, hold: bool = False) -> subprocess.Popen[bytes]:
         self.policy.started()
         self.started_at = time.time()
-        return _spawn(self.args, self.log)
+        return _spawn(self.args, self.log, hold=hold)
+
+    def go(self, policy: RestartPolicy) -> None:
+        """Let a held process open ClickHouse; from now on it is restarted under ``policy``."""
+        self.policy = policy
+        self.policy.started()
+        stdin = self.proc.stdin
+        if stdin is not None:
+            with contextlib.suppress(OSError):  # it died: _tend restarts it
+                stdin.write(b"go\n")
+                stdin.close()
 
     def restart(self) -> None:
         self.proc, self.restart_at = self._spawn(), None
@@ -271,12 +305,12 @@ def _supervise(
     once: bool,
     run: RunRecord,
     display: Display,
+    early: _Child | None = None,
 ) -> tuple[int, bool]:
-    """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled)."""
-    worker_args = ["worker", "--bootstrap", bootstrap, "--loglevel", "info"]
-    worker_args += ["--tansu"] if fresh else []
-    logs = settings.data_dir / "logs"
-    logs.mkdir(parents=True, exist_ok=True)
+    """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled).
+
+    ``early`` is the worker already started and held while the schema was prepared."""
+    logs = _logs(settings)
     say = display.say
     say(f"logs in {logs}/; worker HTTP on http://{settings.web_host}:{settings.web_port}/")
     say(
@@ -308,7 +342,11 @@ def _supervise(
     status = 0
     meter = _Meter(settings, stats_file)
     try:
-        worker = _Child("worker", worker_args, logs / "worker.log", policy())
+        if early is not None:
+            worker = early
+            worker.go(policy())
+        else:
+            worker = _Child("worker", _worker_args(bootstrap, fresh), logs / "worker.log", policy())
         children.append(worker)
         display.show(Snapshot(starting=True))
         # The watcher starts once the worker consumes: a Faust group that starts on data already
@@ -318,13 +356,13 @@ def _supervise(
             children.append(_Child("watcher", watch_args, logs / "watch.log", policy()))
         last_look = 0.0
         was_done: int | None = None
-        while not stop.wait(0.5):
+        while not stop.wait(TICK_S):
             verdict = _tend(children, say)
             if verdict is not None:
                 status = verdict
                 break
             now = time.monotonic()
-            if now - last_look >= 1.0:
+            if now - last_look >= LOOK_S:
                 last_look = now
                 snapshot, done = meter.look(now)
                 run.progress.update(meter.progress(snapshot))
@@ -405,7 +443,7 @@ def _wait_ready(
             with urllib.request.urlopen(url, timeout=1) as reply:
                 if json.loads(reply.read()).get("ready"):
                     return
-        stop.wait(0.3)
+        stop.wait(TICK_S)
 
 
 class _Meter:
@@ -438,16 +476,21 @@ class _Meter:
         if "pid" in watch:  # else no news: the totals stand
             tally.update("lines_read", watch["pid"], int(watch.get("lines_read", 0)))
             tally.update("bytes_read", watch["pid"], int(watch.get("bytes_read", 0)))
+            tally.update("envelopes", watch["pid"], int(watch.get("envelopes_sent", 0)))
         if "run_id" in stats:
             tally.update("records", stats["run_id"], int(counts.get("records_stored", 0)))
             tally.update("dead", stats["run_id"], int(counts.get("dead_letters_stored", 0)))
+            tally.update("messages", stats["run_id"], int(counts.get("messages", 0)))
         read, read_bytes = tally.total("lines_read"), tally.total("bytes_read")
         stored, dead = tally.total("records"), tally.total("dead")
         done_b, total_b = int(watch.get("bytes_done", 0)), int(watch.get("bytes_total", 0))
         rates = self.rate.add(now, read, done_b)
         lines_per_s, bytes_per_s = rates if rates is not None else (None, None)
-        # What is present is stored when the watcher is idle and the worker is behind nothing.
-        idle = bool(watch.get("idle")) and stats.get("behind") == 0
+        # What is present is stored when the watcher is idle and the worker is behind nothing:
+        # it handled at least every envelope the watcher sent (its view of the high-watermark
+        # alone can be older than the watcher's last send) and stored what it handled.
+        handled = tally.total("messages") >= tally.total("envelopes")
+        idle = bool(watch.get("idle")) and stats.get("behind") == 0 and handled
         done = idle and not stats.get("pending_rows") and not stats.get("pending_messages")
         snapshot = Snapshot(
             files=int(watch.get("files", 0)),

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import logging
 import os
@@ -62,6 +61,7 @@ async def _watch(
         watcher_textfile,
         write_textfile,
     )
+    from ingestor.producer.changes import Changes
     from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
     from ingestor.producer.sender import KafkaSender
     from ingestor.producer.watch import Watcher
@@ -99,6 +99,12 @@ async def _watch(
                 report()
 
         reporter = asyncio.create_task(report_often())
+        changes = Changes(
+            watcher.dirs,
+            rescan_s=settings.watch_rescan_s,
+            poll_s=settings.watch_poll_interval_s,
+            use_events=settings.watch_events and not once,
+        )
         try:
             while not stop.is_set():
                 try:
@@ -110,10 +116,10 @@ async def _watch(
                 report()
                 if once and idle:
                     return
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), settings.watch_poll_interval_s)
+                await changes.wait(stop)
         finally:
             reporter.cancel()
+            await changes.close()
 
 
 def _write_stats(path: Path, body: dict[str, Any]) -> None:

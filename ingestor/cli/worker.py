@@ -31,6 +31,12 @@ def register(sub: Any) -> None:
         help="the broker is the embedded Tansu: apply its workarounds (set by `ingestor up`)",
     )
     p.add_argument(
+        "--hold",
+        action="store_true",
+        help="load everything, then wait for a line on stdin before opening ClickHouse (set by "
+        "`ingestor up`, which starts the worker while it prepares the schema; EOF exits)",
+    )
+    p.add_argument(
         "--loglevel",
         default="warning",
         choices=LOGLEVELS,
@@ -47,14 +53,23 @@ def run(args: argparse.Namespace) -> int:
     settings = load_settings()
     bootstrap = resolve_bootstrap(args, settings)
     if args.tansu:
-        from ingestor.local.compat import patch_faust_for_tansu
+        from ingestor.local.compat import patch_faust_for_tansu, tansu_session_timeout
 
         patch_faust_for_tansu()
+        timeout_s = tansu_session_timeout(settings.broker_session_timeout_s)
+        settings = settings.model_copy(update={"broker_session_timeout_s": timeout_s})
     from ingestor.sink.engine import open_clickhouse
     from ingestor.worker.app import build_app, store_held
-    from ingestor.worker.stop import BoundedWorker
+    from ingestor.worker.stop import BoundedWorker, start_tables_at_once
 
     tune_gc()
+    start_tables_at_once()
+    if args.hold:
+        # The imports above (Faust, aiokafka, pyarrow) took the time `up` spends on the schema.
+        import ingestor.sink.chdb_engine  # noqa: F401 - chdb's load, too
+
+        if not sys.stdin.readline():
+            return 0  # `up` went away before the schema was ready
     ch = open_clickhouse(settings.clickhouse)
     try:
         app = build_app(settings, bootstrap, ch)

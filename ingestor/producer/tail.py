@@ -107,6 +107,7 @@ class Tail:
         self._max_line_bytes = max(max_line_bytes, chunk_bytes)
         self._idle: _StatKey | None = None  # file state at which nothing complete was left
         self._probed = self.position.first_ts is not None
+        self.size: int | None = None  # as the last ``changed()`` saw it (progress displays)
 
     @property
     def source(self) -> TranscriptSource:
@@ -119,6 +120,7 @@ class Tail:
             st = os.stat(self.path)
         except OSError:
             return False
+        self.size = st.st_size
         return _stat_key(st) != self._idle
 
     def first_ts(self) -> str | None:

@@ -62,6 +62,12 @@ def money(value: Decimal) -> Decimal:
 
 
 @lru_cache(maxsize=4096)
+def _session_of(path: str) -> str:
+    # Once per file, not per line: every line of an envelope has the same file.
+    return session_parts(path)[0]
+
+
+@lru_cache(maxsize=4096)
 def _first_ts(text: str | None) -> datetime:
     if not text:
         return UNKNOWN_FIRST_TS
@@ -188,7 +194,7 @@ def assemble_transcript_row(
         "file_first_ts": _first_ts(source.first_ts),
         "project": source.project,
         "dedup_scope": source.scope,
-        "session_id": session_parts(source.file)[0],  # ccusage's session: the file
+        "session_id": _session_of(source.file),  # ccusage's session: the file
         "line_session_id": line_session_id or "",
         "line_type": line_type,
         "uuid": uuid or "",

@@ -49,6 +49,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 RESTARTABLE = (EXIT_STORAGE_FAILED, EXIT_OFFSET_GAP)
+DEFAULT_SESSION_TIMEOUT_S = 10.0  # on a Kafka cluster; `ingestor up` sets Tansu's
 STALL_S = 30.0  # no record for this long while a partition has unread records: stuck
 
 
@@ -77,6 +78,7 @@ class WorkerState:
 
 
 def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
+    session_timeout_s = settings.broker_session_timeout_s or DEFAULT_SESSION_TIMEOUT_S
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
@@ -85,8 +87,8 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
         autodiscover=False,
         topic_partitions=settings.topic_partitions,
         topic_replication_factor=settings.topic_replication,
-        broker_session_timeout=settings.broker_session_timeout_s,
-        broker_heartbeat_interval=min(3.0, settings.broker_session_timeout_s / 3),
+        broker_session_timeout=session_timeout_s,
+        broker_heartbeat_interval=min(3.0, session_timeout_s / 3),
         broker_commit_interval=1.0,
         producer_max_request_size=max(1_048_576, settings.envelope_max_bytes * 2),
         consumer_max_fetch_size=8 * 1_048_576,

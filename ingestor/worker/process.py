@@ -78,7 +78,6 @@ def process_transcripts(
     index = index_for(source.scope)
     for i, record in enumerate(envelope.records):
         offset, length = _position(record)
-        loc = Location(where.topic, where.partition, where.offset, i, source.file, offset)
         try:
             if offset < 0:
                 raise InvalidRecord("must be a non-negative integer", "offset")
@@ -90,6 +89,8 @@ def process_transcripts(
             if type(reset_ms) is int:
                 row["usage_limit_reset_ms"] = reset_ms
         except InvalidInput as exc:
+            # Built for a bad line only: one a line showed in the worker's profile.
+            loc = Location(where.topic, where.partition, where.offset, i, source.file, offset)
             shape, digest = _kept(record)
             out.dead.append(
                 DeadLetter.of(

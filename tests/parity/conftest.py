@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +16,7 @@ from typing import Any
 
 import pytest
 
-CCUSAGE_VERSION = "20.0.24"
-_NATIVE = Path("node_modules/@ccusage/ccusage-linux-x64/bin/ccusage")
+from ingestor.corpus.ccusage import CcusageUnavailable, ccusage_binary
 
 
 @dataclass(frozen=True)
@@ -41,51 +39,13 @@ class Ccusage:
         return json.loads(done.stdout)
 
 
-def _cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ingestor" / f"ccusage-{CCUSAGE_VERSION}"
-
-
-def _install(cache: Path) -> Path:
-    binary = cache / _NATIVE
-    if binary.is_file():
-        return binary
-    npm = shutil.which("npm")
-    if npm is None:
-        pytest.skip(f"ccusage {CCUSAGE_VERSION} not found: set INGESTOR_CCUSAGE_BIN or install npm")
-    cache.mkdir(parents=True, exist_ok=True)
-    try:
-        subprocess.run(
-            [
-                npm,
-                "install",
-                "--no-audit",
-                "--no-fund",
-                "--prefix",
-                str(cache),
-                f"ccusage@{CCUSAGE_VERSION}",
-            ],
-            capture_output=True,
-            timeout=600,
-            check=True,
-        )
-    except (subprocess.SubprocessError, OSError) as error:
-        pytest.skip(f"npm install ccusage@{CCUSAGE_VERSION} failed: {error}")
-    if not binary.is_file():
-        pytest.skip(f"npm installed ccusage@{CCUSAGE_VERSION} without {_NATIVE} (not linux-x64?)")
-    binary.chmod(binary.stat().st_mode | 0o111)
-    return binary
-
-
 @pytest.fixture(scope="session")
 def ccusage() -> Ccusage:
     """The ccusage 20.0.24 binary, or a skip saying why it is not available."""
-    if env := os.environ.get("INGESTOR_CCUSAGE_BIN", "").strip():
-        binary = Path(env)
-        if not binary.is_file():
-            pytest.skip(f"INGESTOR_CCUSAGE_BIN={env} is not a file")
-        return Ccusage(binary)
-    return Ccusage(_install(_cache_dir()))
+    try:
+        return Ccusage(ccusage_binary())
+    except CcusageUnavailable as why:
+        pytest.skip(str(why))
 
 
 def embedded_env(data_dir: Path) -> dict[str, str]:

@@ -93,3 +93,20 @@ def test_chdb_stores_the_same_values_either_way(tmp_path: Path, monkeypatch: Any
     for arrow, json in zip(stored[0::2], stored[1::2], strict=True):
         assert json[0] == arrow[0] + "-json"
         assert json[1:] == arrow[1:]
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_datetimes_become_the_ticks_arrow_itself_makes(unit: str) -> None:
+    # Ours avoids Arrow's conversion of aware datetimes (it imports pandas): same values.
+    digits = {"s": 0, "ms": 3, "us": 6, "ns": 9}[unit]
+    values = [
+        datetime(2025, 1, 1, 2, 3, 4, 123999, tzinfo=timezone(timedelta(hours=-5))),
+        datetime(1969, 12, 31, 23, 59, 59, 999500, tzinfo=UTC),  # floored, not truncated
+        datetime(2261, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),  # ns holds up to 2262
+        datetime(2024, 2, 29, 12, 0, 0, 1),  # naive: UTC
+        None,
+    ]
+    table = arrow_table([{"ts": v} for v in values], ["ts"], {"ts": f"DateTime64({digits})"})
+    assert table is not None
+    kind = pa.timestamp(unit, tz="UTC")
+    assert table.column("ts").combine_chunks() == pa.array(values, type=kind)

@@ -1,0 +1,163 @@
+"""Measuring a command and every process it starts: wall time, and each process's peak RSS and CPU.
+
+``measure(cmd)`` runs ``cmd`` and samples ``/proc`` every ``SAMPLE_S`` for the whole process tree
+under it (children, grandchildren: `ingestor up`'s Tansu, worker, watcher and the short-lived
+children that open ClickHouse), keeping each process's ``VmHWM`` (the kernel's own high-water
+mark, so a peak between samples is not missed while the process lives) and its CPU time as last
+seen. A process that lives less than a sample may be missed; none of ours that matter does.
+Linux only (``/proc``); elsewhere the tree holds the top process alone, without RSS.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = ["Proc", "Tree", "measure", "role_of"]
+
+SAMPLE_S = 0.05
+_TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+@dataclass
+class Proc:
+    """One process of the tree: what it is, its peak RSS (MB) and CPU seconds (all threads)."""
+
+    pid: int
+    role: str
+    peak_rss_mb: float = 0.0
+    cpu_s: float = 0.0
+
+
+@dataclass
+class Tree:
+    """A measured command: its exit status, wall seconds, stdout, and every process seen."""
+
+    returncode: int
+    wall_s: float
+    stdout: bytes
+    procs: list[Proc] = field(default_factory=list)
+
+    def peak_by_role(self) -> dict[str, float]:
+        """The largest peak RSS (MB) of each role."""
+        peaks: dict[str, float] = {}
+        for proc in self.procs:
+            peaks[proc.role] = max(peaks.get(proc.role, 0.0), proc.peak_rss_mb)
+        return peaks
+
+
+def role_of(cmdline: Sequence[str]) -> str:
+    """A short name for a process from its command line (``ingestor up`` → ``up``)."""
+    words = [os.path.basename(w) for w in cmdline]
+    for marker in ("ingestor.cli.main", "ingestor"):
+        if marker in words:
+            at = words.index(marker)
+            return words[at + 1] if at + 1 < len(words) else marker
+    if any("multiprocessing" in w for w in cmdline):
+        return "up's child (schema, finish)"
+    return words[0] if words else "?"
+
+
+def _children_map() -> dict[int, list[int]]:
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat[stat.rindex(")") + 2 :].split()[1])
+        children.setdefault(ppid, []).append(int(entry))
+    return children
+
+
+def _sample(pid: int) -> tuple[float, float] | None:
+    """(VmHWM MB, CPU s) of ``pid``, None when it is gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    fields = stat[stat.rindex(")") + 2 :].split()
+    cpu = (int(fields[11]) + int(fields[12])) / _TICK
+    hwm = 0.0
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            hwm = int(line.split()[1]) / 1024
+    return hwm, cpu
+
+
+def _cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def measure(
+    cmd: Sequence[str],
+    *,
+    env: Mapping[str, str] | None = None,
+    timeout_s: float = 3600.0,
+    cwd: Path | None = None,
+) -> Tree:
+    """Run ``cmd`` to its end (killed after ``timeout_s``), sampling its process tree."""
+    seen: dict[int, Proc] = {}
+    done = threading.Event()
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        list(cmd),
+        env=dict(env) if env is not None else None,
+        cwd=cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    linux = Path("/proc/self/stat").exists()
+
+    def sampler() -> None:
+        while not done.is_set():
+            tree, stack = [], [proc.pid]
+            children = _children_map()
+            while stack:
+                pid = stack.pop()
+                tree.append(pid)
+                stack.extend(children.get(pid, ()))
+            for pid in tree:
+                sample = _sample(pid)
+                if sample is None:
+                    continue
+                cmdline = _cmdline(pid)
+                if not cmdline:  # a zombie, or gone between two reads
+                    continue
+                entry = seen.get(pid)
+                if entry is None:
+                    entry = seen[pid] = Proc(pid, role_of(cmdline))
+                else:  # read again: between fork and exec a child still shows its parent's
+                    entry.role = role_of(cmdline)
+                entry.peak_rss_mb = max(entry.peak_rss_mb, sample[0])
+                entry.cpu_s = max(entry.cpu_s, sample[1])
+            done.wait(SAMPLE_S)
+
+    thread = threading.Thread(target=sampler, daemon=True) if linux else None
+    if thread is not None:
+        thread.start()
+    try:
+        out, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+    wall = time.perf_counter() - started
+    done.set()
+    if thread is not None:
+        thread.join()
+    procs = sorted(seen.values(), key=lambda p: p.pid)
+    if not procs:
+        procs = [Proc(proc.pid, role_of(list(cmd)))]
+    return Tree(proc.returncode, wall, out, procs)

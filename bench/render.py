@@ -1,0 +1,116 @@
+"""The tables ``make bench`` prints, from the figures ``bench/backfill.py`` measured. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["render", "table"]
+
+BACKFILL_RATIO_TARGET = 4.0  # ours / ccusage at 1M lines (issue #9); 2x next, 1x the goal
+FIXED_COST_TARGET_S = 3.0
+RSS_ABOVE_BASELINE_MB = 200.0
+ROLES = ("up", "worker", "watch", "tansu", "up's child (schema, finish)")
+
+
+def table(rows: list[tuple[str, ...]], indent: str = "  ") -> str:
+    widths = [max(len(r[i]) for r in rows if i < len(r)) for i in range(max(map(len, rows)))]
+    out = []
+    for r in rows:
+        cells = [c.ljust(widths[i]) if i == 0 else c.rjust(widths[i]) for i, c in enumerate(r)]
+        out.append((indent + "  ".join(cells)).rstrip())
+    return "\n".join(out)
+
+
+def _f(value: float | None, spec: str = ".1f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def _verdict(ok: bool | None) -> str:
+    return "" if ok is None else ("ok" if ok else "MISSED")
+
+
+def _ok(tree: dict[str, Any] | None) -> bool:
+    return tree is not None and tree.get("returncode") == 0 and "error" not in tree
+
+
+def render(fig: dict[str, Any]) -> str:
+    base = fig.get("baseline", {}).get("peak_rss_mb")
+    limit = None if base is None else base + RSS_ABOVE_BASELINE_MB
+    cc_name = f"ccusage {fig.get('ccusage_version', '')}"
+    parts = [f"ingestor from {fig.get('tree', '?')}"]
+    if "ccusage_missing" in fig:
+        parts.append(f"{cc_name}: not available ({fig['ccusage_missing']}); ours alone")
+    else:
+        parts.append(f"{cc_name}: {fig.get('ccusage', '?')}")
+    parts.append(
+        f"engine baseline (python + import chdb + one session), this run: {_f(base, '.0f')} MB; "
+        f"RSS limit per process: baseline + {RSS_ABOVE_BASELINE_MB:.0f} = {_f(limit, '.0f')} MB"
+    )
+
+    fixed = [t for t in fig.get("fixed", []) if _ok(t)]
+    best = min((t["wall_s"] for t in fixed), default=None)
+    parts += [
+        "",
+        "fixed cost: `ingestor up --once` on an empty directory, cold data dir",
+        "  "
+        + ", ".join(f"{t['wall_s']:.2f} s" for t in fig.get("fixed", []))
+        + f"  (target ≤ {FIXED_COST_TARGET_S:.0f} s: "
+        + f"{_verdict(None if best is None else best <= FIXED_COST_TARGET_S)})",
+    ]
+
+    rows: list[tuple[str, ...]] = [
+        ("lines", "files", "GB", "ours s", "ccusage s", "ratio", "target")
+    ]
+    scaling: list[tuple[str, ...]] = [
+        ("lines", "ours lines/s", "ccusage lines/s", *ROLES, "ccusage MB", "worst vs limit")
+    ]
+    for size in fig.get("sizes", []):
+        lines, corpus = size["lines"], size.get("corpus", {})
+        ours, cc = size.get("ours"), size.get("ccusage")
+        ours_s = ours["wall_s"] if _ok(ours) else None
+        cc_s = cc["wall_s"] if _ok(cc) else None
+        ratio = ours_s / cc_s if ours_s and cc_s else None
+        target = ""
+        if lines >= 1_000_000 and ratio is not None:
+            target = f"≤ {BACKFILL_RATIO_TARGET:.0f}x {_verdict(ratio <= BACKFILL_RATIO_TARGET)}"
+        if ours is not None and not _ok(ours):
+            target = f"FAILED (exit {ours.get('returncode')})"
+        rows.append(
+            (
+                f"{lines:,}",
+                f"{corpus.get('files', 0):,}",
+                f"{corpus.get('bytes', 0) / 1e9:.2f}",
+                _f(ours_s, ".2f"),
+                _f(cc_s, ".2f"),
+                "—" if ratio is None else f"{ratio:.1f}x",
+                target,
+            )
+        )
+        peaks = ours.get("peak_rss_mb", {}) if ours else {}
+        ours_peaks = [peaks.get(role) for role in ROLES]
+        worst = max((p for p in ours_peaks if p is not None), default=None)
+        within = None if worst is None or limit is None else worst <= limit
+        scaling.append(
+            (
+                f"{lines:,}",
+                _f(lines / ours_s if ours_s else None, ",.0f"),
+                _f(lines / cc_s if cc_s else None, ",.0f"),
+                *(_f(p, ".0f") for p in ours_peaks),
+                _f((cc or {}).get("peak_rss_mb", {}).get("ccusage"), ".0f"),
+                f"{_f(worst, '.0f')} {_verdict(within)}",
+            )
+        )
+    parts += [
+        "",
+        "backfill: `ingestor up --once DIR` (cold data dir, start to every line stored) vs "
+        "`ccusage claude daily --json --offline` on the same files",
+        table(rows),
+        "",
+        "scaling: lines/s, and peak RSS in MB of every process of `up` (VmHWM)",
+        table(scaling),
+    ]
+    for size in fig.get("sizes", []):
+        ours = size.get("ours") or {}
+        if "error" in ours:
+            parts += ["", f"{size['lines']:,} lines: up did not finish:", ours["error"]]
+    return "\n".join(parts)
