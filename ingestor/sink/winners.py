@@ -1,0 +1,209 @@
+"""Keep ``counted_usage`` equal to ccusage's rule over what ``transcript_lines`` holds.
+
+The worker calls ``maintain_winners`` after a batch's lines are stored and before its file
+positions (``worker/sink.py``): the batch's usage lines are copied to ``usage_copies`` (ordered
+by group), then every group the batch touched is decided again from all its stored copies and
+the difference with ``counted_usage`` is written (``ingestor.usage.winners``). Exact under
+retries, replays and crashes because each step is a recomputation against stored state:
+
+* a crash before the positions are stored sends the batch's lines again (Kafka re-delivery, or
+  the watcher resuming at ``file_positions``), which touches the same groups, and deciding a
+  group whose counted rows are already right writes nothing;
+* a crash in the middle leaves some groups behind; they are among the groups the re-sent batch
+  touches, so the next pass sets them right;
+* a new generation of a file (replaced, truncated, deleted: a tombstone announced by the batch
+  before ``file_positions`` knows it) makes its older generation's counted lines stale: they
+  are looked up and their groups decided again, with the batch's generations as current.
+
+Memory is per batch: only the touched groups' copies are read, never the history.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from ingestor.errors import StorageError
+from ingestor.sink.engine import ClickHouse, quote_string
+from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
+from ingestor.usage.winners import (
+    COLUMNS,
+    KEY_COLUMNS,
+    CountedKey,
+    StoredCopy,
+    decide,
+    diff,
+)
+
+__all__ = [
+    "batch_span",
+    "ensure_winners",
+    "maintain_winners",
+    "rebuild_winners",
+    "winners_ready",
+]
+
+Ranges = dict[tuple[str, int], tuple[int, int]]
+
+_COPY_COLUMNS = ", ".join(
+    "toUnixTimestamp64Milli(timestamp)" if c == "timestamp" else c for c in StoredCopy._fields
+)
+_COPY_SOURCE = ", ".join(StoredCopy._fields)
+_RECORDED_VALUES = ", ".join(
+    "any(toUnixTimestamp64Milli(timestamp))" if c == "timestamp" else f"any({c})"
+    for c in COLUMNS[len(KEY_COLUMNS) + 1 :]
+)
+_KEYS = ", ".join(KEY_COLUMNS)
+_READY_TABLE = "counted_usage_ready"
+_REBUILD_CHUNK = 200_000  # copies decided at once when rebuilding: bounds the memory
+
+
+def batch_span(rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> tuple[Ranges, dict[str, int]]:
+    """The batch's stored lines as offset ranges per (file, generation), and the newest
+    generation it names of each file (lines, dead letters or an announcement). Pure."""
+    ranges: Ranges = {}
+    for row in rows.get("transcript_lines", ()):
+        key = (row["source_file"], row["source_generation"])
+        offset = row["source_offset"]
+        low, high = ranges.get(key, (offset, offset))
+        ranges[key] = (min(low, offset), max(high, offset))
+    generations: dict[str, int] = {}
+    for position in batch_positions(rows):
+        file, generation = position["source_file"], position["source_generation"]
+        generations[file] = max(generation, generations.get(file, generation))
+    for file, generation in ranges:
+        generations[file] = max(generation, generations.get(file, generation))
+    return ranges, generations
+
+
+def maintain_winners(ch: ClickHouse, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> int:
+    """Decide again every group the stored batch ``rows`` touched; the rows written.
+
+    Call it after the batch's ``transcript_lines`` are stored and before its file positions.
+    Idempotent; raises ``StorageError``.
+    """
+    ranges, generations = batch_span(rows)
+    if not ranges and not any(g > 0 for g in generations.values()):
+        return 0
+    in_ranges = _ranges_sql(ranges)
+    if ranges:
+        ch.execute(
+            f"INSERT INTO usage_copies ({_COPY_SOURCE}) SELECT {_COPY_SOURCE} "
+            f"FROM transcript_lines WHERE has_usage = 1 AND ({in_ranges})"
+        )
+    touched = [
+        f"(dedup_scope, message_id) IN (SELECT dedup_scope, message_id FROM transcript_lines "
+        f"WHERE has_usage = 1 AND message_id != '' AND ({in_ranges}))",
+        f"(message_id = '' AND ({in_ranges}))",
+    ]
+    touched += _stale(ch, generations)
+    return _settle(ch, " OR ".join(touched), generations)
+
+
+def _stale(ch: ClickHouse, generations: Mapping[str, int]) -> list[str]:
+    """Filters for the counted lines of files' generations older than the batch's newest."""
+    renewed = {f: g for f, g in generations.items() if g > 0}
+    if not renewed:
+        return []
+    files = ", ".join(quote_string(f) for f in renewed)
+    found = ch.query(
+        f"SELECT dedup_scope, message_id, source_file, source_generation, source_offset "
+        f"FROM counted_usage WHERE source_file IN ({files}) "
+        f"GROUP BY {_KEYS} HAVING sum(sign) != 0"
+    )
+    groups, lines = set(), set()
+    for scope, message_id, file, generation, offset in found:
+        if int(generation) >= renewed[str(file)]:
+            continue
+        if message_id:
+            groups.add(f"({quote_string(str(scope))}, {quote_string(str(message_id))})")
+        else:
+            lines.add(f"({quote_string(str(file))}, {int(generation)}, {int(offset)})")
+    out = []
+    if groups:
+        out.append(f"(dedup_scope, message_id) IN ({', '.join(sorted(groups))})")
+    if lines:
+        out.append(
+            "(message_id = '' AND (source_file, source_generation, source_offset) IN "
+            f"({', '.join(sorted(lines))}))"
+        )
+    return out
+
+
+def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
+    """Decide the groups ``where`` selects (whole groups only) and write the difference."""
+    columns = ch.query_columns(f"SELECT {_COPY_COLUMNS} FROM usage_copies WHERE {where}")
+    copies = [StoredCopy(*values) for values in zip(*columns, strict=True)] if columns else []
+    current = _current_generations(ch, {c.source_file for c in copies})
+    for file, generation in generations.items():
+        current[file] = max(generation, current.get(file, generation))
+    counted = decide(copies, current)
+    recorded: dict[CountedKey, tuple[int, dict[str, Any]]] = {}
+    found = ch.query_columns(
+        f"SELECT {_KEYS}, sum(sign), {_RECORDED_VALUES} FROM counted_usage WHERE {where} "
+        f"GROUP BY {_KEYS} HAVING sum(sign) != 0"
+    )
+    width = len(KEY_COLUMNS)
+    for values in zip(*found, strict=True) if found else ():
+        key = CountedKey(*values[:width])
+        row = dict(zip(COLUMNS[:width], values[:width], strict=True))
+        row.update(zip(COLUMNS[width + 1 :], values[width + 1 :], strict=True))
+        recorded[key] = (int(values[width]), row)
+    out = diff(recorded, counted)
+    if out:
+        ch.insert("counted_usage", out)
+    return len(out)
+
+
+def _current_generations(ch: ClickHouse, files: set[str]) -> dict[str, int]:
+    if not files:
+        return {}
+    listed = ", ".join(quote_string(f) for f in sorted(files))
+    return {
+        str(f): int(g)
+        for f, g in ch.query(
+            f"SELECT source_file, max(source_generation) FROM ("
+            f"SELECT source_file, source_generation FROM transcript_lines "
+            f"WHERE source_file IN ({listed}) UNION ALL "
+            f"SELECT source_file, source_generation FROM {POSITIONS_TABLE} "
+            f"WHERE source_file IN ({listed})) GROUP BY source_file"
+        )
+    }
+
+
+def _ranges_sql(ranges: Ranges) -> str:
+    if not ranges:
+        return "0"
+    return " OR ".join(
+        f"(source_file = {quote_string(f)} AND source_generation = {g} "
+        f"AND source_offset BETWEEN {low} AND {high})"
+        for (f, g), (low, high) in sorted(ranges.items())
+    )
+
+
+def winners_ready(ch: ClickHouse) -> bool:
+    """Whether ``counted_usage`` holds every group's winners (else reports decide themselves)."""
+    try:
+        return bool(ch.query(f"SELECT count() FROM {_READY_TABLE}")[0][0])
+    except StorageError:  # not migrated yet
+        return False
+
+
+def rebuild_winners(ch: ClickHouse) -> int:
+    """Decide every stored group (data stored before the table existed), then mark the table
+    ready. Groups are taken in hash chunks so memory stays bounded. Idempotent."""
+    total = int(ch.query("SELECT count() FROM usage_copies")[0][0])
+    chunks = max(1, -(-total // _REBUILD_CHUNK))
+    written = 0
+    # A group is (scope, message id); a line without message id is one by itself.
+    group = "cityHash64(dedup_scope, message_id, if(message_id = '', source_file, ''))"
+    for chunk in range(chunks):
+        written += _settle(ch, f"{group} % {chunks} = {chunk}", {})
+    ch.execute(f"INSERT INTO {_READY_TABLE} (ready_at) VALUES (now64(3))")
+    return written
+
+
+def ensure_winners(ch: ClickHouse) -> None:
+    """Rebuild ``counted_usage`` once if it was never complete (the worker, at start)."""
+    if ch.query(f"EXISTS TABLE {_READY_TABLE}")[0][0] and not winners_ready(ch):
+        rebuild_winners(ch)
