@@ -83,58 +83,53 @@ def maintain_winners(ch: ClickHouse, rows: Mapping[str, Iterable[Mapping[str, An
     Idempotent; raises ``StorageError``.
     """
     ranges, generations = batch_span(rows)
-    if not ranges and not any(g > 0 for g in generations.values()):
-        return 0
-    in_ranges = _ranges_sql(ranges)
-    if ranges:
+    # Statements name files literally: a batch of many small files goes in pieces, each well
+    # below ClickHouse's query size limit. Every copy is stored before any group is decided.
+    pieces = _pieces(sorted(ranges.items()))
+    for piece in pieces:
         ch.execute(
             f"INSERT INTO usage_copies ({_COPY_SOURCE}) SELECT {_COPY_SOURCE} "
-            f"FROM transcript_lines WHERE has_usage = 1 AND ({in_ranges})"
+            f"FROM transcript_lines WHERE has_usage = 1 AND ({_ranges_sql(piece)})"
         )
-    touched = [
-        f"(dedup_scope, message_id) IN (SELECT dedup_scope, message_id FROM transcript_lines "
-        f"WHERE has_usage = 1 AND message_id != '' AND ({in_ranges}))",
-        f"(message_id = '' AND ({in_ranges}))",
-    ]
-    touched += _stale(ch, generations)
-    return _settle(ch, " OR ".join(touched), generations)
+    written = 0
+    for piece in pieces:
+        in_ranges = _ranges_sql(piece)
+        written += _settle(
+            ch,
+            f"(dedup_scope, message_id) IN (SELECT dedup_scope, message_id FROM transcript_lines "
+            f"WHERE has_usage = 1 AND message_id != '' AND ({in_ranges})) "
+            f"OR (message_id = '' AND ({in_ranges}))",
+            generations,
+        )
+    renewed = sorted((f, g) for f, g in generations.items() if g > 0)
+    for files in _pieces(renewed):
+        written += _settle(ch, _stale_sql(files), generations)
+    return written
 
 
-def _stale(ch: ClickHouse, generations: Mapping[str, int]) -> list[str]:
-    """Filters for the counted lines of files' generations older than the batch's newest."""
-    renewed = {f: g for f, g in generations.items() if g > 0}
-    if not renewed:
-        return []
-    files = ", ".join(quote_string(f) for f in renewed)
-    found = ch.query(
-        f"SELECT dedup_scope, message_id, source_file, source_generation, source_offset "
-        f"FROM counted_usage WHERE source_file IN ({files}) "
-        f"GROUP BY {_KEYS} HAVING sum(sign) != 0"
+def _pieces(items: list[Any], size: int = 200) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _stale_sql(files: list[tuple[str, int]]) -> str:
+    """The groups of lines in these files older than the generation given (stale once the
+    newer one is current: their groups are decided again without them)."""
+    names = ", ".join(quote_string(f) for f, _ in files)
+    older = (
+        f"source_file IN ({names}) AND source_generation < "
+        f"transform(source_file, [{names}], [{', '.join(str(g) for _, g in files)}], 0)"
     )
-    groups, lines = set(), set()
-    for scope, message_id, file, generation, offset in found:
-        if int(generation) >= renewed[str(file)]:
-            continue
-        if message_id:
-            groups.add(f"({quote_string(str(scope))}, {quote_string(str(message_id))})")
-        else:
-            lines.add(f"({quote_string(str(file))}, {int(generation)}, {int(offset)})")
-    out = []
-    if groups:
-        out.append(f"(dedup_scope, message_id) IN ({', '.join(sorted(groups))})")
-    if lines:
-        out.append(
-            "(message_id = '' AND (source_file, source_generation, source_offset) IN "
-            f"({', '.join(sorted(lines))}))"
-        )
-    return out
+    return (
+        f"(dedup_scope, message_id) IN (SELECT dedup_scope, message_id FROM counted_usage "
+        f"WHERE message_id != '' AND {older}) OR (message_id = '' AND {older})"
+    )
 
 
 def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
     """Decide the groups ``where`` selects (whole groups only) and write the difference."""
     columns = ch.query_columns(f"SELECT {_COPY_COLUMNS} FROM usage_copies WHERE {where}")
     copies = [StoredCopy(*values) for values in zip(*columns, strict=True)] if columns else []
-    current = _current_generations(ch, {c.source_file for c in copies})
+    current = _current_generations(ch, where) if copies else {}
     for file, generation in generations.items():
         current[file] = max(generation, current.get(file, generation))
     counted = decide(copies, current)
@@ -155,29 +150,25 @@ def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
     return len(out)
 
 
-def _current_generations(ch: ClickHouse, files: set[str]) -> dict[str, int]:
-    if not files:
-        return {}
-    listed = ", ".join(quote_string(f) for f in sorted(files))
+def _current_generations(ch: ClickHouse, where: str) -> dict[str, int]:
+    """The newest generation ClickHouse knows of each file with a copy ``where`` selects."""
+    files = f"source_file IN (SELECT source_file FROM usage_copies WHERE {where})"
     return {
         str(f): int(g)
         for f, g in ch.query(
             f"SELECT source_file, max(source_generation) FROM ("
-            f"SELECT source_file, source_generation FROM transcript_lines "
-            f"WHERE source_file IN ({listed}) UNION ALL "
-            f"SELECT source_file, source_generation FROM {POSITIONS_TABLE} "
-            f"WHERE source_file IN ({listed})) GROUP BY source_file"
+            f"SELECT source_file, source_generation FROM transcript_lines WHERE {files} "
+            f"UNION ALL SELECT source_file, source_generation FROM {POSITIONS_TABLE} "
+            f"WHERE {files}) GROUP BY source_file"
         )
     }
 
 
-def _ranges_sql(ranges: Ranges) -> str:
-    if not ranges:
-        return "0"
+def _ranges_sql(ranges: Iterable[tuple[tuple[str, int], tuple[int, int]]]) -> str:
     return " OR ".join(
         f"(source_file = {quote_string(f)} AND source_generation = {g} "
         f"AND source_offset BETWEEN {low} AND {high})"
-        for (f, g), (low, high) in sorted(ranges.items())
+        for (f, g), (low, high) in ranges
     )
 
 
