@@ -10,7 +10,8 @@ report as the lines themselves. What else the builders read of an entry is kept 
 * time: the group's entry carries its earliest instant, and a zero entry without model its
   latest (the session report's ``firstActivity``/``lastActivity``); both are on the group's day.
 
-Days are cut in SQL with the Python zone's offsets (``local_day.py``) and checked again here.
+Days are cut in SQL with the Python zone's offsets (``local_day.py``); each day's first and last
+instant are checked against Python's cut here, and on a difference the lines are read instead.
 ``line_entries`` returns every counted line (``blocks`` needs their instants). ``--project``
 does not come here: ccusage filters before dedup, so that report still decides itself
 (``entries.py``).
@@ -21,6 +22,7 @@ from __future__ import annotations
 from decimal import Decimal
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from ingestor.report.local_day import day_of, local_day_sql
 from ingestor.sink.engine import ClickHouse
@@ -31,20 +33,15 @@ from ingestor.usage.reports_core import local_date, zone
 
 __all__ = ["line_entries", "rollup_entries"]
 
-# One row per counted line (sum(sign) = 1), with the columns reports read.
+# One row per line: FINAL collapses each +1 and its -1 twin, so what is left with sign 1 is a
+# line that counts. Aggregates take sign into their condition (-If): they run after FINAL,
+# where a WHERE on a column outside the key might be applied before it.
 _LINES = """
-SELECT dedup_scope, source_file, slot_file, slot_offset,
-       toUnixTimestamp64Milli(any(timestamp)) AS ts, any(model) AS model,
-       any(speed) = 'fast' AS fast, any(version) AS version,
-       any(input_tokens) AS input_tokens, any(output_tokens) AS output_tokens,
-       any(cache_creation_tokens) AS cache_creation_tokens,
-       any(cache_read_tokens) AS cache_read_tokens, any(cost_usd) AS cost_usd,
-       any(has_cost_usd) AS has_cost_usd, any(cost_calculated) AS cost_calculated,
-       any(usage_limit_reset_ms) AS usage_limit_reset_ms
-FROM counted_usage
-GROUP BY dedup_scope, message_id, source_file, source_generation, source_offset,
-         slot_file, slot_offset
-HAVING sum(sign) > 0
+SELECT dedup_scope, source_file, slot_file, slot_offset, sign,
+       toUnixTimestamp64Milli(timestamp) AS ts, model, speed = 'fast' AS fast, version,
+       input_tokens, output_tokens, cache_creation_tokens, cache_read_tokens, cost_usd,
+       has_cost_usd, cost_calculated, usage_limit_reset_ms
+FROM counted_usage FINAL
 """
 
 _COST = {
@@ -69,22 +66,23 @@ def rollup_entries(ch: ClickHouse, *, mode: CostMode, tz: str) -> list[Entry] | 
     columns = ch.query_columns(
         f"""
         SELECT {day} AS day, dedup_scope, source_file, model, fast,
-               min((slot_file, slot_offset)) AS first, min(ts), max(ts),
-               sum(input_tokens), sum(output_tokens), sum(cache_creation_tokens),
-               sum(cache_read_tokens), sum({_COST[mode]})
+               minIf((slot_file, slot_offset), sign = 1) AS first, minIf(ts, sign = 1),
+               maxIf(ts, sign = 1), sumIf(input_tokens, sign = 1),
+               sumIf(output_tokens, sign = 1), sumIf(cache_creation_tokens, sign = 1),
+               sumIf(cache_read_tokens, sign = 1), sumIf({_COST[mode]}, sign = 1)
         FROM ({_LINES})
         GROUP BY day, dedup_scope, source_file, model, fast
+        HAVING countIf(sign = 1) > 0
+        ORDER BY dedup_scope, first
         """
     )
     if not columns:
         return []
-    rows = list(zip(*columns, strict=True))
-    rows.sort(key=lambda r: (r[1], *_slot(r[5])))
+    rows = list(zip(*columns, strict=True))  # ordered as ClickHouse sorts strings: by bytes
+    if not _days_agree(rows, zone_):
+        return None
     out: list[Entry] = []
-    for number, scope, file, name, fast, _first, first_ms, last_ms, i, o, cc, cr, cost in rows:
-        when = day_of(number)
-        if local_date(first_ms, zone_) != when or local_date(last_ms, zone_) != when:
-            return None
+    for _day, scope, file, name, fast, _first, first_ms, last_ms, i, o, cc, cr, cost in rows:
         session_id, project_path, project = _file_parts(file)
         out.append(
             Entry(
@@ -94,6 +92,8 @@ def rollup_entries(ch: ClickHouse, *, mode: CostMode, tz: str) -> list[Entry] | 
                 cost=_decimal(cost), scope=scope,
             )
         )  # fmt: skip
+        if last_ms == first_ms:
+            continue
         out.append(
             Entry(
                 timestamp_ms=last_ms, project=project, session_id=session_id,
@@ -107,14 +107,16 @@ def rollup_entries(ch: ClickHouse, *, mode: CostMode, tz: str) -> list[Entry] | 
 def line_entries(ch: ClickHouse, *, mode: CostMode) -> list[Entry]:
     """Every counted line, in ccusage's order."""
     columns = ch.query_columns(
-        f"SELECT dedup_scope, source_file, ts, model, fast, version, input_tokens, "
+        f"SELECT sign, dedup_scope, source_file, ts, model, fast, version, input_tokens, "
         f"output_tokens, cache_creation_tokens, cache_read_tokens, {_COST[mode]}, "
         f"usage_limit_reset_ms FROM ({_LINES}) ORDER BY dedup_scope, slot_file, slot_offset"
     )
     out: list[Entry] = []
-    for scope, file, ts, name, fast, version, i, o, cc, cr, cost, reset in (
+    for sign, scope, file, ts, name, fast, version, i, o, cc, cr, cost, reset in (
         zip(*columns, strict=True) if columns else ()
     ):
+        if sign != 1:
+            continue
         session_id, project_path, project = _file_parts(file)
         out.append(
             Entry(
@@ -128,10 +130,16 @@ def line_entries(ch: ClickHouse, *, mode: CostMode) -> list[Entry]:
     return out
 
 
-def _slot(first: Any) -> tuple[str, int]:
-    if isinstance(first, dict):  # Arrow gives a named tuple as a mapping
-        first = tuple(first.values())
-    return str(first[0]), int(first[1])
+def _days_agree(rows: list[tuple[Any, ...]], zone_: ZoneInfo) -> bool:
+    """Whether each day's earliest and latest instant fall on it in Python's zone too."""
+    spans: dict[int, tuple[int, int]] = {}
+    for row in rows:
+        low, high = spans.get(row[0], (row[6], row[7]))
+        spans[row[0]] = (min(low, row[6]), max(high, row[7]))
+    return all(
+        local_date(low, zone_) == day_of(number) == local_date(high, zone_)
+        for number, (low, high) in spans.items()
+    )
 
 
 @lru_cache(maxsize=65_536)
