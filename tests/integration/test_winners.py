@@ -9,6 +9,7 @@ entries print, byte for byte.
 from __future__ import annotations
 
 import os
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -23,12 +24,14 @@ from ingestor.report import ReportRequest
 from ingestor.report.build import build, build_from_entries
 from ingestor.report.counted import line_entries
 from ingestor.report.entries import ENTRY_SQL, entries_from_columns
+from ingestor.report.local_day import day_of, local_day_sql
 from ingestor.report.render import render_json
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.engine import ClickHouse, open_clickhouse
 from ingestor.sink.winners import maintain_winners, rebuild_winners, winners_ready
 from ingestor.usage.entry import Entry
 from ingestor.usage.prices import CostMode
+from ingestor.usage.reports_core import local_date, zone
 from ingestor.wire import TranscriptSource
 
 pytestmark = pytest.mark.integration
@@ -150,3 +153,22 @@ def test_rebuild_decides_data_stored_before_the_table(clickhouse: ClickHouse) ->
     assert winners_ready(clickhouse)
     assert _counted(clickhouse) == expected
     assert_reports_equal_the_oracle(clickhouse)
+
+
+@pytest.mark.parametrize(
+    "tz", ["UTC", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "Europe/Paris"]
+)
+def test_the_sql_day_cut_is_pythons(clickhouse: ClickHouse, tz: str) -> None:
+    rng = random.Random(tz)
+    # around DST changes (seconds before and after), at random, and before 1970
+    stamps = [1_711_846_800_000 + d for d in range(-3_700_000, 3_700_000, 599_999)]
+    stamps += [1_730_595_600_000 + d for d in range(-3_700_000, 3_700_000, 599_999)]
+    stamps += [rng.randrange(-2_000_000_000_000, 4_000_000_000_000) for _ in range(300)]
+    zone_ = zone(tz)
+    utc_days = {s // 86_400_000 for s in stamps}
+    values = ", ".join(f"toInt64({s})" for s in stamps)
+    [(days,)] = clickhouse.query(
+        f"SELECT groupArray({local_day_sql('ts', zone_, utc_days)}) FROM "
+        f"(SELECT arrayJoin([{values}]) AS ts)"
+    )
+    assert [day_of(d) for d in days] == [local_date(s, zone_) for s in stamps]
