@@ -43,8 +43,6 @@ __all__ = [
     "winners_ready",
 ]
 
-Ranges = dict[tuple[str, int], tuple[int, int]]
-
 _COPY_COLUMNS = ", ".join(
     "toUnixTimestamp64Milli(timestamp)" if c == "timestamp" else c for c in StoredCopy._fields
 )
@@ -58,56 +56,71 @@ _READY_TABLE = "counted_usage_ready"
 _REBUILD_CHUNK = 200_000  # copies decided at once when rebuilding: bounds the memory
 
 
-def batch_span(rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> tuple[Ranges, dict[str, int]]:
-    """The batch's stored lines as offset ranges per (file, generation), and the newest
-    generation it names of each file (lines, dead letters or an announcement). Pure."""
-    ranges: Ranges = {}
+def batch_span(
+    rows: Mapping[str, Iterable[Mapping[str, Any]]],
+    positions: Iterable[Mapping[str, Any]] | None = None,
+) -> tuple[dict[tuple[str, int], int], dict[str, int]]:
+    """What a stored batch touched: the first offset of its lines per (file, generation), and
+    the newest generation it names of each file (lines, dead letters or an announcement: its
+    ``batch_positions``, computed when not given). Pure."""
+    lows: dict[tuple[str, int], int] = {}
     for row in rows.get("transcript_lines", ()):
         key = (row["source_file"], row["source_generation"])
         offset = row["source_offset"]
-        low, high = ranges.get(key, (offset, offset))
-        ranges[key] = (min(low, offset), max(high, offset))
+        low = lows.get(key)
+        if low is None or offset < low:
+            lows[key] = offset
     generations: dict[str, int] = {}
-    for position in batch_positions(rows):
+    for position in batch_positions(rows) if positions is None else positions:
         file, generation = position["source_file"], position["source_generation"]
         generations[file] = max(generation, generations.get(file, generation))
-    for file, generation in ranges:
-        generations[file] = max(generation, generations.get(file, generation))
-    return ranges, generations
+    return lows, generations
 
 
-def maintain_winners(ch: ClickHouse, rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> int:
+def maintain_winners(
+    ch: ClickHouse,
+    rows: Mapping[str, Iterable[Mapping[str, Any]]],
+    positions: Iterable[Mapping[str, Any]] | None = None,
+) -> int:
     """Decide again every group the stored batch ``rows`` touched; the rows written.
 
-    Call it after the batch's ``transcript_lines`` are stored and before its file positions.
-    Idempotent; raises ``StorageError``.
+    Call it after the batch's ``transcript_lines`` are stored and before its file positions
+    (``positions``: its ``batch_positions``, when the caller has them). Idempotent; raises
+    ``StorageError``.
     """
-    ranges, generations = batch_span(rows)
-    # Statements name files literally: a batch of many small files goes in pieces, each well
-    # below ClickHouse's query size limit. Every copy is stored before any group is decided.
-    pieces = _pieces(sorted(ranges.items()))
-    for piece in pieces:
-        ch.execute(
-            f"INSERT INTO usage_copies ({_COPY_SOURCE}) SELECT {_COPY_SOURCE} "
-            f"FROM transcript_lines WHERE has_usage = 1 AND ({_ranges_sql(piece)})"
-        )
+    lows, generations = batch_span(rows, positions)
     written = 0
-    for piece in pieces:
-        in_ranges = _ranges_sql(piece)
-        written += _settle(
-            ch,
-            f"(dedup_scope, message_id) IN (SELECT dedup_scope, message_id FROM transcript_lines "
-            f"WHERE has_usage = 1 AND message_id != '' AND ({in_ranges})) "
-            f"OR (message_id = '' AND ({in_ranges}))",
-            generations,
+    if lows:
+        # The batch's lines, and any stored after them (a replay): a superset is harmless.
+        # Files are listed literally (one hash lookup a row; an OR of ranges would cost a
+        # comparison per range), past the default query size limit when needed (``_sized``).
+        first: dict[str, int] = {}
+        for (f, _g), low in lows.items():
+            first[f] = min(low, first.get(f, low))
+        pairs = ", ".join(f"({quote_string(f)}, {g})" for f, g in lows)
+        files = ", ".join(quote_string(f) for f in first)
+        batch = (
+            f"(source_file, source_generation) IN ({pairs}) AND source_offset >= "
+            f"transform(source_file, [{files}], [{', '.join(map(str, first.values()))}], 0)"
         )
+        ch.execute(
+            _sized(
+                f"INSERT INTO usage_copies ({_COPY_SOURCE}) SELECT {_COPY_SOURCE} "
+                f"FROM transcript_lines WHERE has_usage = 1 AND {batch}"
+            )
+        )  # every copy is stored before any group is decided
+        touched = (
+            f"(dedup_scope, message_id) IN (SELECT dedup_scope, message_id FROM usage_copies "
+            f"WHERE message_id != '' AND {batch}) OR (message_id = '' AND {batch})"
+        )
+        written += _settle(ch, touched, generations)
     renewed = sorted((f, g) for f, g in generations.items() if g > 0)
-    for files in _pieces(renewed):
-        written += _settle(ch, _stale_sql(files), generations)
+    for renewed_files in _pieces(renewed, 200):
+        written += _settle(ch, _stale_sql(renewed_files), generations)
     return written
 
 
-def _pieces(items: list[Any], size: int = 200) -> list[list[Any]]:
+def _pieces(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
@@ -127,16 +140,18 @@ def _stale_sql(files: list[tuple[str, int]]) -> str:
 
 def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
     """Decide the groups ``where`` selects (whole groups only) and write the difference."""
-    columns = ch.query_columns(f"SELECT {_COPY_COLUMNS} FROM usage_copies WHERE {where}")
+    columns = ch.query_columns(_sized(f"SELECT {_COPY_COLUMNS} FROM usage_copies WHERE {where}"))
     copies = [StoredCopy(*values) for values in zip(*columns, strict=True)] if columns else []
-    current = _current_generations(ch, where) if copies else {}
+    current = _current_generations(ch, {c.source_file for c in copies})
     for file, generation in generations.items():
         current[file] = max(generation, current.get(file, generation))
     counted = decide(copies, current)
     recorded: dict[CountedKey, tuple[int, dict[str, Any]]] = {}
     found = ch.query_columns(
-        f"SELECT {_KEYS}, sum(sign), {_RECORDED_VALUES} FROM counted_usage WHERE {where} "
-        f"GROUP BY {_KEYS} HAVING sum(sign) != 0"
+        _sized(
+            f"SELECT {_KEYS}, sum(sign), {_RECORDED_VALUES} FROM counted_usage WHERE {where} "
+            f"GROUP BY {_KEYS} HAVING sum(sign) != 0"
+        )
     )
     width = len(KEY_COLUMNS)
     for values in zip(*found, strict=True) if found else ():
@@ -150,26 +165,29 @@ def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
     return len(out)
 
 
-def _current_generations(ch: ClickHouse, where: str) -> dict[str, int]:
-    """The newest generation ClickHouse knows of each file with a copy ``where`` selects."""
-    files = f"source_file IN (SELECT source_file FROM usage_copies WHERE {where})"
-    return {
-        str(f): int(g)
-        for f, g in ch.query(
+def _current_generations(ch: ClickHouse, files: set[str]) -> dict[str, int]:
+    """The newest generation ClickHouse knows of each of ``files``."""
+    if not files:
+        return {}
+    listed = ", ".join(quote_string(f) for f in files)
+    found = ch.query(
+        _sized(
             f"SELECT source_file, max(source_generation) FROM ("
-            f"SELECT source_file, source_generation FROM transcript_lines WHERE {files} "
-            f"UNION ALL SELECT source_file, source_generation FROM {POSITIONS_TABLE} "
-            f"WHERE {files}) GROUP BY source_file"
+            f"SELECT source_file, source_generation FROM transcript_lines "
+            f"WHERE source_file IN ({listed}) UNION ALL "
+            f"SELECT source_file, source_generation FROM {POSITIONS_TABLE} "
+            f"WHERE source_file IN ({listed})) GROUP BY source_file"
         )
-    }
-
-
-def _ranges_sql(ranges: Iterable[tuple[tuple[str, int], tuple[int, int]]]) -> str:
-    return " OR ".join(
-        f"(source_file = {quote_string(f)} AND source_generation = {g} "
-        f"AND source_offset BETWEEN {low} AND {high})"
-        for (f, g), (low, high) in ranges
     )
+    return {str(f): int(g) for f, g in found}
+
+
+def _sized(sql: str) -> str:
+    """``sql`` with a query size limit that admits it (ClickHouse's default is 256 KiB; a
+    ``SETTINGS`` clause in the query itself raises it for that query)."""
+    if len(sql.encode()) < 200_000:
+        return sql
+    return f"{sql} SETTINGS max_query_size = {len(sql.encode()) + 65_536}"
 
 
 def winners_ready(ch: ClickHouse) -> bool:

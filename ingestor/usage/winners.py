@@ -112,6 +112,9 @@ def decide(
         else:
             counted[_key(row, row)] = row
     for rows in groups.values():
+        if len(rows) == 1:  # most groups: a lone copy counts, in its own slot
+            counted[_key(rows[0], rows[0])] = rows[0]
+            continue
         rows.sort(key=lambda r: (r.source_file, r.source_offset))
         deduper: Deduper[StoredCopy] = Deduper()
         slots: list[StoredCopy] = []

@@ -123,7 +123,7 @@ def write_batch(
             # Each attempt decides again from stored state: a retry after an ambiguous failure
             # writes only what is still missing.
             call_with_retry(
-                lambda: maintain_winners(ch, rows),
+                lambda: maintain_winners(ch, rows, positions),
                 retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry,
             )  # fmt: skip
         batch = positions if table == POSITIONS_TABLE else rows[table]
