@@ -72,6 +72,9 @@ def run(args: argparse.Namespace) -> int:
             return 0  # `up` went away before the schema was ready
     ch = open_clickhouse(settings.clickhouse)
     try:
+        from ingestor.sink.winners import ensure_winners
+
+        ensure_winners(ch)  # data stored before the winners were kept at write time
         app = build_app(settings, bootstrap, ch)
         # Logging was set up by cli/main.py (format, run id, redaction): mode must not replace
         # it; Faust's level is ours to set.

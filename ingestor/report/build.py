@@ -11,15 +11,17 @@ from collections.abc import Sequence
 from typing import Any
 
 from ingestor.obs.metrics import rule_of
+from ingestor.report.counted import line_entries, rollup_entries
 from ingestor.report.entries import counted_entries
 from ingestor.report.events import build_event_report
 from ingestor.report.request import EVENT_KINDS, ReportRequest
 from ingestor.sink.engine import ClickHouse
+from ingestor.sink.winners import winners_ready
 from ingestor.usage import reports
 from ingestor.usage.entry import Entry
 from ingestor.usage.reports_core import Json, Summary, local_date, totals_json, zone
 
-__all__ = ["build", "build_from_entries", "skipped"]
+__all__ = ["build", "build_from_entries", "report_entries", "skipped"]
 
 
 def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) -> Json:
@@ -28,8 +30,24 @@ def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) 
         return skipped(ch)
     if request.kind in EVENT_KINDS:
         return build_event_report(ch, request)
-    entries = counted_entries(ch, mode=request.mode, project=request.project)
-    return build_from_entries(entries, request, now_ms=now_ms)
+    return build_from_entries(report_entries(ch, request), request, now_ms=now_ms)
+
+
+# Reports that only add entries up per day and file: summed in ClickHouse (``counted.py``).
+_ROLLUP_KINDS = frozenset({"daily", "weekly", "monthly", "session", "models"})
+
+
+def report_entries(ch: ClickHouse, request: ReportRequest) -> Sequence[Entry]:
+    """What ``request``'s report is built from: the winners kept at write time when the table
+    holds them all, else (and for ``--project``, deduplicated within the project, as ccusage
+    does) the rule run over every stored line."""
+    if request.project is None and winners_ready(ch):
+        if request.kind in _ROLLUP_KINDS:
+            rolled = rollup_entries(ch, mode=request.mode, tz=request.tz)
+            if rolled is not None:
+                return rolled
+        return line_entries(ch, mode=request.mode)
+    return counted_entries(ch, mode=request.mode, project=request.project)
 
 
 def build_from_entries(

@@ -14,6 +14,10 @@ Exactly-once, table by table:
   are dropped (and duplicates inside the batch), so a replay after a crash inserts nothing.
 * Every insert carries an ``insert_deduplication_token``; a retry of the same batch after an
   ambiguous failure is deduplicated by ClickHouse, materialized views included.
+* ``counted_usage`` (the dedup winners reports read) is brought up to date from what is stored,
+  after every other table and before the positions, so a batch whose positions are stored has
+  its winners decided (``sink/winners.py``; recomputed from stored state, so a replay writes
+  nothing new).
 * ``file_positions`` (the resume point after a whole-tree kill) is written last: a position is
   stored only once every line before it is (``sink/positions.py``).
 """
@@ -27,6 +31,7 @@ from typing import Any
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
 from ingestor.sink.retry import call_with_retry
+from ingestor.sink.winners import maintain_winners
 
 __all__ = ["ID_COLUMNS", "Batch", "write_batch"]
 
@@ -114,6 +119,13 @@ def write_batch(
     other = _ORDER.index("session_summaries")
     tables = sorted(rows, key=lambda t: _ORDER.index(t) if t in _ORDER else other)
     for table in [*(t for t in tables if t != POSITIONS_TABLE), POSITIONS_TABLE]:
+        if table == POSITIONS_TABLE:
+            # Each attempt decides again from stored state: a retry after an ambiguous failure
+            # writes only what is still missing.
+            call_with_retry(
+                lambda: maintain_winners(ch, rows, positions),
+                retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry,
+            )  # fmt: skip
         batch = positions if table == POSITIONS_TABLE else rows[table]
         if not batch:
             continue

@@ -8,6 +8,7 @@ from typing import Any
 from ingestor.models import TranscriptLine, validate_event, validate_transcript_line
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.rows import event_rows, transcript_row
+from ingestor.sink.winners import maintain_winners
 from ingestor.wire import TranscriptSource
 
 
@@ -67,6 +68,7 @@ def store_lines(
 ) -> None:
     rows = [transcript_row(line, source, offset, length) for offset, line in lines]
     ch.insert("transcript_lines", rows, token=token)
+    maintain_winners(ch, {"transcript_lines": rows})  # as the worker does after the lines
 
 
 def store_events(ch: ClickHouse, events: list[dict[str, Any]], *, token: str) -> None:

@@ -20,8 +20,12 @@ from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.local.tansu import tansu_binary
 from ingestor.report import ReportRequest, build
+from ingestor.report.counted import line_entries
+from ingestor.report.entries import ENTRY_SQL, entries_from_columns
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.engine import open_clickhouse
+from ingestor.sink.winners import winners_ready
+from ingestor.usage.prices import CostMode
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -87,6 +91,9 @@ def test_up_survives_a_whole_tree_kill(env: dict[str, str], tmp_path: Path) -> N
     )
     with open_clickhouse(target) as ch:
         assert report_totals(build(ch, ReportRequest("daily"))) == daily_totals(reference)
+        assert line_entries(ch, mode=CostMode.AUTO) == entries_from_columns(
+            ch.query_columns(ENTRY_SQL), mode=CostMode.AUTO
+        )
         [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
         [(dead,)] = ch.query("SELECT count() FROM dead_letters FINAL")
         assert (stored, dead) == (reference.accounting.valid, reference.accounting.invalid)
@@ -126,7 +133,8 @@ def test_dead_letters_survive_whole_tree_kills_between_inserts(
     reference = Reference.load(corpus)
     assert reference.accounting.invalid > 50
     faults = os.pathsep.join([str(FAULTS), *filter(None, [env.get("PYTHONPATH")])])
-    for point in ("dead_letters:2", "file_positions:2", "transcript_lines:2", "dead_letters:1"):
+    points = ("dead_letters:2", "counted_usage:2", "file_positions:2", "transcript_lines:2")
+    for point in (*points, "dead_letters:1"):
         faulty = {**env, "PYTHONPATH": faults, "FAULT_KILL_BEFORE": point}
         status = _up(faulty, corpus, "--once").wait(timeout=300)
         # Killed at the fault, or done before the run reached it.
@@ -134,6 +142,18 @@ def test_dead_letters_survive_whole_tree_kills_between_inserts(
 
     assert _up(env, corpus, "--once").wait(timeout=300) == 0
     assert _stored_and_dead(env) == (reference.accounting.valid, reference.accounting.invalid)
+    _winners_exact(env)
+
+
+def _winners_exact(env: dict[str, str]) -> None:
+    """The winners kept at write time are the rule run over everything stored."""
+    target = ClickHouseTarget(
+        kind="chdb", database="ingestor", path=Path(env["INGESTOR_DATA_DIR"]) / "clickhouse"
+    )
+    with open_clickhouse(target) as ch:
+        assert winners_ready(ch)
+        oracle = entries_from_columns(ch.query_columns(ENTRY_SQL), mode=CostMode.AUTO)
+        assert line_entries(ch, mode=CostMode.AUTO) == oracle
 
 
 def _child(up: subprocess.Popen[bytes], command: str) -> int:

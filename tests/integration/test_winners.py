@@ -1,0 +1,174 @@
+"""The winners kept at write time (``counted_usage``) equal the rule run over everything stored.
+
+The oracle is ``entries_from_columns`` over ``ENTRY_SQL``: ccusage's rule in Python over every
+stored usage line of each file's current generation, in ccusage's order. Reports read the
+maintained table (summed per day and file in ClickHouse) and must print what the oracle's
+entries print, byte for byte.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from builders import store_lines, usage_line
+from pipeline import free_port
+
+from ingestor.corpus.generate import generate
+from ingestor.local.tansu import tansu_binary
+from ingestor.report import ReportRequest
+from ingestor.report.build import build, build_from_entries
+from ingestor.report.counted import line_entries
+from ingestor.report.entries import ENTRY_SQL, entries_from_columns
+from ingestor.report.local_day import day_of, local_day_sql
+from ingestor.report.render import render_json
+from ingestor.settings import ClickHouseTarget
+from ingestor.sink.engine import ClickHouse, open_clickhouse
+from ingestor.sink.winners import maintain_winners, rebuild_winners, winners_ready
+from ingestor.usage.entry import Entry
+from ingestor.usage.prices import CostMode
+from ingestor.usage.reports_core import local_date, zone
+from ingestor.wire import TranscriptSource
+
+pytestmark = pytest.mark.integration
+
+NOW_MS = 1_767_225_600_000  # 2026-01-01: --last counts back from here
+
+
+def oracle(ch: ClickHouse, mode: CostMode = CostMode.AUTO) -> list[Entry]:
+    return entries_from_columns(ch.query_columns(ENTRY_SQL), mode=mode)
+
+
+def assert_reports_equal_the_oracle(ch: ClickHouse) -> None:
+    assert winners_ready(ch)
+    for mode in CostMode:
+        assert line_entries(ch, mode=mode) == oracle(ch, mode)
+    for request in (
+        *(ReportRequest(k, tz=tz) for k in ("daily", "weekly", "monthly", "session", "models")
+          for tz in ("UTC", "Asia/Kathmandu", "America/New_York")),
+        ReportRequest("daily", instances=True, mode=CostMode.CALCULATE, order="desc"),
+        ReportRequest("monthly", mode=CostMode.DISPLAY, machines=True),
+        ReportRequest("session", since="20250102", until="20250110", tz="Europe/Paris"),
+        ReportRequest("weekly", start_of_week="monday", last=60),
+        ReportRequest("blocks", tz="UTC"),
+    ):  # fmt: skip
+        ours = render_json(build(ch, request, now_ms=NOW_MS))
+        theirs = build_from_entries(oracle(ch, request.mode), request, now_ms=NOW_MS)
+        assert ours == render_json(theirs), request
+
+
+def up_once(corpus: Path, data: Path) -> None:
+    try:
+        tansu_binary()
+    except Exception as exc:  # noqa: BLE001 - any reason there is no broker binary
+        pytest.skip(f"no embedded broker: {exc}")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
+    env |= {
+        "INGESTOR_DATA_DIR": str(data),
+        "INGESTOR_WEB_PORT": str(free_port()),
+        "INGESTOR_BATCH_MAX_ROWS": "1000",  # many batches: groups decided again and again
+        "INGESTOR_BATCH_MAX_AGE_S": "0.3",
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "ingestor.cli.main", "up", str(corpus / "projects"), "--once"],
+        env=env,
+        capture_output=True,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_up_once_keeps_the_winners_of_a_generated_corpus(tmp_path: Path) -> None:
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=6_000, seed=909, odd_rate=0.02)
+    data = tmp_path / "data"
+    up_once(corpus, data)
+    target = ClickHouseTarget(kind="chdb", database="ingestor", path=data / "clickhouse")
+    with open_clickhouse(target) as ch:
+        [(rows,)] = ch.query("SELECT count() FROM counted_usage")
+        assert rows > 1000
+        assert_reports_equal_the_oracle(ch)
+
+
+SOURCE = TranscriptSource(file="/p/projects/alpha/s1.jsonl", project="alpha", scope="h")
+OTHER = TranscriptSource(file="/p/projects/alpha/s2.jsonl", project="alpha", scope="h")
+
+
+def _counted(ch: ClickHouse) -> set[tuple[str, int, int]]:
+    return {
+        (str(f), int(g), int(o))
+        for f, g, o in ch.query(
+            "SELECT source_file, source_generation, source_offset FROM counted_usage "
+            "GROUP BY source_file, source_generation, source_offset, dedup_scope, message_id, "
+            "slot_file, slot_offset HAVING sum(sign) > 0"
+        )
+    }
+
+
+def test_a_tombstone_hands_a_group_to_the_other_file_and_replays_change_nothing(
+    clickhouse: ClickHouse,
+) -> None:
+    ts = "2025-01-05T10:00:00Z"
+    big = usage_line(ts=ts, message_id="m1", request_id="r1", inp=500)
+    small = usage_line(ts=ts, message_id="m1", request_id="r1", inp=5)
+    loose = usage_line(ts=ts, inp=7)
+    store_lines(clickhouse, SOURCE, [(0, big), (100, loose)])
+    store_lines(clickhouse, OTHER, [(0, small)])
+    assert _counted(clickhouse) == {(SOURCE.file, 0, 0), (SOURCE.file, 0, 100)}
+    before = clickhouse.query("SELECT count() FROM counted_usage")
+
+    # The same lines again (a replay), and a batch announcing nothing new: no row written.
+    store_lines(clickhouse, SOURCE, [(0, big), (100, loose)])
+    store_lines(clickhouse, OTHER, [(0, small)])
+    assert clickhouse.query("SELECT count() FROM counted_usage") == before
+
+    # s1.jsonl deleted: its tombstone (generation 1, no lines) arrives as a position row.
+    tomb = {"source_file": SOURCE.file, "source_generation": 1, "end_offset": 0}
+    assert maintain_winners(clickhouse, {"file_positions": [tomb]}) == 3  # -1, -1, +1
+    clickhouse.insert("file_positions", [tomb])
+    assert _counted(clickhouse) == {(OTHER.file, 0, 0)}
+    assert maintain_winners(clickhouse, {"file_positions": [tomb]}) == 0
+    assert_reports_equal_the_oracle(clickhouse)
+
+
+def test_rebuild_decides_data_stored_before_the_table(clickhouse: ClickHouse) -> None:
+    ts = "2025-01-05T10:00:00Z"
+    lines = [
+        (0, usage_line(ts=ts, message_id="m1", request_id="r1", inp=5)),
+        (100, usage_line(ts=ts, message_id="m1", request_id="r1", inp=50)),
+        (200, usage_line(ts=ts, message_id="m2", request_id="r9", out=3, sidechain=True)),
+        (300, usage_line(ts=ts, inp=1)),
+    ]
+    store_lines(clickhouse, SOURCE, lines)
+    expected = _counted(clickhouse)
+    clickhouse.execute("TRUNCATE TABLE counted_usage")
+    clickhouse.execute("TRUNCATE TABLE counted_usage_ready")
+    assert not winners_ready(clickhouse)
+    assert rebuild_winners(clickhouse) == 3
+    assert winners_ready(clickhouse)
+    assert _counted(clickhouse) == expected
+    assert_reports_equal_the_oracle(clickhouse)
+
+
+@pytest.mark.parametrize(
+    "tz", ["UTC", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "Europe/Paris"]
+)
+def test_the_sql_day_cut_is_pythons(clickhouse: ClickHouse, tz: str) -> None:
+    rng = random.Random(tz)
+    # around DST changes (seconds before and after), at random, and before 1970
+    stamps = [1_711_846_800_000 + d for d in range(-3_700_000, 3_700_000, 599_999)]
+    stamps += [1_730_595_600_000 + d for d in range(-3_700_000, 3_700_000, 599_999)]
+    stamps += [rng.randrange(-2_000_000_000_000, 4_000_000_000_000) for _ in range(300)]
+    zone_ = zone(tz)
+    utc_days = {s // 86_400_000 for s in stamps}
+    values = ", ".join(f"toInt64({s})" for s in stamps)
+    [(days,)] = clickhouse.query(
+        f"SELECT groupArray({local_day_sql('ts', zone_, utc_days)}) FROM "
+        f"(SELECT arrayJoin([{values}]) AS ts)"
+    )
+    assert [day_of(d) for d in days] == [local_date(s, zone_) for s in stamps]
