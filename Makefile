@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit lint bench setup clean
+.PHONY: run test unit lint bench soak setup clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,12 @@ lint: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000}
 	$(BIN)/python -m bench.sdk
+
+## soak: the fault-injection suite, long: 50 random fault points (FAULT_POINTS=, FAULT_SEED=)
+soak: $(STAMP)
+	INGESTOR_FAULT_POINTS=$${FAULT_POINTS:-50} INGESTOR_FAULT_LINES=$${FAULT_LINES:-30000} \
+	INGESTOR_FAULT_SEED=$${FAULT_SEED:-0} $(BIN)/pytest -q -s -m faults \
+	  -o timeout=3600 tests/integration/test_faults.py
 
 clean:
 	rm -rf $(VENV) .ingestor .mypy_cache .ruff_cache .pytest_cache

@@ -35,15 +35,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestor.cli.checks import check_data_dir, check_port, check_watch_dirs
 from ingestor.cli.display import Display
 from ingestor.cli.progress import Rate, Snapshot, Tally, eta
 from ingestor.local.pidlock import PidLock
+from ingestor.local.recycle import BrokerAction, BrokerRecycle
 from ingestor.local.restarts import RestartPolicy
 from ingestor.settings import Settings, default_watch_dirs, load_settings
 from ingestor.worker.exits import FINAL
+
+if TYPE_CHECKING:
+    from ingestor.local.tansu import TansuBroker
 
 __all__ = ["register"]
 
@@ -89,6 +93,7 @@ def run(args: argparse.Namespace) -> int:
         display = stack.enter_context(Display())
         say = display.say
         fresh = settings.uses_local_broker
+        broker: TansuBroker | None = None
         if fresh:
             from ingestor.local.tansu import TansuBroker
 
@@ -97,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             assert settings.kafka_bootstrap is not None
             bootstrap = settings.kafka_bootstrap
-        stack.callback(_publish_bootstrap(settings.data_dir, bootstrap))
         kind = " (embedded Tansu)" if fresh else ""
         say(f"broker {bootstrap}{kind}; clickhouse {settings.clickhouse}")
         for d in dirs:
@@ -105,11 +109,16 @@ def run(args: argparse.Namespace) -> int:
         for warning in warnings:
             say(warning)
         run = RunRecord(mode="once" if args.once else "follow")
-        if _in_child(_prepare, bootstrap, fresh, run) != 0:
+        if not _prepare_retrying(settings, bootstrap, fresh, run, say, threading.Event()):
             say("could not prepare ClickHouse and the topics (see above)")
             return 1
+        # Published once the topics exist: Tansu would acknowledge, and lose, a record sent to a
+        # topic it does not have yet (see TansuBroker.restart).
+        published = _Broker(broker, bootstrap)
+        published.publish(settings.data_dir)
+        stack.callback(lambda: published.unpublish())
         status, stopped = _supervise(
-            settings, bootstrap, fresh, dirs, once=args.once, run=run, display=display
+            settings, published, dirs, once=args.once, run=run, display=display
         )
         display.close()
         if _in_child(_finish, run, status, stopped) != 0:
@@ -232,6 +241,33 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
         )
 
 
+def _prepare_retrying(
+    settings: Settings,
+    bootstrap: str,
+    fresh: bool,
+    run: RunRecord,
+    say: Callable[[str], None],
+    stop: threading.Event,
+) -> bool:
+    """``_prepare`` until it succeeds, with the children's backoff and limit: ClickHouse may be
+    refusing inserts for a while (a server restarting, a full disk) when ``up`` starts or must
+    resume after a broker restart, and that is a reason to wait, not to stop."""
+    policy = RestartPolicy(
+        limit=settings.restart_limit,
+        base_s=settings.restart_backoff_s,
+        max_s=settings.restart_backoff_max_s,
+        clock=time.monotonic,
+    )
+    while _in_child(_prepare, bootstrap, fresh, run) != 0:
+        delay = policy.next_delay()
+        if delay is None or stop.is_set():
+            return False
+        say(f"could not prepare ClickHouse and the topics; trying again in {delay:.0f}s")
+        if stop.wait(delay):
+            return False
+    return True
+
+
 def _spawn(args: list[str], log: Path) -> subprocess.Popen[bytes]:
     from ingestor.local.tansu import die_with_parent_hook
 
@@ -262,10 +298,29 @@ class _Child:
         self.proc, self.restart_at = self._spawn(), None
 
 
+@dataclass
+class _Broker:
+    """The broker ``up`` runs on: the embedded Tansu it started (restarted when it dies or
+    outgrows ``tansu_max_rss_mb``), or a configured one (``tansu`` None, never touched)."""
+
+    tansu: TansuBroker | None
+    bootstrap: str
+    unpublish: Callable[[], None] = lambda: None
+
+    def restart(self) -> None:
+        """A new, empty broker on a new address, published only by ``publish``."""
+        assert self.tansu is not None
+        self.tansu.restart()
+        self.bootstrap = self.tansu.bootstrap
+
+    def publish(self, data_dir: Path) -> None:
+        """Tell SDK clients the address (they look it up again when a send fails)."""
+        self.unpublish = _publish_bootstrap(data_dir, self.bootstrap)
+
+
 def _supervise(
     settings: Settings,
-    bootstrap: str,
-    fresh: bool,
+    broker: _Broker,
     dirs: list[Path],
     *,
     once: bool,
@@ -273,8 +328,7 @@ def _supervise(
     display: Display,
 ) -> tuple[int, bool]:
     """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled)."""
-    worker_args = ["worker", "--bootstrap", bootstrap, "--loglevel", "info"]
-    worker_args += ["--tansu"] if fresh else []
+    fresh = broker.tansu is not None
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     say = display.say
@@ -286,8 +340,6 @@ def _supervise(
     stats_file = settings.data_dir / WATCH_STATS
     with contextlib.suppress(FileNotFoundError):
         stats_file.unlink()  # a previous run's
-    watch_args = ["watch", "--bootstrap", bootstrap, "--stats", str(stats_file)]
-    watch_args += [str(d) for d in dirs]
     stop = threading.Event()
 
     def on_signal(*_: Any) -> None:
@@ -304,21 +356,57 @@ def _supervise(
             clock=time.monotonic,
         )
 
+    policies = {"worker": policy(), "watcher": policy()}
     children: list[_Child] = []
-    status = 0
-    meter = _Meter(settings, stats_file)
-    try:
-        worker = _Child("worker", worker_args, logs / "worker.log", policy())
+
+    def start_children() -> None:
+        bootstrap = broker.bootstrap
+        worker_args = ["worker", "--bootstrap", bootstrap, "--loglevel", "info"]
+        worker_args += ["--tansu"] if fresh else []
+        watch_args = ["watch", "--bootstrap", bootstrap, "--stats", str(stats_file)]
+        watch_args += [str(d) for d in dirs]
+        children.clear()
+        worker = _Child("worker", worker_args, logs / "worker.log", policies["worker"])
         children.append(worker)
         display.show(Snapshot(starting=True))
         # The watcher starts once the worker consumes: a Faust group that starts on data already
         # waiting can skip records (the worker guards against it, but only by restarting).
         _wait_ready(settings, worker.proc, stop)
         if not stop.is_set():
-            children.append(_Child("watcher", watch_args, logs / "watch.log", policy()))
+            children.append(_Child("watcher", watch_args, logs / "watch.log", policies["watcher"]))
+
+    recycle = BrokerRecycle(int(settings.tansu_max_rss_mb * 2**20))
+    status = 0
+    meter = _Meter(settings, stats_file)
+    try:
+        start_children()
         last_look = 0.0
         was_done: int | None = None
+        caught_up = False
         while not stop.wait(0.5):
+            if broker.tansu is not None:
+                tansu = broker.tansu
+                rss = tansu.rss_bytes()
+                action = recycle.decide(alive=tansu.running, rss_bytes=rss, caught_up=caught_up)
+                if action is not BrokerAction.KEEP:
+                    why = (
+                        f"the broker died ({_describe(tansu.returncode or 0)})"
+                        if action is BrokerAction.RECOVER
+                        else f"the broker holds {(rss or 0) / 2**20:.0f} MB, all of it stored"
+                    )
+                    say(f"{why}: restarting it and resuming from ClickHouse")
+                    _stop_children([c.proc for c in reversed(children)])
+                    broker.restart()
+                    if not _prepare_retrying(settings, broker.bootstrap, True, run, say, stop):
+                        say("could not resume after the broker restart (see above)")
+                        status = 1
+                        break
+                    broker.publish(settings.data_dir)
+                    recycle.restarted()
+                    say(f"broker restarted ({recycle.restarts} so far) on {broker.bootstrap}")
+                    start_children()
+                    was_done, caught_up = None, False
+                    continue
             verdict = _tend(children, say)
             if verdict is not None:
                 status = verdict
@@ -331,7 +419,8 @@ def _supervise(
                 display.show(snapshot)
                 # Twice in a row, nothing new in between: a high-watermark seen by the worker
                 # may be older than the watcher's last send.
-                if once and done is not None and done == was_done:
+                caught_up = done is not None and done == was_done
+                if once and caught_up:
                     break
                 was_done = done
     finally:
