@@ -38,7 +38,7 @@ bench: $(STAMP)
 ## soak: the fault-injection suite, long: 50 random fault points (FAULT_POINTS=, FAULT_SEED=)
 soak: $(STAMP)
 	INGESTOR_FAULT_POINTS=$${FAULT_POINTS:-50} INGESTOR_FAULT_LINES=$${FAULT_LINES:-30000} \
-	INGESTOR_FAULT_SEED=$${FAULT_SEED:-0} $(BIN)/pytest -q -s -m faults \
+	INGESTOR_FAULT_SEED=$${FAULT_SEED:-0} INGESTOR_FAULT_LONG=1 $(BIN)/pytest -q -s -m faults \
 	  -o timeout=3600 tests/integration/test_faults.py
 
 clean:

@@ -382,17 +382,19 @@ def _supervise(
         start_children()
         last_look = 0.0
         was_done: int | None = None
-        caught_up = False
+        safe = [False, False]  # "only replayable records in the broker" on the last two looks
         while not stop.wait(0.5):
             if broker.tansu is not None:
                 tansu = broker.tansu
                 rss = tansu.rss_bytes()
-                action = recycle.decide(alive=tansu.running, rss_bytes=rss, caught_up=caught_up)
+                action = recycle.decide(
+                    alive=tansu.running, rss_bytes=rss, only_replayable=all(safe)
+                )
                 if action is not BrokerAction.KEEP:
                     why = (
                         f"the broker died ({_describe(tansu.returncode or 0)})"
                         if action is BrokerAction.RECOVER
-                        else f"the broker holds {(rss or 0) / 2**20:.0f} MB, all of it stored"
+                        else f"the broker holds {(rss or 0) / 2**20:.0f} MB, none of it only there"
                     )
                     say(f"{why}: restarting it and resuming from ClickHouse")
                     _stop_children([c.proc for c in reversed(children)])
@@ -405,7 +407,7 @@ def _supervise(
                     recycle.restarted()
                     say(f"broker restarted ({recycle.restarts} so far) on {broker.bootstrap}")
                     start_children()
-                    was_done, caught_up = None, False
+                    was_done, safe = None, [False, False]
                     continue
             verdict = _tend(children, say)
             if verdict is not None:
@@ -420,6 +422,7 @@ def _supervise(
                 # Twice in a row, nothing new in between: a high-watermark seen by the worker
                 # may be older than the watcher's last send.
                 caught_up = done is not None and done == was_done
+                safe = [safe[-1], caught_up or meter.only_replayable]
                 if once and caught_up:
                     break
                 was_done = done
@@ -506,6 +509,7 @@ class _Meter:
         self.tally = Tally()
         self.rate = Rate()
         self.worker: dict[str, Any] = {}
+        self.only_replayable = False
 
     def look(self, now: float, *, ask_worker: bool = True) -> tuple[Snapshot, int | None]:
         """The snapshot, and when everything present is stored the worker's message count
@@ -536,6 +540,9 @@ class _Meter:
         rates = self.rate.add(now, read, done_b)
         lines_per_s, bytes_per_s = rates if rates is not None else (None, None)
         # What is present is stored when the watcher is idle and the worker is behind nothing.
+        # Events and ledger entries exist only in the broker until stored (local/recycle.py);
+        # those the worker holds it stores as it stops (worker/stop.py).
+        self.only_replayable = stats.get("behind_unreplayable") == 0
         idle = bool(watch.get("idle")) and stats.get("behind") == 0
         done = idle and not stats.get("pending_rows") and not stats.get("pending_messages")
         snapshot = Snapshot(

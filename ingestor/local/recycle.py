@@ -4,9 +4,12 @@ Tansu 0.6.0's memory storage honours neither retention nor DeleteRecords, so its
 with everything sent since it started (ARCHITECTURE.md, "Known limits"). What bounds it is a
 restart: the broker's memory is only a buffer in front of ClickHouse, and after a restart the
 pipeline resumes from ClickHouse as it does after a whole-tree kill (transcripts from
-``file_positions``, the session table re-seeded). A restart is *planned* only when nothing is in
-flight — the worker behind nothing with nothing pending and the watcher idle — so no SDK event
-the broker acknowledged is lost with it; a broker that *died* is restarted whatever the state.
+``file_positions``, the session table re-seeded). A restart is *planned* only when every record
+that exists nowhere but in the broker is stored: either everything is (caught up), or the worker
+is behind on transcript lines alone, which the watcher sends again from ClickHouse's resume
+point (so a long backfill is bounded too, not only the steady state). SDK events and ledger
+entries have no other copy, so none may be waiting. A broker that *died* is restarted whatever
+the state.
 """
 
 from __future__ import annotations
@@ -30,12 +33,13 @@ class BrokerRecycle:
     max_rss_bytes: int
     restarts: int = 0
 
-    def decide(self, *, alive: bool, rss_bytes: int | None, caught_up: bool) -> BrokerAction:
+    def decide(self, *, alive: bool, rss_bytes: int | None, only_replayable: bool) -> BrokerAction:
+        """``only_replayable``: nothing the broker holds is lost with it (see the module)."""
         if not alive:
             return BrokerAction.RECOVER
         if (
             self.max_rss_bytes > 0
-            and caught_up
+            and only_replayable
             and rss_bytes is not None
             and rss_bytes > self.max_rss_bytes
         ):

@@ -254,9 +254,29 @@ class Chaos:
             return {}
         return body if isinstance(body, dict) else {}
 
-    def quiet(self, timeout_s: float = 180) -> None:
-        """Until the worker has stored everything the broker holds: behind nothing, nothing
-        pending, and the same message count on two looks a second apart."""
+    def watcher_done(self) -> bool:
+        """The watcher's stats file says it is idle with every file of the corpus read."""
+        try:
+            stats = json.loads((self.data / "watch-stats.json").read_text())
+        except (OSError, ValueError):
+            return False
+        done = stats.get("bytes_done") == stats.get("bytes_total")
+        return bool(stats.get("idle")) and done and stats.get("files") == len(self.files)
+
+    def events_stored(self) -> int | None:
+        """Events ClickHouse holds for the pump's project, asked of the running worker."""
+        url = f"http://127.0.0.1:{self.env['INGESTOR_WEB_PORT']}/report/projects/"
+        try:
+            with urllib.request.urlopen(url, timeout=10) as reply:
+                body = json.loads(reply.read())
+        except (OSError, ValueError):
+            return None
+        return sum(int(p["events"]) for p in body.get("projects", []) if p["projectId"] == "chaos")
+
+    def quiet(self, events: int | None = None, timeout_s: float = 180) -> None:
+        """Until the worker has stored everything the broker holds: ``events`` SDK events stored
+        (when given), behind nothing, nothing pending, and the same message count on two looks a
+        second apart. (``behind`` alone can read 0 before a new worker fetched a partition.)"""
         previous: list[Any] = [None]
 
         def settled() -> bool:
@@ -265,6 +285,8 @@ class Chaos:
             calm = s.get("behind") == 0 and not s.get("pending_rows")
             calm = calm and not s.get("pending_messages") and now == previous[0]
             previous[0] = now
+            if calm and events is not None:
+                calm = self.events_stored() == events
             if not calm:
                 time.sleep(0.8)
             return bool(calm)
@@ -281,6 +303,14 @@ class Chaos:
                 dst.parent.mkdir(parents=True, exist_ok=True)
                 os.replace(src, dst)
 
+    def plan(self) -> list[str]:
+        """The faults, in order: with ``points`` at least the number of scenarios each one at
+        least once (a short run still meets all of them), the rest drawn at random."""
+        chosen = list(self.scenarios) if self.points >= len(self.scenarios) else []
+        chosen += [self.rng.choice(self.scenarios) for _ in range(self.points - len(chosen))]
+        self.rng.shuffle(chosen)
+        return chosen
+
     def inject(self, what: str, pump: EventPump, tracker: Tracker) -> str:
         assert self.up is not None
         if what == "kill_watcher":
@@ -295,9 +325,8 @@ class Chaos:
             # The broker's memory goes: let acknowledged SDK events reach ClickHouse first.
             pump.pause()
             try:
-                tracker.flush(60)
-                self.quiet()
-                self.say(f"      quiet: {self.stats().get('counts')} sdk={tracker.stats()}")
+                assert tracker.flush(60), tracker.stats()
+                self.quiet(events=tracker.stats().sent)
                 if what == "kill_tree":
                     os.killpg(self.up.pid, signal.SIGKILL)
                     self.up.wait()
@@ -313,7 +342,7 @@ class Chaos:
         raise AssertionError(what)
 
     def _storage_outage(self, what: str) -> str:
-        hold = self.rng.uniform(2.0, 5.0)
+        hold = self.rng.uniform(1.5, 4.0)
         ballast = self.data / "ballast"
         if what == "refuse_inserts":
             self.refuse.touch()
@@ -358,10 +387,10 @@ class Chaos:
             wait_for(lambda: self.stats().get("ready"), timeout_s=120, what="the worker ready")
             pump.start()
             chunk = -(-len(self.files) // (self.points + 1))
-            for point in range(self.points):
+            plan = self.plan()
+            for point, what in enumerate(plan):
                 self.feed(chunk * (point + 1))
-                time.sleep(self.rng.uniform(0.2, 2.5))
-                what = self.rng.choice(self.scenarios)
+                time.sleep(self.rng.uniform(0.2, 2.0))
                 at = time.monotonic() - started
                 stored = self.stats().get("counts", {}).get("rows_stored", "?")
                 done = self.inject(what, pump, tracker)
@@ -370,18 +399,13 @@ class Chaos:
             pump.finish()
             finishing = time.monotonic()
             assert tracker.flush(120), tracker.stats()
-            self.quiet()
-            self.say(f"      quiet: {self.stats().get('counts')} sdk={tracker.stats()}")
+            # What `up --once` waits for: the watcher idle over every file, then the worker
+            # caught up with everything it sent.
+            wait_for(self.watcher_done, timeout_s=180, what="the watcher to read every file")
+            self.quiet(events=tracker.stats().sent)
             self.up.send_signal(signal.SIGTERM)
             assert self.up.wait(timeout=60) == 0
-            stopped = time.monotonic()
-            # The follow-mode run is stopped; --once finishes what the watcher had not read yet.
-            self.up = self.start_up("--once")
-            assert self.up.wait(timeout=300) == 0
-            self.say(
-                f"  finish: {stopped - finishing:.0f}s to store and stop, "
-                f"{time.monotonic() - stopped:.0f}s for up --once"
-            )
+            self.say(f"  finish: {time.monotonic() - finishing:.0f}s to store and stop")
         finally:
             pump.finish()
             if self.up is not None and self.up.poll() is None:
