@@ -23,7 +23,7 @@ from pathlib import Path
 __all__ = ["main"]
 
 
-def _tansu_rss_mb(up: int) -> float | None:
+def _tansu_rss_mb(up: int) -> tuple[int, float] | None:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -35,7 +35,7 @@ def _tansu_rss_mb(up: int) -> float | None:
             pages = int((entry / "statm").read_text().split()[1])
         except (OSError, ValueError, IndexError):
             continue
-        return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+        return int(entry.name), pages * os.sysconf("SC_PAGE_SIZE") / 2**20
     return None
 
 
@@ -69,12 +69,14 @@ def main(argv: list[str] | None = None) -> int:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-            began, samples = time.monotonic(), []
+            began, samples, peaks = time.monotonic(), [], {}
             try:
                 while up.poll() is None:
-                    mb = _tansu_rss_mb(up.pid)
-                    if mb is not None:
+                    sample = _tansu_rss_mb(up.pid)
+                    if sample is not None:
+                        pid, mb = sample
                         samples.append(mb)
+                        peaks[pid] = max(mb, peaks.get(pid, 0.0))
                     time.sleep(0.5)
             except KeyboardInterrupt:
                 os.killpg(up.pid, signal.SIGKILL)
@@ -89,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         if samples:
             peak, last = max(samples), samples[-1]
             print(f"tansu RSS: peak {peak:.0f} MB, last {last:.0f} MB ({len(samples)} samples)")
+            each = ", ".join(f"{mb:.0f}" for mb in peaks.values())
+            print(f"peak of each broker process in turn: {each} MB")
         print(f"planned broker restarts: {len(restarts)} (at {', '.join(restarts) or '-'} MB)")
         verdict = "exact" if stored_n == valid else "NOT EXACT"
         print(f"transcript lines stored {stored_n:,} of {valid:,}: {verdict}")

@@ -383,12 +383,20 @@ def _supervise(
         last_look = 0.0
         was_done: int | None = None
         safe = [False, False]  # "only replayable records in the broker" on the last two looks
+        last_ask = 0.0
         while not stop.wait(0.5):
             if broker.tansu is not None:
                 tansu = broker.tansu
                 rss = tansu.rss_bytes()
+                only_replayable = all(safe)
+                now = time.monotonic()
+                if not only_replayable and recycle.over(rss) and now - last_ask >= 2.0:
+                    # Over the bound in a busy backfill the 1 s looks time out more often than
+                    # not: ask once, patiently (only while over the bound).
+                    last_ask = now
+                    only_replayable = meter.only_replayable_now(timeout_s=3.0)
                 action = recycle.decide(
-                    alive=tansu.running, rss_bytes=rss, only_replayable=all(safe)
+                    alive=tansu.running, rss_bytes=rss, only_replayable=only_replayable
                 )
                 if action is not BrokerAction.KEEP:
                     why = (
@@ -510,6 +518,16 @@ class _Meter:
         self.rate = Rate()
         self.worker: dict[str, Any] = {}
         self.only_replayable = False
+
+    def only_replayable_now(self, timeout_s: float) -> bool:
+        """Ask the worker now: is it behind on no events or ledger partition?"""
+        with contextlib.suppress(OSError, ValueError):
+            s = self.settings
+            with urllib.request.urlopen(
+                f"http://{s.web_host}:{s.web_port}/stats/", timeout=timeout_s
+            ) as reply:
+                return bool(json.loads(reply.read()).get("behind_unreplayable") == 0)
+        return False
 
     def look(self, now: float, *, ask_worker: bool = True) -> tuple[Snapshot, int | None]:
         """The snapshot, and when everything present is stored the worker's message count

@@ -33,16 +33,15 @@ class BrokerRecycle:
     max_rss_bytes: int
     restarts: int = 0
 
+    def over(self, rss_bytes: int | None) -> bool:
+        """Above the bound (never when the bound is 0 or the size unknown)."""
+        return self.max_rss_bytes > 0 and rss_bytes is not None and rss_bytes > self.max_rss_bytes
+
     def decide(self, *, alive: bool, rss_bytes: int | None, only_replayable: bool) -> BrokerAction:
         """``only_replayable``: nothing the broker holds is lost with it (see the module)."""
         if not alive:
             return BrokerAction.RECOVER
-        if (
-            self.max_rss_bytes > 0
-            and only_replayable
-            and rss_bytes is not None
-            and rss_bytes > self.max_rss_bytes
-        ):
+        if only_replayable and self.over(rss_bytes):
             return BrokerAction.RECYCLE
         return BrokerAction.KEEP
 
