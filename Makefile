@@ -39,7 +39,7 @@ bench: $(STAMP)
 soak: $(STAMP)
 	INGESTOR_FAULT_POINTS=$${FAULT_POINTS:-50} INGESTOR_FAULT_LINES=$${FAULT_LINES:-30000} \
 	INGESTOR_FAULT_SEED=$${FAULT_SEED:-0} INGESTOR_FAULT_LONG=1 $(BIN)/pytest -q -s -m faults \
-	  -o timeout=3600 tests/integration/test_faults.py
+	  -o timeout=3600 tests/integration/test_faults.py tests/integration/test_upstream_faults.py
 
 clean:
 	rm -rf $(VENV) .ingestor .mypy_cache .ruff_cache .pytest_cache
