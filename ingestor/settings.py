@@ -150,6 +150,10 @@ class Settings(BaseSettings):
     restart_limit: int = Field(default=10, ge=0)
     restart_backoff_s: float = Field(default=1.0, gt=0)
     restart_backoff_max_s: float = Field(default=30.0, gt=0)
+    # `ingestor up` restarts the embedded broker when its resident memory is above this many MB
+    # and it holds nothing that exists only there (Tansu's memory storage keeps everything it
+    # was sent; local/recycle.py); 0: never.
+    tansu_max_rss_mb: float = Field(default=128.0, ge=0)
 
     @field_validator("clickhouse_url")
     @classmethod

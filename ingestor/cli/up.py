@@ -35,15 +35,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestor.cli.checks import check_data_dir, check_port, check_watch_dirs
 from ingestor.cli.display import Display
 from ingestor.cli.progress import Rate, Snapshot, Tally, eta
 from ingestor.local.pidlock import PidLock
+from ingestor.local.recycle import BrokerAction, BrokerRecycle
 from ingestor.local.restarts import RestartPolicy
 from ingestor.settings import Settings, default_watch_dirs, load_settings
 from ingestor.worker.exits import FINAL
+
+if TYPE_CHECKING:
+    from ingestor.local.tansu import TansuBroker
 
 __all__ = ["register"]
 
@@ -91,6 +95,7 @@ def run(args: argparse.Namespace) -> int:
         display = stack.enter_context(Display())
         say = display.say
         fresh = settings.uses_local_broker
+        broker: TansuBroker | None = None
         if fresh:
             from ingestor.local.tansu import TansuBroker
 
@@ -99,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
         else:
             assert settings.kafka_bootstrap is not None
             bootstrap = settings.kafka_bootstrap
-        stack.callback(_publish_bootstrap(settings.data_dir, bootstrap))
         kind = " (embedded Tansu)" if fresh else ""
         say(f"broker {bootstrap}{kind}; clickhouse {settings.clickhouse}")
         for d in dirs:
@@ -111,11 +115,16 @@ def run(args: argparse.Namespace) -> int:
         # (one process at a time) until told: a second of the fixed cost.
         early = _Child("worker", _worker_args(bootstrap, fresh), _logs(settings) / "worker.log")
         stack.callback(_stop_children, [early.proc])  # when up stops before supervising it
-        if _in_child(_prepare, bootstrap, fresh, run) != 0:
+        if not _prepare_retrying(settings, bootstrap, fresh, run, say, threading.Event()):
             say("could not prepare ClickHouse and the topics (see above)")
             return 1
+        # Published once the topics exist: Tansu would acknowledge, and lose, a record sent to a
+        # topic it does not have yet (see TansuBroker.restart).
+        published = _Broker(broker, bootstrap)
+        published.publish(settings.data_dir)
+        stack.callback(lambda: published.unpublish())
         status, stopped = _supervise(
-            settings, bootstrap, fresh, dirs, once=args.once, run=run, display=display, early=early
+            settings, published, dirs, once=args.once, run=run, display=display, early=early
         )
         display.close()
         if _in_child(_finish, run, status, stopped) != 0:
@@ -238,6 +247,33 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
         )
 
 
+def _prepare_retrying(
+    settings: Settings,
+    bootstrap: str,
+    fresh: bool,
+    run: RunRecord,
+    say: Callable[[str], None],
+    stop: threading.Event,
+) -> bool:
+    """``_prepare`` until it succeeds, with the children's backoff and limit: ClickHouse may be
+    refusing inserts for a while (a server restarting, a full disk) when ``up`` starts or must
+    resume after a broker restart, and that is a reason to wait, not to stop."""
+    policy = RestartPolicy(
+        limit=settings.restart_limit,
+        base_s=settings.restart_backoff_s,
+        max_s=settings.restart_backoff_max_s,
+        clock=time.monotonic,
+    )
+    while _in_child(_prepare, bootstrap, fresh, run) != 0:
+        delay = policy.next_delay()
+        if delay is None or stop.is_set():
+            return False
+        say(f"could not prepare ClickHouse and the topics; trying again in {delay:.0f}s")
+        if stop.wait(delay):
+            return False
+    return True
+
+
 def _spawn(args: list[str], log: Path, *, hold: bool = False) -> subprocess.Popen[bytes]:
     from ingestor.local.tansu import die_with_parent_hook
 
@@ -296,10 +332,29 @@ class _Child:
         self.proc, self.restart_at = self._spawn(), None
 
 
+@dataclass
+class _Broker:
+    """The broker ``up`` runs on: the embedded Tansu it started (restarted when it dies or
+    outgrows ``tansu_max_rss_mb``), or a configured one (``tansu`` None, never touched)."""
+
+    tansu: TansuBroker | None
+    bootstrap: str
+    unpublish: Callable[[], None] = lambda: None
+
+    def restart(self) -> None:
+        """A new, empty broker on a new address, published only by ``publish``."""
+        assert self.tansu is not None
+        self.tansu.restart()
+        self.bootstrap = self.tansu.bootstrap
+
+    def publish(self, data_dir: Path) -> None:
+        """Tell SDK clients the address (they look it up again when a send fails)."""
+        self.unpublish = _publish_bootstrap(data_dir, self.bootstrap)
+
+
 def _supervise(
     settings: Settings,
-    bootstrap: str,
-    fresh: bool,
+    broker: _Broker,
     dirs: list[Path],
     *,
     once: bool,
@@ -310,6 +365,7 @@ def _supervise(
     """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled).
 
     ``early`` is the worker already started and held while the schema was prepared."""
+    fresh = broker.tansu is not None
     logs = _logs(settings)
     say = display.say
     say(f"logs in {logs}/; worker HTTP on http://{settings.web_host}:{settings.web_port}/")
@@ -320,8 +376,6 @@ def _supervise(
     stats_file = settings.data_dir / WATCH_STATS
     with contextlib.suppress(FileNotFoundError):
         stats_file.unlink()  # a previous run's
-    watch_args = ["watch", "--bootstrap", bootstrap, "--stats", str(stats_file)]
-    watch_args += [str(d) for d in dirs]
     stop = threading.Event()
 
     def on_signal(*_: Any) -> None:
@@ -338,25 +392,72 @@ def _supervise(
             clock=time.monotonic,
         )
 
+    policies = {"worker": policy(), "watcher": policy()}
     children: list[_Child] = []
-    status = 0
-    meter = _Meter(settings, stats_file)
-    try:
-        if early is not None:
-            worker = early
-            worker.go(policy())
+
+    def start_children() -> None:
+        nonlocal early
+        bootstrap = broker.bootstrap
+        watch_args = ["watch", "--bootstrap", bootstrap, "--stats", str(stats_file)]
+        watch_args += [str(d) for d in dirs]
+        children.clear()
+        if early is not None:  # only the first start: later ones follow a broker restart
+            worker, early = early, None
+            worker.go(policies["worker"])
         else:
-            worker = _Child("worker", _worker_args(bootstrap, fresh), logs / "worker.log", policy())
+            args = _worker_args(bootstrap, fresh)
+            worker = _Child("worker", args, logs / "worker.log", policies["worker"])
         children.append(worker)
         display.show(Snapshot(starting=True))
         # The watcher starts once the worker consumes: a Faust group that starts on data already
         # waiting can skip records (the worker guards against it, but only by restarting).
         _wait_ready(settings, worker.proc, stop)
         if not stop.is_set():
-            children.append(_Child("watcher", watch_args, logs / "watch.log", policy()))
+            children.append(_Child("watcher", watch_args, logs / "watch.log", policies["watcher"]))
+
+    recycle = BrokerRecycle(int(settings.tansu_max_rss_mb * 2**20))
+    status = 0
+    meter = _Meter(settings, stats_file)
+    try:
+        start_children()
         last_look = 0.0
         was_done: int | None = None
+        safe = [False, False]  # "only replayable records in the broker" on the last two looks
+        last_ask = 0.0
         while not stop.wait(TICK_S):
+            if broker.tansu is not None:
+                tansu = broker.tansu
+                rss = tansu.rss_bytes()
+                only_replayable = all(safe)
+                now = time.monotonic()
+                if not only_replayable and recycle.over(rss) and now - last_ask >= 2.0:
+                    # Over the bound in a busy backfill the 1 s looks time out more often than
+                    # not: ask once, patiently (only while over the bound).
+                    last_ask = now
+                    only_replayable = meter.only_replayable_now(timeout_s=3.0)
+                action = recycle.decide(
+                    alive=tansu.running, rss_bytes=rss, only_replayable=only_replayable
+                )
+                if action is not BrokerAction.KEEP:
+                    why = (
+                        f"the broker died ({_describe(tansu.returncode or 0)})"
+                        if action is BrokerAction.RECOVER
+                        else f"the broker holds {(rss or 0) / 2**20:.0f} MB, none of it only there"
+                    )
+                    say(f"{why}: restarting it and resuming from ClickHouse")
+                    _stop_children([c.proc for c in reversed(children)])
+                    broker.restart()
+                    if not _prepare_retrying(settings, broker.bootstrap, True, run, say, stop):
+                        say("could not resume after the broker restart (see above)")
+                        status = 1
+                        break
+                    broker.publish(settings.data_dir)
+                    recycle.restarted()
+                    meter.new_broker()
+                    say(f"broker restarted ({recycle.restarts} so far) on {broker.bootstrap}")
+                    start_children()
+                    was_done, safe = None, [False, False]
+                    continue
             verdict = _tend(children, say)
             if verdict is not None:
                 status = verdict
@@ -369,7 +470,9 @@ def _supervise(
                 display.show(snapshot)
                 # Twice in a row, nothing new in between: a high-watermark seen by the worker
                 # may be older than the watcher's last send.
-                if once and done is not None and done == was_done:
+                caught_up = done is not None and done == was_done
+                safe = [safe[-1], caught_up or meter.only_replayable]
+                if once and caught_up:
                     break
                 was_done = done
     finally:
@@ -455,6 +558,23 @@ class _Meter:
         self.tally = Tally()
         self.rate = Rate()
         self.worker: dict[str, Any] = {}
+        self.only_replayable = False
+        self.since: tuple[int, int] = (0, 0)  # (messages, envelopes) when the broker started
+
+    def new_broker(self) -> None:
+        """Envelopes sent to a broker that was replaced may never be handled (the new watcher
+        sends their lines again): count both from here on."""
+        self.since = (self.tally.total("messages"), self.tally.total("envelopes"))
+
+    def only_replayable_now(self, timeout_s: float) -> bool:
+        """Ask the worker now: is it behind on no events or ledger partition?"""
+        with contextlib.suppress(OSError, ValueError):
+            s = self.settings
+            with urllib.request.urlopen(
+                f"http://{s.web_host}:{s.web_port}/stats/", timeout=timeout_s
+            ) as reply:
+                return bool(json.loads(reply.read()).get("behind_unreplayable") == 0)
+        return False
 
     def look(self, now: float, *, ask_worker: bool = True) -> tuple[Snapshot, int | None]:
         """The snapshot, and when everything present is stored the worker's message count
@@ -489,7 +609,11 @@ class _Meter:
         # What is present is stored when the watcher is idle and the worker is behind nothing:
         # it handled at least every envelope the watcher sent (its view of the high-watermark
         # alone can be older than the watcher's last send) and stored what it handled.
-        handled = tally.total("messages") >= tally.total("envelopes")
+        # Events and ledger entries exist only in the broker until stored (local/recycle.py);
+        # those the worker holds it stores as it stops (worker/stop.py).
+        self.only_replayable = stats.get("behind_unreplayable") == 0
+        messages, envelopes = self.since
+        handled = tally.total("messages") - messages >= tally.total("envelopes") - envelopes
         idle = bool(watch.get("idle")) and stats.get("behind") == 0 and handled
         done = idle and not stats.get("pending_rows") and not stats.get("pending_messages")
         snapshot = Snapshot(

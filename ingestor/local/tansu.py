@@ -34,7 +34,7 @@ from typing import IO, Self, cast
 from ingestor.errors import ConfigError, LocalBrokerError
 from ingestor.settings import Settings
 
-__all__ = ["TansuBroker", "die_with_parent_hook", "tansu_binary"]
+__all__ = ["TansuBroker", "die_with_parent_hook", "rss_bytes", "tansu_binary"]
 
 _ENV_BIN = "INGESTOR_TANSU_BIN"
 _PR_SET_PDEATHSIG = 1
@@ -101,6 +101,11 @@ class TansuBroker:
         return None if self._proc is None else self._proc.pid
 
     @property
+    def returncode(self) -> int | None:
+        """The exit status of a broker that died (None while it runs or once stopped)."""
+        return None if self._proc is None else self._proc.poll()
+
+    @property
     def running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
 
@@ -122,6 +127,21 @@ class TansuBroker:
             except BaseException:  # interrupted: leave nothing running
                 self.stop()
                 raise
+
+    def restart(self) -> None:
+        """Stop the broker and start an empty one, as after a crash: everything it held is gone.
+
+        Always on a new port (read ``bootstrap`` again). Tansu 0.6.0 acknowledges a produce to a
+        topic it does not have, and no fetch ever returns that record: a client still connected
+        to the old address (an SDK retrying, say) would lose what it sends before the topics are
+        created again. On a new port nobody reaches the broker until it is told the address."""
+        self.stop()
+        self.start()
+
+    def rss_bytes(self) -> int | None:
+        """The broker's resident memory, or None when it is not running (or not on Linux)."""
+        pid = self.pid
+        return None if pid is None or not self.running else rss_bytes(pid)
 
     def _retry_after_failure(self, attempt: int) -> bool:
         # Only an early exit can be the port race; a hung broker will not get better.
@@ -243,6 +263,16 @@ class TansuBroker:
         size = os.fstat(fd).st_size
         start = max(0, size - _TAIL_BYTES)
         return os.pread(fd, size - start, start).decode("utf-8", "replace")
+
+
+def rss_bytes(pid: int) -> int | None:
+    """Resident set size of process ``pid`` from ``/proc`` (Linux), or None."""
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            resident = int(f.read().split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return resident * os.sysconf("SC_PAGE_SIZE")
 
 
 def _free_port(host: str) -> int:

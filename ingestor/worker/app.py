@@ -258,6 +258,18 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
                     highwater,
                 )
                 await _restart_committed(state, app)
+        # Nothing at all for STALL_S while a partition that delivered nothing has records past
+        # its committed offset: Faust skipped them all (seen in the fault suite after a broker
+        # restart: a fresh group, records waiting, the worker ready and idle for good).
+        for (topic, partition), lag in partition_lag(app, state.last_offsets).items():
+            if lag > 0 and topic in inputs and (topic, partition) not in state.last_offsets:
+                log.critical(
+                    "%s[%s] delivered nothing with %s records waiting; restarting",
+                    topic,
+                    partition,
+                    lag,
+                )
+                await _restart_committed(state, app)
 
     app.timer(interval=STALL_S / 3)(watchdog)
 

@@ -25,7 +25,7 @@ from ingestor.obs.health import HealthInputs, verdict
 from ingestor.obs.metrics import CONTENT_TYPE, watcher_textfile
 from ingestor.report.render import render_json
 from ingestor.worker.hosts import HostCheck
-from ingestor.worker.lag import behind
+from ingestor.worker.lag import behind, partition_lag
 from ingestor.worker.sessions import SessionAgg
 
 if TYPE_CHECKING:
@@ -74,7 +74,10 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
         body = await asyncio.to_thread(build, state.ch, wanted)
         return reply(web, body)
 
+    transcripts = state.settings.topic("transcripts")
+
     async def stats(web: Any, request: Any) -> Any:
+        lag = partition_lag(app, state.last_offsets)
         return reply(
             web,
             {
@@ -88,6 +91,9 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 "flushes": state.flushes,
                 # Records in input partitions not yet handled by this process (see _behind).
                 "behind": behind(app, state.last_offsets),
+                # Of those, records that exist only in the broker (events, ledger entries): the
+                # watcher can send transcript lines again, nobody sends these again.
+                "behind_unreplayable": sum(n for (t, _), n in lag.items() if t != transcripts),
                 "projects_indexed": len(state.indexes),
             },
         )

@@ -319,3 +319,56 @@ def test_faust_highwaters_use_the_workaround(tansu: TansuBroker) -> None:
     tp, highwaters = asyncio.run(run())
     assert highwaters == {tp: 8}
     assert type(next(iter(highwaters))) is TP  # Faust's own keys come back
+
+
+@needs_tansu
+def test_a_record_sent_before_its_topic_exists_is_acknowledged_and_lost(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Why TansuBroker.restart() moves to a new port: a client still connected to the old
+    # address (an SDK retrying) would reach the new, empty broker before `up` re-creates the
+    # topics, and Tansu 0.6.0 acknowledges such a record and never returns it.
+    from ingestor.local import tansu as tansu_module
+
+    settings = Settings(topic_prefix=f"early{uuid.uuid4().hex[:6]}.")
+    topic = settings.topic("events")
+    port = tansu_module._free_port("127.0.0.1")
+    monkeypatch.setattr(tansu_module, "_free_port", lambda host: port)
+
+    async def read(bootstrap: str) -> list[bytes]:
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
+            await consumer.seek_to_beginning(tp)
+            batches = await consumer.getmany(timeout_ms=2000)
+            return [r.value for records in batches.values() for r in records if r.value]
+        finally:
+            await consumer.stop()
+
+    with TansuBroker() as broker:
+        bootstrap = broker.bootstrap
+
+        async def across_a_restart() -> None:
+            producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+            await producer.start()
+            try:
+                await create_topics(settings, bootstrap)
+                await producer.send_and_wait(topic, b"first broker", partition=0)
+                # The broker's memory goes; the producer keeps its connection's metadata.
+                broker.stop()
+                broker.start()  # in this thread: the broker dies with the thread that forked it
+                assert broker.bootstrap == bootstrap
+                sent = await producer.send_and_wait(topic, b"no topic yet", partition=0)
+                assert sent.offset == 0  # acknowledged
+            finally:
+                await producer.stop()
+            await create_topics(settings, bootstrap)
+
+        asyncio.run(across_a_restart())
+        assert asyncio.run(read(bootstrap)) == []  # acknowledged, never fetched
+        # The workaround: a restarted broker is on an address nobody knows yet.
+        monkeypatch.undo()
+        broker.restart()
+        assert broker.bootstrap != bootstrap

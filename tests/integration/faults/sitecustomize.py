@@ -10,6 +10,13 @@ its n-th insert into ``table`` on, so it exits 75 and `up` restarts it (see ``_i
 
 ``FAULT_READONLY_WHILE=path``: while ``path`` exists, the data dir acts read-only for the worker
 and the watcher (tests run as root, where chmod stops no write).
+
+``FAULT_REFUSE_WHILE=path``: while ``path`` exists, ClickHouse refuses every insert of the worker
+(as a server that is down or out of memory does); nothing else is touched.
+
+``FAULT_ENOSPC_WHILE=path``: while ``path`` exists, the disk under the data dir is "full": inserts
+fail as chdb reports it and checkpoint writes raise ``ENOSPC`` (the fault suite fills a real
+tmpfs instead where it can mount one).
 """
 
 from __future__ import annotations
@@ -122,3 +129,46 @@ def _install_readonly(flag: str) -> None:
 
 if os.environ.get("FAULT_READONLY_WHILE"):
     _install_readonly(os.environ["FAULT_READONLY_WHILE"])
+
+
+def _install_while(flag: str, insert_error: str, write_errno: int | None) -> None:
+    """While the file ``flag`` exists, the worker's inserts fail with ``insert_error`` and (when
+    ``write_errno`` is given) the watcher's checkpoint writes with that errno."""
+    import ingestor.producer.checkpoint as checkpoint
+    import ingestor.sink.engine as engine
+    from ingestor.errors import StorageError
+
+    opened, write = engine.open_clickhouse, checkpoint._write_atomic
+
+    def open_clickhouse(target: Any) -> Any:
+        ch = opened(target)
+        insert = ch.insert
+
+        def faulty(name: str, rows: Any, **kwargs: Any) -> None:
+            if os.path.exists(flag):
+                raise StorageError(f"injected: insert into {name}: {insert_error}")
+            insert(name, rows, **kwargs)
+
+        ch.insert = faulty
+        return ch
+
+    def write_atomic(path: Any, data: bytes) -> None:
+        if write_errno is not None and os.path.exists(flag):
+            raise OSError(write_errno, f"{os.strerror(write_errno)} (injected)", str(path))
+        write(path, data)
+
+    engine.open_clickhouse = open_clickhouse
+    checkpoint._write_atomic = write_atomic  # type: ignore[assignment]
+
+
+if os.environ.get("FAULT_REFUSE_WHILE"):
+    _install_while(os.environ["FAULT_REFUSE_WHILE"], "Connection refused", None)
+
+if os.environ.get("FAULT_ENOSPC_WHILE"):
+    import errno as _errno
+
+    _install_while(
+        os.environ["FAULT_ENOSPC_WHILE"],
+        "Cannot write to file: No space left on device",
+        _errno.ENOSPC,
+    )
