@@ -89,6 +89,12 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 # Records in input partitions not yet handled by this process (see _behind).
                 "behind": behind(app, state.last_offsets),
                 "projects_indexed": len(state.indexes),
+                # Input partitions this member holds: several workers in a group split them.
+                "assigned": sorted(
+                    f"{tp.topic}[{tp.partition}]"
+                    for tp in app.consumer.assignment()
+                    if tp.topic in state.input_topics
+                ),
             },
         )
 
