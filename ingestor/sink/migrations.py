@@ -134,9 +134,7 @@ def apply_schema(ch: ClickHouse, schema_dir: Path = SCHEMA_DIR) -> list[str]:
     return done
 
 
-def cluster_statements(
-    cluster: str, database: str, schema_dir: Path = SCHEMA_DIR
-) -> list[str]:
+def cluster_statements(cluster: str, database: str, schema_dir: Path = SCHEMA_DIR) -> list[str]:
     """Every statement ``apply_schema`` would run on ``cluster`` from scratch (pure; for review)."""
     migrations = load_migrations(schema_dir)
     render = _cluster_renderer(cluster, database, migrations)

@@ -63,4 +63,3 @@ def test_schema_applies_on_a_cluster_and_reads_fan_out(tmp_path: Path) -> None:
                 f"DROP DATABASE IF EXISTS {quote_identifier(target.database)} "
                 f"ON CLUSTER {quote_identifier(cluster)}"
             )
-
