@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test unit lint bench setup clean
+.PHONY: run test unit lint bench soak setup clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check ingestor tests bench examples
 	$(BIN)/ruff format --check ingestor tests bench examples
 	$(BIN)/mypy
+
+## soak: the heavy variants: 3 Apache Kafka brokers (worker and broker kills), bigger corpora
+soak: $(STAMP)
+	INGESTOR_SOAK=1 $(BIN)/pytest -q -m soak -s
 
 ## bench: end-to-end figures on a generated corpus (LINES=1000000), then the SDK's overhead
 bench: $(STAMP)

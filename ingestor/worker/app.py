@@ -273,7 +273,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
 
 
 def _apply_sessions(sessions: Any, state: WorkerState, processed: Processed, offset: int) -> None:
-    touched = set(processed.adds) | set(processed.retracts)
+    touched = set(processed.adds) | set(processed.retracts) | processed.sessions
     for session_id in touched:
         key = session_id.encode()
         raw = sessions.get(key)
