@@ -21,6 +21,7 @@ import argparse
 import os
 import sys
 import threading
+from multiprocessing import AuthenticationError
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
@@ -45,7 +46,7 @@ def serve(path: Path, *, database: str = "ingestor", host: str = "127.0.0.1", po
         while True:
             try:
                 conn = listener.accept()
-            except (OSError, EOFError):  # a client that failed authentication
+            except (OSError, EOFError, AuthenticationError):  # a client without the key
                 continue
             threading.Thread(target=_client, args=(engine, conn), daemon=True).start()
 

@@ -14,8 +14,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,33 +24,12 @@ from pipeline import Pipeline, daily_totals, free_port, report_totals, session_t
 
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Accounting, Reference
-from ingestor.local.chdb_share import KEY_ENV
 from ingestor.local.kafka import KafkaCluster
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 PARTITIONS = 4
 SOAK = bool(os.environ.get("INGESTOR_SOAK"))
-
-
-@pytest.fixture
-def shared_clickhouse(tmp_path: Path) -> Iterator[str]:
-    """``chdb+tcp://…``: one chdb directory that several worker processes write."""
-    key = uuid.uuid4().hex
-    owner = subprocess.Popen(
-        [sys.executable, "-m", "ingestor.local.chdb_share", str(tmp_path / "chdb")],
-        env={**os.environ, KEY_ENV: key},
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert owner.stdout is not None
-        line = owner.stdout.readline().split()  # "listening host:port"
-        assert line and line[0] == "listening", line
-        yield f"chdb+tcp://:{key}@{line[1]}/ingestor"
-    finally:
-        owner.kill()
-        owner.wait()
 
 
 def scopes_on_each_partition() -> list[str]:
@@ -158,7 +135,7 @@ def run_failover(
             what="the survivor to take every partition",
         )
         try:
-            b.wait_stored(reference, timeout_s=90)
+            b.wait_stored(reference, timeout_s=180)
         except AssertionError as exc:
             raise AssertionError(f"{exc}; survivor: {b.stats()}") from None
         report = b.get("/report/daily/")
