@@ -21,6 +21,7 @@ import asyncio
 import contextlib
 import fcntl
 import os
+import re
 import shutil
 import signal
 import socket
@@ -71,6 +72,8 @@ def kafka_jars(version: str = KAFKA_VERSION, *, cache: Path | None = None) -> Pa
     if java is None or mvn is None:
         missing = " and ".join(n for n, p in (("java", java), ("mvn", mvn)) if p is None)
         raise ConfigError(f"Apache Kafka needs {missing} on PATH (Java 17+, Maven)")
+    if (major := _java_major(java)) < 17:
+        raise ConfigError(f"Apache Kafka {version} needs Java 17 or later; {java} is {major}")
     home = (cache or _CACHE) / f"kafka-{version}"
     jars = home / "jars"
     if (home / ".complete").exists():
@@ -94,6 +97,16 @@ def kafka_jars(version: str = KAFKA_VERSION, *, cache: Path | None = None) -> Pa
             raise LocalBrokerError(f"Maven could not resolve Apache Kafka {version}:\n{tail}")
         (home / ".complete").write_text(version, encoding="utf-8")
     return jars
+
+
+def _java_major(java: str) -> int:
+    """The feature release of ``java`` (``openjdk version "17.0.15"`` → 17; 0 if unreadable)."""
+    out = subprocess.run([java, "-version"], capture_output=True, text=True, check=False).stderr
+    match = re.search(r'version "(\d+)(?:\.(\d+))?', out)
+    if match is None:
+        return 0
+    first = int(match.group(1))
+    return int(match.group(2) or 0) if first == 1 else first  # "1.8.0" is Java 8
 
 
 @dataclass(frozen=True, slots=True)

@@ -165,7 +165,7 @@ def test_two_workers_on_tansu_survive_a_kill(
     kafka_bootstrap: str, shared_clickhouse: str, tmp_path: Path
 ) -> None:
     on_tansu = not os.environ.get("INGESTOR_TEST_KAFKA_BOOTSTRAP")
-    lines = 20_000 if SOAK else 4000
+    lines = 20_000 if SOAK else 3000
     run_failover(kafka_bootstrap, tmp_path, shared_clickhouse, tansu=on_tansu, lines=lines)
 
 
