@@ -30,7 +30,7 @@ from ingestor.wire import Kind, decode_message
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetter, DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
-from ingestor.worker.lag import partition_lag
+from ingestor.worker.lag import partition_lag, stalled
 from ingestor.worker.process import Processed, process_events, process_ledger, process_transcripts
 from ingestor.worker.restore import load_index
 from ingestor.worker.sessions import SessionAgg
@@ -247,17 +247,10 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
             if highwater is None:
                 continue
             last = state.last_offsets.get((tp.topic, tp.partition))
-            if last is None:
-                # Nothing delivered since this partition was assigned. On Apache Kafka a
-                # partition taken over from a killed worker can stay that way with records
-                # above its committed offset that never reach the agent (two-worker failover,
-                # tests/integration/test_scale_out.py). Faust keeps the committed offset as
-                # Kafka's (the next record to read), from its seek on assignment or its own
-                # commits; it treats 0 as none.
-                committed = cast(Any, app.consumer)._committed_offset.get(tp) or 0
-                stuck = highwater > committed
-            else:
-                stuck = highwater > last + 1
+            # Faust keeps the committed offset as Kafka's, from its seek on assignment or its
+            # own commits (see lag.stalled).
+            committed = cast(Any, app.consumer)._committed_offset.get(tp)
+            stuck = stalled(highwater, last, committed)
             if stuck:
                 log.critical(
                     "%s[%s] stalled at %s below its high-watermark %s; restarting",
