@@ -39,11 +39,14 @@ bench: $(STAMP)
 ## bench-e2e: the worker and watcher alone on one corpus (LINES=1000000), with ceilings
 bench-e2e: $(STAMP)
 	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000}
-## soak: the fault-injection suite, long: 50 random fault points (FAULT_POINTS=, FAULT_SEED=)
+
+## soak: the long runs: the fault suite at 50 random points (FAULT_POINTS=, FAULT_LINES=,
+## FAULT_SEED=), then the heavy variants (3 Apache Kafka brokers, worker and broker kills)
 soak: $(STAMP)
 	INGESTOR_FAULT_POINTS=$${FAULT_POINTS:-50} INGESTOR_FAULT_LINES=$${FAULT_LINES:-30000} \
 	INGESTOR_FAULT_SEED=$${FAULT_SEED:-0} INGESTOR_FAULT_LONG=1 $(BIN)/pytest -q -s -m faults \
 	  -o timeout=3600 tests/integration/test_faults.py tests/integration/test_upstream_faults.py
+	INGESTOR_SOAK=1 $(BIN)/pytest -q -m soak -s
 
 clean:
 	rm -rf $(VENV) .ingestor .mypy_cache .ruff_cache .pytest_cache

@@ -6,6 +6,7 @@ Defaults run the embedded stack: a Tansu broker started on loopback and the chdb
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import socket
 from dataclasses import dataclass
@@ -24,9 +25,14 @@ __all__ = ["ClickHouseTarget", "Settings", "default_watch_dirs", "load_settings"
 
 @dataclass(frozen=True, slots=True)
 class ClickHouseTarget:
-    """A parsed ``clickhouse://user:pass@host:port/db`` or ``chdb:///path`` URL."""
+    """A parsed ``clickhouse://user:pass@host:port/db`` or ``chdb:///path`` URL.
 
-    kind: Literal["server", "chdb"]
+    ``chdb+tcp://:KEY@host:port/db`` (kind ``shared``): a chdb directory that another process
+    owns and shares over loopback (``ingestor.local.chdb_share``), for several workers on one
+    machine without a server; the password is the share's key.
+    """
+
+    kind: Literal["server", "chdb", "shared"]
     database: str
     path: Path | None = None  # chdb data directory
     host: str = "localhost"
@@ -34,6 +40,9 @@ class ClickHouseTarget:
     user: str = "default"
     password: SecretStr = SecretStr("")
     secure: bool = False
+    # A server's cluster (INGESTOR_CLICKHOUSE_CLUSTER): migrations run ON CLUSTER with
+    # Replicated/Distributed tables, inserts into Distributed tables are synchronous.
+    cluster: str | None = None
 
     @classmethod
     def parse(cls, url: str, *, default_path: Path) -> ClickHouseTarget:
@@ -42,6 +51,14 @@ class ClickHouseTarget:
             raw = unquote(parts.netloc + parts.path)
             path = Path(raw) if raw not in ("", "/") else default_path
             return cls(kind="chdb", database="ingestor", path=path)
+        if parts.scheme == "chdb+tcp":
+            return cls(
+                kind="shared",
+                database=parts.path.lstrip("/") or "ingestor",
+                host=parts.hostname or "127.0.0.1",
+                port=parts.port or 0,
+                password=SecretStr(unquote(parts.password or "")),
+            )
         if parts.scheme in ("clickhouse", "clickhouses"):
             database = parts.path.lstrip("/") or "ingestor"
             return cls(
@@ -61,6 +78,8 @@ class ClickHouseTarget:
     def __str__(self) -> str:  # never shows the password
         if self.kind == "chdb":
             return f"chdb://{self.path}"
+        if self.kind == "shared":
+            return f"chdb+tcp://{self.host}:{self.port}/{self.database}"
         return f"clickhouse://{self.user}@{self.host}:{self.port}/{self.database}"
 
 
@@ -100,6 +119,8 @@ class Settings(BaseSettings):
 
     # ClickHouse. None = chdb under data_dir/clickhouse.
     clickhouse_url: str | None = None
+    # The cluster of a ClickHouse server (remote_servers in its config); unset: one server.
+    clickhouse_cluster: str | None = None
 
     # Duplicates are resolved within one scope: by default everything this host's watcher reads,
     # as ccusage does on one machine. Also the transcript message key (one scope, one partition).
@@ -167,7 +188,10 @@ class Settings(BaseSettings):
         default_path = self.data_dir / "clickhouse"
         if self.clickhouse_url is None:
             return ClickHouseTarget(kind="chdb", database="ingestor", path=default_path)
-        return ClickHouseTarget.parse(self.clickhouse_url, default_path=default_path)
+        target = ClickHouseTarget.parse(self.clickhouse_url, default_path=default_path)
+        if target.kind == "server" and self.clickhouse_cluster:
+            return dataclasses.replace(target, cluster=self.clickhouse_cluster)
+        return target
 
     @property
     def uses_local_broker(self) -> bool:

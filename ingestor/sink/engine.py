@@ -125,6 +125,10 @@ def open_clickhouse(target: ClickHouseTarget) -> ClickHouse:
         from ingestor.sink.chdb_engine import ChdbClickHouse
 
         return ChdbClickHouse(target)
+    if target.kind == "shared":
+        from ingestor.sink.shared_engine import SharedChdbClickHouse
+
+        return SharedChdbClickHouse(target)
     from ingestor.sink.server_engine import ServerClickHouse
 
     return ServerClickHouse(target)

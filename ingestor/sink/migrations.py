@@ -6,6 +6,10 @@ migration interrupted half way is simply run again. A file whose header has
 ``-- requires: server`` (roles, grants) is skipped on chdb, with a log line, and not recorded.
 ``${database}`` in a file is replaced by the target database name; everything else runs with
 that database current, so tables are named unqualified.
+
+On a ClickHouse cluster (a server target with ``cluster``, from ``INGESTOR_CLICKHOUSE_CLUSTER``)
+every statement is rendered by ``sink/cluster.py``: ``ON CLUSTER``, ``Replicated*`` engines on
+``<table>_local`` and a ``Distributed`` table under the table's name.
 """
 
 from __future__ import annotations
@@ -13,13 +17,22 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from ingestor.errors import SchemaError, StorageError
+from ingestor.sink.cluster import merge_tree_tables, render_for_cluster
 from ingestor.sink.engine import ClickHouse, quote_identifier
 
-__all__ = ["SCHEMA_DIR", "Migration", "apply_schema", "load_migrations", "split_statements"]
+__all__ = [
+    "SCHEMA_DIR",
+    "Migration",
+    "apply_schema",
+    "cluster_statements",
+    "load_migrations",
+    "split_statements",
+]
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +89,20 @@ def apply_schema(ch: ClickHouse, schema_dir: Path = SCHEMA_DIR) -> list[str]:
     Raises ``SchemaError`` naming the migration and statement that failed.
     """
     database = ch.target.database
+    migrations = load_migrations(schema_dir)
+    render = _renderer(ch, migrations)
     try:
-        ch.execute(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}")
-        ch.execute(_LEDGER)
+        for statement in render(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}"):
+            ch.execute(statement)
+        for statement in render(_LEDGER):
+            ch.execute(statement)
         rows = ch.query("SELECT version, checksum FROM schema_migrations FINAL")
         applied = {int(version): str(checksum) for version, checksum in rows}
     except StorageError as e:
         raise SchemaError(f"cannot read schema_migrations in {database}: {e}") from e
 
     done: list[str] = []
-    for migration in load_migrations(schema_dir):
+    for migration in migrations:
         if migration.version in applied:
             if applied[migration.version] != migration.checksum:
                 log.warning(
@@ -97,7 +114,7 @@ def apply_schema(ch: ClickHouse, schema_dir: Path = SCHEMA_DIR) -> list[str]:
             log.info("schema: skipping %s: it requires a ClickHouse server (chdb)", migration.name)
             continue
         sql = migration.sql.replace("${database}", quote_identifier(database))
-        for statement in split_statements(sql):
+        for statement in (r for s in split_statements(sql) for r in render(s)):
             try:
                 ch.execute(statement)
             except StorageError as e:
@@ -115,6 +132,39 @@ def apply_schema(ch: ClickHouse, schema_dir: Path = SCHEMA_DIR) -> list[str]:
         log.info("schema: applied %s to %s", migration.name, database)
         done.append(migration.name)
     return done
+
+
+def cluster_statements(cluster: str, database: str, schema_dir: Path = SCHEMA_DIR) -> list[str]:
+    """Every statement ``apply_schema`` would run on ``cluster`` from scratch (pure; for review)."""
+    migrations = load_migrations(schema_dir)
+    render = _cluster_renderer(cluster, database, migrations)
+    out = render(f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database)}") + render(_LEDGER)
+    for migration in migrations:
+        sql = migration.sql.replace("${database}", quote_identifier(database))
+        out += [r for s in split_statements(sql) for r in render(s)]
+    return out
+
+
+def _renderer(ch: ClickHouse, migrations: list[Migration]) -> Callable[[str], list[str]]:
+    """How statements run on ``ch``: as written, or rendered for its cluster."""
+    cluster = ch.target.cluster if ch.target.kind == "server" else None
+    if not cluster:
+        return lambda statement: [statement]
+    return _cluster_renderer(cluster, ch.target.database, migrations)
+
+
+def _cluster_renderer(
+    cluster: str, database: str, migrations: list[Migration]
+) -> Callable[[str], list[str]]:
+    every = [_LEDGER, *(s for m in migrations for s in split_statements(m.sql))]
+    local = merge_tree_tables(every)
+
+    def render(statement: str) -> list[str]:
+        if statement.lstrip().upper().startswith("CREATE DATABASE"):
+            return [f"{statement} ON CLUSTER {quote_identifier(cluster)}"]
+        return render_for_cluster(statement, cluster=cluster, database=database, local=local)
+
+    return render
 
 
 def split_statements(sql: str) -> list[str]:

@@ -83,6 +83,10 @@ class ServerClickHouse(ClickHouse):
         if token is not None:
             settings["insert_deduplication_token"] = token
             settings["deduplicate_blocks_in_dependent_materialized_views"] = 1
+        if self.target.cluster:
+            # Through a Distributed table: return only once the shards stored the rows, so a
+            # confirmed batch is a stored one (offsets are committed after it).
+            settings["insert_distributed_sync"] = 1
         names = ", ".join(quote_identifier(c) for c in columns)
         sql = f"INSERT INTO {table_name(table)} ({names}) VALUES"
         self._call(

@@ -30,7 +30,7 @@ from ingestor.wire import Kind, decode_message
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetter, DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
-from ingestor.worker.lag import partition_lag
+from ingestor.worker.lag import partition_lag, stalled
 from ingestor.worker.process import Processed, process_events, process_ledger, process_transcripts
 from ingestor.worker.restore import load_index
 from ingestor.worker.sessions import SessionAgg
@@ -246,28 +246,20 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
             if tp.topic not in inputs:
                 continue
             highwater = app.consumer.highwater(tp)
+            if highwater is None:
+                continue
             last = state.last_offsets.get((tp.topic, tp.partition))
-            # Only partitions that delivered a record: the hole always follows a first record,
-            # and a partition with nothing new since the committed offset must not trip this.
-            if last is not None and highwater is not None and highwater > last + 1:
+            # Faust keeps the committed offset as Kafka's, from its seek on assignment or its
+            # own commits (see lag.stalled).
+            committed = cast(Any, app.consumer)._committed_offset.get(tp)
+            stuck = stalled(highwater, last, committed)
+            if stuck:
                 log.critical(
                     "%s[%s] stalled at %s below its high-watermark %s; restarting",
                     tp.topic,
                     tp.partition,
-                    last,
+                    "its committed offset" if last is None else last,
                     highwater,
-                )
-                await _restart_committed(state, app)
-        # Nothing at all for STALL_S while a partition that delivered nothing has records past
-        # its committed offset: Faust skipped them all (seen in the fault suite after a broker
-        # restart: a fresh group, records waiting, the worker ready and idle for good).
-        for (topic, partition), lag in partition_lag(app, state.last_offsets).items():
-            if lag > 0 and topic in inputs and (topic, partition) not in state.last_offsets:
-                log.critical(
-                    "%s[%s] delivered nothing with %s records waiting; restarting",
-                    topic,
-                    partition,
-                    lag,
                 )
                 await _restart_committed(state, app)
 
@@ -287,7 +279,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
 
 
 def _apply_sessions(sessions: Any, state: WorkerState, processed: Processed, offset: int) -> None:
-    touched = set(processed.adds) | set(processed.retracts)
+    touched = set(processed.adds) | set(processed.retracts) | processed.sessions
     for session_id in touched:
         key = session_id.encode()
         raw = sessions.get(key)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["behind", "partition_lag"]
+__all__ = ["behind", "partition_lag", "stalled"]
 
 
 def partition_lag(
@@ -47,3 +47,17 @@ def behind(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> int | None:
     except Exception:  # noqa: BLE001 - not started yet
         return None
     return sum(partition_lag(app, last_offsets).values())
+
+
+def stalled(highwater: int, last: int | None, committed: int | None) -> bool:
+    """Whether a partition holds records the agent has not had, given nothing arrived lately.
+
+    ``last``: the offset this process handled last since the partition was assigned (None:
+    nothing yet); ``committed``: the group's committed offset as Kafka keeps it (the next record
+    to read; Faust reads 0 as None). With a record handled, anything past it is missing; with
+    none, anything at or past the committed offset (a partition taken over on failover whose
+    records never reached the agent; seen on Tansu and on Apache Kafka).
+    """
+    if last is not None:
+        return highwater > last + 1
+    return highwater > (committed or 0)

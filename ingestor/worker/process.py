@@ -38,6 +38,10 @@ class Processed:
     dead: list[DeadLetter] = field(default_factory=list)
     adds: dict[str, list[Contribution]] = field(default_factory=dict)  # session -> counted
     retracts: dict[str, list[Contribution]] = field(default_factory=dict)  # session -> superseded
+    # Sessions with a usage line here, counted or not: a re-delivered envelope whose lines the
+    # dedup index already knows (restored from ClickHouse) changes no total, but its session's
+    # summary row may be missing (a kill between the batch's inserts) and must be rewritten.
+    sessions: set[str] = field(default_factory=set)
     outcomes: Counter[str] = field(default_factory=Counter)
     project: str = ""
 
@@ -125,6 +129,7 @@ def process_transcripts(
             has_speed=bool(row["speed"]),
             line_session_id=row["line_session_id"],
         )
+        out.sessions.add(contribution.session_id)
         verdict = index.observe(row["message_id"], row["request_id"], contribution)
         out.outcomes[verdict.outcome.value] += 1
         if verdict.add is not None:

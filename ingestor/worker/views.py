@@ -95,6 +95,12 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 # watcher can send transcript lines again, nobody sends these again.
                 "behind_unreplayable": sum(n for (t, _), n in lag.items() if t != transcripts),
                 "projects_indexed": len(state.indexes),
+                # Input partitions this member holds: several workers in a group split them.
+                "assigned": sorted(
+                    f"{tp.topic}[{tp.partition}]"
+                    for tp in app.consumer.assignment()
+                    if tp.topic in state.input_topics
+                ),
             },
         )
 

@@ -14,6 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from chdb_share import shared_clickhouse  # noqa: F401 - fixture
+from kafka_cluster import kafka1, kafka3  # noqa: F401 - fixtures
 from pipeline import Pipeline
 
 from ingestor.settings import ClickHouseTarget

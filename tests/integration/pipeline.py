@@ -59,6 +59,8 @@ class Pipeline:
     bootstrap: str
     tmp: Path
     clickhouse_url: str
+    # Whether the broker is Tansu (its workarounds on); None: unless INGESTOR_TEST_KAFKA_BOOTSTRAP.
+    tansu: bool | None = None
 
     def __post_init__(self) -> None:
         tag = uuid.uuid4().hex[:10]
@@ -93,11 +95,19 @@ class Pipeline:
             apply_schema(ch)
         asyncio.run(create_topics(self.settings, self.bootstrap))
 
+    def worker_args(self) -> list[str]:
+        """``ingestor worker``'s arguments for this broker."""
+        on_tansu = (
+            self.tansu
+            if self.tansu is not None
+            else not os.environ.get("INGESTOR_TEST_KAFKA_BOOTSTRAP")
+        )
+        return [*(["--tansu"] if on_tansu else []), "--loglevel", "info"]
+
     def start_worker(self) -> None:
-        tansu = [] if os.environ.get("INGESTOR_TEST_KAFKA_BOOTSTRAP") else ["--tansu"]
         log = open(self.tmp / "worker.log", "ab")  # noqa: SIM115 - lives as long as the child
         self.worker = subprocess.Popen(
-            [sys.executable, "-m", "ingestor.cli.main", "worker", *tansu, "--loglevel", "info"],
+            [sys.executable, "-m", "ingestor.cli.main", "worker", *self.worker_args()],
             env=self.env,
             cwd=self.tmp,
             stdout=log,
