@@ -6,6 +6,7 @@
 * ``GET /metrics`` — Prometheus text: the worker's metrics, then the watcher's (its textfile in
   the data dir, when present; see ``obs/metrics.py``).
 * ``GET /health`` — 200 or 503 with the reasons as JSON (``obs/health.py``).
+* ``POST /replay/`` — store one offset range of an input topic again (``replay_view.py``).
 
 A request whose ``Host`` does not name this worker gets 421 (``hosts.py``: DNS rebinding); a
 query parameter a view does not take, or a bad value, gets 400 naming it.
@@ -26,6 +27,7 @@ from ingestor.obs.metrics import CONTENT_TYPE, watcher_textfile
 from ingestor.report.render import render_json
 from ingestor.worker.hosts import HostCheck
 from ingestor.worker.lag import behind
+from ingestor.worker.replay_view import register_replay
 from ingestor.worker.sessions import SessionAgg
 
 if TYPE_CHECKING:
@@ -127,6 +129,7 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
     app.page("/sessions/{session_id}/")(guarded(one_session))
     app.page("/report/{kind}/")(guarded(report, query=True))
     app.page("/stats/")(guarded(stats))
+    register_replay(app, state, hosts)
 
 
 def _exposition(state: WorkerState, textfile: Path) -> bytes:
