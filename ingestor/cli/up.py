@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -79,10 +80,32 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    dirs = [d.expanduser().resolve() for d in (args.dirs or default_watch_dirs())]
+    status, _ = run_stack(dirs, once=args.once)
+    return status
+
+
+@dataclass(frozen=True)
+class Window:
+    """A date-filtered backfill (``cli/backfill.py``): line times ``since_ms``..``until_ms``."""
+
+    since_ms: int | None
+    until_ms: int | None
+
+
+def run_stack(
+    dirs: list[Path], *, once: bool, mode: str | None = None, window: Window | None = None
+) -> tuple[int, RunRecord]:
+    """The embedded stack over ``dirs`` until stopped (or, ``once``, until all is stored).
+
+    With ``window``, only lines in it are sent, the watcher keeps its positions in a checkpoint
+    of its own (``BACKFILL_CHECKPOINT``, started from the live one at offset 0) and the worker
+    writes no ``file_positions``: the live watcher's resume points stay what they were.
+    """
     settings = load_settings()
     check_data_dir(settings.data_dir)
-    dirs = [d.expanduser().resolve() for d in (args.dirs or default_watch_dirs())]
-    warnings = check_watch_dirs(dirs, once=args.once)
+    warnings = check_watch_dirs(dirs, once=once)
+    run = RunRecord(mode=mode or ("once" if once else "follow"))
     with contextlib.ExitStack() as stack:
         stack.enter_context(PidLock(settings.data_dir))
         check_port(settings.web_host, settings.web_port)
@@ -104,17 +127,55 @@ def run(args: argparse.Namespace) -> int:
             say(f"watching {d}")
         for warning in warnings:
             say(warning)
-        run = RunRecord(mode="once" if args.once else "follow")
         if _in_child(_prepare, bootstrap, fresh, run) != 0:
             say("could not prepare ClickHouse and the topics (see above)")
-            return 1
+            return 1, run
+        extra_watch: list[str] = []
+        extra_worker: list[str] = []
+        if window is not None:
+            extra_watch = _backfill_checkpoint(settings)
+            if window.since_ms is not None:
+                extra_watch += ["--since-ms", str(window.since_ms)]
+            if window.until_ms is not None:
+                extra_watch += ["--until-ms", str(window.until_ms)]
+            extra_worker = ["--no-positions"]
         status, stopped = _supervise(
-            settings, bootstrap, fresh, dirs, once=args.once, run=run, display=display
+            settings,
+            bootstrap,
+            fresh,
+            dirs,
+            once=once,
+            run=run,
+            display=display,
+            extra_watch=extra_watch,
+            extra_worker=extra_worker,
         )
         display.close()
         if _in_child(_finish, run, status, stopped) != 0:
             print("could not record the run in ingest_runs (see above)", flush=True)
-        return status
+        return status, run
+
+
+BACKFILL_CHECKPOINT = "backfill-checkpoint.json"
+
+
+def _backfill_checkpoint(settings: Settings) -> list[str]:
+    """A filtered backfill's own checkpoint: the live one's files and generations at offset 0
+    (so its lines are stored under the generation the live watcher knows), for the watcher's
+    arguments. The live checkpoint is not touched."""
+    from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
+
+    live = Checkpoint.load(default_checkpoint_path(settings))
+    path = settings.data_dir / BACKFILL_CHECKPOINT
+    own = Checkpoint(path)
+    for file in live:
+        position = live.get(file)
+        assert position is not None
+        own.set(file, dataclasses.replace(position, offset=0))
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    own.save()
+    return ["--checkpoint", str(path)]
 
 
 def _publish_bootstrap(data_dir: Path, bootstrap: str) -> Any:
@@ -271,10 +332,13 @@ def _supervise(
     once: bool,
     run: RunRecord,
     display: Display,
+    extra_watch: list[str] | None = None,
+    extra_worker: list[str] | None = None,
 ) -> tuple[int, bool]:
     """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled)."""
     worker_args = ["worker", "--bootstrap", bootstrap, "--loglevel", "info"]
     worker_args += ["--tansu"] if fresh else []
+    worker_args += extra_worker or []
     logs = settings.data_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     say = display.say
@@ -287,7 +351,7 @@ def _supervise(
     with contextlib.suppress(FileNotFoundError):
         stats_file.unlink()  # a previous run's
     watch_args = ["watch", "--bootstrap", bootstrap, "--stats", str(stats_file)]
-    watch_args += [str(d) for d in dirs]
+    watch_args += [*(extra_watch or []), *(str(d) for d in dirs)]
     stop = threading.Event()
 
     def on_signal(*_: Any) -> None:

@@ -30,6 +30,8 @@ def register(sub: Any) -> None:
         action="store_true",
         help="the broker is the embedded Tansu: apply its workarounds (set by `ingestor up`)",
     )
+    # Set by a date-filtered `ingestor backfill`: its lines vouch for no file position.
+    p.add_argument("--no-positions", action="store_true", help=argparse.SUPPRESS)
     p.add_argument(
         "--loglevel",
         default="warning",
@@ -57,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
     tune_gc()
     ch = open_clickhouse(settings.clickhouse)
     try:
-        app = build_app(settings, bootstrap, ch)
+        app = build_app(settings, bootstrap, ch, positions=not args.no_positions)
         # Logging was set up by cli/main.py (format, run id, redaction): mode must not replace
         # it; Faust's level is ours to set.
         logging.getLogger().setLevel(min(logging.getLogger().level, _LEVELS[args.loglevel]))

@@ -79,9 +79,13 @@ class WorkerState:
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     input_topics: frozenset[str] = frozenset()
     bootstrap: str = ""  # for ``POST /replay/``'s own consumer
+    positions: bool = True  # write file_positions (see build_app)
 
 
-def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
+def build_app(
+    settings: Settings, bootstrap: str, ch: ClickHouse, *, positions: bool = True
+) -> faust.App:
+    """The worker's app. ``positions=False`` (a date-filtered backfill) stores no file position."""
     app = faust.App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
@@ -112,6 +116,7 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
         ),
         limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
         bootstrap=bootstrap,
+        positions=positions,
     )
 
     state.metrics = WorkerMetrics(
@@ -332,6 +337,7 @@ async def _store(
             retries=state.settings.insert_retries,
             backoff_s=state.settings.insert_backoff_s,
             on_retry=metrics.retries.inc,
+            positions=state.positions,
         )
         metrics.stored(rows, time.perf_counter() - started)
         return stored

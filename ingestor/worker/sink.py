@@ -106,15 +106,17 @@ def write_batch(
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[], None] | None = None,
+    positions: bool = True,
 ) -> int:
     """Insert every table's rows (each once, retried with the same token), then the batch's file
-    positions. Returns the rows stored (positions not counted)."""
+    positions (not with ``positions=False``: a date-filtered backfill stores lines without
+    vouching for the ones before them). Returns the rows stored (positions not counted)."""
     stored = 0
-    positions = batch_positions(rows)
+    vouched = batch_positions(rows) if positions else []
     other = _ORDER.index("session_summaries")
     tables = sorted(rows, key=lambda t: _ORDER.index(t) if t in _ORDER else other)
     for table in [*(t for t in tables if t != POSITIONS_TABLE), POSITIONS_TABLE]:
-        batch = positions if table == POSITIONS_TABLE else rows[table]
+        batch = vouched if table == POSITIONS_TABLE else rows[table]
         if not batch:
             continue
 
