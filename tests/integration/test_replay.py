@@ -15,11 +15,12 @@ from pathlib import Path
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from pipeline import Pipeline, wait_for
+from pipeline import Pipeline, daily_totals, report_totals, wait_for
 from totals import snapshot
 
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
+from ingestor.report import ReportRequest, build
 from ingestor.wire import encode_envelope
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -118,7 +119,13 @@ def test_replay_changes_no_total_and_restores_what_was_lost(
     pipeline.stop_worker()
     with pipeline.clickhouse() as ch:
         live = snapshot(ch)
-        assert live["events"][0] == 6 and live["hourly_metrics"][0] > 0
+        # The truth, after a replay through the worker: nothing doubled, views included.
+        assert report_totals(build(ch, ReportRequest("daily"))) == daily_totals(reference)
+        assert live["events"][0] == 6 and live["token_usage_ledger"][0] == 1
+        assert ch.query("SELECT sum(events), sum(tokens_input) FROM hourly_metrics") == [
+            (6, sum(10 + i for i in range(5)))
+        ]
+        assert ch.query("SELECT sum(prompt_calls) FROM user_usage_daily") == [(5,)]
         assert live["dead_letters"][0] > 0 and live["file_positions"][0] > 0
         # What a lost part of ClickHouse looks like: the transcript tables emptied.
         ch.execute("TRUNCATE TABLE transcript_lines")
