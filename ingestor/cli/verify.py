@@ -3,17 +3,26 @@
 Exit 0 when ClickHouse holds exactly what the files say (per file: lines stored, dead letters,
 usage lines and tokens; per session: counted entries, tokens, cost), 1 on a mismatch (each
 difference named), 2 on a usage error. Run it on files that are not being written: a line
-appended since the last ingest is a (true) difference.
+appended since the last ingest is a (true) difference. While ``ingestor up`` holds the embedded
+ClickHouse, its worker answers ClickHouse's side (``GET /verify/``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import urllib.parse
+import urllib.request
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestor.errors import ConfigError, StorageError
-from ingestor.settings import default_watch_dirs, load_settings
+from ingestor.settings import Settings, default_watch_dirs, load_settings
+
+if TYPE_CHECKING:
+    from ingestor.corpus.reference import FileTally
+    from ingestor.report.verify import SessionTally
 
 __all__ = ["register", "run"]
 
@@ -26,7 +35,7 @@ def register(sub: Any) -> None:
         "(ccusage's acceptance and dedup) and compare it with ClickHouse, per file and per "
         "session; print the accuracy ratio and the undercount, name every difference, and exit "
         "1 on a mismatch. Give the directories `ingestor up` watched. The embedded ClickHouse "
-        "admits one process: stop `ingestor up` first (or run after `ingestor up --once`).",
+        "admits one process: while `ingestor up` runs, its worker answers ClickHouse's side.",
     )
     p.add_argument(
         "dirs",
@@ -58,13 +67,40 @@ def run(args: argparse.Namespace) -> int:
     except StorageError as exc:
         if target.kind != "chdb":
             raise
-        raise ConfigError(
-            f"cannot open the embedded ClickHouse in {target.path} (is `ingestor up` running? "
-            "it holds it: stop it, or use `ingestor up --once`, then verify)"
-        ) from exc
-    with ch:
-        files = stored_files(ch, [str(d) for d in dirs])
-        sessions = stored_sessions(ch, files)
+        # Most likely the running worker holds the embedded engine: ask it instead.
+        try:
+            files, sessions = _from_worker(settings, dirs)
+            print(f"ClickHouse's side from the running worker ({settings.web_port})", flush=True)
+        except OSError:
+            raise ConfigError(
+                f"cannot open the embedded ClickHouse in {target.path}, and no worker answers on "
+                f"{settings.web_host}:{settings.web_port}"
+            ) from exc
+    else:
+        with ch:
+            files = stored_files(ch, [str(d) for d in dirs])
+            sessions = stored_sessions(ch, files)
     verdict = compare(reference, files, sessions)
     print("\n".join(verdict.lines_out(args.show)), flush=True)
     return 0 if verdict.ok else 1
+
+
+def _from_worker(
+    settings: Settings, dirs: list[Path]
+) -> tuple[dict[str, FileTally], dict[str, SessionTally]]:
+    """ClickHouse's side, asked of the running worker (``GET /verify/``). Raises ``OSError``."""
+    from ingestor.corpus.reference import FileTally
+    from ingestor.report.verify import SessionTally
+
+    query = urllib.parse.urlencode([("dir", str(d)) for d in dirs])
+    url = f"http://{settings.web_host}:{settings.web_port}/verify/?{query}"
+    try:
+        with urllib.request.urlopen(url, timeout=600) as reply:
+            body = json.loads(reply.read())
+    except ValueError as exc:
+        raise OSError(f"the worker's answer is not JSON: {exc}") from exc
+    files = {f: FileTally(*map(int, t)) for f, t in body["files"].items()}
+    sessions = {
+        s: SessionTally(int(t[0]), int(t[1]), Decimal(t[2])) for s, t in body["sessions"].items()
+    }
+    return files, sessions

@@ -7,6 +7,8 @@
   the data dir, when present; see ``obs/metrics.py``).
 * ``GET /health`` — 200 or 503 with the reasons as JSON (``obs/health.py``).
 * ``POST /replay/`` — store one offset range of an input topic again (``replay_view.py``).
+* ``GET /verify/?dir=D`` — ClickHouse's side of ``ingestor verify`` for the files under each
+  ``dir``: per file and per session tallies (``report/verify.py``).
 
 A request whose ``Host`` does not name this worker gets 421 (``hosts.py``: DNS rebinding); a
 query parameter a view does not take, or a bad value, gets 400 naming it.
@@ -76,6 +78,27 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
         body = await asyncio.to_thread(build, state.ch, wanted)
         return reply(web, body)
 
+    async def verify(web: Any, request: Any) -> Any:
+        # The embedded ClickHouse admits one process: `ingestor verify` asks here while we run.
+        from ingestor.report.verify import stored_files, stored_sessions
+
+        dirs = request.query.getall("dir", [])
+        other = [k for k in request.query if k != "dir"]
+        if other or not dirs:
+            return reply(web, {"error": "give one or more dir= and nothing else"}, status=400)
+
+        def tallies() -> dict[str, Any]:
+            files = stored_files(state.ch, dirs)
+            sessions = stored_sessions(state.ch, files)
+            return {
+                "files": {
+                    f: [t.valid, t.invalid, t.usage_lines, t.usage_tokens] for f, t in files.items()
+                },
+                "sessions": {s: [t.entries, t.tokens, str(t.cost)] for s, t in sessions.items()},
+            }
+
+        return reply(web, await asyncio.to_thread(tallies))
+
     async def stats(web: Any, request: Any) -> Any:
         return reply(
             web,
@@ -129,6 +152,7 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
     app.page("/sessions/{session_id}/")(guarded(one_session))
     app.page("/report/{kind}/")(guarded(report, query=True))
     app.page("/stats/")(guarded(stats))
+    app.page("/verify/")(guarded(verify, query=True))
     register_replay(app, state, hosts)
 
 

@@ -116,6 +116,16 @@ def test_replay_changes_no_total_and_restores_what_was_lost(
     out = _replay(pipeline, "--from", "earliest")
     assert "through the running worker" in out
     assert _replayed(out) == transcript_messages + sent
+    # verify, while the worker holds ClickHouse, asks it for ClickHouse's side.
+    done = subprocess.run(
+        [sys.executable, "-m", "ingestor.cli.main", "verify", str(corpus / "projects")],
+        env=pipeline.env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
+    assert "from the running worker" in done.stdout
     pipeline.stop_worker()
     with pipeline.clickhouse() as ch:
         live = snapshot(ch)
