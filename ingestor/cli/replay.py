@@ -59,7 +59,7 @@ def register(sub: Any) -> None:
         required=True,
         metavar="earliest|TIME",
         help="earliest (everything the broker keeps), or an ISO 8601 time (UTC unless it says "
-        "otherwise): records the broker received at or after it",
+        "otherwise): records whose Kafka timestamp (when they were sent) is at or after it",
     )
     p.add_argument("--until", metavar="TIME", help="last record time, inclusive (default: now)")
     p.add_argument(
