@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import Any, TextIO
 
@@ -31,11 +32,19 @@ class Display:
             self._console = Console(file=self.out)
 
     def show(self, snapshot: Snapshot, *, force: bool = False) -> None:
+        self.show_lines(
+            lambda width: screen_lines(snapshot, width=width), plain_line(snapshot), force=force
+        )
+
+    def show_lines(
+        self, render: Callable[[int], list[str]], plain: str, *, force: bool = False
+    ) -> None:
+        """``render(width)`` on a terminal, else ``plain`` every ``PLAIN_EVERY_S`` (or now)."""
         if self.live:
             from rich.text import Text
 
             width = min(self._console.width, 200)
-            text = Text("\n".join(screen_lines(snapshot, width=width)))
+            text = Text("\n".join(render(width)))
             if self._live is None:  # started on first use: what comes before prints plainly
                 from rich.live import Live
 
@@ -46,7 +55,7 @@ class Display:
         now = time.monotonic()
         if force or now - self._last_plain >= PLAIN_EVERY_S:
             self._last_plain = now
-            print(plain_line(snapshot), file=self.out, flush=True)
+            print(plain, file=self.out, flush=True)
 
     def say(self, text: str) -> None:
         if self.live:

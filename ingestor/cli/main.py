@@ -17,7 +17,18 @@ from ingestor.errors import IngestorError
 
 __all__ = ["main"]
 
-COMMANDS = ("up", "worker", "watch", "topics", "schema", "report", "corpus")
+COMMANDS = (
+    "up",
+    "worker",
+    "watch",
+    "topics",
+    "schema",
+    "report",
+    "corpus",
+    "replay",
+    "backfill",
+    "verify",
+)
 
 
 def _version() -> str:

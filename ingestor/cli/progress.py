@@ -21,7 +21,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["Rate", "Snapshot", "Tally", "eta", "plain_line", "screen_lines", "summary_lines"]
+__all__ = [
+    "Rate",
+    "ReplaySnapshot",
+    "Snapshot",
+    "Tally",
+    "eta",
+    "plain_line",
+    "replay_lines",
+    "screen_lines",
+    "summary_lines",
+]
 
 SUMMARY_REASONS = 8  # dead-letter reasons listed in the summary, the commonest first
 
@@ -160,6 +170,43 @@ def summary_lines(
     if stopped:
         out.append("stopped; run `ingestor up` again to resume where it stopped")
     return out
+
+
+@dataclass(frozen=True)
+class ReplaySnapshot:
+    """``ingestor replay`` so far: messages of the planned ranges, and what they held."""
+
+    messages_done: int = 0
+    messages_total: int = 0
+    records: int = 0  # transcript lines, events, ledger entries rebuilt and written
+    dead_letters: int = 0
+    records_per_s: float | None = None
+    messages_per_s: float | None = None
+
+    @property
+    def lag(self) -> int:
+        """Messages of the planned ranges not replayed yet."""
+        return max(0, self.messages_total - self.messages_done)
+
+    @property
+    def eta_s(self) -> float | None:
+        return eta(self.lag, self.messages_per_s)
+
+
+def replay_lines(s: ReplaySnapshot, width: int = 80) -> list[str]:
+    """The replay's live display: one line of at most ``width`` columns."""
+    percent = 100 if not s.messages_total else int(100 * s.messages_done / s.messages_total)
+    parts = [
+        (f"replayed {s.messages_done:,}/{s.messages_total:,} messages ({percent}%)", 9),
+        (f"{s.records:,} records", 8),
+        (f"{s.dead_letters:,} dead letters", 5),
+    ]
+    if s.records_per_s is not None:
+        parts.append((f"{s.records_per_s:,.0f} records/s", 6))
+    parts.append((f"lag {s.lag:,} messages", 7))
+    if s.eta_s is not None and s.lag:
+        parts.append((f"ETA {_duration(s.eta_s)}", 7))
+    return [_fit(parts, width)]
 
 
 def _fit(parts: list[tuple[str, int]], width: int) -> str:

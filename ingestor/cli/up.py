@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -85,10 +86,32 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    dirs = [d.expanduser().resolve() for d in (args.dirs or default_watch_dirs())]
+    status, _ = run_stack(dirs, once=args.once)
+    return status
+
+
+@dataclass(frozen=True)
+class Window:
+    """A date-filtered backfill (``cli/backfill.py``): line times ``since_ms``..``until_ms``."""
+
+    since_ms: int | None
+    until_ms: int | None
+
+
+def run_stack(
+    dirs: list[Path], *, once: bool, mode: str | None = None, window: Window | None = None
+) -> tuple[int, RunRecord]:
+    """The embedded stack over ``dirs`` until stopped (or, ``once``, until all is stored).
+
+    With ``window``, only lines in it are sent, the watcher keeps its positions in a checkpoint
+    of its own (``BACKFILL_CHECKPOINT``, started from the live one at offset 0) and the worker
+    writes no ``file_positions``: the live watcher's resume points stay what they were.
+    """
     settings = load_settings()
     check_data_dir(settings.data_dir)
-    dirs = [d.expanduser().resolve() for d in (args.dirs or default_watch_dirs())]
-    warnings = check_watch_dirs(dirs, once=args.once)
+    warnings = check_watch_dirs(dirs, once=once)
+    run = RunRecord(mode=mode or ("once" if once else "follow"))
     with contextlib.ExitStack() as stack:
         stack.enter_context(PidLock(settings.data_dir))
         check_port(settings.web_host, settings.web_port)
@@ -110,26 +133,58 @@ def run(args: argparse.Namespace) -> int:
             say(f"watching {d}")
         for warning in warnings:
             say(warning)
-        run = RunRecord(mode="once" if args.once else "follow")
+        extra_worker = ["--no-positions"] if window is not None else []
         # The worker loads its modules while the schema is prepared, and waits to open ClickHouse
         # (one process at a time) until told: a second of the fixed cost.
-        early = _Child("worker", _worker_args(bootstrap, fresh), _logs(settings) / "worker.log")
+        early = _Child(
+            "worker", _worker_args(bootstrap, fresh, extra_worker), _logs(settings) / "worker.log"
+        )
         stack.callback(_stop_children, [early.proc])  # when up stops before supervising it
         if not _prepare_retrying(settings, bootstrap, fresh, run, say, threading.Event()):
             say("could not prepare ClickHouse and the topics (see above)")
-            return 1
+            return 1, run
         # Published once the topics exist: Tansu would acknowledge, and lose, a record sent to a
         # topic it does not have yet (see TansuBroker.restart).
         published = _Broker(broker, bootstrap)
         published.publish(settings.data_dir)
         stack.callback(lambda: published.unpublish())
         status, stopped = _supervise(
-            settings, published, dirs, once=args.once, run=run, display=display, early=early
+            settings,
+            published,
+            dirs,
+            once=once,
+            run=run,
+            display=display,
+            early=early,
+            window=window,
+            extra_worker=extra_worker,
         )
         display.close()
         if _in_child(_finish, run, status, stopped) != 0:
             print("could not record the run in ingest_runs (see above)", flush=True)
-        return status
+        return status, run
+
+
+BACKFILL_CHECKPOINT = "backfill-checkpoint.json"
+
+
+def _backfill_checkpoint(settings: Settings) -> list[str]:
+    """A filtered backfill's own checkpoint: the live one's files and generations at offset 0
+    (so its lines are stored under the generation the live watcher knows), for the watcher's
+    arguments. The live checkpoint is not touched."""
+    from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
+
+    live = Checkpoint.load(default_checkpoint_path(settings))
+    path = settings.data_dir / BACKFILL_CHECKPOINT
+    own = Checkpoint(path)
+    for file in live:
+        position = live.get(file)
+        assert position is not None
+        own.set(file, dataclasses.replace(position, offset=0))
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    own.save()
+    return ["--checkpoint", str(path)]
 
 
 def _publish_bootstrap(data_dir: Path, bootstrap: str) -> Any:
@@ -288,9 +343,22 @@ def _spawn(args: list[str], log: Path, *, hold: bool = False) -> subprocess.Pope
         )
 
 
-def _worker_args(bootstrap: str, fresh: bool) -> list[str]:
+def _worker_args(bootstrap: str, fresh: bool, extra: list[str] | None = None) -> list[str]:
     tansu = ["--tansu"] if fresh else []
-    return ["worker", "--bootstrap", bootstrap, "--loglevel", "info", *tansu]
+    return ["worker", "--bootstrap", bootstrap, "--loglevel", "info", *tansu, *(extra or [])]
+
+
+def _window_args(settings: Settings, window: Window | None) -> list[str]:
+    """The watcher's arguments for a date-filtered backfill (none without one): its own
+    checkpoint, made afresh at each call, and the window."""
+    if window is None:
+        return []
+    args = _backfill_checkpoint(settings)
+    if window.since_ms is not None:
+        args += ["--since-ms", str(window.since_ms)]
+    if window.until_ms is not None:
+        args += ["--until-ms", str(window.until_ms)]
+    return args
 
 
 def _logs(settings: Settings) -> Path:
@@ -361,10 +429,13 @@ def _supervise(
     run: RunRecord,
     display: Display,
     early: _Child | None = None,
+    window: Window | None = None,
+    extra_worker: list[str] | None = None,
 ) -> tuple[int, bool]:
     """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled).
 
-    ``early`` is the worker already started and held while the schema was prepared."""
+    ``early`` is the worker already started and held while the schema was prepared; ``window``
+    a date-filtered backfill's (``run_stack``)."""
     fresh = broker.tansu is not None
     logs = _logs(settings)
     say = display.say
@@ -399,13 +470,15 @@ def _supervise(
         nonlocal early
         bootstrap = broker.bootstrap
         watch_args = ["watch", "--bootstrap", bootstrap, "--stats", str(stats_file)]
-        watch_args += [str(d) for d in dirs]
+        # A windowed backfill stores no file position to resume from after a broker restart:
+        # its watcher starts the window again (what was stored replaces itself).
+        watch_args += [*_window_args(settings, window), *(str(d) for d in dirs)]
         children.clear()
         if early is not None:  # only the first start: later ones follow a broker restart
             worker, early = early, None
             worker.go(policies["worker"])
         else:
-            args = _worker_args(bootstrap, fresh)
+            args = _worker_args(bootstrap, fresh, extra_worker)
             worker = _Child("worker", args, logs / "worker.log", policies["worker"])
         children.append(worker)
         display.show(Snapshot(starting=True))
@@ -415,7 +488,10 @@ def _supervise(
         if not stop.is_set():
             children.append(_Child("watcher", watch_args, logs / "watch.log", policies["watcher"]))
 
-    recycle = BrokerRecycle(int(settings.tansu_max_rss_mb * 2**20))
+    # Not in a windowed backfill, which would start its window again after each planned restart;
+    # a broker that dies is still recovered.
+    bound = 0 if window is not None else int(settings.tansu_max_rss_mb * 2**20)
+    recycle = BrokerRecycle(bound)
     status = 0
     meter = _Meter(settings, stats_file)
     try:

@@ -39,6 +39,10 @@ def register(sub: Any) -> None:
     )
     p.add_argument("--once", action="store_true", help="send what exists now, then exit")
     p.add_argument("--stats", type=Path, help="write progress counters to this JSON file")
+    # Set by `ingestor backfill` (cli/backfill.py), which also keeps the positions apart.
+    p.add_argument("--since-ms", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--until-ms", type=int, help=argparse.SUPPRESS)
+    p.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
     p.set_defaults(run=run)
 
 
@@ -48,12 +52,34 @@ def run(args: argparse.Namespace) -> int:
     dirs = [d.expanduser().resolve() for d in args.dirs] or None
 
     tune_gc()
-    asyncio.run(_watch(settings, bootstrap, dirs, stats=args.stats, once=args.once))
+    keep = None
+    if args.since_ms is not None or args.until_ms is not None:
+        from ingestor.producer.window import Window
+
+        keep = Window(args.since_ms, args.until_ms)
+    asyncio.run(
+        _watch(
+            settings,
+            bootstrap,
+            dirs,
+            stats=args.stats,
+            once=args.once,
+            keep=keep,
+            checkpoint_path=args.checkpoint,
+        )
+    )
     return 0
 
 
 async def _watch(
-    settings: Settings, bootstrap: str, dirs: list[Path] | None, *, stats: Path | None, once: bool
+    settings: Settings,
+    bootstrap: str,
+    dirs: list[Path] | None,
+    *,
+    stats: Path | None,
+    once: bool,
+    keep: Any = None,
+    checkpoint_path: Path | None = None,
 ) -> None:
     from ingestor.obs.metrics import (
         WatcherCounts,
@@ -70,9 +96,9 @@ async def _watch(
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    checkpoint = Checkpoint.load(default_checkpoint_path(settings))
+    checkpoint = Checkpoint.load(checkpoint_path or default_checkpoint_path(settings))
     async with KafkaSender.from_settings(settings, bootstrap) as sender:
-        watcher = Watcher(settings, dirs, sender, checkpoint)
+        watcher = Watcher(settings, dirs, sender, checkpoint, keep=keep)
         idle, idle_at = False, -1
         # Prometheus: the worker's /metrics serves this file (see obs/metrics.py).
         textfile = watcher_textfile(settings.data_dir)

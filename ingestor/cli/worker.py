@@ -30,6 +30,8 @@ def register(sub: Any) -> None:
         action="store_true",
         help="the broker is the embedded Tansu: apply its workarounds (set by `ingestor up`)",
     )
+    # Set by a date-filtered `ingestor backfill`: its lines vouch for no file position.
+    p.add_argument("--no-positions", action="store_true", help=argparse.SUPPRESS)
     p.add_argument(
         "--hold",
         action="store_true",
@@ -75,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
         from ingestor.sink.winners import ensure_winners
 
         ensure_winners(ch)  # data stored before the winners were kept at write time
-        app = build_app(settings, bootstrap, ch)
+        app = build_app(settings, bootstrap, ch, positions=not args.no_positions)
         # Logging was set up by cli/main.py (format, run id, redaction): mode must not replace
         # it; Faust's level is ours to set.
         logging.getLogger().setLevel(min(logging.getLogger().level, _LEVELS[args.loglevel]))

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -42,7 +42,7 @@ from ingestor.usage.paths import project_of, session_parts
 from ingestor.usage.prices import SYNTHETIC_MODEL
 from ingestor.usage.reports_core import Summary
 
-__all__ = ["Accounting", "Entry", "Reference", "Totals"]
+__all__ = ["Accounting", "Entry", "FileTally", "Reference", "Totals"]
 
 Totals = Summary  # one totals type: the report row's
 
@@ -59,12 +59,24 @@ class Accounting:
     duplicates: int
 
 
+@dataclass
+class FileTally:
+    """One file's complete lines: stored, dead-lettered, and its accepted usage lines with their
+    tokens before dedup (what ``transcript_lines`` holds of it, whatever other files say)."""
+
+    valid: int = 0
+    invalid: int = 0
+    usage_lines: int = 0
+    usage_tokens: int = 0
+
+
 @dataclass(frozen=True)
 class Reference:
     """The counted entries of a tree; build it with ``Reference.load(root)``."""
 
     entries: list[Entry]
     accounting: Accounting
+    files: dict[str, FileTally] = field(default_factory=dict)  # by path, as the watcher names it
 
     @classmethod
     def load(
@@ -74,26 +86,45 @@ class Reference:
         max_line_bytes: int = MAX_LINE_BYTES,
         max_record_bytes: int = MAX_RECORD_BYTES,
     ) -> Reference:
+        return cls.load_dirs(
+            [root / "projects"], max_line_bytes=max_line_bytes, max_record_bytes=max_record_bytes
+        )
+
+    @classmethod
+    def load_dirs(
+        cls,
+        dirs: list[Path],
+        *,
+        max_line_bytes: int = MAX_LINE_BYTES,
+        max_record_bytes: int = MAX_RECORD_BYTES,
+    ) -> Reference:
+        """The tree of the watched directories ``dirs`` (``projects/`` directories), one scope."""
         lines = valid = usage = 0
         deduper: Deduper[Entry] = Deduper()
-        for path in find_jsonl([root / "projects"]):
+        files: dict[str, FileTally] = {}
+        for path in find_jsonl(dirs):
             data = _read(path)
             if data is None:
                 continue
+            tally = files[path] = FileTally()
             for raw in data[: data.rfind(b"\n") + 1].split(b"\n")[:-1]:  # complete lines only
                 lines += 1
                 too_long = len(raw) > max_line_bytes
                 line = None if too_long else _stored_line(raw, max_record_bytes)
                 if line is None:
+                    tally.invalid += 1
                     continue
                 valid += 1
+                tally.valid += 1
                 entry_copy = _usage_entry(line, path)
                 if entry_copy is not None:
                     usage += 1
+                    tally.usage_lines += 1
+                    tally.usage_tokens += entry_copy[0].total_tokens
                     deduper.push(entry_copy[1], entry_copy[0])
         counted = len(deduper.kept)
         acc = Accounting(lines, valid, lines - valid, usage, counted, usage - counted)
-        return cls(deduper.kept, acc)
+        return cls(deduper.kept, acc, files)
 
     def totals(self) -> Totals:
         out = Totals()

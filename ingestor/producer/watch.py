@@ -109,6 +109,7 @@ class Watcher:
         checkpoint_interval_s: float = 1.0,
         max_in_flight: int = MAX_IN_FLIGHT,
         max_in_flight_bytes: int = MAX_IN_FLIGHT_BYTES,
+        keep: Callable[[ParsedChunk], ParsedChunk] | None = None,
     ) -> None:
         if max_in_flight < 1 or max_in_flight_bytes < 1:
             raise ValueError("max_in_flight and max_in_flight_bytes must be >= 1")
@@ -118,6 +119,7 @@ class Watcher:
         self._checkpoint = checkpoint
         self._clock = clock
         self._checkpoint_interval_s = checkpoint_interval_s
+        self._keep = keep  # a backfill's date window (producer/window.py), applied before sending
         self._topic = settings.topic("transcripts")
         self._tails: dict[str, Tail] = {}
         self._last_save = clock()
@@ -265,6 +267,8 @@ class Watcher:
             if chunk is None:
                 self._ran_ahead.discard(tail.path)
                 return
+            if self._keep is not None:
+                chunk = self._keep(chunk)
             await self._send_chunk(tail, key, chunk)
             self._ran_ahead.discard(tail.path)
             await asyncio.sleep(0)  # let the sender ship what is queued while we parse on

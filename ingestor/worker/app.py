@@ -25,13 +25,17 @@ from ingestor.kafka.config import faust_credentials
 from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
 from ingestor.sink.engine import ClickHouse
-from ingestor.sink.rows import dead_letter_row
 from ingestor.wire import Kind, decode_message
 from ingestor.worker.dedup import DedupIndex
-from ingestor.worker.dlq import DeadLetter, DeadLetterLimit
+from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
 from ingestor.worker.lag import partition_lag, stalled
-from ingestor.worker.process import Processed, process_events, process_ledger, process_transcripts
+from ingestor.worker.process import (
+    Processed,
+    process_decoded,
+    undecodable,
+    with_dead_letter_rows,
+)
 from ingestor.worker.restore import load_index
 from ingestor.worker.sessions import SessionAgg
 from ingestor.worker.sink import Batch, write_batch
@@ -75,9 +79,14 @@ class WorkerState:
     flushes: int = 0
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     input_topics: frozenset[str] = frozenset()
+    bootstrap: str = ""  # for ``POST /replay/``'s own consumer
+    positions: bool = True  # write file_positions (see build_app)
 
 
-def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
+def build_app(
+    settings: Settings, bootstrap: str, ch: ClickHouse, *, positions: bool = True
+) -> faust.App:
+    """The worker's app. ``positions=False`` (a date-filtered backfill) stores no file position."""
     session_timeout_s = settings.broker_session_timeout_s or DEFAULT_SESSION_TIMEOUT_S
     app = faust.App(
         settings.app_id,
@@ -108,6 +117,8 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
             max_bytes=settings.batch_max_bytes,
         ),
         limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
+        bootstrap=bootstrap,
+        positions=positions,
     )
 
     state.metrics = WorkerMetrics(
@@ -164,11 +175,8 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
         try:
             envelope = decode_message(kind, event.value)
         except InvalidInput as exc:
-            processed = Processed()
-            processed.dead.append(
-                DeadLetter.of_input(
-                    kind, exc.at(where), event.value or b"", max_bytes=settings.bad_line_max_bytes
-                )
+            processed = undecodable(
+                kind, exc, where, event.value or b"", bad_line_max_bytes=settings.bad_line_max_bytes
             )
         else:
             if kind == "transcript":
@@ -176,27 +184,18 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
                 scope = envelope.source.scope
                 if scope not in state.indexes:
                     state.indexes[scope] = await asyncio.to_thread(load_index, ch, scope)
-                processed = process_transcripts(
-                    envelope,
-                    where,
-                    state.indexes.__getitem__,
-                    bad_line_max_bytes=settings.bad_line_max_bytes,
-                )
+            processed = process_decoded(
+                kind,
+                envelope,
+                where,
+                state.indexes.__getitem__,
+                bad_line_max_bytes=settings.bad_line_max_bytes,
+            )
+            if kind == "transcript":
                 _apply_sessions(sessions, state, processed, message.offset)
-            elif kind == "event":
-                processed = process_events(
-                    envelope, where, bad_line_max_bytes=settings.bad_line_max_bytes
-                )
-            else:
-                processed = process_ledger(
-                    envelope, where, bad_line_max_bytes=settings.bad_line_max_bytes
-                )
         for dead in processed.dead:
             await dlq_topic.send(key=dead.key(), value=dead.message())
-        if processed.dead:
-            processed.rows.setdefault("dead_letters", []).extend(
-                dead_letter_row(dead) for dead in processed.dead
-            )
+        with_dead_letter_rows(processed)
         state.counts.update(processed.outcomes)
         state.counts["messages"] += 1
         state.metrics.envelope(kind, (dead.reason for dead in processed.dead))
@@ -344,6 +343,7 @@ async def _store(
             retries=state.settings.insert_retries,
             backoff_s=state.settings.insert_backoff_s,
             on_retry=metrics.retries.inc,
+            positions=state.positions,
         )
         metrics.stored(rows, time.perf_counter() - started)
         return stored

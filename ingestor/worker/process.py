@@ -20,12 +20,20 @@ from ingestor.models import (
 )
 from ingestor.sink.fast_rows import fast_transcript_row
 from ingestor.sink.positions import POSITIONS_TABLE
-from ingestor.sink.rows import event_rows, ledger_row, transcript_row
+from ingestor.sink.rows import dead_letter_row, event_rows, ledger_row, transcript_row
 from ingestor.wire import Envelope, Kind, TranscriptSource
 from ingestor.worker.dedup import Contribution, DedupIndex
 from ingestor.worker.dlq import DeadLetter
 
-__all__ = ["Processed", "process_events", "process_ledger", "process_transcripts"]
+__all__ = [
+    "Processed",
+    "process_decoded",
+    "process_events",
+    "process_ledger",
+    "process_transcripts",
+    "undecodable",
+    "with_dead_letter_rows",
+]
 
 Row = dict[str, Any]
 
@@ -54,6 +62,42 @@ class Processed:
 
 
 _PRIMARY = frozenset({"transcript_lines", "events", "token_usage_ledger"})
+
+
+def process_decoded(
+    kind: Kind,
+    envelope: Envelope,
+    where: Location,
+    index_for: Callable[[str], DedupIndex],
+    *,
+    bad_line_max_bytes: int,
+) -> Processed:
+    """A decoded message of ``kind``: the one dispatch the live agent and ``replay`` share."""
+    if kind == "transcript":
+        return process_transcripts(
+            envelope, where, index_for, bad_line_max_bytes=bad_line_max_bytes
+        )
+    if kind == "event":
+        return process_events(envelope, where, bad_line_max_bytes=bad_line_max_bytes)
+    return process_ledger(envelope, where, bad_line_max_bytes=bad_line_max_bytes)
+
+
+def undecodable(
+    kind: Kind, error: InvalidInput, where: Location, value: bytes, *, bad_line_max_bytes: int
+) -> Processed:
+    """A message that is no envelope: one dead letter for the whole of it."""
+    out = Processed()
+    out.dead.append(DeadLetter.of_input(kind, error.at(where), value, max_bytes=bad_line_max_bytes))
+    return out
+
+
+def with_dead_letter_rows(processed: Processed) -> Processed:
+    """Add the ``dead_letters`` rows of ``processed.dead`` to its rows (once, before storing)."""
+    if processed.dead:
+        processed.rows.setdefault("dead_letters", []).extend(
+            dead_letter_row(dead) for dead in processed.dead
+        )
+    return processed
 
 
 def process_transcripts(

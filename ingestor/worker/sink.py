@@ -111,11 +111,14 @@ def write_batch(
     backoff_s: float,
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[], None] | None = None,
+    positions: bool = True,
 ) -> int:
     """Insert every table's rows (each once, retried with the same token), then the batch's file
-    positions. Returns the rows stored (positions not counted)."""
+    positions (not with ``positions=False``: a date-filtered backfill stores lines without
+    vouching for the ones before them). Returns the rows stored (positions not counted)."""
     stored = 0
-    positions = batch_positions(rows)
+    named = batch_positions(rows)  # the generations the batch names, vouched for or not
+    vouched = named if positions else []
     other = _ORDER.index("session_summaries")
     tables = sorted(rows, key=lambda t: _ORDER.index(t) if t in _ORDER else other)
     for table in [*(t for t in tables if t != POSITIONS_TABLE), POSITIONS_TABLE]:
@@ -123,10 +126,10 @@ def write_batch(
             # Each attempt decides again from stored state: a retry after an ambiguous failure
             # writes only what is still missing.
             call_with_retry(
-                lambda: maintain_winners(ch, rows, positions),
+                lambda: maintain_winners(ch, rows, named),
                 retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry,
             )  # fmt: skip
-        batch = positions if table == POSITIONS_TABLE else rows[table]
+        batch = vouched if table == POSITIONS_TABLE else rows[table]
         if not batch:
             continue
 

@@ -6,6 +6,9 @@
 * ``GET /metrics`` — Prometheus text: the worker's metrics, then the watcher's (its textfile in
   the data dir, when present; see ``obs/metrics.py``).
 * ``GET /health`` — 200 or 503 with the reasons as JSON (``obs/health.py``).
+* ``POST /replay/`` — store one offset range of an input topic again (``replay_view.py``).
+* ``GET /verify/?dir=D`` — ClickHouse's side of ``ingestor verify`` for the files under each
+  ``dir``: per file and per session tallies (``report/verify.py``).
 
 A request whose ``Host`` does not name this worker gets 421 (``hosts.py``: DNS rebinding); a
 query parameter a view does not take, or a bad value, gets 400 naming it.
@@ -26,6 +29,7 @@ from ingestor.obs.metrics import CONTENT_TYPE, watcher_textfile
 from ingestor.report.render import render_json
 from ingestor.worker.hosts import HostCheck
 from ingestor.worker.lag import behind, partition_lag
+from ingestor.worker.replay_view import register_replay
 from ingestor.worker.sessions import SessionAgg
 
 if TYPE_CHECKING:
@@ -73,6 +77,27 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
             return reply(web, {"error": str(exc)}, status=400)
         body = await asyncio.to_thread(build, state.ch, wanted)
         return reply(web, body)
+
+    async def verify(web: Any, request: Any) -> Any:
+        # The embedded ClickHouse admits one process: `ingestor verify` asks here while we run.
+        from ingestor.report.verify import stored_files, stored_sessions
+
+        dirs = request.query.getall("dir", [])
+        other = [k for k in request.query if k != "dir"]
+        if other or not dirs:
+            return reply(web, {"error": "give one or more dir= and nothing else"}, status=400)
+
+        def tallies() -> dict[str, Any]:
+            files = stored_files(state.ch, dirs)
+            sessions = stored_sessions(state.ch, files)
+            return {
+                "files": {
+                    f: [t.valid, t.invalid, t.usage_lines, t.usage_tokens] for f, t in files.items()
+                },
+                "sessions": {s: [t.entries, t.tokens, str(t.cost)] for s, t in sessions.items()},
+            }
+
+        return reply(web, await asyncio.to_thread(tallies))
 
     transcripts = state.settings.topic("transcripts")
 
@@ -139,6 +164,8 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
     app.page("/sessions/{session_id}/")(guarded(one_session))
     app.page("/report/{kind}/")(guarded(report, query=True))
     app.page("/stats/")(guarded(stats))
+    app.page("/verify/")(guarded(verify, query=True))
+    register_replay(app, state, hosts)
 
 
 def _exposition(state: WorkerState, textfile: Path) -> bytes:

@@ -273,8 +273,28 @@ def test_http_refuses_foreign_hosts_and_bad_parameters(pipeline: Pipeline) -> No
     try:
         assert status("/sessions/")[0] == 200
         assert status("/sessions/", host=f"localhost:{port}")[0] == 200
-        for path in ("/sessions/", "/stats/", "/report/daily/", "/sessions/x/"):
+        for path in ("/sessions/", "/stats/", "/report/daily/", "/sessions/x/", "/verify/?dir=/"):
             assert status(path, host="evil.example.com")[0] == 421, path
+        assert status("/verify/?dir=/&x=1")[0] == 400
+        # POST /replay/ writes: JSON only (a web page cannot send that without a preflight).
+        body = b'{"topic": "t", "partition": 0, "start": 0, "end": 0}'
+        for host, kind, expected in [
+            ("evil.example.com", "application/json", 421),
+            (None, "text/plain", 415),
+            (None, "application/json", 400),  # "t" is not an input topic
+        ]:
+            request = urllib.request.Request(
+                f"http://127.0.0.1:{port}/replay/", data=body, method="POST"
+            )
+            request.add_header("Content-Type", kind)
+            if host is not None:
+                request.add_header("Host", host)
+            try:
+                urllib.request.urlopen(request, timeout=30)
+                code = 200
+            except urllib.error.HTTPError as exc:
+                code = exc.code
+            assert code == expected, (host, kind, code)
         for path, reason in [
             ("/sessions/?limit=3", "limit"),
             ("/stats/?x=1", "x"),

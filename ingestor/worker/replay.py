@@ -1,0 +1,99 @@
+"""Replayed Kafka messages into ClickHouse through the live worker's own path.
+
+``replay_rows`` is the agent's handling without its side effects on live state: the same decode,
+the same ``process_decoded`` (rows, dead letters), the same ``with_dead_letter_rows``; then
+``write_batch`` stores them with its id checks and deduplication tokens. What a replay must not
+touch, it does not:
+
+* the Faust session table and ``session_summaries`` (the live aggregates are the worker's; a
+  replayed line the worker already applied would be skipped there anyway, and ``ingestor up``
+  rewrites the summaries from ClickHouse when it starts on a fresh broker);
+* the dedup indexes of the live worker: a replay builds rows only, which do not depend on the
+  index (a throwaway index per scope runs the rule to no effect);
+* the dead-letter topic: its copy was sent when the message was first handled; the
+  ``dead_letters`` row, keyed by the message's own topic, partition and offset, replaces itself.
+
+So replaying a message ClickHouse already holds changes nothing: ``transcript_lines`` and
+``dead_letters`` rows replace themselves (same key, same values), events and ledger rows whose id
+is stored are dropped before the insert (so no materialized view sees them twice), and a file
+position at or below the stored one does not move ``max(end_offset)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ingestor.errors import InvalidInput, Location
+from ingestor.kafka.ranges import Message
+from ingestor.settings import Settings
+from ingestor.sink.engine import ClickHouse
+from ingestor.wire import Kind, decode_message
+from ingestor.worker.dedup import DedupIndex
+from ingestor.worker.process import process_decoded, undecodable, with_dead_letter_rows
+from ingestor.worker.sink import write_batch
+
+__all__ = ["Replayed", "replay_rows", "write_replayed"]
+
+Row = dict[str, Any]
+_RECORD_TABLES = ("transcript_lines", "events", "token_usage_ledger")
+
+
+@dataclass(slots=True)
+class Replayed:
+    """Rows built from replayed messages, and what they count."""
+
+    rows: dict[str, list[Row]]
+    messages: int = 0
+    records: int = 0  # transcript lines, events, ledger entries
+    dead_letters: int = 0
+
+
+def replay_rows(
+    messages: Iterable[Message], kinds: Mapping[str, Kind], *, bad_line_max_bytes: int
+) -> Replayed:
+    """The rows of ``messages``, each built as the worker builds it. Pure.
+
+    ``kinds`` maps a topic name to the wire kind of its messages; a message of another topic
+    raises ``KeyError`` (the caller chose the topics).
+    """
+    indexes: dict[str, DedupIndex] = {}
+    out = Replayed(rows={})
+    for message in messages:
+        kind = kinds[message.topic]
+        where = Location(message.topic, message.partition, message.offset)
+        try:
+            envelope = decode_message(kind, message.value)
+        except InvalidInput as exc:
+            processed = undecodable(
+                kind, exc, where, message.value, bad_line_max_bytes=bad_line_max_bytes
+            )
+        else:
+            processed = process_decoded(
+                kind,
+                envelope,
+                where,
+                lambda scope: indexes.setdefault(scope, DedupIndex()),
+                bad_line_max_bytes=bad_line_max_bytes,
+            )
+        with_dead_letter_rows(processed)
+        for table, rows in processed.rows.items():
+            out.rows.setdefault(table, []).extend(rows)
+        out.messages += 1
+        out.records += sum(len(processed.rows.get(t, ())) for t in _RECORD_TABLES)
+        out.dead_letters += len(processed.dead)
+    return out
+
+
+def write_replayed(ch: ClickHouse, replayed: Replayed, settings: Settings, *, token: str) -> int:
+    """Store ``replayed.rows`` as the worker stores a batch (blocking; raises ``StorageError``).
+
+    Returns the rows inserted (events and ledger rows already stored are not)."""
+    return write_batch(
+        ch,
+        replayed.rows,
+        token=token,
+        retries=settings.insert_retries,
+        backoff_s=settings.insert_backoff_s,
+    )
