@@ -27,6 +27,7 @@ from ingestor.settings import Settings
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.rows import dead_letter_row
 from ingestor.wire import Kind, decode_message
+from ingestor.worker.budgets import BudgetTable, budget_table
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetter, DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
@@ -74,6 +75,7 @@ class WorkerState:
     flushes: int = 0
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
     input_topics: frozenset[str] = frozenset()
+    alerting: BudgetTable | None = None  # budget alerts, when budgets are configured
 
 
 def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
@@ -137,6 +139,11 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
         value_type=bytes,
         partitions=settings.topic_partitions,
     )
+    budgets = settings.budget_list
+    alerting = (
+        BudgetTable(budget_table(app, settings.topic_partitions), budgets) if budgets else None
+    )
+    state.alerting = alerting
 
     async def handle(kind: Kind, stream: Any, event: Any) -> None:
         message = event.message
@@ -189,6 +196,8 @@ def build_app(settings: Settings, bootstrap: str, ch: ClickHouse) -> faust.App:
                 processed = process_ledger(
                     envelope, where, bad_line_max_bytes=settings.bad_line_max_bytes
                 )
+            if alerting is not None:
+                state.counts["alerts"] += alerting.apply(kind, processed, where)
         for dead in processed.dead:
             await dlq_topic.send(key=dead.key(), value=dead.message())
         if processed.dead:
