@@ -19,7 +19,10 @@ envelope re-emits the window's alert when it has one: the crash may have come af
 remembered the crossing and before ClickHouse stored the alert; a stored one is dropped by id.
 
 **What counts.** Events: the cost their producer sent, else their tokens priced from the price
-file (the reports price them at query time; this is the same price, taken now). Transcripts: the
+file (the reports price them at query time; this is the same price, taken now), once per event
+id: a producer's retry that the broker had stored arrives again at a new offset, which the offset
+guard cannot tell from new spend, so the worker remembers the most recent ids (``RecentIds``).
+Transcripts: the
 counted lines only (the dedup rule's adds; a line that loses to a later copy is retracted from its
 window), at the cost ``--mode auto`` reports. Alerts themselves count for nothing.
 """
@@ -40,6 +43,7 @@ from ingestor.usage.prices import PriceTable, line_cost
 
 __all__ = [
     "ALERT_TYPE",
+    "RecentIds",
     "Spend",
     "WindowTotal",
     "alert_id",
@@ -81,11 +85,35 @@ class Counted(Protocol):
     def cost(self) -> Decimal: ...
 
 
-def events_spends(rows: Iterable[Row], prices: PriceTable) -> list[Spend]:
-    """The spend of ``events`` rows (``sink.rows.event_rows``), alerts left out."""
+class RecentIds:
+    """The last ``size`` event ids seen; ``first`` says whether an id is new (and remembers it).
+
+    Producer retries arrive within seconds of the original, so a bounded memory catches them.
+    A retry whose original was handled before a restart is counted again (a known limit)."""
+
+    def __init__(self, size: int = 200_000) -> None:
+        self._size = size
+        self._ids: dict[str, None] = {}  # insertion-ordered: the oldest first
+
+    def first(self, event_id: str) -> bool:
+        if event_id in self._ids:
+            return False
+        self._ids[event_id] = None
+        if len(self._ids) > self._size:
+            del self._ids[next(iter(self._ids))]
+        return True
+
+
+def events_spends(
+    rows: Iterable[Row], prices: PriceTable, seen: RecentIds | None = None
+) -> list[Spend]:
+    """The spend of ``events`` rows (``sink.rows.event_rows``), alerts and ids ``seen`` before
+    left out."""
     out = []
     for row in rows:
-        if row["event_type"] == ALERT_TYPE:
+        if row["event_type"] == ALERT_TYPE or (
+            seen is not None and not seen.first(row["event_id"])
+        ):
             continue
         cost = row["cost_usd"] if row["cost_provided"] else _priced(row, prices)
         if not cost:

@@ -22,6 +22,7 @@ from typing import Any
 
 from ingestor.alerts.budgets import Budget
 from ingestor.alerts.windows import (
+    RecentIds,
     WindowTotal,
     apply_spends,
     events_spends,
@@ -60,6 +61,7 @@ class BudgetTable:
         self.table = table
         self.budgets = budgets
         self._newest_ms = 0
+        self._seen = RecentIds()
         self._envelopes = 0
 
     def apply(self, kind: Kind, processed: Processed, where: Location) -> int:
@@ -67,7 +69,7 @@ class BudgetTable:
         if kind == "transcript":
             spends = transcript_spends(processed.adds, processed.retracts, processed.project)
         elif kind == "event":
-            spends = events_spends(processed.rows.get("events", ()), price_table())
+            spends = events_spends(processed.rows.get("events", ()), price_table(), self._seen)
         else:
             return 0
         if not spends or where.offset is None:

@@ -10,6 +10,7 @@ from typing import Any
 
 from ingestor.alerts.budgets import parse_budgets
 from ingestor.alerts.windows import (
+    RecentIds,
     Spend,
     WindowTotal,
     alert_id,
@@ -158,6 +159,17 @@ def test_event_spend_is_the_provided_cost_else_the_priced_tokens() -> None:
     [priced] = events_spends([_row(tokens_input=100_000, tokens_output=100_000)], prices)
     assert priced.cost == Decimal("1.8")  # $3 + $15 per million, below the 200k tier
     assert events_spends([_row(), _row(model="no-such-model", tokens_input=5)], prices) == []
+
+
+def test_an_event_id_seen_before_is_no_new_spend() -> None:
+    """A producer retry the broker had stored arrives again at a new offset: counted once."""
+    seen = RecentIds(size=2)
+    first = events_spends([_row(cost_usd="1"), _row(cost_usd="1")], price_table(), seen)
+    assert len(first) == 1
+    assert events_spends([_row(cost_usd="1")], price_table(), seen) == []
+    for other in ("x", "y"):  # the memory is bounded: the oldest id goes
+        assert len(events_spends([_row(event_id=other, cost_usd="1")], price_table(), seen)) == 1
+    assert len(events_spends([_row(cost_usd="1")], price_table(), seen)) == 1
 
 
 @dataclass(frozen=True)

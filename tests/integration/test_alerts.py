@@ -1,0 +1,147 @@
+"""Budget alerts on the real pipeline (Tansu, the Faust worker, chdb): a stream that crosses a
+session's budget in two hours gives exactly two alerts per session, for SDK events and for a
+Claude Code transcript alike, and still exactly two after the whole input is re-processed by a
+fresh consumer group (an empty window table: every crossing is found again, with the same ids)."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pytest
+from aiokafka import AIOKafkaProducer
+from pipeline import Pipeline, wait_for
+
+from ingestor.report import ReportRequest, build
+from ingestor.wire import encode_envelope
+
+pytestmark = [pytest.mark.integration]
+
+BUDGET = "session:1h:20"
+# Two days ago, on the hour: inside every TTL, and whole hours for the windows.
+H0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=2)
+
+
+def _at(minutes: int) -> str:
+    return (
+        (H0 + timedelta(minutes=minutes)).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    )
+
+
+def _events() -> list[list[dict[str, Any]]]:
+    """Envelopes of one app session: $8 x 3 in hour 0 (crosses at the third), $12 x 2 in hour 1,
+    and $15 in hour 2 (below the budget)."""
+
+    def event(n: int, minute: int, cost: str) -> dict[str, Any]:
+        return {
+            "event_id": f"ev{n}", "event_type": "prompt_call", "project_id": "shop",
+            "user_id": "u1", "session_id": "app-s", "timestamp": _at(minute),
+            "model": "claude-sonnet-4-20250514", "cost_usd": cost, "tokens_input": 10,
+        }  # fmt: skip
+
+    return [
+        [event(1, 5, "8"), event(2, 10, "8")],
+        [event(3, 15, "8"), event(4, 40, "1")],
+        [event(5, 65, "12"), event(6, 70, "12")],
+        [event(7, 125, "15")],
+    ]
+
+
+def _transcript(root: Path) -> str:
+    """A Claude Code session file: $8 x 3 in hour 0, $8 x 3 in hour 1, and in hour 2 one $15
+    line with its streaming copy (same message and request: counted once, so no alert)."""
+    session = str(uuid.UUID(int=7))
+    lines = []
+
+    def usage(n: int, minute: int, cost: str, message: str | None = None) -> None:
+        lines.append({
+            "type": "assistant", "sessionId": session, "version": "1.0.88",
+            "uuid": str(uuid.UUID(int=1000 + len(lines))), "timestamp": _at(minute),
+            "requestId": f"req{message or n}", "isSidechain": False, "costUSD": float(cost),
+            "message": {"id": f"msg{message or n}", "model": "claude-sonnet-4-20250514",
+                        "usage": {"input_tokens": 10, "output_tokens": 5}},
+        })  # fmt: skip
+
+    for n, minute in enumerate((1, 20, 50, 61, 62, 63)):
+        usage(n, minute, "8")
+    usage(10, 130, "15", message="x")
+    usage(11, 131, "15", message="x")
+    path = root / "projects" / "-home-dev-shop" / f"{session}.jsonl"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"".join(orjson.dumps(line) + b"\n" for line in lines))
+    return session
+
+
+def _produce(pipeline: Pipeline, envelopes: list[list[dict[str, Any]]]) -> None:
+    async def run() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=pipeline.bootstrap)
+        await producer.start()
+        try:
+            for records in envelopes:
+                value = encode_envelope("event", records)
+                await producer.send_and_wait(pipeline.settings.topic("events"), value, key=b"s")
+        finally:
+            await producer.stop()
+
+    asyncio.run(run())
+
+
+def _handled(pipeline: Pipeline, messages: int) -> Any:
+    stats = pipeline.stats() or {}
+    counts = stats.get("counts", {})
+    return counts.get("messages", 0) >= messages and stats.get("pending_rows") == 0 and counts
+
+
+def test_two_crossings_two_alerts_also_after_reprocessing(
+    pipeline: Pipeline, tmp_path: Path
+) -> None:
+    pipeline.env["INGESTOR_BUDGETS"] = BUDGET
+    session = _transcript(tmp_path / "claude")
+    events = _events()
+    pipeline.start_worker()
+    _produce(pipeline, events)
+    _produce(pipeline, events[3:])  # a producer's retry the broker had stored: counted once
+    assert pipeline.send(tmp_path / "claude") == 8
+    counts = wait_for(
+        lambda: _handled(pipeline, len(events) + 2), timeout_s=90, what="the input handled"
+    )
+    assert counts["alerts"] == 4
+    live = pipeline.get("/report/alerts/")
+    assert live is not None and live["totals"] == {"alerts": 4}
+
+    # Re-process everything: a fresh consumer group and an empty window table.
+    pipeline.stop_worker()
+    pipeline.env["INGESTOR_APP_ID"] += "-again"
+    pipeline.start_worker()
+    counts = wait_for(
+        lambda: _handled(pipeline, len(events) + 2), timeout_s=90, what="the input re-processed"
+    )
+    assert counts["alerts"] == 2  # the events' crossings found again (same ids, not stored)
+    pipeline.stop_worker()
+
+    with pipeline.clickhouse() as ch:
+        report = build(ch, ReportRequest("alerts", order="asc"))
+        found = sorted((a["subject"], a["windowStart"], a["timestamp"], a["actualUsd"])
+                       for a in report["alerts"])  # fmt: skip
+        hour = [_at(0).replace(".000", ""), _at(60).replace(".000", "")]
+        assert found == sorted([
+            ("app-s", hour[0], _at(15).replace(".000", ""), 24),
+            ("app-s", hour[1], _at(70).replace(".000", ""), 24),
+            (session, hour[0], _at(50).replace(".000", ""), 24),
+            (session, hour[1], _at(63).replace(".000", ""), 24),
+        ])  # fmt: skip
+        [(rows, ids)] = ch.query(
+            "SELECT count(), uniqExact(event_id) FROM events "
+            "WHERE event_type = 'cost_threshold_exceeded'"
+        )
+        assert (rows, ids) == (4, 4)  # no row twice, not even before a merge
+        [(alert_events,)] = ch.query(
+            "SELECT sum(events) FROM daily_metrics WHERE event_type = 'cost_threshold_exceeded'"
+        )
+        assert alert_events == 4  # the views counted each alert once
+        events_report = build(ch, ReportRequest("events", limit=100))["events"]
+        assert sum(e["eventType"] == "cost_threshold_exceeded" for e in events_report) == 4
