@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingestor.sdk._events import PROMPT, describe, event_id, random_id, reseed, text_of
+from ingestor.sdk._events import PROMPT, describe, event_id, reseed, take_id, text_of
 from ingestor.sdk._queue import EventQueue, RateLimitedWarning, logger
 from ingestor.sdk._sender import Sender, SenderConfig
 from ingestor.sdk._spans import PARENT, RUN, Run, Span
@@ -346,7 +346,7 @@ class Tracker:
         event["status"] = span_event.get("status", "error")
         source = span_event.get("event_id")
         if source is None:
-            source = span_event["event_id"] = random_id()
+            source = span_event["event_id"] = take_id()
         event["source_event_id"] = source
         self._put(event)
 
