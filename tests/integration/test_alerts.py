@@ -1,7 +1,9 @@
 """Budget alerts on the real pipeline (Tansu, the Faust worker, chdb): a stream that crosses a
 session's budget in two hours gives exactly two alerts per session, for SDK events and for a
 Claude Code transcript alike, and still exactly two after the whole input is re-processed by a
-fresh consumer group (an empty window table: every crossing is found again, with the same ids)."""
+fresh consumer group (an empty window table: every crossing is found again, with the same ids).
+A worker killed with a window part-way to its limit recovers the window's total (the table's
+changelog), so the spend after the restart crosses it."""
 
 from __future__ import annotations
 
@@ -113,14 +115,30 @@ def test_two_crossings_two_alerts_also_after_reprocessing(
     live = pipeline.get("/report/alerts/")
     assert live is not None and live["totals"] == {"alerts": 4}
 
+    # Killed with another session's window at $15 of $20; after the restart $6 more crosses it.
+    def other(n: int, minute: int, cost: str) -> dict[str, Any]:
+        return {**events[0][0], "event_id": f"other{n}", "session_id": "app-s2",
+                "timestamp": _at(minute), "cost_usd": cost}  # fmt: skip
+
+    _produce(pipeline, [[other(1, 5, "15")]])
+    wait_for(lambda: _handled(pipeline, len(events) + 3), timeout_s=60, what="$15 handled")
+    pipeline.stop_worker(kill=True)
+    pipeline.start_worker()
+    _produce(pipeline, [[other(2, 30, "6")]])
+    counts = wait_for(
+        lambda: _handled(pipeline, 1) and (pipeline.stats() or {})["counts"].get("alerts"),
+        timeout_s=90, what="the crossing after the restart",
+    )  # fmt: skip
+    assert counts == 1
+
     # Re-process everything: a fresh consumer group and an empty window table.
     pipeline.stop_worker()
     pipeline.env["INGESTOR_APP_ID"] += "-again"
     pipeline.start_worker()
     counts = wait_for(
-        lambda: _handled(pipeline, len(events) + 2), timeout_s=90, what="the input re-processed"
+        lambda: _handled(pipeline, len(events) + 4), timeout_s=90, what="the input re-processed"
     )
-    assert counts["alerts"] == 2  # the events' crossings found again (same ids, not stored)
+    assert counts["alerts"] == 3  # the events' crossings found again (same ids, not stored)
     pipeline.stop_worker()
 
     with pipeline.clickhouse() as ch:
@@ -133,15 +151,16 @@ def test_two_crossings_two_alerts_also_after_reprocessing(
             ("app-s", hour[1], _at(70).replace(".000", ""), 24),
             (session, hour[0], _at(50).replace(".000", ""), 24),
             (session, hour[1], _at(63).replace(".000", ""), 24),
+            ("app-s2", hour[0], _at(30).replace(".000", ""), 21),
         ])  # fmt: skip
         [(rows, ids)] = ch.query(
             "SELECT count(), uniqExact(event_id) FROM events "
             "WHERE event_type = 'cost_threshold_exceeded'"
         )
-        assert (rows, ids) == (4, 4)  # no row twice, not even before a merge
+        assert (rows, ids) == (5, 5)  # no row twice, not even before a merge
         [(alert_events,)] = ch.query(
             "SELECT sum(events) FROM daily_metrics WHERE event_type = 'cost_threshold_exceeded'"
         )
-        assert alert_events == 4  # the views counted each alert once
+        assert alert_events == 5  # the views counted each alert once
         events_report = build(ch, ReportRequest("events", limit=100))["events"]
-        assert sum(e["eventType"] == "cost_threshold_exceeded" for e in events_report) == 4
+        assert sum(e["eventType"] == "cost_threshold_exceeded" for e in events_report) == 5
