@@ -43,11 +43,13 @@ from ingestor.usage.prices import PriceTable, line_cost
 
 __all__ = [
     "ALERT_TYPE",
+    "KEEP_MS",
     "RecentIds",
     "Spend",
     "WindowTotal",
     "alert_id",
     "apply_spends",
+    "seed_windows",
     "events_spends",
     "transcript_spends",
     "window_key",
@@ -55,6 +57,7 @@ __all__ = [
 ]
 
 ALERT_TYPE = "cost_threshold_exceeded"
+KEEP_MS = 3 * 86_400_000  # windows this much older than the newest spend are let go
 _NAMESPACE = uuid.UUID("5b2f0c8e-6f0e-4a53-9d0e-1c6a3b1f7a10")  # ours; fixed forever
 _ZERO = Decimal(0)
 Row = Mapping[str, Any]
@@ -231,6 +234,32 @@ def apply_spends(
         window.applied[source] = offset
         updates[key] = window
     return updates, alerts
+
+
+def seed_windows(budgets: Sequence[Budget], spends: Iterable[Spend]) -> dict[bytes, WindowTotal]:
+    """Windows rebuilt from what ClickHouse holds (``spends``: one per stored sum, any grouping
+    finer than subject and window), for a table whose changelog is gone. They remember no offset
+    (the broker is new); a window already above its limit carries its alert, which keeps it from
+    alerting again (its id is the stored alert's)."""
+    out: dict[bytes, WindowTotal] = {}
+    meta: dict[bytes, tuple[Budget, str, int, Spend]] = {}  # the newest spend of each window
+    for spend in spends:
+        for budget in budgets:
+            subject = spend.subject(budget.scope)
+            if not budget.applies_to(subject):
+                continue
+            start = window_start(spend.timestamp_ms, budget)
+            key = window_key(budget, subject, start)
+            window = out.setdefault(key, WindowTotal(end_ms=start + budget.window_ms))
+            window.total += spend.cost
+            newest = meta.get(key)
+            if newest is None or spend.timestamp_ms >= newest[3].timestamp_ms:
+                meta[key] = (budget, subject, start, spend)
+    for key, window in out.items():
+        budget, subject, start, spend = meta[key]
+        if window.total > budget.limit_usd:
+            window.alert = _alert(budget, subject, start, spend, window.total)
+    return out
 
 
 def _alert(

@@ -11,7 +11,7 @@ The table's changelog is partitioned by key (``use_partitioner``), not by the so
 one user's or project's window is fed from several partitions, and a key must recover from one
 changelog partition. Exact with one worker (the embedded stack); with several, each worker sums
 the share of a user's or project's spend on the partitions it holds (a session's transcripts live
-in one partition, its events in one). Windows more than ``_KEEP_MS`` older than the newest spend
+in one partition, its events in one). Windows more than ``KEEP_MS`` older than the newest spend
 seen are dropped from the table; late spend for them starts a fresh window, whose alert, if any,
 has the id of the old one, so it cannot alert twice.
 """
@@ -22,6 +22,7 @@ from typing import Any
 
 from ingestor.alerts.budgets import Budget
 from ingestor.alerts.windows import (
+    KEEP_MS,
     RecentIds,
     WindowTotal,
     apply_spends,
@@ -37,7 +38,6 @@ from ingestor.worker.process import Processed
 
 __all__ = ["BudgetTable", "budget_table"]
 
-_KEEP_MS = 3 * 86_400_000  # windows this much older than the newest spend are dropped
 _SWEEP_EVERY = 1000  # envelopes between sweeps of old windows
 
 
@@ -93,7 +93,7 @@ class BudgetTable:
         return len(alerts)
 
     def _sweep(self) -> None:
-        horizon = self._newest_ms - _KEEP_MS
+        horizon = self._newest_ms - KEEP_MS
         old = [
             key
             for key, raw in list(self.table.items())

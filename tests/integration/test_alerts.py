@@ -164,3 +164,49 @@ def test_two_crossings_two_alerts_also_after_reprocessing(
         assert alert_events == 5  # the views counted each alert once
         events_report = build(ch, ReportRequest("events", limit=100))["events"]
         assert sum(e["eventType"] == "cost_threshold_exceeded" for e in events_report) == 5
+
+
+def test_windows_reseeded_from_clickhouse_after_the_broker_lost_the_changelog(
+    pipeline: Pipeline,
+) -> None:
+    """What ``ingestor up`` does on a fresh embedded broker: the windows ClickHouse holds spend
+    for are written to the new changelog, so spend after the restart completes them."""
+    from builders import store_events, store_lines, usage_line
+
+    from ingestor.alerts.budgets import parse_budgets
+    from ingestor.usage.prices import price_table
+    from ingestor.wire import TranscriptSource
+    from ingestor.worker.restore import budget_seeds
+    from ingestor.worker.seed import seed_budgets
+
+    pipeline.env["INGESTOR_BUDGETS"] = BUDGET
+    source = TranscriptSource("/h/.claude/projects/-shop/sess-9.jsonl", "-shop", 0, _at(0))
+    event = _events()[0][0]
+    with pipeline.clickhouse() as ch:
+        # Hour 0: $10 of transcript and $5 of events; hour 1: $25, crossed (its alert was stored).
+        store_lines(ch, source, [
+            (0, usage_line(ts=_at(1), message_id="m1", request_id="r1", cost="10")),
+            (100, usage_line(ts=_at(61), message_id="m2", request_id="r2", cost="25")),
+        ])  # fmt: skip
+        store_events(ch, [{**event, "session_id": "sess-9", "cost_usd": "5"}], token="t")
+        windows = budget_seeds(
+            ch, parse_budgets(BUDGET), since_ms=int(H0.timestamp() * 1000) - 1,
+            prices=price_table(),
+        )  # fmt: skip
+    assert sorted((w.total, w.alert is not None) for w in windows.values()) == [
+        (15, False),
+        (25, True),
+    ]
+    asyncio.run(seed_budgets(pipeline.settings, pipeline.bootstrap, windows))
+    pipeline.start_worker()
+    _produce(pipeline, [[
+        {**event, "event_id": "late1", "session_id": "sess-9", "timestamp": _at(30),
+         "cost_usd": "6"},
+        {**event, "event_id": "late2", "session_id": "sess-9", "timestamp": _at(90),
+         "cost_usd": "1"},
+    ]])  # fmt: skip
+    wait_for(lambda: _handled(pipeline, 1), timeout_s=60, what="the late spend handled")
+    [alert] = pipeline.get("/report/alerts/")["alerts"]
+    assert (alert["subject"], alert["windowStart"], alert["actualUsd"]) == (
+        "sess-9", _at(0).replace(".000", ""), 21,
+    )  # fmt: skip

@@ -16,6 +16,7 @@ from ingestor.alerts.windows import (
     alert_id,
     apply_spends,
     events_spends,
+    seed_windows,
     transcript_spends,
     window_start,
 )
@@ -186,3 +187,21 @@ def test_transcript_spend_is_the_counted_lines_less_the_superseded() -> None:
         Spend(T0, Decimal(2), project="proj", session="s"),
         Spend(T0 - 1, Decimal("-1.5"), project="proj", session="s"),
     ]
+
+
+def test_seeded_windows_hold_the_stored_totals_and_a_crossed_one_alerts_no_more() -> None:
+    budgets = parse_budgets("session:1h:20")
+    stored = [spend(0, "10"), spend(30, "5"), spend(60, "25"), spend(61, "1", session="other")]
+    seeds = seed_windows(budgets, stored)
+    store = Store()
+    store.data.update((k, w.encode()) for k, w in seeds.items())
+    windows = {k: WindowTotal.decode(v) for k, v in store.data.items()}
+    assert sorted((w.total, w.applied, w.alert is not None) for w in windows.values()) == [
+        (Decimal(1), {}, False), (Decimal(15), {}, False), (Decimal(25), {}, True),
+    ]  # fmt: skip
+    crossed = next(w.alert for w in windows.values() if w.alert is not None)
+    assert crossed is not None
+    assert crossed["event_id"] == alert_id(budgets[0], "s1", T0 + H)  # the stored alert's id
+    # Spend after the restart: the window at $15 crosses, the one already crossed does not.
+    [alert] = store.run("session:1h:20", [spend(40, "6"), spend(70, "1")], offset=0)
+    assert (alert["window_start"], alert["actual_usd"]) == ("2026-01-05T10:00:00.000+00:00", "21")
