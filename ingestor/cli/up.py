@@ -230,7 +230,8 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
         checkpoint.override(positions)
         checkpoint.save()
         print(
-            f"resuming from ClickHouse: {len(positions)} file(s), {len(seeds)} session(s)",
+            f"resuming from ClickHouse: {len(positions)} file(s), {len(seeds)} session(s), "
+            f"{len(windows)} budget window(s)",
             flush=True,
         )
 
