@@ -154,10 +154,26 @@ class Span:
     # ------------------------------------------------------------------ scope
 
     def __enter__(self) -> Span:
-        event = self._contextualized()
+        # Run and parent are the context's when the scope is entered (a decorated function's
+        # caller's), unless given explicitly. Written out, not in helpers: the host's thread.
+        event = self._event
+        run = RUN.get()
+        if run is not None:
+            event.setdefault("run_id", run.run_id)
+            if run.session_id is not None:
+                event.setdefault("session_id", run.session_id)
+            if self._is_step and "step_number" not in event:
+                event["step_number"] = run.next_step()
+        parent = PARENT.get()
+        if parent is not None:
+            event.setdefault("parent_id", parent)
         event["timestamp"] = time.time()
         if self._is_step:
-            self._parent_token = PARENT.set(self.event_id)
+            event.setdefault("step_number", 0)
+            step_id = event.get("event_id")
+            if step_id is None:
+                step_id = event["event_id"] = take_id()
+            self._parent_token = PARENT.set(step_id)
         self._t0 = time.perf_counter()
         return self
 
@@ -211,24 +227,6 @@ class Span:
         event = dict(self._event)
         event.pop("event_id", None)
         return Span(self._tracker, event, is_step=self._is_step)
-
-    def _contextualized(self) -> dict[str, Any]:
-        # Run and parent are the context's when the scope is entered (a decorated function's
-        # caller's), unless given explicitly.
-        event = self._event
-        run = RUN.get()
-        if run is not None:
-            event.setdefault("run_id", run.run_id)
-            if run.session_id is not None:
-                event.setdefault("session_id", run.session_id)
-            if self._is_step and "step_number" not in event:
-                event["step_number"] = run.next_step()
-        if self._is_step:
-            event.setdefault("step_number", 0)
-        parent = PARENT.get()
-        if parent is not None:
-            event.setdefault("parent_id", parent)
-        return event
 
     def __call__(self, fn: F) -> F:
         template = self
