@@ -10,7 +10,12 @@ Figures, each printed as p50 / p99 / max µs per tracked call on the calling thr
   queue **full** (the drop path);
 * ``flush(1.0)`` with the broker down: how long it took to return;
 * the floor: the same loop around a bare dict and ``list.append``, no SDK;
-* the import: wall time of ``import ingestor.sdk`` in a fresh interpreter and what it loads.
+* the import: wall time of ``import ingestor.sdk`` in a fresh interpreter and what it loads;
+* beside them, the Langfuse SDK when it is installed (``pip install langfuse``; optional, not a
+  dependency): its import time, one generation span (``start_as_current_observation(
+  as_type="generation")`` + ``update(output=..., usage_details=...)``) back-to-back and paced with
+  its endpoint down, and how long its ``flush()`` blocked (bounded at 30 s), each in a fresh
+  interpreter (``--langfuse-probe``) so its exit-time flush cannot hold this one up.
 
 Figures only: nothing fails on a slow run.
 """
@@ -144,12 +149,73 @@ def import_figures() -> list[str]:
     return [f"import ingestor.sdk: {r.stdout.strip() or r.stderr.strip()[-300:]}" for r in runs]
 
 
+def langfuse_probe(n: int, paced: int, pace_s: float) -> None:
+    """In a fresh interpreter: Langfuse's import time, its generation span p50/p99/max with the
+    endpoint down, and its ``flush()`` time; printed as rows, then exits without its atexit."""
+    import os
+    import threading
+
+    t0 = time.perf_counter()
+    from langfuse import Langfuse  # type: ignore[import-not-found, unused-ignore]
+
+    imported = time.perf_counter() - t0
+    from importlib.metadata import version
+
+    client = Langfuse(
+        public_key="pk-lf-bench", secret_key="sk-lf-bench",
+        base_url=f"http://127.0.0.1:{closed_port()}",
+    )  # fmt: skip
+
+    def generation() -> None:
+        with client.start_as_current_observation(
+            as_type="generation", name="chat", model="claude-sonnet-4", input=PROMPT
+        ) as gen:
+            gen.update(output="All three orders shipped.",
+                       usage_details={"input": 812, "output": 204})  # fmt: skip
+
+    label = f"langfuse {version('langfuse')}"
+    rows = [f"{label}: import {imported * 1000:.1f} ms"]
+    for case, count, pace in (("back-to-back", n, 0.0), (f"{1 / pace_s:.0f}/s", paced, pace_s)):
+        p50, p99, worst = measure(generation, count, pace)
+        rows.append(f"{'langfuse, down, ' + case:<24} {'generation span':<22} "
+                    f"{p50:8.2f} {p99:8.2f} {worst:9.1f}")  # fmt: skip
+    flusher = threading.Thread(target=client.flush, daemon=True)
+    t0 = time.monotonic()
+    flusher.start()
+    flusher.join(30.0)
+    took = time.monotonic() - t0
+    state = "still blocked" if flusher.is_alive() else "returned"
+    rows.append(f"{label}: flush() with the endpoint down {state} after {took:.1f} s")
+    print("\n".join(rows), flush=True)
+    os._exit(0)  # its atexit flush would block again
+
+
+def langfuse_rows(n: int, paced: int, pace_s: float) -> list[str]:
+    """Langfuse's figures from a fresh interpreter, or why there are none."""
+    import importlib.util
+
+    if importlib.util.find_spec("langfuse") is None:
+        return ["langfuse: not installed (pip install langfuse), not measured"]
+    args = ["--langfuse-probe", "--calls", str(n), "--paced-calls", str(paced),
+            "--pace-ms", str(pace_s * 1000)]  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-m", "bench.sdk", *args], capture_output=True, text=True, cwd=ROOT,
+        timeout=600,
+    )  # fmt: skip
+    out = done.stdout.strip().splitlines()
+    return out or [f"langfuse: the probe failed: {done.stderr.strip()[-300:]}"]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.sdk", description=__doc__)
     parser.add_argument("--calls", type=int, default=20_000, help="back-to-back calls per figure")
     parser.add_argument("--paced-calls", type=int, default=2_000, help="paced calls per figure")
     parser.add_argument("--pace-ms", type=float, default=1.0, help="between paced calls")
+    parser.add_argument("--no-langfuse", action="store_true", help="skip Langfuse's figures")
+    parser.add_argument("--langfuse-probe", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.langfuse_probe:
+        langfuse_probe(args.calls, args.paced_calls, args.pace_ms / 1000)
 
     from ingestor.kafka.topics import create_topics
     from ingestor.local.tansu import TansuBroker
@@ -171,6 +237,8 @@ def main(argv: list[str] | None = None) -> int:
                      pace_s=pace)  # fmt: skip
     rows += run_case("queue full, back-to-back", down, "x.events", n, max_queue=1)
     print(f"{'case':<24} {'call':<22} {'p50 µs':>8} {'p99 µs':>8} {'max µs':>9}")
+    if not args.no_langfuse:
+        rows += langfuse_rows(min(n, 5000), paced, pace)
     for row in (*rows, *import_figures()):
         print(row)
     return 0

@@ -11,7 +11,15 @@ neither: if no broker is there, it runs the same and says what it could not send
 
 What it shows: an agent run of numbered steps, prompt calls with token usage (their text is
 sized and hashed, never sent: ``capture_text=False``), tool calls (one decorated, one failing),
-an output check, a hallucination flag, and the counters at the end.
+an output check, a hallucination flag, and the counters at the end. Then::
+
+    .venv/bin/ingestor report events           # what it sent
+    .venv/bin/ingestor report alerts           # with a budget, see below
+
+Budget alerts: each answer reads a 12k-token context (about $0.036 at the price file's rates), so
+a run spends about $0.18 for ``user-7``. Start the stack with ``INGESTOR_BUDGETS=user:1h:0.10
+make run`` and the worker stores one ``cost_threshold_exceeded`` event when the third answer
+takes the user past $0.10 in the hour; a second run in the same hour adds none.
 """
 
 from __future__ import annotations
@@ -26,11 +34,14 @@ from ingestor.sdk import Tracker
 tracker = Tracker(project_id="support-bot", user_id="user-7", env="dev", tags=["example"])
 
 
+CONTEXT_TOKENS = 12_000  # system prompt, order history and policies sent with every question
+
+
 async def fake_model(prompt: str) -> tuple[str, int, int]:
     """Stands in for an LLM client call: (answer, input tokens, output tokens)."""
     await asyncio.sleep(random.uniform(0.01, 0.05))
     answer = f"Order {random.randint(100, 999)} shipped yesterday."
-    return answer, len(prompt) // 4, len(answer) // 4
+    return answer, CONTEXT_TOKENS + len(prompt) // 4, len(answer) // 4
 
 
 @tracker.tool("search_orders")

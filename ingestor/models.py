@@ -283,6 +283,12 @@ class CostThresholdExceeded(EventBase):
     threshold_usd: NonNegMoney
     actual_usd: NonNegMoney
     window: str = "1d"
+    # Set by the worker's budget alerts (``ingestor/alerts/``): which budget, whose spend, and
+    # the window it crossed in.
+    budget: str = ""
+    scope: str = ""
+    subject: str = ""
+    window_start: datetime | None = None
 
 
 class PerformanceAlert(EventBase):

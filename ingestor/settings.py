@@ -18,6 +18,7 @@ from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from ingestor.alerts.budgets import Budget, parse_budgets
 from ingestor.errors import ConfigError
 
 __all__ = ["ClickHouseTarget", "Settings", "default_watch_dirs", "load_settings"]
@@ -166,6 +167,10 @@ class Settings(BaseSettings):
     # Logs: "text" (human) or "json" (one object a line, with the run id).
     log_format: Literal["text", "json"] = "text"
 
+    # Budget alerts (ingestor/alerts/budgets.py): SCOPE[=SUBJECT]:WINDOW:USD, comma-separated,
+    # e.g. "session:1h:20,user:1d:100"; empty: none.
+    budgets: str = ""
+
     # `ingestor up`: a child that died is restarted after a doubling backoff; this many in a row
     # without a minute of health and it gives up (see local/restarts.py).
     restart_limit: int = Field(default=10, ge=0)
@@ -182,6 +187,16 @@ class Settings(BaseSettings):
         if value is not None:
             ClickHouseTarget.parse(value, default_path=Path("."))
         return value
+
+    @field_validator("budgets")
+    @classmethod
+    def _check_budgets(cls, value: str) -> str:
+        parse_budgets(value)
+        return value
+
+    @property
+    def budget_list(self) -> tuple[Budget, ...]:
+        return parse_budgets(self.budgets)
 
     @property
     def clickhouse(self) -> ClickHouseTarget:

@@ -4,7 +4,7 @@
 2. apply the ClickHouse schema (chdb under the data dir unless ``INGESTOR_CLICKHOUSE_URL``);
 3. on a fresh embedded broker (its memory is gone after any restart) recover from what ClickHouse
    durably holds: the watcher resumes each file after the last line stored, and the Faust session
-   table is re-seeded;
+   table and the budget windows are re-seeded;
 4. create the topics, run the worker and the watcher as child processes (two cores, two
    processes), show progress, and stop everything cleanly on Ctrl-C.
 
@@ -271,7 +271,7 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
     from ingestor.sink.migrations import apply_schema
     from ingestor.sink.positions import file_positions
     from ingestor.worker.restore import session_seeds
-    from ingestor.worker.seed import seed_sessions
+    from ingestor.worker.seed import seed_budgets, seed_sessions
 
     settings = load_settings()
     # chdb allows one process per data dir: this one closes it before the worker opens it.
@@ -283,6 +283,7 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
         ch.insert("ingest_runs", [run.row("running")])
         positions = file_positions(ch) if fresh else None
         seeds = session_seeds(ch) if fresh else []
+        windows = _budget_windows(ch, settings) if fresh else {}
         if seeds:
             # A crash can leave summary rows behind the lines stored: rewrite them from the truth.
             version = time.time_ns()
@@ -292,12 +293,15 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
     asyncio.run(create_topics(settings, bootstrap))
     if seeds:
         asyncio.run(seed_sessions(settings, bootstrap, seeds))
+    if windows:
+        asyncio.run(seed_budgets(settings, bootstrap, windows))
     if positions is not None:
         checkpoint = Checkpoint.load(default_checkpoint_path(settings))
         checkpoint.override(positions)
         checkpoint.save()
         print(
-            f"resuming from ClickHouse: {len(positions)} file(s), {len(seeds)} session(s)",
+            f"resuming from ClickHouse: {len(positions)} file(s), {len(seeds)} session(s), "
+            f"{len(windows)} budget window(s)",
             flush=True,
         )
 
@@ -327,6 +331,16 @@ def _prepare_retrying(
         if stop.wait(delay):
             return False
     return True
+
+
+def _budget_windows(ch: Any, settings: Any) -> dict[bytes, Any]:
+    """The recent budget windows from ClickHouse, for the new broker's empty changelog."""
+    from ingestor.alerts.windows import KEEP_MS
+    from ingestor.usage.prices import price_table
+    from ingestor.worker.restore import budget_seeds
+
+    since = int(time.time() * 1000) - KEEP_MS
+    return budget_seeds(ch, settings.budget_list, since_ms=since, prices=price_table())
 
 
 def _spawn(args: list[str], log: Path, *, hold: bool = False) -> subprocess.Popen[bytes]:

@@ -20,12 +20,15 @@ _CENTI_CENT = Decimal("0.0001")  # under 110 columns
 _HIDDEN = {
     "eventId", "sessionId", "userId", "runId", "providedCostUsd", "calculatedCostUsd",
     "revenueUsd", "inputTokens", "outputTokens", "firstEvent", "creditsDeducted", "errorType",
+    "budget",
 }  # fmt: skip
 _NARROW_HIDDEN = {
     "cacheReadTokens", "cacheCreationTokens", "agentName", "errorType", "modelId", "projectId",
 }  # fmt: skip
 # Label columns give way (ellipsis) so the numbers never shrink.
-_SHRINK = {"model", "models", "stepName", "projectId", "errorType", "agentName", "providerId"}
+_SHRINK = {
+    "model", "models", "stepName", "projectId", "errorType", "agentName", "providerId", "subject",
+}  # fmt: skip
 _HEADERS = {
     "timestamp": "Time", "projectId": "Project", "eventType": "Type", "model": "Model",
     "status": "Status", "inputTokens": "Input", "outputTokens": "Output",
@@ -37,7 +40,8 @@ _HEADERS = {
     "totalTokens": "Tokens", "models": "Models", "lastEvent": "Last event",
     "providerId": "Provider", "modelId": "Model", "vendorCostUsd": "Vendor cost",
     "grossMarginUsd": "Margin", "marginRatio": "Margin %", "date": "Date",
-    "bucketUsd": "From",
+    "bucketUsd": "From", "scope": "Scope", "subject": "Subject", "window": "Window",
+    "windowStart": "Window start", "thresholdUsd": "Budget", "actualUsd": "Spent",
 }  # fmt: skip
 _TITLES = {
     "events": "Recent events",
@@ -49,6 +53,7 @@ _TITLES = {
     "providers": "Cost by provider",
     "trend": "Margin by day",
     "distribution": "Requests by vendor cost",
+    "alerts": "Budget alerts",
 }
 
 
@@ -109,7 +114,7 @@ def _cell(column: str, value: Any, places: Decimal) -> str:
     if isinstance(value, (Decimal, int)) and column.endswith("Usd"):
         # ints too: the worker's JSON, read back, has 0 for a zero cost
         return "$" + f"{Decimal(value).quantize(places, rounding=ROUND_HALF_UP):,}"
-    if column in ("timestamp", "hour", "lastEvent"):
+    if column in ("timestamp", "hour", "lastEvent", "windowStart"):
         return str(value).replace("T", " ").removesuffix("Z")[:16]
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)

@@ -43,19 +43,20 @@ class RateLimitedWarning:
 class EventQueue:
     """A bounded FIFO of event dicts; ``put`` never blocks and never raises."""
 
-    __slots__ = ("_items", "_lock", "_warn", "dropped", "maxsize", "taken")
+    __slots__ = ("_lock", "_warn", "dropped", "items", "maxsize", "taken")
 
     def __init__(self, maxsize: int, *, warn_every_s: float = 10.0) -> None:
         self.maxsize = maxsize
         self.dropped = 0
         self.taken = 0  # written by the taker only: accepted = taken + len(self)
-        self._items: deque[dict[str, Any]] = deque()
+        # Appended to by ``put`` or directly by the tracker's hot path (the same two steps).
+        self.items: deque[dict[str, Any]] = deque()
         self._lock = threading.Lock()  # only the drop path takes it
         self._warn = RateLimitedWarning(warn_every_s)
 
     def put(self, item: dict[str, Any]) -> bool:
         """Queue ``item``; False (counted and warned about) when the queue is full."""
-        items = self._items
+        items = self.items
         if len(items) >= self.maxsize:
             self.drop(1, "queue full")
             return False
@@ -69,7 +70,7 @@ class EventQueue:
 
     def take(self, limit: int) -> list[dict[str, Any]]:
         """Up to ``limit`` items, oldest first (the sender thread is the only taker)."""
-        items = self._items
+        items = self.items
         out: list[dict[str, Any]] = []
         while items and len(out) < limit:
             out.append(items.popleft())
@@ -77,4 +78,4 @@ class EventQueue:
         return out
 
     def __len__(self) -> int:
-        return len(self._items)
+        return len(self.items)

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingestor.errors import BrokerError
 from ingestor.sdk._envelopes import Message, build_messages
-from ingestor.sdk._events import finalize
+from ingestor.sdk._events import finalize, refill_ids
 from ingestor.sdk._queue import EventQueue, RateLimitedWarning, logger
 from ingestor.sdk._transport import SENDER_THREAD, Transport, TransportFactory
 
@@ -175,6 +175,7 @@ class Sender:
         backoff = self._config.backoff_min_s
         try:
             while True:
+                refill_ids()  # ids the app's threads take (``_events.take_id``)
                 if not held:
                     if not self._stopping and len(self._queue) < self._config.batch_records:
                         self._lingering = True

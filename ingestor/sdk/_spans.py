@@ -22,7 +22,7 @@ from contextvars import ContextVar, Token
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
-from ingestor.sdk._events import RESPONSE, describe, random_id, text_of
+from ingestor.sdk._events import RESPONSE, describe, take_id, text_of
 
 if TYPE_CHECKING:
     from ingestor.sdk._tracker import Tracker
@@ -38,7 +38,7 @@ class Run:
     __slots__ = ("_steps", "_token", "run_id", "session_id")
 
     def __init__(self, run_id: str | None = None, session_id: str | None = None) -> None:
-        self.run_id = run_id or random_id()
+        self.run_id = run_id or take_id()
         self.session_id = session_id
         self._steps = itertools.count()
         self._token: Token[Run | None] | None = None
@@ -102,7 +102,7 @@ class Span:
         """The event's id (made here if the sender would otherwise have made it)."""
         event = self._event
         if "event_id" not in event:
-            event["event_id"] = random_id()
+            event["event_id"] = take_id()
         return str(event["event_id"])
 
     def set(self, **fields: Any) -> Span:
@@ -124,20 +124,24 @@ class Span:
     ) -> Span:
         """What the model answered: its text (hashed and sized, sent only with
         ``capture_text=True``) and usage. Fields left ``None`` are not set."""
+        # Plain tests, no loop over a tuple of pairs: this runs on the caller's thread.
         event = self._event
         if text is not None:
             event[RESPONSE] = text_of(text)
-        for name, value in (
-            ("tokens_input", tokens_input),
-            ("tokens_output", tokens_output),
-            ("tokens_cache_read", tokens_cache_read),
-            ("tokens_cache_write", tokens_cache_write),
-            ("cost_usd", cost_usd),
-            ("model", model),
-            ("finish_reason", finish_reason),
-        ):
-            if value is not None:
-                event[name] = value
+        if tokens_input is not None:
+            event["tokens_input"] = tokens_input
+        if tokens_output is not None:
+            event["tokens_output"] = tokens_output
+        if tokens_cache_read is not None:
+            event["tokens_cache_read"] = tokens_cache_read
+        if tokens_cache_write is not None:
+            event["tokens_cache_write"] = tokens_cache_write
+        if cost_usd is not None:
+            event["cost_usd"] = cost_usd
+        if model is not None:
+            event["model"] = model
+        if finish_reason is not None:
+            event["finish_reason"] = finish_reason
         return self
 
     def fail(self, status: str = "error", message: str | None = None) -> Span:
@@ -150,10 +154,26 @@ class Span:
     # ------------------------------------------------------------------ scope
 
     def __enter__(self) -> Span:
-        event = self._contextualized()
+        # Run and parent are the context's when the scope is entered (a decorated function's
+        # caller's), unless given explicitly. Written out, not in helpers: the host's thread.
+        event = self._event
+        run = RUN.get()
+        if run is not None:
+            event.setdefault("run_id", run.run_id)
+            if run.session_id is not None:
+                event.setdefault("session_id", run.session_id)
+            if self._is_step and "step_number" not in event:
+                event["step_number"] = run.next_step()
+        parent = PARENT.get()
+        if parent is not None:
+            event.setdefault("parent_id", parent)
         event["timestamp"] = time.time()
         if self._is_step:
-            self._parent_token = PARENT.set(self.event_id)
+            event.setdefault("step_number", 0)
+            step_id = event.get("event_id")
+            if step_id is None:
+                step_id = event["event_id"] = take_id()
+            self._parent_token = PARENT.set(step_id)
         self._t0 = time.perf_counter()
         return self
 
@@ -207,24 +227,6 @@ class Span:
         event = dict(self._event)
         event.pop("event_id", None)
         return Span(self._tracker, event, is_step=self._is_step)
-
-    def _contextualized(self) -> dict[str, Any]:
-        # Run and parent are the context's when the scope is entered (a decorated function's
-        # caller's), unless given explicitly.
-        event = self._event
-        run = RUN.get()
-        if run is not None:
-            event.setdefault("run_id", run.run_id)
-            if run.session_id is not None:
-                event.setdefault("session_id", run.session_id)
-            if self._is_step and "step_number" not in event:
-                event["step_number"] = run.next_step()
-        if self._is_step:
-            event.setdefault("step_number", 0)
-        parent = PARENT.get()
-        if parent is not None:
-            event.setdefault("parent_id", parent)
-        return event
 
     def __call__(self, fn: F) -> F:
         template = self

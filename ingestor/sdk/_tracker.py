@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ingestor.sdk._events import PROMPT, describe, event_id, random_id, reseed, text_of
+from ingestor.sdk._events import PROMPT, describe, event_id, reseed, take_id, text_of
 from ingestor.sdk._queue import EventQueue, RateLimitedWarning, logger
 from ingestor.sdk._sender import Sender, SenderConfig
 from ingestor.sdk._spans import PARENT, RUN, Run, Span
@@ -124,6 +124,7 @@ class Tracker:
     def _fresh(self) -> None:
         self._queue = EventQueue(self._max_queue)
         self._sender = Sender(self._queue, self._transport, self._config)
+        self._started = False  # the sender's thread is running (read on the hot path)
         self._start_lock = threading.Lock()
         self._warn = RateLimitedWarning()
 
@@ -346,26 +347,32 @@ class Tracker:
         event["status"] = span_event.get("status", "error")
         source = span_event.get("event_id")
         if source is None:
-            source = span_event["event_id"] = random_id()
+            source = span_event["event_id"] = take_id()
         event["source_event_id"] = source
         self._put(event)
 
     def _put(self, event: dict[str, Any]) -> None:
-        """The hot path: a length check and an append; starts the sender on first use."""
+        """The hot path: a length check and an append; starts the sender on first use.
+        ``EventQueue.put`` inlined, and no property read: each call costs on a cold core."""
         if self._closed:
             self._queue.drop(1, "tracker closed")
             return
-        if self._queue.put(event):
-            sender = self._sender
-            if not sender.started:
-                self._start_sender()
-            elif len(self._queue) >= self._batch_records:
-                sender.batch_ready()
+        queue = self._queue
+        items = queue.items
+        if len(items) >= queue.maxsize:
+            queue.drop(1, "queue full")
+            return
+        items.append(event)
+        if not self._started:
+            self._start_sender()
+        elif len(items) >= self._batch_records:
+            self._sender.batch_ready()
 
     def _start_sender(self) -> None:
         with self._start_lock:
             if not self._sender.started:
                 self._sender.start()
+            self._started = True
 
     def _internal_error(self, exc: BaseException) -> None:
         with contextlib.suppress(Exception):  # nothing more can be done quietly

@@ -26,6 +26,7 @@ from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
 from ingestor.sink.engine import ClickHouse
 from ingestor.wire import Kind, decode_message
+from ingestor.worker.budgets import BudgetTable, budget_table
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
@@ -81,6 +82,7 @@ class WorkerState:
     input_topics: frozenset[str] = frozenset()
     bootstrap: str = ""  # for ``POST /replay/``'s own consumer
     positions: bool = True  # write file_positions (see build_app)
+    alerting: BudgetTable | None = None  # budget alerts, when budgets are configured
 
 
 def build_app(
@@ -150,6 +152,11 @@ def build_app(
         value_type=bytes,
         partitions=settings.topic_partitions,
     )
+    budgets = settings.budget_list
+    alerting = (
+        BudgetTable(budget_table(app, settings.topic_partitions), budgets) if budgets else None
+    )
+    state.alerting = alerting
 
     async def handle(kind: Kind, stream: Any, event: Any) -> None:
         message = event.message
@@ -193,6 +200,8 @@ def build_app(
             )
             if kind == "transcript":
                 _apply_sessions(sessions, state, processed, message.offset)
+            if alerting is not None:
+                state.counts["alerts"] += alerting.apply(kind, processed, where)
         for dead in processed.dead:
             await dlq_topic.send(key=dead.key(), value=dead.message())
         with_dead_letter_rows(processed)

@@ -5,19 +5,24 @@
   already holds then change nothing.
 * ``session_seeds``: every session's aggregates, used to re-seed the Faust table after the
   embedded broker (memory only) lost its changelog.
+* ``budget_seeds``: the recent budget windows, for the same reason (``alerts/windows.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
+from ingestor.alerts.budgets import Budget
+from ingestor.alerts.windows import ALERT_TYPE, Spend, WindowTotal, seed_windows
 from ingestor.sink.engine import ClickHouse
+from ingestor.usage.prices import PriceTable, line_cost
 from ingestor.worker.dedup import Contribution, DedupIndex
 from ingestor.worker.sessions import SYNTHETIC_MODEL, ModelTotals, SessionAgg
 
-__all__ = ["load_index", "session_seeds"]
+__all__ = ["budget_seeds", "load_index", "session_seeds"]
 
 _CONTRIBUTION_COLUMNS = (
     "source_file, source_generation, source_offset, session_id, model, "
@@ -116,3 +121,46 @@ def _min(a: int | None, b: int) -> int:
 
 def _max(a: int | None, b: int) -> int:
     return b if a is None else max(a, b)
+
+
+def budget_seeds(
+    ch: ClickHouse, budgets: Sequence[Budget], *, since_ms: int, prices: PriceTable
+) -> dict[bytes, WindowTotal]:
+    """The budget windows of spend since ``since_ms`` (event time) as ClickHouse holds it:
+    counted transcript lines (``usage_dedup``) and events, priced as the worker prices them
+    (``alerts/windows.py``). Grouped by subject and hour: every window is a union of hours."""
+    if not budgets:
+        return {}
+    since = f"fromUnixTimestamp64Milli({int(since_ms)}, 'UTC')"
+    hour = "intDiv(toUnixTimestamp64Milli(timestamp), 3600000) * 3600000"
+    spends = [
+        Spend(int(start), Decimal(cost), project=str(project), session=str(session))
+        for start, project, session, cost in ch.query(
+            f"SELECT {hour} AS start, project, session_id, toString(sum(cost_usd)) "
+            f"FROM usage_dedup WHERE timestamp >= {since} GROUP BY start, project, session_id"
+        )
+    ]
+    rows = ch.query(
+        f"SELECT {hour} AS start, project_id, user_id, session_id, cost_provided, model, "
+        "tokens_input, tokens_output, tokens_cache_read, tokens_cache_write, "
+        "toString(sum(cost_usd)), count() FROM events FINAL "
+        f"WHERE timestamp >= {since} AND event_type != {quote(ALERT_TYPE)} "
+        "GROUP BY start, project_id, user_id, session_id, cost_provided, model, tokens_input, "
+        "tokens_output, tokens_cache_read, tokens_cache_write"
+    )
+    for start, project, user, session, provided, model, i, o, cr, cw, cost, n in rows:
+        if provided:
+            total = Decimal(cost)
+        else:
+            priced = line_cost(
+                prices, str(model), input_tokens=int(i), output_tokens=int(o),
+                cache_write_5m=int(cw), cache_write_1h=0, cache_read=int(cr), fast=False,
+            )  # fmt: skip
+            total = Decimal(0) if priced is None else priced * int(n)
+        if total:
+            spends.append(
+                Spend(
+                    int(start), total, project=str(project), user=str(user), session=str(session)
+                )  # fmt: skip
+            )
+    return seed_windows(budgets, spends)

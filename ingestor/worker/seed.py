@@ -1,38 +1,56 @@
-"""Re-seed the Faust ``sessions`` table's changelog from ClickHouse aggregates.
+"""Re-seed the Faust ``sessions`` and ``budgets`` tables' changelogs from ClickHouse.
 
 Needed when the broker lost its changelog (the embedded Tansu keeps everything in memory): the
-worker then recovers the table from these records exactly as from its own writes. Each value is
-written to the partition its dedup scope's transcripts use, which is where the worker updates it.
+worker then recovers the tables from these records exactly as from its own writes. Each session
+value is written to the partition its dedup scope's transcripts use, which is where the worker
+updates it; each budget window to the partition of its key (the table's ``use_partitioner``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 from aiokafka.partitioner import DefaultPartitioner
 
+from ingestor.alerts.windows import WindowTotal
 from ingestor.kafka.config import client_kwargs
 from ingestor.settings import Settings
 from ingestor.worker.sessions import SessionAgg
 
-__all__ = ["changelog_topic", "seed_sessions"]
+__all__ = ["changelog_topic", "seed_budgets", "seed_sessions"]
 
 
-def changelog_topic(settings: Settings) -> str:
+def changelog_topic(settings: Settings, table: str = "sessions") -> str:
     # Faust's naming: "{app id}-{table name}-changelog".
-    return f"{settings.app_id}-sessions-changelog"
+    return f"{settings.app_id}-{table}-changelog"
 
 
-async def seed_sessions(
-    settings: Settings, bootstrap: str, seeds: Sequence[tuple[str, SessionAgg]]
+async def seed_budgets(
+    settings: Settings, bootstrap: str, seeds: Mapping[bytes, WindowTotal]
 ) -> int:
-    """Write every seed to the changelog; returns how many were written."""
-    topic = changelog_topic(settings)
+    """Write every budget window to the ``budgets`` changelog; returns how many were written."""
+    topic = changelog_topic(settings, "budgets")
     kwargs = client_kwargs(settings, bootstrap)
-    admin = AIOKafkaAdminClient(**kwargs)
+    await _create_changelog(settings, bootstrap, topic)
+    partitions = list(range(settings.topic_partitions))
+    choose = DefaultPartitioner()
+    producer = AIOKafkaProducer(**kwargs, acks="all")
+    await producer.start()
+    try:
+        for key, window in seeds.items():
+            partition = choose(key, partitions, partitions)  # Faust's producer: the same
+            await producer.send(topic, window.encode(), key=key, partition=partition)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return len(seeds)
+
+
+async def _create_changelog(settings: Settings, bootstrap: str, topic: str) -> None:
+    admin = AIOKafkaAdminClient(**client_kwargs(settings, bootstrap))
     await admin.start()
     try:
         await admin.create_topics(
@@ -49,6 +67,15 @@ async def seed_sessions(
         pass
     finally:
         await admin.close()
+
+
+async def seed_sessions(
+    settings: Settings, bootstrap: str, seeds: Sequence[tuple[str, SessionAgg]]
+) -> int:
+    """Write every seed to the changelog; returns how many were written."""
+    topic = changelog_topic(settings)
+    kwargs = client_kwargs(settings, bootstrap)
+    await _create_changelog(settings, bootstrap, topic)
     partitions = list(range(settings.topic_partitions))
     choose = DefaultPartitioner()
     producer = AIOKafkaProducer(**kwargs, acks="all")

@@ -10,14 +10,15 @@ from typing import Any
 import pytest
 from builders import store_events
 
-from ingestor.models import validate_ledger
+from ingestor.models import validate_event, validate_ledger
 from ingestor.report.build import build
 from ingestor.report.events import build_event_report
 from ingestor.report.render import render_json, render_table
 from ingestor.report.request import ReportRequest
 from ingestor.sink.engine import ClickHouse
-from ingestor.sink.rows import ledger_row
+from ingestor.sink.rows import event_rows, ledger_row
 from ingestor.usage.prices import PriceTable, parse_price_file, price_table
+from ingestor.worker.sink import write_batch
 
 pytestmark = pytest.mark.integration
 
@@ -237,3 +238,44 @@ def test_ledger_kpis(clickhouse: ClickHouse) -> None:
         (Decimal("0.1"), 1),
     ]
     assert _report(clickhouse, "ledger", since="20250202")["grossMargin"]["requests"] == 2
+
+
+def test_alerts_report_and_an_alert_costs_nothing(events: ClickHouse) -> None:
+    from ingestor.alerts.budgets import parse_budgets
+    from ingestor.alerts.windows import Spend, apply_spends
+
+    at = int(datetime.fromisoformat(f"{DAY}T10:30:00+00:00").timestamp() * 1000)
+    store: dict[bytes, bytes] = {}
+    _, alerts = apply_spends(
+        store.get, parse_budgets("session:1h:0.5,user=u:1d:1"),
+        [Spend(at, Decimal("0.75"), project="p1", user="u", session="s"),
+         Spend(at + 60_000, Decimal("0.5"), project="p1", user="u", session="s")],
+        source="t:0", offset=0,
+    )  # fmt: skip
+    before = _report(events, "projects")["totals"]
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for alert in alerts:
+        for table, new in event_rows(validate_event(alert)).items():
+            rows.setdefault(table, []).extend(new)
+    # Emitted again (a replay, another batch): the sink drops the ids it holds.
+    for token in ("b2", "b3"):
+        write_batch(events, rows, token=token, retries=0, backoff_s=0.1)
+    report = _report(events, "alerts")
+    assert [(a["scope"], a["subject"], a["window"]) for a in report["alerts"]] == [
+        ("user", "u", "1d"), ("session", "s", "1h"),
+    ]  # fmt: skip
+    user, session = report["alerts"]
+    assert (session["timestamp"], session["windowStart"]) == (
+        f"{DAY}T10:30:00Z",
+        f"{DAY}T10:00:00Z",
+    )
+    assert (session["thresholdUsd"], session["actualUsd"]) == (Decimal("0.5"), Decimal("0.75"))
+    assert (user["thresholdUsd"], user["actualUsd"]) == (Decimal(1), Decimal("1.25"))
+    assert (user["projectId"], user["userId"], user["sessionId"]) == ("p1", "u", "s")
+    assert report["totals"] == {"alerts": 2}
+    assert _report(events, "alerts", project="p2")["alerts"] == []
+    # They are events too, and add nothing to any cost.
+    types = [e["eventType"] for e in _report(events, "events", limit=100)["events"]]
+    assert types.count("cost_threshold_exceeded") == 2
+    after = _report(events, "projects")["totals"]
+    assert (after["events"], after["costUsd"]) == (before["events"] + 2, before["costUsd"])

@@ -148,7 +148,10 @@ def test_threshold_attributes_keep_decimals_exact() -> None:
         _event(event_type="cost_threshold_exceeded", threshold_usd="0.1", actual_usd=0.3)
     )
     attributes = event_rows(event)["events"][0]["attributes"]
-    assert attributes == {"threshold_usd": "0.1", "actual_usd": "0.3", "window": "1d"}
+    assert attributes == {
+        "threshold_usd": "0.1", "actual_usd": "0.3", "window": "1d",
+        "budget": "", "scope": "", "subject": "", "window_start": "",
+    }  # fmt: skip
 
 
 def test_ledger_row() -> None:

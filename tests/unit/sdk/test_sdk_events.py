@@ -3,6 +3,7 @@ from __future__ import annotations
 import hashlib
 import uuid
 
+from ingestor.sdk import _events
 from ingestor.sdk._events import PROMPT, RESPONSE, event_id, finalize, random_id, text_of
 
 
@@ -19,6 +20,20 @@ def test_random_ids_are_version_4_uuids() -> None:
     for text in list(ids)[:50]:
         parsed = uuid.UUID(text)
         assert parsed.version == 4 and parsed.variant == uuid.RFC_4122 and str(parsed) == text
+
+
+def test_caller_ids_come_from_the_sender_made_pool_and_a_fork_never_reuses_it() -> None:
+    _events._IDS.clear()
+    made_here = _events.take_id()  # an empty pool: the caller makes its own
+    _events.refill_ids()
+    pooled = list(_events._IDS)
+    assert len(pooled) == _events._REFILL_MAX  # a little at a time: the GIL is held briefly
+    taken = [_events.take_id() for _ in range(3)]
+    assert taken == pooled[:3]
+    assert len({made_here, *pooled}) == len(pooled) + 1
+    assert all(uuid.UUID(i).version == 4 for i in taken)
+    _events.reseed()  # in a forked child: the parent's pooled ids are the parent's
+    assert len(_events._IDS) == 0 and _events.take_id() not in pooled
 
 
 def test_text_is_sized_and_hashed_and_never_sent_by_default() -> None:
