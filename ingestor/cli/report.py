@@ -1,5 +1,5 @@
 """``ingestor report daily|weekly|monthly|session|blocks|models``: ccusage's reports; and
-``events|costs|errors|trace RUN_ID|projects|ledger`` over the SDK's events and the ledger.
+``events|costs|errors|latency|alerts|trace RUN_ID|projects|ledger`` over the SDK's events and the ledger.
 
 Flags and JSON are ccusage 20.x's (``ccusage claude <kind> --help``); ``models`` and
 ``--machines`` are ours. The embedded ClickHouse (chdb) admits one process at a time; while
@@ -44,10 +44,10 @@ def register(sub: Any) -> None:
     p.add_argument(
         "kind", choices=KINDS,
         help="daily, weekly, monthly, session, blocks; ours: models, skipped; over events: "
-        "events, costs, errors, trace RUN_ID, projects; the billing ledger: ledger",
+        "events, costs, errors, latency, alerts, trace RUN_ID, projects; the billing ledger: ledger",
     )  # fmt: skip
     p.add_argument("run_id", nargs="?", metavar="RUN_ID", help="trace: the agent run's id")
-    p.add_argument("--limit", type=int, default=50, help="events: how many (default 50)")
+    p.add_argument("--limit", type=int, default=50, help="events, alerts: how many (default 50)")
     p.add_argument("-s", "--since", help="first day, YYYYMMDD (or YYYY-MM-DD), inclusive")
     p.add_argument("-u", "--until", help="last day, YYYYMMDD (or YYYY-MM-DD), inclusive")
     p.add_argument("-j", "--json", action="store_true", help="ccusage's JSON")

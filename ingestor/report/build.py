@@ -13,6 +13,7 @@ from typing import Any
 from ingestor.obs.metrics import rule_of
 from ingestor.report.entries import counted_entries
 from ingestor.report.events import build_event_report
+from ingestor.report.ops import OPS_KINDS, build_ops_report
 from ingestor.report.request import EVENT_KINDS, ReportRequest
 from ingestor.sink.engine import ClickHouse
 from ingestor.usage import reports
@@ -26,6 +27,8 @@ def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) 
     """``request``'s report over every counted entry ClickHouse holds."""
     if request.kind == "skipped":
         return skipped(ch)
+    if request.kind in OPS_KINDS:
+        return build_ops_report(ch, request)
     if request.kind in EVENT_KINDS:
         return build_event_report(ch, request)
     entries = counted_entries(ch, mode=request.mode, project=request.project)

@@ -37,12 +37,16 @@ _HEADERS = {
     "totalTokens": "Tokens", "models": "Models", "lastEvent": "Last event",
     "providerId": "Provider", "modelId": "Model", "vendorCostUsd": "Vendor cost",
     "grossMarginUsd": "Margin", "marginRatio": "Margin %", "date": "Date",
-    "bucketUsd": "From",
+    "bucketUsd": "From", "measured": "Timed", "p50LatencyMs": "p50 ms", "p90LatencyMs": "p90 ms",
+    "p99LatencyMs": "p99 ms", "window": "Window", "thresholdUsd": "Budget",
+    "actualUsd": "Spent",
 }  # fmt: skip
 _TITLES = {
     "events": "Recent events",
     "costs": "Cost by model (prompt calls)",
     "errors": "Error rate by hour (prompt calls)",
+    "latency": "Latency by hour (prompt calls)",
+    "alerts": "Budget alerts",
     "trace": "Agent steps",
     "projects": "Projects",
     "grossMargin": "Gross margin",
