@@ -6,6 +6,9 @@
 * ``GET /metrics`` — Prometheus text: the worker's metrics, then the watcher's (its textfile in
   the data dir, when present; see ``obs/metrics.py``).
 * ``GET /health`` — 200 or 503 with the reasons as JSON (``obs/health.py``).
+* ``GET /`` and ``GET /dashboard/`` — the dashboard page (``ingestor/web/``), charts over the
+  views above; ``?refresh=SECONDS`` sets how often it polls. ``GET /dashboard/static/{name}`` —
+  its packaged scripts and styles.
 
 A request whose ``Host`` does not name this worker gets 421 (``hosts.py``: DNS rebinding); a
 query parameter a view does not take, or a bad value, gets 400 naming it.
@@ -24,6 +27,7 @@ from ingestor.errors import ConfigError
 from ingestor.obs.health import HealthInputs, verdict
 from ingestor.obs.metrics import CONTENT_TYPE, watcher_textfile
 from ingestor.report.render import render_json
+from ingestor.web import PAGE, asset, page_headers
 from ingestor.worker.hosts import HostCheck
 from ingestor.worker.lag import behind
 from ingestor.worker.sessions import SessionAgg
@@ -121,6 +125,26 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
         )
         return reply(web, body, status=status)
 
+    async def dashboard(web: Any, request: Any) -> Any:
+        unknown = [name for name in request.query if name != "refresh"]
+        if unknown:
+            return reply(web, {"error": f"unknown parameter {unknown[0]!r}"}, status=400)
+        return _asset_reply(web, PAGE)
+
+    async def static(web: Any, request: Any, name: str) -> Any:
+        return _asset_reply(web, name)
+
+    def _asset_reply(web: Any, name: str) -> Any:
+        found = asset(name)
+        if found is None:
+            return reply(web, {"error": f"no file {name!r}"}, status=404)
+        return web.bytes(
+            found.body, content_type=found.content_type, status=200, headers=page_headers()
+        )
+
+    app.page("/")(guarded(dashboard, query=True))
+    app.page("/dashboard/")(guarded(dashboard, query=True))
+    app.page("/dashboard/static/{name}")(guarded(static))
     app.page("/metrics")(guarded(metrics))
     app.page("/health")(guarded(health))
     app.page("/sessions/")(guarded(all_sessions))
