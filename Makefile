@@ -30,9 +30,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check ingestor tests bench examples
 	$(BIN)/mypy
 
-## bench: end-to-end figures on a generated corpus (LINES=1000000), then the SDK's overhead
+## bench: end-to-end figures on a generated corpus (LINES=1000000) and a screenshot of the
+## dashboard after the ingest (bench/out/dashboard.png, with Chromium), then the SDK's overhead
 bench: $(STAMP)
-	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000}
+	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000} --screenshot bench/out/dashboard.png
 	$(BIN)/python -m bench.sdk
 
 clean:

@@ -159,9 +159,7 @@ def expected_charts(p: Pipeline) -> dict[str, dict[str, Any]]:
         "chart-projects": {
             "labels": dates,
             "series": {
-                name: [
-                    next((r["totalCost"] for r in rows if r["date"] == d), 0) for d in dates
-                ]
+                name: [next((r["totalCost"] for r in rows if r["date"] == d), 0) for d in dates]
                 for name, rows in groups.items()
             },
         },

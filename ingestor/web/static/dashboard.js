@@ -286,7 +286,8 @@
       active ? `${compact(active.burnRate.tokensPerMinute)} tokens/min, active block` : "no active 5-hour block",
     );
     document.getElementById("blocks-note").textContent = active
-      ? `active block: ${money(active.burnRate.costPerHour)}/h, projected ${money(active.projection.totalCost)}`
+      ? `active block: ${money(active.burnRate.costPerHour)}/h` +
+        (active.projection ? `, projected ${money(active.projection.totalCost)}` : "")
       : "cost and tokens per block";
     const errorTotals = (r.errors && r.errors.totals) || {};
     setKpi("errorRate", errorTotals.errorRatePct ?? null, pct(errorTotals.errorRatePct), `${integer(errorTotals.requests ?? 0)} prompt calls`);
