@@ -1,18 +1,23 @@
 """The dashboard page the worker serves (``/`` and ``/dashboard/``): static files packaged with
 ingestor, Chart.js vendored from npm (``tools/vendor_chartjs.py``), no CDN, so it works offline.
 
-The page draws only what the worker's JSON endpoints return (``/report/<kind>/``, ``/sessions/``,
-``/stats/``) and polls them; nothing here reads ClickHouse. Pure: a name in, bytes and headers
-out, from a fixed table of the files in ``static/`` (a name outside it is not found, so no path
-reaches the file system).
+The page draws only what the worker's JSON views return and polls them: ``/sessions/``,
+``/stats/`` and ``/dashboard/data``, the reports of ``DASHBOARD_REPORTS`` in one answer, each
+the JSON its ``/report/<kind>/?<query>`` returns (``build_many``: the four usage reports share
+one read of the counted entries instead of four). Nothing here reads ClickHouse. Pure: a name
+in, bytes and headers out, from a fixed table of the files in ``static/`` (a name outside it is
+not found, so no path reaches the file system).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlencode
 
-__all__ = ["PAGE", "STATIC", "Asset", "asset", "page_headers"]
+from ingestor.report.request import ReportRequest
+
+__all__ = ["DASHBOARD_REPORTS", "PAGE", "STATIC", "Asset", "asset", "page_headers", "report_url"]
 
 STATIC = Path(__file__).resolve().parent / "static"
 PAGE = "index.html"
@@ -28,6 +33,25 @@ _CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
 )
+
+
+# What the page charts, by the name ``dashboard.js`` reads it under.
+DASHBOARD_REPORTS = {
+    "daily": ReportRequest("daily"),
+    "projects": ReportRequest("daily", instances=True),
+    "machines": ReportRequest("daily", machines=True),
+    "blocks": ReportRequest("blocks"),
+    "errors": ReportRequest("errors"),
+    "latency": ReportRequest("latency"),
+    "ledger": ReportRequest("ledger"),
+    "alerts": ReportRequest("alerts", limit=20),
+}
+
+
+def report_url(request: ReportRequest) -> str:
+    """The ``/report/`` view answering ``request`` alone."""
+    query = urlencode(request.to_query())
+    return f"/report/{request.kind}/" + (f"?{query}" if query else "")
 
 
 @dataclass(frozen=True, slots=True)

@@ -37,19 +37,24 @@ DAYS, BLOCKS, HOURS, SESSIONS = 90, 48, 72, 12  # dashboard.js's LAST
 NOW = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
 
 
-def _chromium() -> str:
+@pytest.fixture
+def chromium() -> str:
+    """The browser's path; asked for first, so a machine without it skips before any set-up."""
     path = os.environ.get("INGESTOR_CHROMIUM") or shutil.which("chromium")
     if not path:
         pytest.skip("no Chromium (apt-get install chromium, or set INGESTOR_CHROMIUM)")
+    pytest.importorskip("playwright.sync_api", reason="playwright not installed")
     return path
 
 
 @pytest.fixture
-def browser() -> Iterator[Any]:
-    executable = _chromium()
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright not installed")
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=executable)
+def browser(chromium: str) -> Iterator[Any]:
+    """Playwright's sync API runs an event loop in this thread from here on: asked for after
+    the pipeline, whose set-up runs ``asyncio.run``."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=chromium)
         try:
             yield b
         finally:
@@ -220,7 +225,7 @@ def expected_kpis(p: Pipeline) -> dict[str, Any]:
 
 
 def test_dashboard_in_chromium_shows_the_reports_live(
-    browser: Any, pipeline: Pipeline, tmp_path: Path
+    chromium: str, pipeline: Pipeline, browser: Any, tmp_path: Path
 ) -> None:
     corpus = tmp_path / "claude"
     start = NOW - timedelta(days=4)
@@ -254,6 +259,17 @@ def test_dashboard_in_chromium_shows_the_reports_live(
                           "tables: dashboard.tables, errors: dashboard.errors})")  # fmt: skip
 
     assert state["errors"] == {}
+    # The page's one request for its reports answers what each /report/ view answers alone.
+    data = _json(pipeline, "/dashboard/data")
+    assert data["sources"] == {
+        "daily": "/report/daily/", "projects": "/report/daily/?instances=1",
+        "machines": "/report/daily/?machines=1", "blocks": "/report/blocks/",
+        "errors": "/report/errors/", "latency": "/report/latency/", "ledger": "/report/ledger/",
+        "alerts": "/report/alerts/?limit=20",
+    }  # fmt: skip
+    for name, url in data["sources"].items():
+        if name != "blocks":  # blocks depend on "now" (the active one): held by their chart
+            assert data["reports"][name] == _json(pipeline, url), name
     expected = expected_charts(pipeline)
     assert set(state["charts"]) == set(expected)
     for name, chart in expected.items():

@@ -3,17 +3,20 @@ quantile states) and ``alerts`` (budget alerts with their exact amounts)."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
-from builders import store_events
+from builders import store_events, store_lines, usage_line
 
-from ingestor.report.build import build
+from ingestor.report.build import build, build_many
 from ingestor.report.render import render_json, render_table
 from ingestor.report.request import ReportRequest
 from ingestor.sink.engine import ClickHouse
+from ingestor.web import DASHBOARD_REPORTS, report_url
+from ingestor.wire import TranscriptSource
 
 pytestmark = pytest.mark.integration
 
@@ -91,3 +94,39 @@ def test_alerts_newest_first_with_exact_amounts(clickhouse: ClickHouse) -> None:
     assert build(clickhouse, ReportRequest("alerts", project="p2"))["alerts"] == []
     assert '"actualUsd": 20.0000000001' in render_json(report)
     assert "Budget alerts" in render_table(report, breakdown=False, color=False)
+
+
+def test_the_dashboards_reports_at_once_equal_each_alone(
+    clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for n, project in enumerate(("alpha", "beta")):
+        source = TranscriptSource(
+            file=f"/p/projects/{project}/s{n}.jsonl", project=project, first_ts=f"{DAY}T08:00:00Z"
+        )
+        lines = [
+            (i * 100, usage_line(ts=f"{DAY}T1{i}:00:00Z", message_id=f"m{n}{i}",
+                                 request_id=f"r{n}{i}", inp=1000 * (i + 1), out=10, cr=5))
+            for i in range(3)
+        ]  # fmt: skip
+        store_lines(clickhouse, source, lines)
+    store_events(
+        clickhouse, [_event(1, "10:01", latency_ms=100), _alert(2, "11:00", "1", "2")], token="a"
+    )
+    now = int(datetime.now(UTC).timestamp() * 1000)
+    alone = {name: build(clickhouse, r, now_ms=now) for name, r in DASHBOARD_REPORTS.items()}
+
+    reads = []
+    # The module, not the function ``ingestor.report`` re-exports under the same name.
+    build_module = importlib.import_module("ingestor.report.build")
+    counted = build_module.counted_entries
+    monkeypatch.setattr(
+        build_module, "counted_entries", lambda *a, **k: reads.append(1) or counted(*a, **k)
+    )
+    together = build_many(clickhouse, DASHBOARD_REPORTS, now_ms=now)
+    assert together == alone
+    assert len(reads) == 1  # daily, its projects and machines, blocks: one read of the entries
+    assert alone["daily"]["totals"]["inputTokens"] == 12_000
+    assert list(alone["projects"]["projects"]) == ["alpha", "beta"]
+    assert alone["alerts"]["totals"] == {"alerts": 1}
+    assert report_url(DASHBOARD_REPORTS["projects"]) == "/report/daily/?instances=1"
+    assert report_url(DASHBOARD_REPORTS["daily"]) == "/report/daily/"
