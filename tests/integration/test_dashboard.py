@@ -291,6 +291,8 @@ def test_dashboard_in_chromium_shows_the_reports_live(
     assert page.inner_text('[data-kpi="alerts"] b') == "2"
     assert page.inner_text('[data-kpi="margin"] b') == "$0.30"
     assert page.locator("#table-sessions tbody tr").count() == len(sessions)
+    spent = page.locator("#table-alerts tbody tr td:last-child").all_inner_texts()
+    assert spent == ["$20.0000000001", "$21.50"]
 
     out_dir = Path(os.environ.get("INGESTOR_ARTIFACTS") or tmp_path)
     out_dir.mkdir(parents=True, exist_ok=True)

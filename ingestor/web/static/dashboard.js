@@ -49,6 +49,9 @@
     const digits = abs >= 1000 ? 0 : abs >= 0.01 || abs === 0 ? 2 : 4;
     return "$" + v.toLocaleString("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits });
   };
+  // Budgets and amounts are exact in the JSON: cents when that is all there is, else every digit.
+  const exactMoney = (v) =>
+    v === null || v === undefined || Number(v.toFixed(2)) === v ? money(v) : `$${v}`;
   const compact = (v) =>
     v === null || v === undefined ? "–" : v.toLocaleString("en-US", { notation: "compact", maximumFractionDigits: 2 });
   const integer = (v) => (v === null || v === undefined ? "–" : v.toLocaleString("en-US"));
@@ -351,8 +354,8 @@
       [(a) => a.projectId, text, "wrap"],
       [(a) => a.userId || a.sessionId, text, "wrap"],
       [(a) => a.window, text],
-      [(a) => a.thresholdUsd, money, "num"],
-      [(a) => a.actualUsd, money, "num"],
+      [(a) => a.thresholdUsd, exactMoney, "num"],
+      [(a) => a.actualUsd, exactMoney, "num"],
     ]);
   }
 
