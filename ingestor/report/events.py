@@ -2,8 +2,9 @@
 KPIs.
 
 ``events`` (recent events), ``costs`` (cost by model), ``errors`` (error rate by hour), ``trace
-RUN_ID`` (an agent run's steps and events), ``projects`` (per-project overview) and ``ledger``
-(gross margin, provider cost breakdown, margin trend, cost distribution). Counts, tokens,
+RUN_ID`` (an agent run's steps and events), ``projects`` (per-project overview), ``ledger``
+(gross margin, provider cost breakdown, margin trend, cost distribution) and ``alerts`` (budget
+alerts, ``cost_threshold_exceeded`` events, from the worker or an app). Counts, tokens,
 latency and provided costs come from the materialized views (``hourly_metrics``,
 ``daily_metrics``) where one answers the question; single events from ``events FINAL``.
 
@@ -64,6 +65,8 @@ def build_event_report(
         return _projects(ch, request, table)
     if kind == "ledger":
         return _ledger(ch, request)
+    if kind == "alerts":
+        return _alerts(ch, request)
     raise ValueError(f"not an event report: {kind!r}")
 
 
@@ -359,6 +362,37 @@ def _ledger(ch: ClickHouse, r: ReportRequest) -> Json:
         "trend": trend,
         "distribution": distribution,
     }
+
+
+def _alerts(ch: ClickHouse, r: ReportRequest) -> Json:
+    """The newest ``--limit`` budget alerts, newest first: which budget, whose spend, the window
+    and what was spent when it went above the limit (``ingestor/alerts/``)."""
+    where = _where(r, "timestamp", "event_type = 'cost_threshold_exceeded'")
+    rows = ch.query(
+        "SELECT timestamp, attributes['scope'], attributes['subject'], attributes['window'], "
+        "attributes['window_start'], attributes['threshold_usd'], attributes['actual_usd'], "
+        "attributes['budget'], project_id, user_id, session_id, event_id "
+        f"FROM events FINAL{where} ORDER BY timestamp DESC, event_id DESC LIMIT {r.limit}"
+    )
+    alerts = [
+        {
+            "timestamp": _iso(ts),
+            "scope": scope,
+            "subject": subject,
+            "window": window,
+            "windowStart": start.replace(" ", "T").replace("+00:00", "Z"),
+            "thresholdUsd": Decimal(threshold or 0),
+            "actualUsd": Decimal(actual or 0),
+            "budget": budget,
+            "projectId": project,
+            "userId": user,
+            "sessionId": session,
+            "eventId": eid,
+        }
+        for (ts, scope, subject, window, start, threshold, actual, budget, project, user, session,
+             eid) in rows
+    ]  # fmt: skip
+    return {"report": "alerts", "alerts": alerts, "totals": {"alerts": len(alerts)}}
 
 
 # --------------------------------------------------------------------------- helpers

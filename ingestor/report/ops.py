@@ -1,21 +1,17 @@
-"""Two event reports the dashboard charts and no seed query answers: ``latency`` (prompt-call
-latency percentiles by hour) and ``alerts`` (budget alerts, the ``cost_threshold_exceeded``
-events, newest first).
+"""An event report the dashboard charts and no seed query answers: ``latency``, prompt-call
+latency percentiles by hour.
 
 ``latency`` merges the quantile states the ``hourly_metrics`` view keeps (``quantiles(0.5, 0.9,
 0.99)``: ClickHouse's reservoir sampling, exact below 8192 values an hour, interpolated between
 values), so it costs one read of that view, never of ``events``; the totals merge every hour's
 states, so they are percentiles of all calls, not averages of hourly ones. Percentiles are in
 milliseconds to 0.1, ``None`` for an hour whose calls carry no latency.
-
-``alerts`` reads ``threshold_usd``, ``actual_usd`` and ``window`` back from the event's
-``attributes`` (stored as exact text), so money stays a ``Decimal``.
 """
 
 from __future__ import annotations
 
 import math
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from ingestor.report.events import _avg, _iso, _where
@@ -25,7 +21,7 @@ from ingestor.usage.reports_core import Json
 
 __all__ = ["OPS_KINDS", "build_ops_report"]
 
-OPS_KINDS = ("latency", "alerts")
+OPS_KINDS = ("latency",)
 _TENTH = Decimal("0.1")
 _QUANTILES = "quantilesMerge(0.5, 0.9, 0.99)(latency_quantiles)"
 
@@ -34,8 +30,6 @@ def build_ops_report(ch: ClickHouse, request: ReportRequest) -> Json:
     """``request``'s report (its kind one of ``OPS_KINDS``)."""
     if request.kind == "latency":
         return _latency(ch, request)
-    if request.kind == "alerts":
-        return _alerts(ch, request)
     raise ValueError(f"not an ops report: {request.kind!r}")
 
 
@@ -82,33 +76,3 @@ def _ms(value: Any) -> Decimal | None:
     if math.isnan(number):
         return None
     return Decimal(repr(number)).quantize(_TENTH)
-
-
-def _alerts(ch: ClickHouse, r: ReportRequest) -> Json:
-    where = _where(r, "timestamp", "event_type = 'cost_threshold_exceeded'")
-    rows = ch.query(
-        "SELECT event_id, timestamp, project_id, user_id, session_id, "
-        "attributes['threshold_usd'], attributes['actual_usd'], attributes['window'] "
-        f"FROM events FINAL{where} ORDER BY timestamp DESC, event_id DESC LIMIT {r.limit}"
-    )
-    alerts = [
-        {
-            "eventId": eid,
-            "timestamp": _iso(ts),
-            "projectId": project,
-            "userId": user,
-            "sessionId": session,
-            "window": window,
-            "thresholdUsd": _money(threshold),
-            "actualUsd": _money(actual),
-        }
-        for eid, ts, project, user, session, threshold, actual, window in rows
-    ]
-    return {"report": "alerts", "alerts": alerts, "totals": {"alerts": len(alerts)}}
-
-
-def _money(text: Any) -> Decimal | None:
-    try:
-        return Decimal(str(text)) if text != "" else None
-    except InvalidOperation:
-        return None

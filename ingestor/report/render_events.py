@@ -20,12 +20,15 @@ _CENTI_CENT = Decimal("0.0001")  # under 110 columns
 _HIDDEN = {
     "eventId", "sessionId", "userId", "runId", "providedCostUsd", "calculatedCostUsd",
     "revenueUsd", "inputTokens", "outputTokens", "firstEvent", "creditsDeducted", "errorType",
+    "budget",
 }  # fmt: skip
 _NARROW_HIDDEN = {
     "cacheReadTokens", "cacheCreationTokens", "agentName", "errorType", "modelId", "projectId",
 }  # fmt: skip
 # Label columns give way (ellipsis) so the numbers never shrink.
-_SHRINK = {"model", "models", "stepName", "projectId", "errorType", "agentName", "providerId"}
+_SHRINK = {
+    "model", "models", "stepName", "projectId", "errorType", "agentName", "providerId", "subject",
+}  # fmt: skip
 _HEADERS = {
     "timestamp": "Time", "projectId": "Project", "eventType": "Type", "model": "Model",
     "status": "Status", "inputTokens": "Input", "outputTokens": "Output",
@@ -33,26 +36,27 @@ _HEADERS = {
     "costSource": "Source", "latencyMs": "ms", "errorType": "Error", "requests": "Requests",
     "failures": "Failures", "avgLatencyMs": "Avg ms", "unpricedEvents": "No price",
     "hour": "Hour", "errorRatePct": "Error %", "stepNumber": "Step", "stepName": "Name",
+    "measured": "Timed", "p50LatencyMs": "p50 ms", "p90LatencyMs": "p90 ms",
+    "p99LatencyMs": "p99 ms",
     "stepType": "Kind", "agentName": "Agent", "events": "Events", "errorEvents": "Errors",
     "totalTokens": "Tokens", "models": "Models", "lastEvent": "Last event",
     "providerId": "Provider", "modelId": "Model", "vendorCostUsd": "Vendor cost",
     "grossMarginUsd": "Margin", "marginRatio": "Margin %", "date": "Date",
-    "bucketUsd": "From", "measured": "Timed", "p50LatencyMs": "p50 ms", "p90LatencyMs": "p90 ms",
-    "p99LatencyMs": "p99 ms", "window": "Window", "thresholdUsd": "Budget",
-    "actualUsd": "Spent",
+    "bucketUsd": "From", "scope": "Scope", "subject": "Subject", "window": "Window",
+    "windowStart": "Window start", "thresholdUsd": "Budget", "actualUsd": "Spent",
 }  # fmt: skip
 _TITLES = {
     "events": "Recent events",
     "costs": "Cost by model (prompt calls)",
     "errors": "Error rate by hour (prompt calls)",
     "latency": "Latency by hour (prompt calls)",
-    "alerts": "Budget alerts",
     "trace": "Agent steps",
     "projects": "Projects",
     "grossMargin": "Gross margin",
     "providers": "Cost by provider",
     "trend": "Margin by day",
     "distribution": "Requests by vendor cost",
+    "alerts": "Budget alerts",
 }
 
 
@@ -113,7 +117,7 @@ def _cell(column: str, value: Any, places: Decimal) -> str:
     if isinstance(value, (Decimal, int)) and column.endswith("Usd"):
         # ints too: the worker's JSON, read back, has 0 for a zero cost
         return "$" + f"{Decimal(value).quantize(places, rounding=ROUND_HALF_UP):,}"
-    if column in ("timestamp", "hour", "lastEvent"):
+    if column in ("timestamp", "hour", "lastEvent", "windowStart"):
         return str(value).replace("T", " ").removesuffix("Z")[:16]
     if isinstance(value, list):
         return ", ".join(str(v) for v in value)

@@ -352,7 +352,7 @@
     table("table-alerts", alerts, [
       [(a) => a.timestamp, instant],
       [(a) => a.projectId, text, "wrap"],
-      [(a) => a.userId || a.sessionId, text, "wrap"],
+      [(a) => a.subject || a.userId || a.sessionId, text, "wrap"],
       [(a) => a.window, text],
       [(a) => a.thresholdUsd, exactMoney, "num"],
       [(a) => a.actualUsd, exactMoney, "num"],
