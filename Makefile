@@ -36,9 +36,10 @@ bench: $(STAMP)
 	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.sdk
 
-## bench-e2e: the worker and watcher alone on one corpus (LINES=1000000), with ceilings
+## bench-e2e: the worker and watcher alone on one corpus (LINES=1000000), with ceilings, and a
+## screenshot of the dashboard after the ingest (bench/out/dashboard.png, with Chromium)
 bench-e2e: $(STAMP)
-	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000}
+	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000} --screenshot bench/out/dashboard.png
 
 ## soak: the long runs: the fault suite at 50 random points (FAULT_POINTS=, FAULT_LINES=,
 ## FAULT_SEED=), then the heavy variants (3 Apache Kafka brokers, worker and broker kills)

@@ -242,10 +242,16 @@ class Run:
     error: str | None = None
     note: str | None = None
     raw_consume: dict[str, Any] | None = None
+    screenshot: str | None = None  # the dashboard's PNG, with --screenshot
 
 
 def end_to_end(
-    corpus: Path, run_dir: Path, deadline: float, batch_max_rows: int | None, log: Any
+    corpus: Path,
+    run_dir: Path,
+    deadline: float,
+    batch_max_rows: int | None,
+    log: Any,
+    screenshot: Path | None = None,
 ) -> Run:
     from ingestor.kafka.topics import create_topics
     from ingestor.local.tansu import TansuBroker
@@ -359,6 +365,8 @@ def end_to_end(
             run.counts = {str(k): int(v) for k, v in stats.get("counts", {}).items()}
             run.rows_stored = run.counts.get("rows_stored", 0)
             run.flushes = int(stats.get("flushes", 0))
+            if screenshot is not None:  # after the figures were taken, before the worker stops
+                run.screenshot = dashboard_screenshot(port, screenshot, deadline, log)
         except (RuntimeError, TimeoutError) as exc:
             run.error = str(exc)
             for child in children:
@@ -376,6 +384,27 @@ def end_to_end(
                 min(600.0, deadline - time.time()),
             )
     return run
+
+
+def dashboard_screenshot(port: int, out: Path, deadline: float, log: Any) -> str | None:
+    """``python -m bench.screenshot`` against the worker's dashboard (its own process: Playwright
+    runs an event loop); the PNG's path, or None (the reason logged: a bench never fails on it)."""
+    out = out.resolve()
+    log(f"dashboard screenshot -> {out} ...")
+    timeout = max(30.0, min(600.0, deadline - time.time()))
+    url = f"http://127.0.0.1:{port}/dashboard/"
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench.screenshot", url, str(out), "--timeout", str(timeout)],
+            cwd=ROOT, capture_output=True, text=True, timeout=timeout + 60,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        log("  no screenshot: timed out")
+        return None
+    if done.returncode != 0:
+        log(f"  {done.stderr.strip()[-500:]}")
+        return None
+    return str(out)
 
 
 # ---------------------------------------------------------------------- correctness
@@ -552,6 +581,7 @@ def figures(
         "ccusage_lines_per_s": CCUSAGE_LINES_PER_S,
         "error": run.error,
         "note": run.note,
+        "screenshot": run.screenshot,
     }
 
 
@@ -708,6 +738,8 @@ def render(fig: dict[str, Any]) -> str:
     ]
     if fig.get("note"):
         parts += ["", f"note: {fig['note']}"]
+    if fig.get("screenshot"):
+        parts += ["", f"dashboard screenshot: {fig['screenshot']}"]
     if fig.get("error"):
         parts += ["", f"PIPELINE ERROR: {fig['error']}"]
     return "\n".join(parts)
@@ -722,6 +754,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--timeout", type=float, default=1800.0, help="overall bound in seconds")
     p.add_argument("--batch-max-rows", type=int, help="INGESTOR_BATCH_MAX_ROWS for the worker")
+    p.add_argument(
+        "--screenshot", type=Path, metavar="PNG",
+        help="also write the worker's dashboard to PNG once the corpus is stored (Chromium)",
+    )  # fmt: skip
     args = p.parse_args(argv)
     deadline = time.time() + args.timeout
 
@@ -738,7 +774,7 @@ def main(argv: list[str] | None = None) -> int:
     shutil.rmtree(run_dir, ignore_errors=True)
     run_dir.mkdir(parents=True)
     log("end to end ...")
-    run = end_to_end(corpus, run_dir, deadline, args.batch_max_rows, log)
+    run = end_to_end(corpus, run_dir, deadline, args.batch_max_rows, log, args.screenshot)
     fig = figures(args.lines, args.seed, corpus_stats, baseline, run)
     fig["ceilings"] = {"raw_consume": run.raw_consume}
     if run.error is None:

@@ -1,5 +1,6 @@
 """``ingestor report daily|weekly|monthly|session|blocks|models``: ccusage's reports; and
-``events|costs|errors|trace RUN_ID|projects|ledger`` over the SDK's events and the ledger.
+``events|costs|errors|latency|alerts|trace RUN_ID|projects|ledger`` over the SDK's events and
+the ledger.
 
 Flags and JSON are ccusage 20.x's (``ccusage claude <kind> --help``); ``models`` and
 ``--machines`` are ours. The embedded ClickHouse (chdb) admits one process at a time; while
@@ -44,7 +45,7 @@ def register(sub: Any) -> None:
     p.add_argument(
         "kind", choices=KINDS,
         help="daily, weekly, monthly, session, blocks; ours: models, skipped; over events: "
-        "events, costs, errors, trace RUN_ID, projects, alerts; the billing ledger: ledger",
+        "events, costs, errors, latency, alerts, trace RUN_ID, projects; the ledger: ledger",
     )  # fmt: skip
     p.add_argument("run_id", nargs="?", metavar="RUN_ID", help="trace: the agent run's id")
     p.add_argument("--limit", type=int, default=50, help="events, alerts: how many (default 50)")

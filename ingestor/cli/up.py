@@ -66,9 +66,10 @@ def register(sub: Any) -> None:
         "one, apply the ClickHouse schema, then run the worker and the file watcher, showing "
         "progress. Data goes to the data dir (INGESTOR_DATA_DIR; default the platform's user data "
         "dir, ~/.local/share/ingestor on Linux): the embedded ClickHouse, the watcher's checkpoint "
-        "and logs/. The worker's HTTP views listen on INGESTOR_WEB_HOST:INGESTOR_WEB_PORT "
-        "(default 127.0.0.1:6066). Stop with Ctrl-C (or SIGTERM); run `ingestor up` again to "
-        "resume where it stopped. While it runs, `ingestor report daily` answers from it.",
+        "and logs/. The worker's HTTP views (the dashboard at /) listen on "
+        "INGESTOR_WEB_HOST:INGESTOR_WEB_PORT (default 127.0.0.1:6066). Stop with Ctrl-C (or "
+        "SIGTERM); run `ingestor up` again to resume where it stopped. While it runs, "
+        "`ingestor report daily` answers from it.",
     )
     p.add_argument(
         "dirs",
@@ -453,7 +454,7 @@ def _supervise(
     fresh = broker.tansu is not None
     logs = _logs(settings)
     say = display.say
-    say(f"logs in {logs}/; worker HTTP on http://{settings.web_host}:{settings.web_port}/")
+    say(f"logs in {logs}/; dashboard on http://{settings.web_host}:{settings.web_port}/")
     say(
         "lines read: sent to Kafka; records stored: confirmed by ClickHouse; dead letters: "
         "lines kept out of the counts (`ingestor report skipped`). Ctrl-C stops."

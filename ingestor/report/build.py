@@ -7,13 +7,14 @@ and #1325)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ingestor.obs.metrics import rule_of
 from ingestor.report.counted import line_entries, rollup_entries
 from ingestor.report.entries import counted_entries
 from ingestor.report.events import build_event_report
+from ingestor.report.ops import OPS_KINDS, build_ops_report
 from ingestor.report.request import EVENT_KINDS, ReportRequest
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.winners import winners_ready
@@ -21,13 +22,15 @@ from ingestor.usage import reports
 from ingestor.usage.entry import Entry
 from ingestor.usage.reports_core import Json, Summary, local_date, totals_json, zone
 
-__all__ = ["build", "build_from_entries", "report_entries", "skipped"]
+__all__ = ["build", "build_from_entries", "build_many", "report_entries", "skipped"]
 
 
 def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) -> Json:
     """``request``'s report over every counted entry ClickHouse holds."""
     if request.kind == "skipped":
         return skipped(ch)
+    if request.kind in OPS_KINDS:
+        return build_ops_report(ch, request)
     if request.kind in EVENT_KINDS:
         return build_event_report(ch, request)
     return build_from_entries(report_entries(ch, request), request, now_ms=now_ms)
@@ -37,17 +40,49 @@ def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) 
 _ROLLUP_KINDS = frozenset({"daily", "weekly", "monthly", "session", "models"})
 
 
-def report_entries(ch: ClickHouse, request: ReportRequest) -> Sequence[Entry]:
+def report_entries(
+    ch: ClickHouse, request: ReportRequest, *, ready: bool | None = None
+) -> Sequence[Entry]:
     """What ``request``'s report is built from: the winners kept at write time when the table
     holds them all, else (and for ``--project``, deduplicated within the project, as ccusage
-    does) the rule run over every stored line."""
-    if request.project is None and winners_ready(ch):
+    does) the rule run over every stored line. ``ready``: ``winners_ready(ch)``, when known."""
+    if _source(request, winners_ready(ch) if ready is None else ready)[0] == "winners":
         if request.kind in _ROLLUP_KINDS:
             rolled = rollup_entries(ch, mode=request.mode, tz=request.tz)
             if rolled is not None:
                 return rolled
         return line_entries(ch, mode=request.mode)
     return counted_entries(ch, mode=request.mode, project=request.project)
+
+
+def _source(request: ReportRequest, ready: bool) -> tuple[str | None, ...]:
+    """Which entries ``report_entries`` reads for ``request``: equal for requests that can share
+    one read."""
+    if request.project is None and ready:
+        rollup = request.kind in _ROLLUP_KINDS
+        return ("winners", request.mode.value, "rollup" if rollup else "lines", request.tz)
+    return ("rule", request.mode.value, request.project)
+
+
+def build_many(
+    ch: ClickHouse, requests: Mapping[str, ReportRequest], *, now_ms: int | None = None
+) -> dict[str, Json]:
+    """Each of ``requests``' reports, as ``build`` returns it, under the same name. Usage reports
+    that read the same entries share one read of them: reading the entries is nearly all of a
+    usage report's cost, and the dashboard wants four at once."""
+    now = int(time.time() * 1000) if now_ms is None else now_ms
+    ready = winners_ready(ch)
+    shared: dict[tuple[str | None, ...], Sequence[Entry]] = {}
+    out: dict[str, Json] = {}
+    for name, request in requests.items():
+        if request.kind == "skipped" or request.kind in EVENT_KINDS:  # ops kinds among them
+            out[name] = build(ch, request, now_ms=now)
+            continue
+        key = _source(request, ready)
+        if key not in shared:
+            shared[key] = report_entries(ch, request, ready=ready)
+        out[name] = build_from_entries(shared[key], request, now_ms=now)
+    return out
 
 
 def build_from_entries(

@@ -22,7 +22,7 @@ __all__ = ["EVENT_KINDS", "KINDS", "USAGE_KINDS", "ReportRequest"]
 
 USAGE_KINDS = ("daily", "weekly", "monthly", "session", "blocks", "models", "skipped")
 # Over the SDK's events and the billing ledger (``report/events.py``).
-EVENT_KINDS = ("events", "costs", "errors", "trace", "projects", "ledger", "alerts")
+EVENT_KINDS = ("events", "costs", "errors", "trace", "projects", "ledger", "alerts", "latency")
 KINDS = USAGE_KINDS + EVENT_KINDS
 _MAX_LIMIT = 100_000
 _DAY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
@@ -47,7 +47,7 @@ class ReportRequest:
     session_length: float = 5.0  # blocks: hours
     machines: bool = False  # ours: one report per dedup scope (machine)
     run_id: str | None = None  # trace: the agent run
-    limit: int = 50  # events: how many of the newest
+    limit: int = 50  # events, alerts: how many of the newest
 
     def __post_init__(self) -> None:
         try:

@@ -9,6 +9,11 @@
 * ``POST /replay/`` — store one offset range of an input topic again (``replay_view.py``).
 * ``GET /verify/?dir=D`` — ClickHouse's side of ``ingestor verify`` for the files under each
   ``dir``: per file and per session tallies (``report/verify.py``).
+* ``GET /`` and ``GET /dashboard/`` — the dashboard page (``ingestor/web/``), charts over the
+  views above; ``?refresh=SECONDS`` sets how often it polls. ``GET /dashboard/static/{name}`` —
+  its packaged scripts and styles. ``GET /dashboard/data`` — the reports it charts in one
+  answer (``{"reports": {name: report}, "sources": {name: "/report/..."}}``), each what its
+  ``/report/`` view returns, the usage ones built from one read of the entries.
 
 A request whose ``Host`` does not name this worker gets 421 (``hosts.py``: DNS rebinding); a
 query parameter a view does not take, or a bad value, gets 400 naming it.
@@ -27,6 +32,7 @@ from ingestor.errors import ConfigError
 from ingestor.obs.health import HealthInputs, verdict
 from ingestor.obs.metrics import CONTENT_TYPE, watcher_textfile
 from ingestor.report.render import render_json
+from ingestor.web import DASHBOARD_REPORTS, PAGE, asset, page_headers, report_url
 from ingestor.worker.hosts import HostCheck
 from ingestor.worker.lag import behind, partition_lag
 from ingestor.worker.replay_view import register_replay
@@ -158,6 +164,34 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
         )
         return reply(web, body, status=status)
 
+    async def dashboard(web: Any, request: Any) -> Any:
+        unknown = [name for name in request.query if name != "refresh"]
+        if unknown:
+            return reply(web, {"error": f"unknown parameter {unknown[0]!r}"}, status=400)
+        return _asset_reply(web, PAGE)
+
+    async def dashboard_data(web: Any, request: Any) -> Any:
+        from ingestor.report.build import build_many
+
+        reports = await asyncio.to_thread(build_many, state.ch, DASHBOARD_REPORTS)
+        sources = {name: report_url(r) for name, r in DASHBOARD_REPORTS.items()}
+        return reply(web, {"reports": reports, "sources": sources})
+
+    async def static(web: Any, request: Any, name: str) -> Any:
+        return _asset_reply(web, name)
+
+    def _asset_reply(web: Any, name: str) -> Any:
+        found = asset(name)
+        if found is None:
+            return reply(web, {"error": f"no file {name!r}"}, status=404)
+        return web.bytes(
+            found.body, content_type=found.content_type, status=200, headers=page_headers()
+        )
+
+    app.page("/")(guarded(dashboard, query=True))
+    app.page("/dashboard/")(guarded(dashboard, query=True))
+    app.page("/dashboard/data")(guarded(dashboard_data))
+    app.page("/dashboard/static/{name}")(guarded(static))
     app.page("/metrics")(guarded(metrics))
     app.page("/health")(guarded(health))
     app.page("/sessions/")(guarded(all_sessions))
