@@ -18,9 +18,10 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/ingestor up $(DIRS)
 
-## test: set up, lint and type-check, then every test (integration ones use Tansu and chdb)
+## test: set up, lint and type-check, then every test (integration ones use Tansu and chdb),
+## three at a time (TEST_WORKERS=): they mostly wait on brokers and child processes, not the CPU
 test: $(STAMP) lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $${TEST_WORKERS:-3} --dist worksteal
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

@@ -30,7 +30,7 @@ window), at the cost ``--mode auto`` reports. Alerts themselves count for nothin
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -207,14 +207,8 @@ def apply_spends(
     envelope had already been applied to (a re-delivery; see the module docstring).
     """
     by_window: dict[bytes, tuple[Budget, str, int, list[Spend]]] = {}
-    for spend in spends:
-        for budget in budgets:
-            subject = spend.subject(budget.scope)
-            if not budget.applies_to(subject):
-                continue
-            start = window_start(spend.timestamp_ms, budget)
-            key = window_key(budget, subject, start)
-            by_window.setdefault(key, (budget, subject, start, []))[3].append(spend)
+    for key, budget, subject, start, spend in _windows_of(budgets, spends):
+        by_window.setdefault(key, (budget, subject, start, []))[3].append(spend)
     updates: dict[bytes, WindowTotal] = {}
     alerts: list[dict[str, Any]] = []
     for key, (budget, subject, start, window_spends) in by_window.items():
@@ -243,18 +237,12 @@ def seed_windows(budgets: Sequence[Budget], spends: Iterable[Spend]) -> dict[byt
     alerting again (its id is the stored alert's)."""
     out: dict[bytes, WindowTotal] = {}
     meta: dict[bytes, tuple[Budget, str, int, Spend]] = {}  # the newest spend of each window
-    for spend in spends:
-        for budget in budgets:
-            subject = spend.subject(budget.scope)
-            if not budget.applies_to(subject):
-                continue
-            start = window_start(spend.timestamp_ms, budget)
-            key = window_key(budget, subject, start)
-            window = out.setdefault(key, WindowTotal(end_ms=start + budget.window_ms))
-            window.total += spend.cost
-            newest = meta.get(key)
-            if newest is None or spend.timestamp_ms >= newest[3].timestamp_ms:
-                meta[key] = (budget, subject, start, spend)
+    for key, budget, subject, start, spend in _windows_of(budgets, spends):
+        window = out.setdefault(key, WindowTotal(end_ms=start + budget.window_ms))
+        window.total += spend.cost
+        newest = meta.get(key)
+        if newest is None or spend.timestamp_ms >= newest[3].timestamp_ms:
+            meta[key] = (budget, subject, start, spend)
     for key, window in out.items():
         budget, subject, start, spend = meta[key]
         if window.total > budget.limit_usd:
@@ -295,3 +283,16 @@ def _ms(at: datetime) -> int:
 
 def _iso(ms: int) -> str:
     return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds")
+
+
+def _windows_of(
+    budgets: Sequence[Budget], spends: Iterable[Spend]
+) -> Iterator[tuple[bytes, Budget, str, int, Spend]]:
+    """Each spend under each budget that applies to it: (window key, budget, subject, window
+    start, spend)."""
+    for spend in spends:
+        for budget in budgets:
+            subject = spend.subject(budget.scope)
+            if budget.applies_to(subject):
+                start = window_start(spend.timestamp_ms, budget)
+                yield window_key(budget, subject, start), budget, subject, start, spend

@@ -32,21 +32,38 @@ async def seed_budgets(
     settings: Settings, bootstrap: str, seeds: Mapping[bytes, WindowTotal]
 ) -> int:
     """Write every budget window to the ``budgets`` changelog; returns how many were written."""
-    topic = changelog_topic(settings, "budgets")
-    kwargs = client_kwargs(settings, bootstrap)
+    # Partitioned by the key, as Faust's producer does.
+    records = [(key, key, window.encode()) for key, window in seeds.items()]
+    return await _write(settings, bootstrap, changelog_topic(settings, "budgets"), records)
+
+
+async def seed_sessions(
+    settings: Settings, bootstrap: str, seeds: Sequence[tuple[str, SessionAgg]]
+) -> int:
+    """Write every seed to the changelog; returns how many were written."""
+    # The partition of the scope's transcripts: where the worker will update the value.
+    records = [(scope.encode(), agg.session_id.encode(), agg.encode()) for scope, agg in seeds]
+    return await _write(settings, bootstrap, changelog_topic(settings), records)
+
+
+async def _write(
+    settings: Settings, bootstrap: str, topic: str, records: Sequence[tuple[bytes, bytes, bytes]]
+) -> int:
+    """Send ``(partition key, key, value)`` records to the compacted changelog ``topic``
+    (created when missing), each to the default partitioner's partition of its partition key."""
     await _create_changelog(settings, bootstrap, topic)
     partitions = list(range(settings.topic_partitions))
     choose = DefaultPartitioner()
-    producer = AIOKafkaProducer(**kwargs, acks="all")
+    producer = AIOKafkaProducer(**client_kwargs(settings, bootstrap), acks="all")
     await producer.start()
     try:
-        for key, window in seeds.items():
-            partition = choose(key, partitions, partitions)  # Faust's producer: the same
-            await producer.send(topic, window.encode(), key=key, partition=partition)
+        for by, key, value in records:
+            partition = choose(by, partitions, partitions)
+            await producer.send(topic, value, key=key, partition=partition)
         await producer.flush()
     finally:
         await producer.stop()
-    return len(seeds)
+    return len(records)
 
 
 async def _create_changelog(settings: Settings, bootstrap: str, topic: str) -> None:
@@ -67,27 +84,3 @@ async def _create_changelog(settings: Settings, bootstrap: str, topic: str) -> N
         pass
     finally:
         await admin.close()
-
-
-async def seed_sessions(
-    settings: Settings, bootstrap: str, seeds: Sequence[tuple[str, SessionAgg]]
-) -> int:
-    """Write every seed to the changelog; returns how many were written."""
-    topic = changelog_topic(settings)
-    kwargs = client_kwargs(settings, bootstrap)
-    await _create_changelog(settings, bootstrap, topic)
-    partitions = list(range(settings.topic_partitions))
-    choose = DefaultPartitioner()
-    producer = AIOKafkaProducer(**kwargs, acks="all")
-    await producer.start()
-    try:
-        for scope, agg in seeds:
-            # The partition of the scope's transcripts: where the worker will update the value.
-            partition = choose(scope.encode(), partitions, partitions)
-            await producer.send(
-                topic, agg.encode(), key=agg.session_id.encode(), partition=partition
-            )
-        await producer.flush()
-    finally:
-        await producer.stop()
-    return len(seeds)

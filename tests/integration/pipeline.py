@@ -42,6 +42,19 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def stack_env(data: Path, **settings: str) -> dict[str, str]:
+    """The environment for an ``ingestor`` child on its own data dir and web port: ours minus
+    every ``INGESTOR_`` setting, plus ``settings`` (``batch_max_age_s="0.3"`` sets
+    ``INGESTOR_BATCH_MAX_AGE_S``)."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
+    return {
+        **clean,
+        "INGESTOR_DATA_DIR": str(data),
+        "INGESTOR_WEB_PORT": str(free_port()),
+        **{f"INGESTOR_{k.upper()}": v for k, v in settings.items()},
+    }
+
+
 def wait_for(condition: Callable[[], Any], *, timeout_s: float, what: str) -> Any:
     """Poll ``condition`` until it returns something truthy; fail with ``what`` after the bound."""
     deadline = time.monotonic() + timeout_s

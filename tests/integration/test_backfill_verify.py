@@ -6,7 +6,6 @@ the lines of its window and moves no resume point (the watcher's checkpoint, fil
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -14,7 +13,7 @@ from datetime import UTC
 from pathlib import Path
 
 import pytest
-from pipeline import free_port
+from pipeline import stack_env
 from totals import snapshot
 
 from ingestor.corpus.generate import generate
@@ -31,14 +30,7 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         tansu_binary()
     except Exception as exc:  # noqa: BLE001 - any reason there is no broker binary
         pytest.skip(f"no embedded broker: {exc}")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
-    yield {
-        **clean,
-        "INGESTOR_DATA_DIR": str(tmp_path / "data"),
-        "INGESTOR_WEB_PORT": str(free_port()),
-        "INGESTOR_BATCH_MAX_AGE_S": "0.2",
-        "INGESTOR_BROKER_SESSION_TIMEOUT_S": "6",
-    }
+    yield stack_env(tmp_path / "data", batch_max_age_s="0.2", broker_session_timeout_s="6")
 
 
 def _cli(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline import free_port, wait_for
+from pipeline import stack_env, wait_for
 
 from ingestor.corpus.generate import generate
 from ingestor.local.pidlock import LOCK_NAME
@@ -26,13 +26,7 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture
 def env(tmp_path: Path) -> dict[str, str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
-    return {
-        **clean,
-        "INGESTOR_DATA_DIR": str(tmp_path / "data"),
-        "INGESTOR_WEB_PORT": str(free_port()),
-        "COLUMNS": "80",
-    }
+    return {**stack_env(tmp_path / "data"), "COLUMNS": "80"}
 
 
 def cli(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline import daily_totals, free_port, report_totals, session_totals, wait_for
+from pipeline import daily_totals, report_totals, session_totals, stack_env, wait_for
 
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
@@ -36,15 +36,12 @@ def env(tmp_path: Path) -> Iterator[dict[str, str]]:
         tansu_binary()
     except Exception as exc:  # noqa: BLE001 - any reason there is no broker binary
         pytest.skip(f"no embedded broker: {exc}")
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
-    yield {
-        **clean,
-        "INGESTOR_DATA_DIR": str(tmp_path / "data"),
-        "INGESTOR_WEB_PORT": str(free_port()),
-        "INGESTOR_BATCH_MAX_ROWS": "1000",
-        "INGESTOR_BATCH_MAX_AGE_S": "0.3",
-        "INGESTOR_BROKER_SESSION_TIMEOUT_S": "6",
-    }
+    yield stack_env(
+        tmp_path / "data",
+        batch_max_rows="1000",
+        batch_max_age_s="0.3",
+        broker_session_timeout_s="6",
+    )
 
 
 def _up(env: dict[str, str], corpus: Path, *extra: str) -> subprocess.Popen[bytes]:

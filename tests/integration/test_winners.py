@@ -8,7 +8,6 @@ entries print, byte for byte.
 
 from __future__ import annotations
 
-import os
 import random
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from builders import store_lines, usage_line
-from pipeline import free_port
+from pipeline import stack_env
 
 from ingestor.corpus.generate import generate
 from ingestor.local.tansu import tansu_binary
@@ -66,13 +65,8 @@ def up_once(corpus: Path, data: Path) -> None:
         tansu_binary()
     except Exception as exc:  # noqa: BLE001 - any reason there is no broker binary
         pytest.skip(f"no embedded broker: {exc}")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("INGESTOR_")}
-    env |= {
-        "INGESTOR_DATA_DIR": str(data),
-        "INGESTOR_WEB_PORT": str(free_port()),
-        "INGESTOR_BATCH_MAX_ROWS": "1000",  # many batches: groups decided again and again
-        "INGESTOR_BATCH_MAX_AGE_S": "0.3",
-    }
+    # Many batches: groups decided again and again.
+    env = stack_env(data, batch_max_rows="1000", batch_max_age_s="0.3")
     done = subprocess.run(
         [sys.executable, "-m", "ingestor.cli.main", "up", str(corpus / "projects"), "--once"],
         env=env,
