@@ -1,11 +1,13 @@
 """``ingestor replay`` on the real broker and chdb: replaying twice, or replaying what the live
 worker stored, changes no total in any table or view (``totals.snapshot``: counts and sums of
 every table, materialized views' targets included); a replay restores lost rows; ``--from TIME``
-replays exactly the messages the broker received since."""
+replays exactly the messages the broker received since; on Apache Kafka, whose log is on disk,
+a replay works across a broker restart."""
 
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import time
@@ -20,6 +22,7 @@ from totals import snapshot
 
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
+from ingestor.local.kafka import KafkaCluster
 from ingestor.report import ReportRequest, build
 from ingestor.wire import encode_envelope
 
@@ -158,3 +161,33 @@ def test_replay_changes_no_total_and_restores_what_was_lost(
     )
     with pipeline.clickhouse() as ch:
         assert snapshot(ch) == live
+
+
+def test_replay_reads_a_kafka_brokers_log_after_it_restarted(
+    kafka1: KafkaCluster, tmp_path: Path
+) -> None:
+    """Apache Kafka keeps its log on disk: after the broker is killed and started again, a replay
+    still finds every message and restores what ClickHouse lost, changing nothing else."""
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=400, seed=9)
+    reference = Reference.load(corpus)
+    url = os.environ.get("INGESTOR_TEST_CLICKHOUSE_URL") or f"chdb://{tmp_path / 'chdb'}"
+    pipeline = Pipeline(kafka1.bootstrap, tmp_path, url, tansu=False)
+    pipeline.prepare()
+    try:
+        pipeline.start_worker()
+        pipeline.send(corpus)
+        pipeline.wait_stored(reference)
+        messages = pipeline.stats()["counts"]["messages"]  # type: ignore[index]
+    finally:
+        pipeline.stop_worker(kill=True)
+    with pipeline.clickhouse() as ch:
+        live = snapshot(ch)
+        ch.execute("TRUNCATE TABLE transcript_lines")
+        ch.execute("TRUNCATE TABLE dead_letters")
+
+    kafka1.restart(1)  # kill -9, then the same node on the same log
+    assert _replayed(_replay(pipeline, "--from", "earliest")) == messages
+    with pipeline.clickhouse() as ch:
+        assert snapshot(ch) == live
+        assert report_totals(build(ch, ReportRequest("daily"))) == daily_totals(reference)
