@@ -37,8 +37,8 @@ from ingestor.worker.process import (
     undecodable,
     with_dead_letter_rows,
 )
-from ingestor.worker.restore import load_index
-from ingestor.worker.sessions import SessionAgg
+from ingestor.worker.restore import load_index, session_seeds
+from ingestor.worker.sessions import SessionAgg, reconciled
 from ingestor.worker.sink import Batch, write_batch
 from ingestor.worker.views import register_views
 
@@ -190,7 +190,9 @@ def build_app(
                 assert envelope.source is not None
                 scope = envelope.source.scope
                 if scope not in state.indexes:
-                    state.indexes[scope] = await asyncio.to_thread(load_index, ch, scope)
+                    index, truth = await asyncio.to_thread(_restore_scope, ch, scope)
+                    state.indexes[scope] = index
+                    _reconcile_sessions(sessions, state, truth)
             processed = process_decoded(
                 kind,
                 envelope,
@@ -284,6 +286,25 @@ def build_app(
     register_views(app, sessions, state)
     app.ingestor_state = state  # type: ignore[attr-defined]
     return app
+
+
+def _restore_scope(ch: ClickHouse, scope: str) -> tuple[DedupIndex, list[tuple[str, SessionAgg]]]:
+    """A scope's dedup index and its sessions' aggregates, from the same stored lines."""
+    return load_index(ch, scope), session_seeds(ch, scope)
+
+
+def _reconcile_sessions(
+    sessions: Any, state: WorkerState, truth: list[tuple[str, SessionAgg]]
+) -> None:
+    # The scope's sessions follow ClickHouse from the moment its index does (see reconciled);
+    # their summary rows are rewritten by the next flush.
+    for _, agg in truth:
+        key = agg.session_id.encode()
+        raw = sessions.get(key)
+        value = reconciled(SessionAgg.decode(raw) if raw is not None else None, agg)
+        if value is not None:
+            sessions[key] = value.encode()
+            state.dirty[key] = value
 
 
 def _apply_sessions(sessions: Any, state: WorkerState, processed: Processed, offset: int) -> None:

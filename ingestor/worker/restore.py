@@ -4,7 +4,8 @@
   ccusage's order the first time the worker meets the scope; replayed lines that ClickHouse
   already holds then change nothing.
 * ``session_seeds``: every session's aggregates, used to re-seed the Faust table after the
-  embedded broker (memory only) lost its changelog.
+  embedded broker (memory only) lost its changelog, and a scope's, to reconcile the table with
+  ClickHouse as the worker loads that scope's index (``sessions.reconciled``).
 * ``budget_seeds``: the recent budget windows, for the same reason (``alerts/windows.py``).
 """
 
@@ -71,8 +72,10 @@ def load_index(ch: ClickHouse, scope: str) -> DedupIndex:
     return index
 
 
-def session_seeds(ch: ClickHouse) -> list[tuple[str, SessionAgg]]:
-    """(dedup scope, aggregates) of every session with counted usage, as the worker holds them."""
+def session_seeds(ch: ClickHouse, scope: str | None = None) -> list[tuple[str, SessionAgg]]:
+    """(dedup scope, aggregates) of every session with counted usage, as the worker holds them;
+    of one dedup scope's sessions only, with ``scope``."""
+    where = "" if scope is None else f"WHERE dedup_scope = {quote(scope)} "
     sessions: dict[str, SessionAgg] = {}
     scopes: dict[str, str] = {}
     for row in ch.query(
@@ -80,7 +83,7 @@ def session_seeds(ch: ClickHouse) -> list[tuple[str, SessionAgg]]:
         "sum(input_tokens), sum(output_tokens), "
         "sum(cache_creation_tokens), sum(cache_read_tokens), toString(sum(cost_usd)), count(), "
         "min(toUnixTimestamp64Milli(timestamp)), max(toUnixTimestamp64Milli(timestamp)) "
-        "FROM usage_dedup GROUP BY session_id, model ORDER BY session_id, model"
+        f"FROM usage_dedup {where}GROUP BY session_id, model ORDER BY session_id, model"
     ):
         session_id, project, scope, model, i, o, cc, cr, cost, n, first, last = row
         agg = sessions.get(session_id)
@@ -96,8 +99,8 @@ def session_seeds(ch: ClickHouse) -> list[tuple[str, SessionAgg]]:
         agg.first_activity_ms = _min(agg.first_activity_ms, int(first))
         agg.last_activity_ms = _max(agg.last_activity_ms, int(last))
     for session_id, name, count in ch.query(
-        "SELECT session_id, tool, count() FROM usage_dedup ARRAY JOIN tool_uses AS tool "
-        "GROUP BY session_id, tool"
+        f"SELECT session_id, tool, count() FROM usage_dedup ARRAY JOIN tool_uses AS tool "
+        f"{where}GROUP BY session_id, tool"
     ):
         if session_id in sessions:
             sessions[session_id].tool_uses[str(name)] = int(count)

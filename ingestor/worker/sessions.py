@@ -10,7 +10,7 @@ single offset is enough.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -19,7 +19,7 @@ import orjson
 
 from ingestor.worker.dedup import Contribution
 
-__all__ = ["SYNTHETIC_MODEL", "ModelTotals", "SessionAgg"]
+__all__ = ["SYNTHETIC_MODEL", "ModelTotals", "SessionAgg", "reconciled"]
 
 SYNTHETIC_MODEL = "<synthetic>"
 
@@ -214,3 +214,32 @@ def _iso(ms: int | None) -> str | None:
     if ms is None:
         return None
     return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat(timespec="milliseconds")
+
+
+def reconciled(current: SessionAgg | None, truth: SessionAgg) -> SessionAgg | None:
+    """The value to store so that a session agrees with ClickHouse (``truth``: its stored lines'
+    aggregates), or None when it already does.
+
+    The table recovered from its changelog can be ahead of ClickHouse (written, then the insert
+    lost to a crash) or, when a changelog write was lost with the broker, behind it. The worker
+    calls this as it loads a scope's dedup index from the same stored lines: from then on the
+    index decides what a re-delivered envelope adds, so the offset guard starts afresh (-1).
+    """
+    if current is not None and (
+        current.project,
+        current.totals,
+        current.models,
+        current.tool_uses,
+        current.first_activity_ms,
+        current.last_activity_ms,
+    ) == (
+        truth.project,
+        truth.totals,
+        truth.models,
+        truth.tool_uses,
+        truth.first_activity_ms,
+        truth.last_activity_ms,
+    ):
+        return None
+    revision = max(truth.revision, current.revision + 1 if current is not None else 0)
+    return replace(truth, applied_offset=-1, revision=revision)

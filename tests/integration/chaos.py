@@ -39,6 +39,7 @@ from pipeline import daily_totals, free_port, report_totals, session_totals, wai
 
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
+from ingestor.local.kafka import KafkaCluster
 from ingestor.report import ReportRequest, build
 from ingestor.sdk import Tracker
 from ingestor.settings import ClickHouseTarget
@@ -123,6 +124,26 @@ class EmbeddedTansu:
         mb = rss_mb(pid)
         os.kill(pid, signal.SIGKILL)
         return f"kill -9 tansu pid {pid} ({mb:.0f} MB)"
+
+
+class ApacheKafka:
+    """One Apache Kafka broker (KRaft) of the test's own: ``up`` uses it as a configured broker
+    (no embedded one, nothing restarted by ``up``); a restart is ``kill -9`` of the broker and a
+    start on the same log, which keeps everything acknowledged."""
+
+    name = "kafka"
+    loses_memory = False
+
+    def __init__(self, cluster: KafkaCluster) -> None:
+        self.cluster = cluster
+
+    def env(self) -> dict[str, str]:
+        return {"INGESTOR_KAFKA_BOOTSTRAP": self.cluster.bootstrap}
+
+    def restart(self, up: subprocess.Popen[bytes]) -> str:
+        pid = self.cluster.pid(1)
+        self.cluster.restart(1)
+        return f"kill -9 kafka pid {pid}, started again on its log"
 
 
 # ---------------------------------------------------------------------- SDK events

@@ -25,6 +25,7 @@ from chaos import (
     BATCH_MAX_ROWS,
     ENVELOPE_MAX,
     UNITS_EVENTS,
+    ApacheKafka,
     BrokerUnderTest,
     Chaos,
     EmbeddedTansu,
@@ -36,6 +37,8 @@ from chaos import (
 )
 from pipeline import wait_for
 
+from ingestor.errors import ConfigError
+from ingestor.local.kafka import KafkaCluster, kafka_jars
 from ingestor.local.tansu import tansu_binary
 from ingestor.sdk import Tracker
 
@@ -57,14 +60,25 @@ def _seed() -> int:
     )
 
 
-@pytest.fixture(params=["tansu"])
-def broker(request: pytest.FixtureRequest) -> BrokerUnderTest:
-    """The broker under test; real Apache Kafka joins this list with its own restart."""
+@pytest.fixture(params=["tansu", "kafka"])
+def broker(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[BrokerUnderTest]:
+    """The broker under test: the embedded Tansu ``up`` starts (and restarts), or an Apache Kafka
+    broker of the test's own that ``up`` is configured to use."""
+    if request.param == "kafka":
+        try:
+            kafka_jars()
+        except ConfigError as exc:
+            pytest.skip(f"no Apache Kafka: {exc}")
+        with KafkaCluster(1, root=tmp_path_factory.mktemp("kafka")) as cluster:
+            yield ApacheKafka(cluster)
+        return
     try:
         tansu_binary()
     except Exception as exc:  # noqa: BLE001 - any reason there is no broker binary
         pytest.skip(f"no embedded broker: {exc}")
-    return EmbeddedTansu()
+    yield EmbeddedTansu()
 
 
 @pytest.fixture

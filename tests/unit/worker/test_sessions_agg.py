@@ -5,7 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from ingestor.worker.dedup import Contribution
-from ingestor.worker.sessions import SessionAgg
+from ingestor.worker.sessions import SessionAgg, reconciled
 
 
 def c(
@@ -55,3 +55,28 @@ def test_encode_decode_round_trip() -> None:
     body = again.as_json()
     assert body["totalTokens"] == 1 + 10 + 2 + 3
     assert body["totalCost"] == Decimal("0.0000001")
+
+
+def test_a_session_behind_or_ahead_of_clickhouse_is_reconciled_and_its_guard_reset() -> None:
+    truth = SessionAgg("s", "p")
+    truth.apply_envelope(7, [c(1), c(2)], [])
+    truth.applied_offset, truth.revision = -1, 1  # as session_seeds builds it
+    behind = SessionAgg("s", "p")  # a changelog write lost with the broker: one line missing
+    behind.apply_envelope(7, [c(1)], [])
+    ahead = SessionAgg("s", "p")  # applied, then the insert lost: one line too many
+    ahead.apply_envelope(9, [c(1), c(2), c(3)], [])
+    for current in (behind, ahead, None):
+        value = reconciled(current, truth)
+        assert value is not None
+        assert (value.totals, value.models, value.applied_offset) == (
+            truth.totals,
+            truth.models,
+            -1,
+        )
+        # A re-delivered envelope applies again: the index (ClickHouse's) decides what it adds.
+        assert value.applies(9)
+    assert reconciled(ahead, truth) is not None
+    assert reconciled(ahead, truth).revision > ahead.revision  # type: ignore[union-attr]
+    agreeing = SessionAgg("s", "p")
+    agreeing.apply_envelope(12, [c(1), c(2)], [])
+    assert reconciled(agreeing, truth) is None  # already right: its guard is kept
