@@ -6,7 +6,7 @@ One run, all on the same files:
 2. end to end: an embedded Tansu broker, a fresh chdb directory, then ``ingestor worker`` and
    ``ingestor watch --once`` as child processes, until the worker has processed every line the
    watcher sent and holds nothing unstored. Each child's CPU (user + sys, all threads) and peak
-   RSS (VmHWM) are sampled just before it stops (the watcher's from ``wait4`` when it exits);
+   RSS (VmHWM) are sampled just before it stops (the watcher's CPU from ``wait4`` when it exits);
 3. correctness: the stored daily report (``ingestor.report.build``) against the file-reading
    oracle ``Reference.load(corpus).daily()`` (which the parity tests hold equal to ccusage);
 4. ceilings, each in a fresh process: the engine alone (RSS baseline), a bare aiokafka consumer
@@ -108,20 +108,28 @@ class Child:
         if self.proc.returncode is not None:
             return self.proc.returncode
         with contextlib.suppress(OSError):
-            self.last = proc_usage(self.pid)
+            self._sample()
         pid, status, ru = os.wait4(self.pid, os.WNOHANG)
         if pid == 0:
             return None
         main = self.last.main_thread_cpu_s if self.last else None  # last sample before exit
-        self.final = Usage(ru.ru_utime + ru.ru_stime, ru.ru_maxrss / 1024, main)
+        # Not ru_maxrss: Linux carries the high-water mark across exec, so a child forked from
+        # this process (which holds the reference) reports our size. VmHWM is the new image's.
+        peak = self.last.peak_rss_mb if self.last else ru.ru_maxrss / 1024
+        self.final = Usage(ru.ru_utime + ru.ru_stime, peak, main)
         self.proc.returncode = os.waitstatus_to_exitcode(status)
         return self.proc.returncode
+
+    def _sample(self) -> None:
+        sample = proc_usage(self.pid)
+        if sample.peak_rss_mb > 0 or self.last is None:  # a zombie's status has no VmHWM
+            self.last = sample
 
     def usage(self) -> Usage:
         """Usage now: exact after exit, else sampled from /proc."""
         if self.poll() is None:
             with contextlib.suppress(OSError):
-                self.last = proc_usage(self.pid)
+                self._sample()
         if self.final is not None:
             return self.final
         return self.last or Usage(0.0, 0.0)
