@@ -29,13 +29,13 @@ import sys
 import threading
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline import daily_totals, free_port, report_totals, session_totals, wait_for
+from pipeline import child_pid, daily_totals, free_port, report_totals, session_totals, wait_for
 
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
@@ -62,33 +62,6 @@ UNITS_EVENTS = 3  # one SDK unit: an agent step holding a prompt call and a tool
 
 
 # ---------------------------------------------------------------------- processes
-
-
-def pids_by_parent(ppid: int) -> Iterator[tuple[int, list[bytes]]]:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-            argv = (entry / "cmdline").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
-            yield int(entry.name), argv
-
-
-def child_pid(parent: int, word: str, *, timeout_s: float = 120) -> int:
-    """The pid of ``parent``'s child running ``word``: an argument (``worker``, ``watch``) or the
-    executable's name (``tansu``)."""
-
-    def find() -> int | None:
-        for pid, argv in pids_by_parent(parent):
-            if word.encode() in argv or Path(os.fsdecode(argv[0])).name == word:
-                return pid
-        return None
-
-    pid: int = wait_for(find, timeout_s=timeout_s, what=f"the {word} child of {parent}")
-    return pid
 
 
 def rss_mb(pid: int) -> float:

@@ -18,7 +18,7 @@ import sys
 import time
 import urllib.request
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -65,6 +65,33 @@ def wait_for(condition: Callable[[], Any], *, timeout_s: float, what: str) -> An
             return last
         time.sleep(0.2)
     raise AssertionError(f"gave up waiting for {what} after {timeout_s}s (last: {last!r})")
+
+
+def pids_by_parent(ppid: int) -> Iterator[tuple[int, list[bytes]]]:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat.rsplit(")", 1)[1].split()[1]) == ppid:
+            yield int(entry.name), argv
+
+
+def child_pid(parent: int, word: str, *, timeout_s: float = 120) -> int:
+    """The pid of ``parent``'s child running ``word``: an argument (``worker``, ``watch``) or the
+    executable's name (``tansu``)."""
+
+    def find() -> int | None:
+        for pid, argv in pids_by_parent(parent):
+            if word.encode() in argv or Path(os.fsdecode(argv[0])).name == word:
+                return pid
+        return None
+
+    pid: int = wait_for(find, timeout_s=timeout_s, what=f"the {word} child of {parent}")
+    return pid
 
 
 @dataclass

@@ -31,11 +31,10 @@ from chaos import (
     EmbeddedTansu,
     EventPump,
     check_exact,
-    child_pid,
     rss_mb,
     tmpfs,
 )
-from pipeline import wait_for
+from pipeline import child_pid, wait_for
 
 from ingestor.errors import ConfigError
 from ingestor.local.kafka import KafkaCluster, kafka_jars

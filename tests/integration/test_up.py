@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pipeline import daily_totals, report_totals, session_totals, stack_env, wait_for
+from pipeline import child_pid, daily_totals, report_totals, session_totals, stack_env, wait_for
 
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
@@ -153,27 +153,6 @@ def _winners_exact(env: dict[str, str]) -> None:
         assert line_entries(ch, mode=CostMode.AUTO) == oracle
 
 
-def _child(up: subprocess.Popen[bytes], command: str) -> int:
-    """The pid of ``up``'s child running ``ingestor <command>``, once there is one."""
-
-    def find() -> int | None:
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                argv = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid == up.pid and command.encode() in argv:
-                return int(entry.name)
-        return None
-
-    pid: int = wait_for(find, timeout_s=120, what=f"the {command} child")
-    return pid
-
-
 def _group_alive(pgid: int) -> bool:
     try:
         os.killpg(pgid, 0)
@@ -194,8 +173,8 @@ def test_up_restarts_a_worker_or_watcher_killed_alone(env: dict[str, str], tmp_p
     up = _up(env, corpus, "--once")
     try:
         wait_for(lambda: _stored(env) > 500, timeout_s=120, what="rows stored")
-        os.kill(_child(up, "worker"), signal.SIGKILL)
-        os.kill(_child(up, "watch"), signal.SIGKILL)
+        os.kill(child_pid(up.pid, "worker"), signal.SIGKILL)
+        os.kill(child_pid(up.pid, "watch"), signal.SIGKILL)
         assert up.wait(timeout=300) == 0
     finally:
         if up.poll() is None:
@@ -212,7 +191,7 @@ def test_up_stops_within_five_seconds_of_sigterm(env: dict[str, str], tmp_path: 
     up = _up(env, corpus)  # follows: only the signal ends it
     try:
         wait_for(lambda: _stored(env) > 0, timeout_s=120, what="rows stored")
-        _child(up, "watch")
+        child_pid(up.pid, "watch")
         began = time.monotonic()
         up.send_signal(signal.SIGTERM)
         status = up.wait(timeout=60)

@@ -21,6 +21,7 @@ tmpfs instead where it can mount one).
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import sys
@@ -95,42 +96,6 @@ if os.environ.get("FAULT_FAIL_INSERTS"):
     _install_failures(os.environ["FAULT_FAIL_INSERTS"], os.environ["FAULT_FIRED"])
 
 
-def _install_readonly(flag: str) -> None:
-    """While the file ``flag`` exists, the data dir is "read-only": the worker's inserts and the
-    watcher's checkpoint writes fail as they do on a directory without write permission."""
-    import errno
-
-    import ingestor.producer.checkpoint as checkpoint
-    import ingestor.sink.engine as engine
-    from ingestor.errors import StorageError
-
-    opened, write = engine.open_clickhouse, checkpoint._write_atomic
-
-    def open_clickhouse(target: Any) -> Any:
-        ch = opened(target)
-        insert = ch.insert
-
-        def faulty(name: str, rows: Any, **kwargs: Any) -> None:
-            if os.path.exists(flag):
-                raise StorageError(f"injected: Cannot open file for {name}: Permission denied")
-            insert(name, rows, **kwargs)
-
-        ch.insert = faulty
-        return ch
-
-    def write_atomic(path: Any, data: bytes) -> None:
-        if os.path.exists(flag):
-            raise PermissionError(errno.EACCES, "Permission denied (injected)", str(path))
-        write(path, data)
-
-    engine.open_clickhouse = open_clickhouse
-    checkpoint._write_atomic = write_atomic  # type: ignore[assignment]
-
-
-if os.environ.get("FAULT_READONLY_WHILE"):
-    _install_readonly(os.environ["FAULT_READONLY_WHILE"])
-
-
 def _install_while(flag: str, insert_error: str, write_errno: int | None) -> None:
     """While the file ``flag`` exists, the worker's inserts fail with ``insert_error`` and (when
     ``write_errno`` is given) the watcher's checkpoint writes with that errno."""
@@ -161,14 +126,18 @@ def _install_while(flag: str, insert_error: str, write_errno: int | None) -> Non
     checkpoint._write_atomic = write_atomic  # type: ignore[assignment]
 
 
+if os.environ.get("FAULT_READONLY_WHILE"):
+    # The data dir "read-only": inserts and checkpoint writes fail as without write permission.
+    _install_while(
+        os.environ["FAULT_READONLY_WHILE"], "Cannot open file: Permission denied", errno.EACCES
+    )
+
 if os.environ.get("FAULT_REFUSE_WHILE"):
     _install_while(os.environ["FAULT_REFUSE_WHILE"], "Connection refused", None)
 
 if os.environ.get("FAULT_ENOSPC_WHILE"):
-    import errno as _errno
-
     _install_while(
         os.environ["FAULT_ENOSPC_WHILE"],
         "Cannot write to file: No space left on device",
-        _errno.ENOSPC,
+        errno.ENOSPC,
     )
