@@ -31,6 +31,8 @@ _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w*MergeTree)\b(\s*\()?", re.IGNORECASE)
 _CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+)\b", re.IGNORECASE)
 _CREATE_VIEW = re.compile(r"^CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+)\b", re.IGNORECASE)
 _ALTER = re.compile(r"^ALTER TABLE (\w+)\b", re.IGNORECASE)
+_LOCAL_ONLY = re.compile(r"^\s*(ADD|DROP|MATERIALIZE)\s+INDEX\b", re.IGNORECASE)
+_DROP_VIEW = re.compile(r"^DROP VIEW (?:IF EXISTS )?(\w+)\b", re.IGNORECASE)
 _ROLE = re.compile(r"^CREATE ROLE IF NOT EXISTS (\w+)\b", re.IGNORECASE)
 _GRANT = re.compile(r"^GRANT\b", re.IGNORECASE)
 _SOURCE = re.compile(r"\b(FROM|JOIN)\s+(\w+)\b", re.IGNORECASE)
@@ -69,9 +71,13 @@ def render_for_cluster(
         return [sql[: view.end()] + on + sql[view.end() :]]
     if (alter := _ALTER.match(sql)) is not None:
         name, rest = alter.group(1), sql[alter.end() :]
+        if name in local and _LOCAL_ONLY.match(rest):  # a Distributed table has no indexes
+            return [f"ALTER TABLE {name}{LOCAL_SUFFIX}{on}{rest}"]
         if name in local:  # the shards' tables and the Distributed one alike
             return [f"ALTER TABLE {name}{LOCAL_SUFFIX}{on}{rest}", f"ALTER TABLE {name}{on}{rest}"]
         return [f"ALTER TABLE {name}{on}{rest}"]
+    if (drop := _DROP_VIEW.match(sql)) is not None:
+        return [sql[: drop.end()] + on + sql[drop.end() :]]
     if (role := _ROLE.match(sql)) is not None:
         return [sql[: role.end()] + on + sql[role.end() :]]
     if _GRANT.match(sql) is not None:

@@ -9,11 +9,15 @@ raises ``StorageError`` after its retries.
 Exactly-once, table by table:
 * ``transcript_lines``, ``dead_letters``, ``session_summaries`` are ReplacingMergeTrees keyed by
   the row's identity: a replayed row replaces itself and no materialized view reads them.
-* ``events``, ``tool_calls``, ``agent_steps``, ``token_usage_ledger`` feed materialized views,
-  which would count a replayed row twice. Before inserting, rows whose id the table already holds
-  are dropped (and duplicates inside the batch), so a replay after a crash inserts nothing.
+* ``events``, ``tool_calls``, ``agent_steps``, ``token_usage_ledger`` are keyed by an id, and
+  ``events`` feeds the rollups, which would count a replayed row twice. Before inserting, rows
+  whose id the table already holds are dropped (and duplicates inside the batch), so a replay
+  after a crash inserts nothing.
+* The events rollups (hourly/daily metrics, per-user usage) are written from ``events`` right
+  after it, for this batch and for any earlier batch a crash left half rolled up: a re-delivered
+  event that is already stored names its batch (``sink/rollups.py``).
 * Every insert carries an ``insert_deduplication_token``; a retry of the same batch after an
-  ambiguous failure is deduplicated by ClickHouse, materialized views included.
+  ambiguous failure is deduplicated by ClickHouse.
 * ``counted_usage`` (the dedup winners reports read) is brought up to date from what is stored,
   after every other table and before the positions, so a batch whose positions are stored has
   its winners decided (``sink/winners.py``; recomputed from stored state, so a replay writes
@@ -31,13 +35,14 @@ from typing import Any
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
 from ingestor.sink.retry import call_with_retry
+from ingestor.sink.rollups import pending, roll_up
 from ingestor.sink.winners import maintain_winners
 
 __all__ = ["ID_COLUMNS", "Batch", "write_batch"]
 
 Row = dict[str, Any]
 
-# Tables that feed materialized views, and the column that identifies a row in each.
+# Tables whose rows are stored once by id, and the column that identifies a row in each.
 ID_COLUMNS: Mapping[str, str] = {
     "events": "event_id",
     "tool_calls": "event_id",
@@ -133,8 +138,16 @@ def write_batch(
         if not batch:
             continue
 
-        def insert(table: str = table, batch: list[Row] = batch) -> int:
-            fresh = _unseen(ch, table, batch)
+        # Batches whose events this batch found stored (the first attempt's, after a retry).
+        stored_by: set[str] = set()
+
+        def insert(
+            table: str = table, batch: list[Row] = batch, stored_by: set[str] = stored_by
+        ) -> int:
+            fresh = _unseen(ch, table, batch, stored_by)
+            if fresh and table == _EVENTS:
+                fresh = [{**row, "batch_id": token} for row in fresh]
+                stored_by.add(token)
             if fresh:
                 ch.insert(table, fresh, token=f"{token}:{table}")
             return len(fresh)
@@ -143,10 +156,25 @@ def write_batch(
             insert, retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry
         )
         stored += done if table != POSITIONS_TABLE else 0
+        if table == _EVENTS:
+            call_with_retry(
+                lambda stored_by=stored_by: _roll_up(ch, stored_by),
+                retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry,
+            )  # fmt: skip
     return stored
 
 
-def _unseen(ch: ClickHouse, table: str, batch: list[Row]) -> list[Row]:
+_EVENTS = "events"
+
+
+def _roll_up(ch: ClickHouse, batches: set[str]) -> None:
+    for batch_id in pending(ch, batches):
+        roll_up(ch, batch_id)
+
+
+def _unseen(ch: ClickHouse, table: str, batch: list[Row], stored_by: set[str]) -> list[Row]:
+    """``batch`` without the rows ``table`` already holds (and repeats); the batches that stored
+    those rows go to ``stored_by`` (events only)."""
     column = ID_COLUMNS.get(table)
     if column is None:
         return batch
@@ -155,10 +183,12 @@ def _unseen(ch: ClickHouse, table: str, batch: list[Row]) -> list[Row]:
         unique.setdefault(row[column], row)
     known: set[str] = set()
     ids = list(unique)
+    by = "batch_id" if table == _EVENTS else "''"
     for start in range(0, len(ids), 10_000):
         chunk = ", ".join(_quote(i) for i in ids[start : start + 10_000])
-        found = ch.query(f"SELECT DISTINCT {column} FROM {table} WHERE {column} IN ({chunk})")
+        found = ch.query(f"SELECT DISTINCT {column}, {by} FROM {table} WHERE {column} IN ({chunk})")
         known.update(str(r[0]) for r in found)
+        stored_by.update(str(r[1]) for r in found if r[1])
     return [row for key, row in unique.items() if key not in known]
 
 

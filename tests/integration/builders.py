@@ -10,6 +10,7 @@ from ingestor.sink.engine import ClickHouse
 from ingestor.sink.rows import event_rows, transcript_row
 from ingestor.sink.winners import maintain_winners
 from ingestor.wire import TranscriptSource
+from ingestor.worker.sink import write_batch
 
 
 def usage_line(
@@ -76,5 +77,5 @@ def store_events(ch: ClickHouse, events: list[dict[str, Any]], *, token: str) ->
     for raw in events:
         for table, rows in event_rows(validate_event(raw)).items():
             tables.setdefault(table, []).extend(rows)
-    for table, rows in tables.items():
-        ch.insert(table, rows, token=f"{token}:{table}")
+    # The worker's own write: id checks, batch ids and the events rollups.
+    write_batch(ch, tables, token=token, retries=0, backoff_s=0.1)

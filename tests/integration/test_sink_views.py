@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from builders import store_events, store_lines, usage_line, user_line
 
-from ingestor.errors import InvalidRecord, Location
-from ingestor.models import validate_ledger
+from ingestor.errors import InvalidRecord, Location, StorageError
+from ingestor.models import validate_event, validate_ledger
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.positions import file_positions
-from ingestor.sink.rows import dead_letter_row, ledger_row
+from ingestor.sink.rows import dead_letter_row, event_rows, ledger_row
 from ingestor.wire import TranscriptSource
 from ingestor.worker.dlq import DeadLetter
+from ingestor.worker.sink import write_batch
 
 pytestmark = pytest.mark.integration
 
@@ -270,18 +271,20 @@ def _hourly(ch: ClickHouse) -> list[tuple[Any, ...]]:
     )
 
 
+HOURLY = [
+    (_hour(D, 10), "agent_step", 1, 0, 100, 0, Decimal("0.0015"), 600, 1),
+    (_hour(D, 10), "error", 1, 1, 100, 0, Decimal("0.0015"), 0, 0),
+    (_hour(D, 10), "prompt_call", 2, 1, 200, 0, Decimal("0.003"), 300, 2),
+    (_hour(D, 10), "tool_call", 1, 0, 100, 0, Decimal("0"), 500, 1),
+    (_hour(D, 11), "prompt_call", 1, 0, 100, 5, Decimal("0.0015"), 0, 0),
+    (_hour(D1, 9), "prompt_call", 1, 0, 100, 0, Decimal("0.1"), 400, 1),
+]
+
+
 def test_event_metrics_are_exact_and_retries_count_once(clickhouse: ClickHouse) -> None:
     store_events(clickhouse, EVENTS, token="batch1")
     store_events(clickhouse, EVENTS, token="batch1")  # a retried flush
-    h10, h11, h09 = _hour(D, 10), _hour(D, 11), _hour(D1, 9)
-    assert _hourly(clickhouse) == [
-        (h10, "agent_step", 1, 0, 100, 0, Decimal("0.0015"), 600, 1),
-        (h10, "error", 1, 1, 100, 0, Decimal("0.0015"), 0, 0),
-        (h10, "prompt_call", 2, 1, 200, 0, Decimal("0.003"), 300, 2),
-        (h10, "tool_call", 1, 0, 100, 0, Decimal("0"), 500, 1),
-        (h11, "prompt_call", 1, 0, 100, 5, Decimal("0.0015"), 0, 0),
-        (h09, "prompt_call", 1, 0, 100, 0, Decimal("0.1"), 400, 1),
-    ]
+    assert _hourly(clickhouse) == HOURLY
     daily = clickhouse.query(
         "SELECT day, sum(events), sum(failures), sum(cost_usd), "
         "quantilesMerge(0.5, 0.9, 0.99)(latency_quantiles) FROM daily_metrics "
@@ -309,6 +312,71 @@ def test_distinct_batches_with_equal_aggregates_both_count(clickhouse: ClickHous
     store_events(clickhouse, [_event(1)], token="one")
     store_events(clickhouse, [_event(2)], token="two")  # same metrics, another event
     assert clickhouse.query("SELECT sum(events) FROM hourly_metrics") == [(2,)]
+
+
+class _DiesBefore(ClickHouse):
+    """The real engine, until a statement starting with ``prefix`` runs: then it raises, as if
+    the worker died (kill -9, full disk) between two of a batch's inserts."""
+
+    def __init__(self, real: ClickHouse, prefix: str) -> None:
+        super().__init__(real.target)
+        self._real, self._prefix = real, prefix
+
+    def execute(self, sql: str) -> None:
+        if sql.startswith(self._prefix):
+            raise StorageError(f"killed before {self._prefix}")
+        self._real.execute(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._real.query(sql)
+
+    def insert(
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
+    ) -> None:
+        if f"INSERT INTO {table}".startswith(self._prefix):
+            raise StorageError(f"killed before {self._prefix}")
+        self._real.insert(table, rows, token=token)
+
+    def close(self) -> None:
+        pass
+
+
+def _user_daily(ch: ClickHouse) -> list[tuple[Any, ...]]:
+    return ch.query(
+        "SELECT user_id, period_start, sum(prompt_calls), sum(cost_usd), "
+        "uniqExactMerge(sessions) FROM user_usage_daily "
+        "GROUP BY user_id, period_start ORDER BY user_id, period_start"
+    )
+
+
+@pytest.mark.parametrize(
+    "dies_before",
+    ["INSERT INTO hourly_metrics", "INSERT INTO daily_metrics", "INSERT INTO rolled_up_batches"],
+)
+def test_a_crash_between_events_and_their_rollups_is_mended_by_the_redelivery(
+    clickhouse: ClickHouse, dies_before: str
+) -> None:
+    """Issue #11's view shortfall: the events are stored, some rollups are not, and the
+    re-delivered events are not inserted again. Their batch is rolled up from what is stored,
+    and a rollup written before the crash is not written twice."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for raw in EVENTS:
+        for table, new in event_rows(validate_event(raw)).items():
+            rows.setdefault(table, []).extend(new)
+    with pytest.raises(StorageError):
+        write_batch(_DiesBefore(clickhouse, dies_before), rows, token="run1:1", retries=0,
+                    backoff_s=0)  # fmt: skip
+    assert clickhouse.query("SELECT count() FROM events") == [(len(EVENTS),)]
+    assert clickhouse.query("SELECT count() FROM rolled_up_batches") == [(0,)]
+    redelivered = {"events": rows["events"][:2]}  # Kafka re-sends from the last commit
+    write_batch(clickhouse, redelivered, token="run2:1", retries=0, backoff_s=0)
+    assert _hourly(clickhouse) == HOURLY
+    expected_daily = [("u1", D, 3, Decimal("0.0045"), 2), ("u2", D1, 1, Decimal("0.1"), 1)]
+    assert _user_daily(clickhouse) == expected_daily
+    store_events(clickhouse, EVENTS, token="replay:1")  # a replay of all of it: nothing new
+    assert _hourly(clickhouse) == HOURLY
+    assert _user_daily(clickhouse) == expected_daily
+    assert clickhouse.query("SELECT count() FROM events") == [(len(EVENTS),)]
 
 
 def test_user_usage_by_period(clickhouse: ClickHouse) -> None:

@@ -71,6 +71,19 @@ def test_alters_reach_both_tables_and_everything_runs_on_the_cluster() -> None:
     assert views and all("ON CLUSTER `analytics` AS" in v for v in views)
 
 
+def test_indexes_go_to_the_shards_and_dropped_views_everywhere() -> None:
+    statements = rendered()
+    index = [s for s in statements if "ADD INDEX IF NOT EXISTS idx_batch_id" in s]
+    # A Distributed table has no indexes: only the shards' tables get one.
+    assert [s.split(" ON CLUSTER")[0] for s in index] == ["ALTER TABLE events_local"]
+    column = [s for s in statements if "ADD COLUMN IF NOT EXISTS batch_id" in s]
+    assert {s.split(" ON CLUSTER")[0] for s in column} == {
+        "ALTER TABLE events",
+        "ALTER TABLE events_local",
+    }
+    assert "DROP VIEW IF EXISTS hourly_metrics_mv ON CLUSTER `analytics`" in statements
+
+
 def test_without_a_cluster_migrations_are_left_as_written() -> None:
     from ingestor.settings import Settings
 
