@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Mapping
+from functools import partial
 from typing import Any
 
 from ingestor.sink.engine import ClickHouse
@@ -158,7 +159,7 @@ def write_batch(
         stored += done if table != POSITIONS_TABLE else 0
         if table == _EVENTS:
             call_with_retry(
-                lambda stored_by=stored_by: _roll_up(ch, stored_by),
+                partial(_roll_up, ch, stored_by),
                 retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry,
             )  # fmt: skip
     return stored
