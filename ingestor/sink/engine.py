@@ -102,9 +102,8 @@ class ClickHouse(ABC):
     ) -> None:
         """Insert ``rows`` (dicts keyed by column; all rows share one set of keys) in ONE INSERT.
 
-        With ``token`` the insert carries ``insert_deduplication_token`` and deduplicates in
-        dependent materialized views too, so retrying the same rows with the same token is a
-        no-op everywhere. Always pass a token for tables that feed materialized views. Row
+        With ``token`` the insert carries ``insert_deduplication_token`` (dependent materialized
+        views deduplicate too), so retrying the same rows with the same token is a no-op. Row
         values: ``int``, ``str``, ``Decimal``, aware ``datetime``, ``list``, ``dict``, ``None``.
         """
 
