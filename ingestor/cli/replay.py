@@ -37,7 +37,15 @@ from ingestor.kafka.ranges import Range
 from ingestor.settings import Settings, load_settings
 from ingestor.wire import Kind
 
-__all__ = ["parse_time", "register", "run"]
+__all__ = [
+    "broker_address",
+    "input_topics",
+    "parse_time",
+    "post_json",
+    "register",
+    "run",
+    "worker_url",
+]
 
 CHUNK_MESSAGES = 2000  # messages a request (or a local insert): progress moves at least this often
 
@@ -86,28 +94,40 @@ def parse_time(text: str) -> int:
     return int(when.timestamp() * 1000)
 
 
-def run(args: argparse.Namespace) -> int:
+def input_topics(settings: Settings, wanted: Sequence[str] | None) -> dict[str, Kind]:
+    """Topic name -> wire kind of the input topics named as in topics.toml (None: all)."""
     from ingestor.kafka.topics import load_topic_defs
-    from ingestor.sdk import resolve_bootstrap
 
-    settings = load_settings()
-    since_ms = None if args.since.strip().lower() == "earliest" else parse_time(args.since)
-    until_ms = parse_time(args.until) if args.until else None
-    if since_ms is not None and until_ms is not None and until_ms < since_ms:
-        raise ConfigError("--until is before --from")
     defs = {t.base: t for t in load_topic_defs(settings) if t.kind is not None}
-    wanted = args.topics or list(defs)
+    wanted = wanted or list(defs)
     unknown = [t for t in wanted if t not in defs]
     if unknown:
         raise ConfigError(f"not an input topic: {', '.join(unknown)} (use {', '.join(defs)})")
-    kinds: dict[str, Kind] = {defs[t].name: defs[t].kind for t in wanted}  # type: ignore[misc]
-    bootstrap = args.bootstrap or settings.kafka_bootstrap or resolve_bootstrap(None)
+    return {defs[t].name: defs[t].kind for t in wanted}  # type: ignore[misc]
+
+
+def broker_address(settings: Settings, given: str | None) -> str:
+    """``--bootstrap``, the configured brokers, or the running ``ingestor up``'s broker."""
+    from ingestor.sdk import resolve_bootstrap
+
+    bootstrap = given or settings.kafka_bootstrap or resolve_bootstrap(None)
     if not bootstrap:
         raise ConfigError(
             "no broker: run `ingestor up` (its broker is found through the data dir), or set "
             "INGESTOR_KAFKA_BOOTSTRAP / --bootstrap"
         )
-    worker = _worker_url(settings)
+    return bootstrap
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings()
+    since_ms = None if args.since.strip().lower() == "earliest" else parse_time(args.since)
+    until_ms = parse_time(args.until) if args.until else None
+    if since_ms is not None and until_ms is not None and until_ms < since_ms:
+        raise ConfigError("--until is before --from")
+    kinds = input_topics(settings, args.topics)
+    bootstrap = broker_address(settings, args.bootstrap)
+    worker = worker_url(settings)
     with Display() as display:
         where = f"through the running worker ({worker})" if worker else str(settings.clickhouse)
         display.say(f"replaying {', '.join(kinds)} from {bootstrap} into ClickHouse {where}")
@@ -120,7 +140,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _worker_url(settings: Settings) -> str | None:
+def worker_url(settings: Settings) -> str | None:
+    """The running worker's web address, when one answers."""
     url = f"http://{settings.web_host}:{settings.web_port}"
     with (
         contextlib.suppress(OSError, ValueError),
@@ -251,25 +272,27 @@ class _WorkerStore:
             "start": wanted.start,
             "end": min(wanted.end, wanted.start + CHUNK_MESSAGES),
         }
-        return await asyncio.to_thread(self._post, body)
-
-    def _post(self, body: dict[str, Any]) -> dict[str, int]:
-        request = urllib.request.Request(
-            self.url,
-            data=json.dumps(body).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=600) as reply:
-                answer: dict[str, int] = json.loads(reply.read())
-        except urllib.error.HTTPError as exc:
-            try:
-                why = json.loads(exc.read())["error"]
-            except (ValueError, KeyError, TypeError):
-                why = f"{exc.code} {exc.reason}"
-            raise StorageError(f"the worker could not replay {body}: {why}") from None
+        answer: dict[str, int] = await asyncio.to_thread(post_json, self.url, body, "replay")
         return answer
 
     def close(self) -> None:
         pass
+
+
+def post_json(url: str, body: dict[str, Any], what: str) -> Any:
+    """POST ``body`` to the worker; its JSON answer. An error reply raises ``StorageError``."""
+    request = urllib.request.Request(
+        url,
+        data=json.dumps(body).encode(),
+        headers={"Content-Type": "application/json"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=600) as reply:
+            return json.loads(reply.read())
+    except urllib.error.HTTPError as exc:
+        try:
+            why = json.loads(exc.read())["error"]
+        except (ValueError, KeyError, TypeError):
+            why = f"{exc.code} {exc.reason}"
+        raise StorageError(f"the worker could not {what} {body}: {why}") from None

@@ -9,6 +9,8 @@
 * ``POST /replay/`` — store one offset range of an input topic again (``replay_view.py``).
 * ``GET /verify/?dir=D`` — ClickHouse's side of ``ingestor verify`` for the files under each
   ``dir``: per file and per session tallies (``report/verify.py``).
+* ``GET /verify/rollups`` — where an events rollup is not the aggregation of ``events``
+  (``report/verify_topics.py``); ``POST /verify/topic`` is in ``replay_view.py``.
 * ``GET /`` and ``GET /dashboard/`` — the dashboard page (``ingestor/web/``), charts over the
   views above; ``?refresh=SECONDS`` sets how often it polls. ``GET /dashboard/static/{name}`` —
   its packaged scripts and styles. ``GET /dashboard/data`` — the reports it charts in one
@@ -105,6 +107,15 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
 
         return reply(web, await asyncio.to_thread(tallies))
 
+    async def verify_rollups(web: Any, request: Any) -> Any:
+        from ingestor.report.verify_topics import rollup_differences
+
+        async with state.lock:  # no insert half way: events and their rollups are written apart
+            if state.inflight is not None:
+                await state.inflight
+            differences = await asyncio.to_thread(rollup_differences, state.ch)
+        return reply(web, {"differences": differences})
+
     transcripts = state.settings.topic("transcripts")
 
     async def stats(web: Any, request: Any) -> Any:
@@ -199,6 +210,7 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
     app.page("/report/{kind}/")(guarded(report, query=True))
     app.page("/stats/")(guarded(stats))
     app.page("/verify/")(guarded(verify, query=True))
+    app.page("/verify/rollups")(guarded(verify_rollups))
     register_replay(app, state, hosts)
 
 

@@ -129,6 +129,11 @@ def test_replay_changes_no_total_and_restores_what_was_lost(
     )
     assert done.returncode == 0 and "OK" in done.stdout, done.stdout + done.stderr
     assert "from the running worker" in done.stdout
+    # verify --topics: every record the topics hold, stored once with its values.
+    out = _verify_topics(pipeline, 0)
+    assert "through the running worker" in out
+    assert "events: 6 rows, 6 stored, 0 missing, 0 doubled, 0 with other values" in out, out
+    assert "token_usage_ledger: 1 rows, 1 stored" in out, out
     pipeline.stop_worker()
     with pipeline.clickhouse() as ch:
         live = snapshot(ch)
@@ -144,6 +149,10 @@ def test_replay_changes_no_total_and_restores_what_was_lost(
         ch.execute("TRUNCATE TABLE transcript_lines")
         ch.execute("TRUNCATE TABLE dead_letters")
         assert snapshot(ch) != live
+
+    # With no worker running, verify opens ClickHouse itself and names what was lost.
+    out = _verify_topics(pipeline, 1)
+    assert "transcript_lines: " in out and " 0 stored, " in out and "MISMATCH" in out, out
 
     # With no worker running, the command opens ClickHouse itself: restored, then unchanged.
     for _ in range(2):
@@ -161,6 +170,33 @@ def test_replay_changes_no_total_and_restores_what_was_lost(
     )
     with pipeline.clickhouse() as ch:
         assert snapshot(ch) == live
+    _verify_topics(pipeline, 0)
+    # Tampered tables: a value changed in events, a row added to a rollup.
+    with pipeline.clickhouse() as ch:
+        ch.execute(
+            "ALTER TABLE events UPDATE tokens_input = 999 WHERE event_id = 'e1' "
+            "SETTINGS mutations_sync = 1"
+        )
+        ch.execute(
+            "INSERT INTO daily_metrics (project_id, day, event_type, model, events) "
+            "VALUES ('p', today(), 'prompt_call', 'm', 1)"
+        )
+    out = _verify_topics(pipeline, 1, "events")
+    assert "differs: e1: stored ('prompt_call', 999," in out, out
+    assert "daily_metrics p/" in out, out
+
+
+def _verify_topics(pipeline: Pipeline, code: int, *topics: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "ingestor.cli.main", "verify", "--topics", *topics],
+        env=pipeline.env,
+        cwd=pipeline.tmp,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert done.returncode == code, done.stdout + done.stderr
+    return done.stdout
 
 
 def test_replay_reads_a_kafka_brokers_log_after_it_restarted(
