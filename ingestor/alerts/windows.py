@@ -8,7 +8,7 @@ the subject and the window's start; the worker keeps these values in a Faust tab
 limit. Its alert is a ``cost_threshold_exceeded`` event whose id is derived from the budget, the
 subject and the window start (``alert_id``), so any second emission of it, after a replay, a
 re-processing with a fresh consumer group, a restart that lost the table, is the same event id,
-which the sink drops (``worker/sink.py``: ids the ``events`` table holds are not inserted again).
+which the sink drops (``sink/write.py``: ids the ``events`` table holds are not inserted again).
 A window alerts at most once even if a retraction takes it below its limit and it rises again.
 
 **Exact totals under re-delivery.** The Faust table is at-least-once: its changelog can be ahead

@@ -1,4 +1,5 @@
-"""ClickHouse: rows from records (pure), the engines (chdb, server), migrations, retries."""
+"""ClickHouse: rows from records (pure), the engines (chdb, server), migrations, retries, and
+the one batch writer (``write``): rows, rollups, winners and file positions, in that order."""
 
 from ingestor.sink.engine import ClickHouse, open_clickhouse
 from ingestor.sink.migrations import apply_schema

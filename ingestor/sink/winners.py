@@ -1,7 +1,7 @@
 """Keep ``counted_usage`` equal to ccusage's rule over what ``transcript_lines`` holds.
 
 The worker calls ``maintain_winners`` after a batch's lines are stored and before its file
-positions (``worker/sink.py``): the batch's usage lines are copied to ``usage_copies`` (ordered
+positions (``sink/write.py``): the batch's usage lines are copied to ``usage_copies`` (ordered
 by group), then every group the batch touched is decided again from all its stored copies and
 the difference with ``counted_usage`` is written (``ingestor.usage.winners``). Exact under
 retries, replays and crashes because each step is a recomputation against stored state:

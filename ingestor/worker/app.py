@@ -25,6 +25,7 @@ from ingestor.kafka.config import faust_credentials
 from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
 from ingestor.sink.engine import ClickHouse
+from ingestor.sink.write import Batch, write_batch
 from ingestor.wire import Kind, decode_message
 from ingestor.worker.budgets import BudgetTable, budget_table
 from ingestor.worker.dedup import DedupIndex
@@ -39,7 +40,6 @@ from ingestor.worker.process import (
 )
 from ingestor.worker.restore import load_index, session_seeds
 from ingestor.worker.sessions import SessionAgg, reconciled
-from ingestor.worker.sink import Batch, write_batch
 from ingestor.worker.views import register_views
 
 __all__ = [

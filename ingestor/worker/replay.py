@@ -29,10 +29,10 @@ from ingestor.errors import InvalidInput, Location
 from ingestor.kafka.ranges import Message
 from ingestor.settings import Settings
 from ingestor.sink.engine import ClickHouse
+from ingestor.sink.write import write_batch
 from ingestor.wire import Kind, decode_message
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.process import process_decoded, undecodable, with_dead_letter_rows
-from ingestor.worker.sink import write_batch
 
 __all__ = ["Replayed", "replay_rows", "write_replayed"]
 

@@ -9,8 +9,8 @@ from ingestor.models import TranscriptLine, validate_event, validate_transcript_
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.rows import event_rows, transcript_row
 from ingestor.sink.winners import maintain_winners
+from ingestor.sink.write import write_batch
 from ingestor.wire import TranscriptSource
-from ingestor.worker.sink import write_batch
 
 
 def usage_line(

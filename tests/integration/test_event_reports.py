@@ -17,8 +17,8 @@ from ingestor.report.render import render_json, render_table
 from ingestor.report.request import ReportRequest
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.rows import event_rows, ledger_row
+from ingestor.sink.write import write_batch
 from ingestor.usage.prices import PriceTable, parse_price_file, price_table
-from ingestor.worker.sink import write_batch
 
 pytestmark = pytest.mark.integration
 

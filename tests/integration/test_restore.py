@@ -13,12 +13,12 @@ from ingestor.errors import Location
 from ingestor.producer.discover import find_jsonl, order_key, project_of
 from ingestor.producer.lines import parse_chunk
 from ingestor.sink.engine import ClickHouse
+from ingestor.sink.write import write_batch
 from ingestor.wire import TranscriptSource, decode_message, encode_envelope
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.process import process_transcripts
 from ingestor.worker.restore import load_index, session_seeds
 from ingestor.worker.sessions import SessionAgg
-from ingestor.worker.sink import write_batch
 
 pytestmark = pytest.mark.integration
 

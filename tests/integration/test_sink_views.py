@@ -15,9 +15,9 @@ from ingestor.models import validate_event, validate_ledger
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.positions import file_positions
 from ingestor.sink.rows import dead_letter_row, event_rows, ledger_row
+from ingestor.sink.write import write_batch
 from ingestor.wire import TranscriptSource
 from ingestor.worker.dlq import DeadLetter
-from ingestor.worker.sink import write_batch
 
 pytestmark = pytest.mark.integration
 
@@ -211,7 +211,7 @@ def test_line_accounting_and_positions(clickhouse: ClickHouse) -> None:
         "no_usage_lines, dead_letters FROM line_accounting ORDER BY source_file"
     )
     assert rows == [(A.file, 5, 4, 2, 2, 1, 1), (B.file, 5, 5, 4, 1, 0, 0)]
-    # The worker writes each batch's positions after its lines (worker/sink.py); the furthest wins.
+    # The worker writes each batch's positions after its lines (sink/write.py); the furthest wins.
     clickhouse.insert(
         "file_positions",
         [{"source_file": A.file, "source_generation": 0, "end_offset": end} for end in (550, 300)]

@@ -17,7 +17,7 @@ from ingestor.obs.metrics import (
     watcher_textfile,
     write_textfile,
 )
-from ingestor.worker.sink import write_batch
+from ingestor.sink.write import write_batch
 
 T1 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 T2 = datetime(2026, 1, 2, 3, 5, 0, tzinfo=UTC)
@@ -82,6 +82,9 @@ class FlakyClickHouse:
 
     def query(self, sql: str) -> list[Any]:
         return []
+
+    def execute(self, sql: str) -> None:  # the events rollups
+        pass
 
 
 def test_clickhouse_retries_are_counted() -> None:
