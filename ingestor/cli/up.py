@@ -527,7 +527,10 @@ def _supervise(
                     last_ask = now
                     only_replayable = meter.only_replayable_now(timeout_s=3.0)
                 action = recycle.decide(
-                    alive=tansu.running, rss_bytes=rss, only_replayable=only_replayable
+                    alive=tansu.running,
+                    rss_bytes=rss,
+                    only_replayable=only_replayable,
+                    progressed=meter.progressed(),
                 )
                 if action is not BrokerAction.KEEP:
                     why = (
@@ -650,12 +653,22 @@ class _Meter:
         self.rate = Rate()
         self.worker: dict[str, Any] = {}
         self.only_replayable = False
-        self.since: tuple[int, int] = (0, 0)  # (messages, envelopes) when the broker started
+        self.caught_up = False
+        # (messages, envelopes, records and dead letters stored) when the broker started
+        self.since: tuple[int, int, int] = (0, 0, 0)
 
     def new_broker(self) -> None:
         """Envelopes sent to a broker that was replaced may never be handled (the new watcher
         sends their lines again): count both from here on."""
-        self.since = (self.tally.total("messages"), self.tally.total("envelopes"))
+        tally = self.tally
+        stored = tally.total("records") + tally.total("dead")
+        self.since = (tally.total("messages"), tally.total("envelopes"), stored)
+        self.caught_up = False
+
+    def progressed(self) -> bool:
+        """Stored something since the broker started, or caught up (``local/recycle.py``)."""
+        stored = self.tally.total("records") + self.tally.total("dead")
+        return self.caught_up or stored > self.since[2]
 
     def only_replayable_now(self, timeout_s: float) -> bool:
         """Ask the worker now: is it behind on no events or ledger partition?"""
@@ -703,10 +716,11 @@ class _Meter:
         # Events and ledger entries exist only in the broker until stored (local/recycle.py);
         # those the worker holds it stores as it stops (worker/stop.py).
         self.only_replayable = stats.get("behind_unreplayable") == 0
-        messages, envelopes = self.since
+        messages, envelopes, _ = self.since
         handled = tally.total("messages") - messages >= tally.total("envelopes") - envelopes
         idle = bool(watch.get("idle")) and stats.get("behind") == 0 and handled
         done = idle and not stats.get("pending_rows") and not stats.get("pending_messages")
+        self.caught_up = done
         snapshot = Snapshot(
             files=int(watch.get("files", 0)),
             lines_read=read,

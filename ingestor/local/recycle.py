@@ -10,6 +10,11 @@ is behind on transcript lines alone, which the watcher sends again from ClickHou
 point (so a long backfill is bounded too, not only the steady state). SDK events and ledger
 entries have no other copy, so none may be waiting. A broker that *died* is restarted whatever
 the state.
+
+A planned restart also waits for progress: the worker must have stored something since the
+broker started, or be caught up. A bound that a fresh broker exceeds again before the worker's
+first batch (a tight bound, a slow machine, Tansu's slow first group join) would otherwise
+restart it over and over with nothing ever stored.
 """
 
 from __future__ import annotations
@@ -37,11 +42,19 @@ class BrokerRecycle:
         """Above the bound (never when the bound is 0 or the size unknown)."""
         return self.max_rss_bytes > 0 and rss_bytes is not None and rss_bytes > self.max_rss_bytes
 
-    def decide(self, *, alive: bool, rss_bytes: int | None, only_replayable: bool) -> BrokerAction:
-        """``only_replayable``: nothing the broker holds is lost with it (see the module)."""
+    def decide(
+        self,
+        *,
+        alive: bool,
+        rss_bytes: int | None,
+        only_replayable: bool,
+        progressed: bool = True,
+    ) -> BrokerAction:
+        """``only_replayable``: nothing the broker holds is lost with it; ``progressed``: the
+        worker stored something since this broker started, or is caught up (see the module)."""
         if not alive:
             return BrokerAction.RECOVER
-        if only_replayable and self.over(rss_bytes):
+        if only_replayable and progressed and self.over(rss_bytes):
             return BrokerAction.RECYCLE
         return BrokerAction.KEEP
 

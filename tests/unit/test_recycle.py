@@ -25,3 +25,16 @@ def test_over_the_bound_it_is_restarted_only_when_nothing_unreplayable_waits() -
 def test_a_zero_bound_never_restarts_a_live_broker() -> None:
     policy = BrokerRecycle(max_rss_bytes=0)
     assert policy.decide(alive=True, rss_bytes=10**12, only_replayable=True) is BrokerAction.KEEP
+
+
+def test_a_planned_restart_waits_for_the_worker_to_store_something() -> None:
+    # A fresh broker over a tight bound before the worker's first batch: restarting it now would
+    # start over with nothing stored, again and again (seen in `make soak`).
+    policy = BrokerRecycle(max_rss_bytes=100 * MB)
+    over = 101 * MB
+    waiting = policy.decide(alive=True, rss_bytes=over, only_replayable=True, progressed=False)
+    assert waiting is BrokerAction.KEEP
+    assert (
+        policy.decide(alive=False, rss_bytes=over, only_replayable=True, progressed=False)
+        is BrokerAction.RECOVER
+    )
