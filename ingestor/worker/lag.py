@@ -19,24 +19,32 @@ def partition_lag(
     consumed partition counts 0 either way.
     """
     consumer = app.consumer
+    lag: dict[tuple[str, int], int] = {}
+    for tp, done in handled_offsets(app, last_offsets).items():
+        highwater = consumer.highwater(tp)
+        if highwater is None:
+            continue
+        lag[(tp.topic, tp.partition)] = max(0, highwater - 1 - done)
+    return lag
+
+
+def handled_offsets(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> dict[Any, int]:
+    """Per assigned input partition (Faust's TP): the last offset this process handled or found
+    committed (-1: none); empty while unassigned."""
+    consumer = app.consumer
     try:
         assigned = consumer.assignment()
     except Exception:  # noqa: BLE001 - not started yet
         return {}
     changelogs = app.conf.id + "-"  # Faust names them "{app id}-{table}-changelog"
-    lag: dict[tuple[str, int], int] = {}
-    for tp in assigned:
-        if tp.topic.startswith(changelogs):
-            continue
-        highwater = consumer.highwater(tp)
-        if highwater is None:
-            continue
-        done = max(
+    return {
+        tp: max(
             last_offsets.get((tp.topic, tp.partition), -1),
             consumer._committed_offset.get(tp) or -1,
         )
-        lag[(tp.topic, tp.partition)] = max(0, highwater - 1 - done)
-    return lag
+        for tp in assigned
+        if not tp.topic.startswith(changelogs)
+    }
 
 
 def behind(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> int | None:

@@ -36,7 +36,7 @@ from ingestor.obs.metrics import CONTENT_TYPE, watcher_textfile
 from ingestor.report.render import render_json
 from ingestor.web import DASHBOARD_REPORTS, PAGE, asset, page_headers, report_url
 from ingestor.worker.hosts import HostCheck
-from ingestor.worker.lag import behind, partition_lag
+from ingestor.worker.lag import behind, handled_offsets, partition_lag
 from ingestor.worker.replay_view import register_replay
 from ingestor.worker.sessions import SessionAgg
 
@@ -136,6 +136,13 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 # Of those, records that exist only in the broker (events, ledger entries): the
                 # watcher can send transcript lines again, nobody sends these again.
                 "behind_unreplayable": sum(n for (t, _), n in lag.items() if t != transcripts),
+                # The last offset handled of each of those partitions: `up` checks them against
+                # the broker's own end offsets before a planned broker restart.
+                "handled_unreplayable": {
+                    f"{tp.topic}[{tp.partition}]": done
+                    for tp, done in handled_offsets(app, state.last_offsets).items()
+                    if tp.topic != transcripts and tp.topic in state.input_topics
+                },
                 "projects_indexed": len(state.indexes),
                 # Input partitions this member holds: several workers in a group split them.
                 "assigned": sorted(
