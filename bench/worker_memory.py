@@ -1,0 +1,130 @@
+"""``python -m bench.worker_memory``: where the worker's memory goes, without Kafka or Faust.
+
+The worker's path in one process: files -> ``parse_chunk`` (the watcher's) -> envelopes ->
+``process_decoded`` -> ``write_batch`` into a fresh chdb, printing the RSS as the lines go by.
+Run it twice to see what grows with history:
+
+* ``--index keep`` (the worker's way): one dedup index per scope, kept for the whole run;
+* ``--index none``: a throwaway index per envelope (the rows and the stored winners are the same;
+  only the live session verdicts would differ), so nothing but ClickHouse holds the history.
+
+At the end it prints the memory ClickHouse tracks, what ``SYSTEM JEMALLOC PURGE`` gives back, and
+the RSS after the index is dropped. Figures only; a corpus from ``bench/out/corpus`` (``make
+bench`` caches them) or ``--corpus DIR``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import orjson
+
+from bench.e2e import ensure_corpus
+
+__all__ = ["main"]
+
+
+def _rss_mb() -> tuple[int, int]:
+    """(current, peak) resident MB of this process."""
+    now = peak = 0
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                now = int(line.split()[1]) // 1024
+            elif line.startswith("VmHWM:"):
+                peak = int(line.split()[1]) // 1024
+    return now, peak
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m bench.worker_memory", description=__doc__)
+    p.add_argument("--lines", type=int, default=1_000_000)
+    p.add_argument("--corpus", type=Path, help="a transcript tree (default: the cached corpus)")
+    p.add_argument("--index", choices=("keep", "none"), default="keep")
+    p.add_argument("--batch-rows", type=int, default=50_000, help="rows a write (the worker's)")
+    args = p.parse_args(argv)
+
+    start = _rss_mb()[0]
+    import chdb  # noqa: F401 - the engine's own baseline, measured before anything else
+
+    from ingestor.errors import Location
+    from ingestor.producer.discover import find_jsonl
+    from ingestor.producer.lines import parse_chunk
+    from ingestor.settings import ClickHouseTarget
+    from ingestor.sink.engine import open_clickhouse
+    from ingestor.sink.migrations import apply_schema
+    from ingestor.sink.write import write_batch
+    from ingestor.wire import TranscriptSource, decode_message, encode_envelope
+    from ingestor.worker.dedup import DedupIndex
+    from ingestor.worker.process import process_decoded, with_dead_letter_rows
+
+    engine = _rss_mb()[0]
+    corpus = args.corpus or ensure_corpus(args.lines, 0)[0]
+    scratch = Path(tempfile.mkdtemp(prefix="worker-memory-"))
+    ch = open_clickhouse(
+        ClickHouseTarget(kind="chdb", database="ingestor", path=scratch / "clickhouse")
+    )
+    apply_schema(ch)
+    print(f"RSS MB: python {start}, + import chdb {engine}, + schema {_rss_mb()[0]}")
+    print(f"index: {args.index}; {args.batch_rows:,} rows a write; corpus {corpus}")
+    kept: dict[str, DedupIndex] = {}
+
+    def index_for(scope: str) -> DedupIndex:
+        return kept.setdefault(scope, DedupIndex()) if args.index == "keep" else DedupIndex()
+
+    rows: dict[str, list[dict[str, object]]] = {}
+    held = lines = flushes = 0
+    began = time.perf_counter()
+    report_every = max(args.lines // 10, 1)
+    next_report = report_every
+    for path in find_jsonl([corpus / "projects"]):
+        chunk = parse_chunk(Path(path).read_bytes(), 0, max_record_bytes=890_000)
+        source = TranscriptSource(file=path, project="p", first_ts=chunk.first_ts, scope="s")
+        for i in range(0, len(chunk.records), 300):
+            records = [orjson.loads(r) for r in chunk.records[i : i + 300]]
+            envelope = decode_message("transcript", encode_envelope("transcript", records, source))
+            out = process_decoded(
+                "transcript", envelope, Location("t", 0, lines), index_for, bad_line_max_bytes=4096
+            )
+            with_dead_letter_rows(out)
+            for table, new in out.rows.items():
+                rows.setdefault(table, []).extend(new)
+                held += len(new)
+            lines += len(records)
+            if held >= args.batch_rows:
+                flushes += 1
+                write_batch(ch, rows, token=f"bench:{flushes}", retries=0, backoff_s=0.1)
+                rows, held = {}, 0
+            if lines >= next_report:
+                next_report += report_every
+                now, peak = _rss_mb()
+                print(
+                    f"  {lines:>9,} lines {time.perf_counter() - began:6.1f} s  RSS {now:5} MB  "
+                    f"peak {peak:5} MB  index {sum(map(len, kept.values())):,} entries"
+                )
+    if rows:
+        write_batch(ch, rows, token="bench:last", retries=0, backoff_s=0.1)
+    gc.collect()
+    now, peak = _rss_mb()
+    seconds = time.perf_counter() - began
+    print(f"end: {lines:,} lines in {seconds:.1f} s; RSS {now} MB, peak {peak} MB")
+    tracked = ch.query("SELECT value FROM system.metrics WHERE metric = 'MemoryTracking'")
+    print(f"  ClickHouse tracks {int(tracked[0][0]) // 2**20 if tracked else '?'} MB")
+    ch.execute("SYSTEM JEMALLOC PURGE")
+    print(f"  after SYSTEM JEMALLOC PURGE: RSS {_rss_mb()[0]} MB")
+    kept.clear()
+    gc.collect()
+    print(f"  after dropping the index: RSS {_rss_mb()[0]} MB (freed pages may stay mapped)")
+    ch.close()
+    shutil.rmtree(scratch, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
