@@ -542,6 +542,15 @@ def _supervise(
                     )
                     say(f"{why}: restarting it and resuming from ClickHouse")
                     _stop_children([c.proc for c in reversed(children)])
+                    if action is BrokerAction.RECYCLE and not _drained(
+                        settings, broker.bootstrap, stopped=True
+                    ):
+                        # The SDK sent on while the worker stopped: those records exist only
+                        # in this broker. Keep it, and let a worker store them first.
+                        say("events arrived while the worker stopped: keeping the broker")
+                        start_children()
+                        was_done, safe = None, [False, False]
+                        continue
                     broker.restart()
                     if not _prepare_retrying(settings, broker.bootstrap, True, run, say, stop):
                         say("could not resume after the broker restart (see above)")
@@ -645,12 +654,13 @@ def _wait_ready(
         stop.wait(TICK_S)
 
 
-def _drained(settings: Settings, bootstrap: str) -> bool:
-    """Asked of the broker itself right before a planned restart: has the worker handled every
-    events and ledger record the broker holds? The worker's own view comes from its last fetch
-    (and Tansu's ListOffsets(latest) reads low after multi-record batches: the SDK's), so an
-    event sent a moment ago can be missing from it; lost with the broker, nobody sends it again.
-    What remains is the moment between this check and the kill. False when unsure."""
+def _drained(settings: Settings, bootstrap: str, *, stopped: bool = False) -> bool:
+    """Asked of the broker itself before a planned restart: is every events and ledger record it
+    holds handled by the worker (``stopped``: committed by the worker's group, once the worker
+    has stopped)? The worker's own view comes from its last fetch (and Tansu's
+    ListOffsets(latest) reads low after multi-record batches: the SDK's), so an event sent a
+    moment ago can be missing from it; lost with the broker, nobody sends it again. What is left
+    is the moment between the last check and the kill. False when unsure."""
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
     from ingestor.kafka.config import client_kwargs
@@ -658,30 +668,36 @@ def _drained(settings: Settings, bootstrap: str) -> bool:
 
     topics = [settings.topic("events"), settings.topic("ledger")]
 
-    async def ends() -> dict[str, int]:
-        consumer = AIOKafkaConsumer(**client_kwargs(settings, bootstrap), enable_auto_commit=False)
+    async def check() -> bool:
+        group = {"group_id": settings.app_id} if stopped else {}
+        consumer = AIOKafkaConsumer(
+            **client_kwargs(settings, bootstrap), enable_auto_commit=False, **group
+        )
         await consumer.start()
         try:
             await consumer._client.force_metadata_update()
             tps = [
                 TopicPartition(t, p) for t in topics for p in consumer.partitions_for_topic(t) or ()
             ]
-            return {
-                f"{tp.topic}[{tp.partition}]": end
-                for tp, end in (await end_offsets(consumer, tps)).items()
-            }
+            ends = await end_offsets(consumer, tps)
+            if stopped:  # Kafka keeps the next offset to read
+                committed = {tp: (await consumer.committed(tp)) or 0 for tp in ends}
+                return all(committed[tp] >= end for tp, end in ends.items())
         finally:
             await consumer.stop()
-
-    try:
-        end = asyncio.run(asyncio.wait_for(ends(), timeout=5))
         with urllib.request.urlopen(
             f"http://{settings.web_host}:{settings.web_port}/stats/", timeout=3
         ) as reply:
             handled = json.loads(reply.read()).get("handled_unreplayable", {})
+        return all(
+            int(handled.get(f"{tp.topic}[{tp.partition}]", -1)) >= end - 1
+            for tp, end in ends.items()
+        )
+
+    try:
+        return asyncio.run(asyncio.wait_for(check(), timeout=10))
     except Exception:  # noqa: BLE001 - unsure: keep the broker for now
         return False
-    return all(int(handled.get(name, -1)) >= offset - 1 for name, offset in end.items())
 
 
 class _Meter:
