@@ -35,6 +35,7 @@ lint: $(STAMP)
 ## the 5M row), fixed cost, peak RSS against the engine's baseline; then the SDK's overhead
 bench: $(STAMP)
 	$(BIN)/python -m bench.backfill
+	$(BIN)/python -m bench.streaming
 	$(BIN)/python -m bench.sdk
 
 ## bench-e2e: the worker and watcher alone on one corpus (LINES=1000000), with ceilings, and a
