@@ -32,7 +32,8 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## bench: `up --once` vs ccusage per corpus size (LINES=100000,300000,1000000; add 5000000 for
-## the 5M row), fixed cost, peak RSS against the engine's baseline; then the SDK's overhead
+## the 5M row), fixed cost, peak RSS against the engine's baseline; the streaming latency at
+## 5k lines/s; then the SDK's overhead
 bench: $(STAMP)
 	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.streaming
