@@ -717,6 +717,9 @@ class _Meter:
     def new_broker(self) -> None:
         """Envelopes sent to a broker that was replaced may never be handled (the new watcher
         sends their lines again): count both from here on."""
+        # The stopped watcher's last counts first: read later, they would count envelopes sent
+        # to the old broker as awaited from the new one, and `--once` would wait forever.
+        self._read_watcher()
         tally = self.tally
         stored = tally.total("records") + tally.total("dead")
         self.since = (tally.total("messages"), tally.total("envelopes"), stored)
@@ -740,9 +743,7 @@ class _Meter:
     def look(self, now: float, *, ask_worker: bool = True) -> tuple[Snapshot, int | None]:
         """The snapshot, and when everything present is stored the worker's message count
         (else None)."""
-        watch: dict[str, Any] = {}
-        with contextlib.suppress(OSError, ValueError):
-            watch = json.loads(self.stats_file.read_text())
+        watch = self._read_watcher()
         if ask_worker:
             self.worker = {}
             with contextlib.suppress(OSError, ValueError):
@@ -754,10 +755,6 @@ class _Meter:
         stats = self.worker
         counts = stats.get("counts", {})
         tally = self.tally
-        if "pid" in watch:  # else no news: the totals stand
-            tally.update("lines_read", watch["pid"], int(watch.get("lines_read", 0)))
-            tally.update("bytes_read", watch["pid"], int(watch.get("bytes_read", 0)))
-            tally.update("envelopes", watch["pid"], int(watch.get("envelopes_sent", 0)))
         if "run_id" in stats:
             tally.update("records", stats["run_id"], int(counts.get("records_stored", 0)))
             tally.update("dead", stats["run_id"], int(counts.get("dead_letters_stored", 0)))
@@ -790,6 +787,18 @@ class _Meter:
             caught_up=done,
         )
         return snapshot, (int(counts.get("messages", 0)) if done else None)
+
+    def _read_watcher(self) -> dict[str, Any]:
+        """The watcher's stats file, its counts carried into the tally."""
+        watch: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            watch = json.loads(self.stats_file.read_text())
+        if "pid" in watch:  # else no news: the totals stand
+            tally = self.tally
+            tally.update("lines_read", watch["pid"], int(watch.get("lines_read", 0)))
+            tally.update("bytes_read", watch["pid"], int(watch.get("bytes_read", 0)))
+            tally.update("envelopes", watch["pid"], int(watch.get("envelopes_sent", 0)))
+        return watch
 
     @staticmethod
     def progress(snapshot: Snapshot) -> dict[str, int]:

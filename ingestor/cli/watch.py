@@ -146,6 +146,7 @@ async def _watch(
         finally:
             reporter.cancel()
             await changes.close()
+            report()  # the final counts: `up` reads them when it replaces the broker
 
 
 def _write_stats(path: Path, body: dict[str, Any]) -> None:
