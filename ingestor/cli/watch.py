@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -146,7 +147,8 @@ async def _watch(
         finally:
             reporter.cancel()
             await changes.close()
-            report()  # the final counts: `up` reads them when it replaces the broker
+            with contextlib.suppress(OSError):  # the final counts, which `up` reads when it
+                report()  # replaces the broker
 
 
 def _write_stats(path: Path, body: dict[str, Any]) -> None:
