@@ -1,0 +1,40 @@
+"""``up``'s meter across a broker restart (``cli/up.py``, ``_Meter``): ``--once`` must end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ingestor.cli.up import _Meter
+from ingestor.settings import Settings
+
+
+def _watcher(path: Path, pid: int, envelopes: int) -> None:
+    path.write_text(
+        json.dumps({"pid": pid, "envelopes_sent": envelopes, "lines_read": envelopes, "idle": True})
+    )
+
+
+def _worker(run_id: str, messages: int) -> dict[str, Any]:
+    return {"run_id": run_id, "counts": {"messages": messages}, "behind": 0}
+
+
+def test_the_stopped_watchers_last_counts_are_not_awaited_from_the_new_broker(
+    tmp_path: Path,
+) -> None:
+    stats = tmp_path / "watch-stats.json"
+    meter = _Meter(Settings(data_dir=tmp_path), stats)
+    _watcher(stats, pid=1, envelopes=10)
+    meter.worker = _worker("a", 10)
+    assert meter.look(0.0, ask_worker=False)[1] == 10  # caught up
+    # The old watcher sent 5 more envelopes after that look, reported them, and was stopped
+    # with the broker they went to: the new broker will never deliver them.
+    _watcher(stats, pid=1, envelopes=15)
+    meter.new_broker()
+    meter.worker = {}  # the new worker does not answer yet
+    meter.look(0.5, ask_worker=False)  # the file is still the old watcher's
+    _watcher(stats, pid=2, envelopes=3)
+    meter.worker = _worker("b", 3)
+    _, done = meter.look(1.0, ask_worker=False)
+    assert done == 3  # everything sent to the new broker was handled
