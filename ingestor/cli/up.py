@@ -515,6 +515,7 @@ def _supervise(
         was_done: int | None = None
         safe = [False, False]  # "only replayable records in the broker" on the last two looks
         last_ask = 0.0
+        draining = False  # the watcher stopped until the worker caught up, then a restart
         while not stop.wait(TICK_S):
             if broker.tansu is not None:
                 tansu = broker.tansu
@@ -532,6 +533,19 @@ def _supervise(
                     only_replayable=only_replayable,
                     progressed=meter.progressed(),
                 )
+                if action is BrokerAction.RECYCLE and not meter.caught_up:
+                    # A backlog of transcript lines: restarting now would drop it from the
+                    # broker, and the watcher would read it all again (at 1M lines, 4.3 reads of
+                    # every line). Stop the watcher, let the worker catch up, then restart.
+                    if not draining:
+                        draining = meter.watcher_stopped = True
+                        say(
+                            f"the broker holds {(rss or 0) / 2**20:.0f} MB: the worker catches "
+                            "up before it is restarted"
+                        )
+                        _stop_children([c.proc for c in children if c.name == "watcher"])
+                        children[:] = [c for c in children if c.name != "watcher"]
+                    action = BrokerAction.KEEP
                 if action is BrokerAction.RECYCLE and not _drained(settings, broker.bootstrap):
                     action = BrokerAction.KEEP  # events arrived since the worker's last look
                 if action is not BrokerAction.KEEP:
@@ -550,6 +564,7 @@ def _supervise(
                         say("events arrived while the worker stopped: keeping the broker")
                         start_children()
                         was_done, safe = None, [False, False]
+                        draining = meter.watcher_stopped = False
                         continue
                     broker.restart()
                     if not _prepare_retrying(settings, broker.bootstrap, True, run, say, stop):
@@ -562,6 +577,7 @@ def _supervise(
                     say(f"broker restarted ({recycle.restarts} so far) on {broker.bootstrap}")
                     start_children()
                     was_done, safe = None, [False, False]
+                    draining = meter.watcher_stopped = False
                     continue
             verdict = _tend(children, say)
             if verdict is not None:
@@ -577,7 +593,7 @@ def _supervise(
                 # may be older than the watcher's last send.
                 caught_up = done is not None and done == was_done
                 safe = [safe[-1], caught_up or meter.only_replayable]
-                if once and caught_up:
+                if once and caught_up and not draining:  # the watcher has more to read
                     break
                 was_done = done
     finally:
@@ -711,6 +727,7 @@ class _Meter:
         self.worker: dict[str, Any] = {}
         self.only_replayable = False
         self.caught_up = False
+        self.watcher_stopped = False  # stopped on purpose: what it sent is all there will be
         # (messages, envelopes, records and dead letters stored) when the broker started
         self.since: tuple[int, int, int] = (0, 0, 0)
 
@@ -772,7 +789,8 @@ class _Meter:
         self.only_replayable = stats.get("behind_unreplayable") == 0
         messages, envelopes, _ = self.since
         handled = tally.total("messages") - messages >= tally.total("envelopes") - envelopes
-        idle = bool(watch.get("idle")) and stats.get("behind") == 0 and handled
+        watcher_idle = self.watcher_stopped or bool(watch.get("idle"))
+        idle = watcher_idle and stats.get("behind") == 0 and handled
         done = idle and not stats.get("pending_rows") and not stats.get("pending_messages")
         self.caught_up = done
         snapshot = Snapshot(
