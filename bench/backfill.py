@@ -14,7 +14,8 @@ add 5000000 for the 5M row), on a corpus from ``ingestor.corpus.generate`` cache
 
 ccusage 20.0.24 comes from ``ingestor.corpus.ccusage`` (npm, installed once into the cache dir, as
 for the parity tests); without npm the bench says so and prints ours alone. Figures only: a slow
-run fails nothing; the exit status is non-zero only when ``up`` failed or did not store every line.
+run fails nothing; the exit status is non-zero only when ``up`` failed or ClickHouse does not hold
+every line (stored or dead-lettered).
 Writes the figures to ``bench/out/backfill.json``.
 """
 
@@ -39,6 +40,9 @@ __all__ = ["main"]
 
 DEFAULT_LINES = "100000,300000,1000000"
 _READ = re.compile(rb"this run: read ([\d,]+) lines, stored ([\d,]+) records, ([\d,]+) dead")
+# ClickHouse's own count at the end: the run's counters are carried across restarted children
+# and can miss what a stopped one sent last; this cannot.
+_IN_ALL = re.compile(rb"in all: ([\d,]+) transcript lines stored, ([\d,]+) dead letters")
 
 
 def _up_env(data_dir: Path, tree: Path) -> dict[str, str]:
@@ -61,9 +65,12 @@ def up_once(directory: Path, scratch: Path, timeout_s: float, tree: Path = ROOT)
     measured = measure(cmd, env=_up_env(data_dir, tree), timeout_s=timeout_s, cwd=scratch)
     found = _READ.search(measured.stdout)
     out = _tree(measured)
-    if found:
+    in_all = _IN_ALL.search(measured.stdout)
+    if found and in_all:
         read, stored, dead = (int(g.replace(b",", b"")) for g in found.groups())
         out.update(lines_read=read, records_stored=stored, dead_letters=dead)
+        lines, dead_all = (int(g.replace(b",", b"")) for g in in_all.groups())
+        out.update(lines_in_clickhouse=lines + dead_all)
     else:
         out["error"] = measured.stdout.decode(errors="replace")[-2000:]
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -140,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
                 size["ccusage"] = ccusage_daily(binary, root, args.timeout)
             log("  ingestor up --once (cold data dir) ...")
             size["ours"] = ours = up_once(root / "projects", scratch, args.timeout, args.tree)
-            if ours.get("returncode") != 0 or ours.get("lines_read") != stats.get("lines", lines):
+            stored = ours.get("lines_in_clickhouse")
+            if ours.get("returncode") != 0 or stored != stats.get("lines", lines):
                 failed = True
             fig["sizes"].append(size)
             (OUT / "backfill.json").write_text(json.dumps(fig, indent=1, default=str))
