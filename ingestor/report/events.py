@@ -5,7 +5,7 @@ KPIs.
 RUN_ID`` (an agent run's steps and events), ``projects`` (per-project overview), ``ledger``
 (gross margin, provider cost breakdown, margin trend, cost distribution) and ``alerts`` (budget
 alerts, ``cost_threshold_exceeded`` events, from the worker or an app). Counts, tokens,
-latency and provided costs come from the materialized views (``hourly_metrics``,
+latency and provided costs come from the rollups (``hourly_metrics``,
 ``daily_metrics``) where one answers the question; single events from ``events FINAL``.
 
 **Costs.** An event's cost is the one its producer sent (``cost_provided = 1``), else its tokens

@@ -8,7 +8,7 @@ raises ``StorageError`` after its retries.
 
 Exactly-once, table by table:
 * ``transcript_lines``, ``dead_letters``, ``session_summaries`` are ReplacingMergeTrees keyed by
-  the row's identity: a replayed row replaces itself and no materialized view reads them.
+  the row's identity: a replayed row replaces itself and no rollup reads them.
 * ``events``, ``tool_calls``, ``agent_steps``, ``token_usage_ledger`` are keyed by an id, and
   ``events`` feeds the rollups, which would count a replayed row twice. Before inserting, rows
   whose id the table already holds are dropped (and duplicates inside the batch), so a replay

@@ -15,7 +15,7 @@ touch, it does not:
 
 So replaying a message ClickHouse already holds changes nothing: ``transcript_lines`` and
 ``dead_letters`` rows replace themselves (same key, same values), events and ledger rows whose id
-is stored are dropped before the insert (so no materialized view sees them twice), and a file
+is stored are dropped before the insert (so no rollup counts them twice), and a file
 position at or below the stored one does not move ``max(end_offset)``.
 """
 
