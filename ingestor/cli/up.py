@@ -515,7 +515,6 @@ def _supervise(
         was_done: int | None = None
         safe = [False, False]  # "only replayable records in the broker" on the last two looks
         last_ask = 0.0
-        draining = False  # the watcher stopped until the worker caught up, then a restart
         while not stop.wait(TICK_S):
             if broker.tansu is not None:
                 tansu = broker.tansu
@@ -537,8 +536,8 @@ def _supervise(
                     # A backlog of transcript lines: restarting now would drop it from the
                     # broker, and the watcher would read it all again (at 1M lines, 4.3 reads of
                     # every line). Stop the watcher, let the worker catch up, then restart.
-                    if not draining:
-                        draining = meter.watcher_stopped = True
+                    if not meter.watcher_stopped:  # stopped until the worker caught up
+                        meter.watcher_stopped = True
                         say(
                             f"the broker holds {(rss or 0) / 2**20:.0f} MB: the worker catches "
                             "up before it is restarted"
@@ -564,7 +563,7 @@ def _supervise(
                         say("events arrived while the worker stopped: keeping the broker")
                         start_children()
                         was_done, safe = None, [False, False]
-                        draining = meter.watcher_stopped = False
+                        meter.watcher_stopped = False
                         continue
                     broker.restart()
                     if not _prepare_retrying(settings, broker.bootstrap, True, run, say, stop):
@@ -577,7 +576,7 @@ def _supervise(
                     say(f"broker restarted ({recycle.restarts} so far) on {broker.bootstrap}")
                     start_children()
                     was_done, safe = None, [False, False]
-                    draining = meter.watcher_stopped = False
+                    meter.watcher_stopped = False
                     continue
             verdict = _tend(children, say)
             if verdict is not None:
@@ -593,7 +592,7 @@ def _supervise(
                 # may be older than the watcher's last send.
                 caught_up = done is not None and done == was_done
                 safe = [safe[-1], caught_up or meter.only_replayable]
-                if once and caught_up and not draining:  # the watcher has more to read
+                if once and caught_up and not meter.watcher_stopped:  # it has more to read
                     break
                 was_done = done
     finally:

@@ -124,8 +124,7 @@ def _from_worker(
     query = urllib.parse.urlencode([("dir", str(d)) for d in dirs])
     url = f"http://{settings.web_host}:{settings.web_port}/verify/?{query}"
     try:
-        with urllib.request.urlopen(url, timeout=600) as reply:
-            body = json.loads(reply.read())
+        body = _get_json(url)
     except ValueError as exc:
         raise OSError(f"the worker's answer is not JSON: {exc}") from exc
     files = {f: FileTally(*map(int, t)) for f, t in body["files"].items()}
@@ -181,10 +180,10 @@ async def _check_topics(
             while start < whole.end:
                 part = Range(whole.topic, whole.partition, start, whole.end)
                 if ch is None:
+                    end = min(part.end, start + CHUNK_MESSAGES)
                     body = {"topic": part.topic, "partition": part.partition, "start": start}
-                    body["end"] = min(part.end, start + CHUNK_MESSAGES)
                     answer = await asyncio.to_thread(
-                        post_json, f"{worker}/verify/topic", body, "verify"
+                        post_json, f"{worker}/verify/topic", {**body, "end": end}, "verify"
                     )
                     check, following = TopicCheck.from_json(answer["check"]), int(answer["next"])
                 else:
@@ -221,5 +220,6 @@ def _open_stored(settings: Settings) -> ClickHouse:
 
 
 def _get_json(url: str) -> Any:
+    """The running worker's JSON answer to a GET (raises ``OSError``, ``ValueError``)."""
     with urllib.request.urlopen(url, timeout=600) as reply:
         return json.loads(reply.read())

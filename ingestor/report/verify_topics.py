@@ -27,6 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from ingestor.sink.engine import ClickHouse, quote_string
+from ingestor.sink.write import ID_COLUMNS
 
 __all__ = ["ROW_KEYS", "TableCheck", "TopicCheck", "check_rows", "rollup_differences"]
 
@@ -39,12 +40,9 @@ ROW_KEYS: Mapping[str, tuple[str, ...]] = {
         "kind", "source_file", "source_generation", "source_offset", "topic", "partition",
         "offset", "idx",
     ),
-    "events": ("event_id",),
-    "tool_calls": ("event_id",),
-    "agent_steps": ("event_id",),
-    "token_usage_ledger": ("request_id",),
+    **{table: (column,) for table, column in ID_COLUMNS.items()},
 }  # fmt: skip
-_ONCE = frozenset({"events", "tool_calls", "agent_steps", "token_usage_ledger"})
+_ONCE = frozenset(ID_COLUMNS)
 _VALUES: Mapping[str, tuple[str, ...]] = {
     "transcript_lines": ("input_tokens", "output_tokens", "cache_creation_tokens",
                          "cache_read_tokens", "cost_usd"),

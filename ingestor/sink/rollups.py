@@ -27,13 +27,16 @@ __all__ = ["ROLLED_UP_TABLE", "ROLLUPS", "pending", "roll_up"]
 
 ROLLED_UP_TABLE = "rolled_up_batches"
 
-_METRICS = """
-    count() AS events,
+# What every rollup sums (after its own count of events).
+_SUMS = """
     countIf(status != 'success') AS failures,
     sum(tokens_input) AS tokens_input,
     sum(tokens_output) AS tokens_output,
     sum(tokens_cache_read) AS tokens_cache_read,
-    sum(tokens_cache_write) AS tokens_cache_write,
+    sum(tokens_cache_write) AS tokens_cache_write,"""
+
+_METRICS = f"""
+    count() AS events,{_SUMS}
     toDecimal128(sum(cost_usd), 10) AS cost_usd,
     sum(ifNull(latency_ms, 0)) AS latency_sum_ms,
     count(latency_ms) AS latency_count,
@@ -41,13 +44,8 @@ _METRICS = """
     min(timestamp) AS first_seen,
     max(timestamp) AS last_seen"""
 
-_USER_USAGE = """
-    count() AS prompt_calls,
-    countIf(status != 'success') AS failures,
-    sum(tokens_input) AS tokens_input,
-    sum(tokens_output) AS tokens_output,
-    sum(tokens_cache_read) AS tokens_cache_read,
-    sum(tokens_cache_write) AS tokens_cache_write,
+_USER_USAGE = f"""
+    count() AS prompt_calls,{_SUMS}
     tokens_input + tokens_output + tokens_cache_read + tokens_cache_write AS total_tokens,
     toDecimal128(sum(cost_usd), 10) AS cost_usd,
     uniqExactStateIf(session_id, session_id != '') AS sessions,

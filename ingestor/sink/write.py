@@ -33,7 +33,7 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from typing import Any
 
-from ingestor.sink.engine import ClickHouse
+from ingestor.sink.engine import ClickHouse, quote_string
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
 from ingestor.sink.retry import call_with_retry
 from ingestor.sink.rollups import pending, roll_up
@@ -186,12 +186,8 @@ def _unseen(ch: ClickHouse, table: str, batch: list[Row], stored_by: set[str]) -
     ids = list(unique)
     by = "batch_id" if table == _EVENTS else "''"
     for start in range(0, len(ids), 10_000):
-        chunk = ", ".join(_quote(i) for i in ids[start : start + 10_000])
+        chunk = ", ".join(quote_string(i) for i in ids[start : start + 10_000])
         found = ch.query(f"SELECT DISTINCT {column}, {by} FROM {table} WHERE {column} IN ({chunk})")
         known.update(str(r[0]) for r in found)
         stored_by.update(str(r[1]) for r in found if r[1])
     return [row for key, row in unique.items() if key not in known]
-
-
-def _quote(value: str) -> str:
-    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
