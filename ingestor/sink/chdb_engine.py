@@ -5,11 +5,17 @@ chdb allows one data path per process (and one process per path: a second one fa
 holds ``self._lock``. Inserts travel as an Arrow table that chdb reads in place with the GIL
 released (``sink/arrow.py``), so an insert running in a worker thread overlaps with stream
 processing; rows Arrow cannot type exactly travel as JSONCompactEachRow encoded by orjson.
+
+A statement that fails on a broken data part (chdb commits some under a full disk) is run once
+more after reopening the session, which has ClickHouse detach the part and bring back the parts
+a broken merge was made of.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from decimal import Decimal
@@ -24,9 +30,17 @@ from chdb import session as chdb_session
 from ingestor.errors import StorageError
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.arrow import arrow_table
-from ingestor.sink.engine import ClickHouse, quote_identifier, storage_error, table_name
+from ingestor.sink.engine import (
+    ClickHouse,
+    is_broken_part,
+    quote_identifier,
+    storage_error,
+    table_name,
+)
 
 __all__ = ["ChdbClickHouse"]
+
+log = logging.getLogger(__name__)
 
 # Session-wide settings: UTC rendering, unquoted 64-bit integers (orjson reads them exactly) and
 # quoted decimals (so no float ever touches money).
@@ -37,6 +51,11 @@ _SESSION_SETTINGS = (
 )
 # Rows carry ISO datetimes ending in Z (orjson's encoding): best_effort reads them. Unknown
 # keys are an error, not silently dropped.
+# Parts ClickHouse detached as broken while loading the tables (this open's, by their time).
+_DETACHED = (
+    "SELECT concat(database, '.', table, ': ', name), level FROM system.detached_parts"
+    " WHERE reason LIKE 'broken%' AND modification_time >= toDateTime({since})"
+)
 _INSERT_SETTINGS = "date_time_input_format = 'best_effort', input_format_skip_unknown_fields = 0"
 
 Convert = Callable[[Any], Any]
@@ -51,30 +70,64 @@ class ChdbClickHouse(ClickHouse):
         if target.path is None:
             raise StorageError("chdb target without a data path")
         self._lock = threading.Lock()
-        try:
-            target.path.mkdir(parents=True, exist_ok=True)
-            self._session: Any = _Session(str(target.path))
-        except Exception as e:
-            hint = " (another process has this chdb directory open)" if "lock" in str(e) else ""
-            raise StorageError(f"cannot open chdb at {target.path}{hint}: {e}") from e
         self._closed = False
-        database = quote_identifier(target.database)
+        self._session: Any = None
+        with self._lock:
+            self._open()
+
+    def _open(self) -> None:
+        """Open the session on ``target.path`` (holding ``_lock``)."""
+        path = self.target.path
+        assert path is not None
+        started = int(time.time())
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            self._session = _Session(str(path))
+        except Exception as e:
+            self._closed = True
+            hint = " (another process has this chdb directory open)" if "lock" in str(e) else ""
+            raise StorageError(f"cannot open chdb at {path}{hint}: {e}") from e
+        database = quote_identifier(self.target.database)
         try:
             for sql in (*_SESSION_SETTINGS, f"CREATE DATABASE IF NOT EXISTS {database}"):
-                self.execute(sql)
-            self.execute(f"USE {database}")
+                self._query(sql, "CSV", _what(sql))
+            self._query(f"USE {database}", "CSV", "USE")
+            detached = self._query(_DETACHED.format(since=started), "JSONCompact", "detached")
         except BaseException:
-            self.close()
+            self._closed = True
+            self._session.close()
             raise
+        for name, level in orjson.loads(detached.bytes() or b'{"data": []}')["data"]:
+            if level == 0:  # an insert's part: its rows are gone, unless that insert is retried
+                log.error("chdb detached a broken part of an insert on opening: %s", name)
+            else:  # a merge's: its rows are back in the parts it was made of
+                log.warning("chdb detached a broken merged part on opening: %s", name)
 
     def _run(self, sql: str | bytes, fmt: str, what: str) -> Any:
         with self._lock:
-            if self._closed:
-                raise StorageError(f"{what}: chdb engine is closed")
-            try:
-                return self._session.query(sql, fmt)
-            except Exception as e:
+            return self._query(sql, fmt, what)
+
+    def _query(self, sql: str | bytes, fmt: str, what: str) -> Any:
+        """``sql`` on the session (holding ``_lock``), once more after reopening it if a broken
+        data part failed it: opening, ClickHouse detaches broken parts and brings back the parts a
+        broken merge was made of (they stay on disk for ``old_parts_lifetime``, 8 minutes)."""
+        if self._closed:
+            raise StorageError(f"{what}: chdb engine is closed")
+        try:
+            return self._session.query(sql, fmt)
+        except Exception as e:
+            if not is_broken_part(e):
                 raise storage_error(e, what) from e
+            log.warning("%s: a broken data part; reopening chdb to detach it: %s", what, e)
+        self._reopen()
+        try:
+            return self._session.query(sql, fmt)
+        except Exception as e:
+            raise storage_error(e, what) from e
+
+    def _reopen(self) -> None:
+        self._session.close()
+        self._open()  # logs the parts ClickHouse detached
 
     def execute(self, sql: str) -> None:
         self._run(sql, "CSV", _what(sql))
@@ -140,12 +193,7 @@ class ChdbClickHouse(ClickHouse):
         # table must be a local variable of this frame, under the name the SQL uses.
         _ingestor_insert_batch = batch  # noqa: F841
         with self._lock:
-            if self._closed:
-                raise StorageError(f"{what}: chdb engine is closed")
-            try:
-                self._session.query(sql, "CSV")
-            except Exception as e:
-                raise storage_error(e, what) from e
+            self._query(sql, "CSV", what)
 
     def close(self) -> None:
         with self._lock:

@@ -19,6 +19,7 @@ from ingestor.settings import ClickHouseTarget
 __all__ = [
     "TRANSIENT_CODES",
     "ClickHouse",
+    "is_broken_part",
     "open_clickhouse",
     "quote_identifier",
     "quote_string",
@@ -46,6 +47,16 @@ TRANSIENT_CODES = frozenset(
     }
 )
 _CODE = re.compile(r"Code: (\d+)")
+# A data part whose files are short or empty: ClickHouse 26.9 (chdb) commits such parts when the
+# disk fills up under a merge or an insert (issue #11; reproduced on a full tmpfs).
+_BROKEN_PART_CODES = frozenset(
+    {
+        32,  # ATTEMPT_TO_READ_AFTER_EOF
+        33,  # CANNOT_READ_ALL_DATA
+        40,  # CHECKSUM_DOESNT_MATCH
+        246,  # CORRUPTED_DATA ("Empty marks file")
+    }
+)
 
 
 def storage_error(exc: BaseException, what: str) -> StorageError:
@@ -61,6 +72,13 @@ def storage_error(exc: BaseException, what: str) -> StorageError:
     if code in TRANSIENT_CODES:
         return TransientStorageError(message)
     return StorageError(message)
+
+
+def is_broken_part(exc: BaseException) -> bool:
+    """Whether a driver failure is a read of a broken data part (not of bad input)."""
+    match = _CODE.search(str(exc))
+    code = int(match.group(1)) if match else getattr(exc, "code", None)
+    return code in _BROKEN_PART_CODES and "part" in str(exc)
 
 
 class ClickHouse(ABC):

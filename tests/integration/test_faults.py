@@ -89,7 +89,8 @@ def small_disk(tmp_path: Path) -> Iterator[Path | None]:
     unmount = tmpfs(path, 256) if os.environ.get("INGESTOR_FAULT_TMPFS", "1") == "1" else None
     yield path if unmount else None
     if unmount:
-        shutil.copytree(path / "logs", tmp_path / "logs", dirs_exist_ok=True)
+        # The whole data dir outlives the tmpfs: logs, chdb's tables, checkpoints (post-mortem).
+        shutil.copytree(path, tmp_path / "kept", dirs_exist_ok=True, ignore_dangling_symlinks=True)
         unmount()
 
 

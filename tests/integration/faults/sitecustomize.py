@@ -11,8 +11,9 @@ its n-th insert into ``table`` on, so it exits 75 and `up` restarts it (see ``_i
 ``FAULT_READONLY_WHILE=path``: while ``path`` exists, the data dir acts read-only for the worker
 and the watcher (tests run as root, where chmod stops no write).
 
-``FAULT_REFUSE_WHILE=path``: while ``path`` exists, ClickHouse refuses every insert of the worker
-(as a server that is down or out of memory does); nothing else is touched.
+``FAULT_REFUSE_WHILE=path``: while ``path`` exists, ClickHouse refuses every insert of the worker,
+``INSERT … SELECT`` included (as a server that is down or out of memory does); nothing else is
+touched.
 
 ``FAULT_ENOSPC_WHILE=path``: while ``path`` exists, the disk under the data dir is "full": inserts
 fail as chdb reports it and checkpoint writes raise ``ENOSPC`` (the fault suite fills a real
@@ -107,14 +108,20 @@ def _install_while(flag: str, insert_error: str, write_errno: int | None) -> Non
 
     def open_clickhouse(target: Any) -> Any:
         ch = opened(target)
-        insert = ch.insert
+        insert, execute = ch.insert, ch.execute
 
         def faulty(name: str, rows: Any, **kwargs: Any) -> None:
             if os.path.exists(flag):
                 raise StorageError(f"injected: insert into {name}: {insert_error}")
             insert(name, rows, **kwargs)
 
-        ch.insert = faulty
+        def faulty_execute(sql: str) -> None:
+            # INSERT … SELECT too: the worker's rollups of a stored batch.
+            if os.path.exists(flag) and sql.lstrip().upper().startswith("INSERT"):
+                raise StorageError(f"injected: {sql.strip()[:40]}: {insert_error}")
+            execute(sql)
+
+        ch.insert, ch.execute = faulty, faulty_execute
         return ch
 
     def write_atomic(path: Any, data: bytes) -> None:

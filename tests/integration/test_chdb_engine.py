@@ -1,0 +1,54 @@
+"""chdb under the faults it meets: a broken data part (issue #11).
+
+Under a full disk chdb 26.9 commits some merged parts with empty files ("Empty marks file"); every
+read of the table then fails until the session is reopened, when ClickHouse detaches the broken
+part and brings back the parts it was merged from. Here the part is broken as the full disk left
+it: its marks file emptied.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from ingestor.sink.engine import ClickHouse
+
+pytestmark = pytest.mark.integration
+
+
+def _break_the_active_part(ch: ClickHouse, table: str) -> str:
+    [(path, name)] = ch.query(
+        f"SELECT path, name FROM system.parts WHERE table = '{table}' AND active"
+        " AND database = currentDatabase()"
+    )
+    marks = [f for f in Path(path).iterdir() if ".mrk" in f.name or ".cmrk" in f.name]
+    assert marks, list(Path(path).iterdir())
+    marks[0].write_bytes(b"")
+    ch.execute("SYSTEM DROP MARK CACHE")  # the next read loads the marks from disk
+    return str(name)
+
+
+def test_a_broken_merged_part_is_detached_and_its_rows_read_from_the_parts_it_merged(
+    clickhouse_empty: ClickHouse, caplog: pytest.LogCaptureFixture
+) -> None:
+    ch = clickhouse_empty
+    if ch.target.kind != "chdb":
+        pytest.skip("a server detaches broken parts itself")
+    ch.execute("CREATE TABLE t (k UInt64, v String) ENGINE = MergeTree ORDER BY k")
+    ch.execute("INSERT INTO t SELECT number, toString(number) FROM numbers(1000)")
+    ch.execute("INSERT INTO t SELECT number + 1000, toString(number) FROM numbers(1000)")
+    ch.execute("OPTIMIZE TABLE t FINAL")  # one merged part; the two it was made of are outdated
+    broken = _break_the_active_part(ch, "t")
+
+    assert ch.query("SELECT count(), sum(k) FROM t") == [(2000, 1999000)]
+    detached = ch.query("SELECT name, reason FROM system.detached_parts WHERE table = 't'")
+    assert [(name, reason) for name, reason in detached] == [
+        (f"broken-on-start_{broken}", "broken-on-start")
+    ]
+    assert f"detached a broken merged part on opening: ingestor.t: broken-on-start_{broken}" in (
+        caplog.text
+    )
+    # Inserts go on: the Arrow path, after the reopen too.
+    ch.insert("t", [{"k": 5000, "v": "x"}], token="after")
+    assert ch.query("SELECT count() FROM t") == [(2001,)]
