@@ -24,6 +24,7 @@ from ingestor.errors import DeadLetterLimitExceeded, InvalidInput, Location
 from ingestor.kafka.config import faust_credentials
 from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
+from ingestor.sink.disk import wait_for_room_under
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import Batch, write_batch
 from ingestor.wire import Kind, decode_message
@@ -365,6 +366,7 @@ async def _store(
     metrics = state.metrics
 
     def write() -> int:
+        wait_for_room_under(state.ch.target, state.settings.disk_reserve_mb)
         started = time.perf_counter()
         stored = write_batch(
             state.ch,

@@ -28,6 +28,7 @@ from typing import Any
 from ingestor.errors import InvalidInput, Location
 from ingestor.kafka.ranges import Message
 from ingestor.settings import Settings
+from ingestor.sink.disk import wait_for_room_under
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import write_batch
 from ingestor.wire import Kind, decode_message
@@ -90,6 +91,7 @@ def write_replayed(ch: ClickHouse, replayed: Replayed, settings: Settings, *, to
     """Store ``replayed.rows`` as the worker stores a batch (blocking; raises ``StorageError``).
 
     Returns the rows inserted (events and ledger rows already stored are not)."""
+    wait_for_room_under(ch.target, settings.disk_reserve_mb)
     return write_batch(
         ch,
         replayed.rows,

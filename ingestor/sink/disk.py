@@ -1,0 +1,85 @@
+"""Room on the disk under a chdb data directory: an insert waits for it.
+
+chdb 26.9 commits some data parts with empty files when the disk fills up under an insert or a
+merge (ARCHITECTURE, "A full disk"). Reopening the session detaches them and brings back a broken
+merge's rows, but an insert ClickHouse had confirmed is lost with its part. So inserts are not
+started while the filesystem of the data directory has less than a reserve free: the worker's
+insert waits (consumption pauses, as while ClickHouse refuses inserts) instead of failing, and
+the room left is what merges in progress and a neighbour's writes run into first.
+
+The reserve is 5% of the filesystem, at most 1 GiB (``INGESTOR_DISK_RESERVE_MB`` sets it; 0 turns
+the wait off). A ClickHouse server keeps its own disks: nothing is checked for one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ingestor.settings import ClickHouseTarget
+
+__all__ = ["Room", "default_reserve", "room", "wait_for_room", "wait_for_room_under"]
+
+log = logging.getLogger(__name__)
+
+_RESERVE_FRACTION = 0.05
+_RESERVE_MAX = 1 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class Room:
+    free: int  # bytes an unprivileged writer may still use
+    reserve: int  # bytes kept free
+
+    @property
+    def enough(self) -> bool:
+        return self.free >= self.reserve
+
+
+def default_reserve(total: int) -> int:
+    """The reserve of a filesystem of ``total`` bytes."""
+    return min(_RESERVE_MAX, int(total * _RESERVE_FRACTION))
+
+
+def room(path: Path, reserve_mb: int | None = None) -> Room:
+    """The room on ``path``'s filesystem, and the reserve to keep there (``reserve_mb``, else the
+    default for its size)."""
+    stat = os.statvfs(path)
+    reserve = (
+        default_reserve(stat.f_blocks * stat.f_frsize) if reserve_mb is None else reserve_mb << 20
+    )
+    return Room(free=stat.f_bavail * stat.f_frsize, reserve=reserve)
+
+
+def wait_for_room(
+    path: Path,
+    reserve_mb: int | None = None,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    poll_s: float = 0.5,
+) -> float:
+    """Return once ``path``'s filesystem has its reserve free; the seconds waited."""
+    waited, polls = 0.0, 0
+    while not (now := room(path, reserve_mb)).enough:
+        if polls % 60 == 0:  # once, then every half minute
+            log.warning(
+                "the disk under %s has %.1f MB free, under the %.1f MB kept free: "
+                "inserts wait for room (free some space)",
+                path, now.free / 2**20, now.reserve / 2**20,
+            )  # fmt: skip
+        sleep(poll_s)
+        waited, polls = waited + poll_s, polls + 1
+    if waited:
+        log.warning("the disk under %s has room again after %.1f s", path, waited)
+    return waited
+
+
+def wait_for_room_under(target: ClickHouseTarget, reserve_mb: int | None) -> float:
+    """``wait_for_room`` for a chdb target's directory; a server's disks are its own (0 s)."""
+    if target.kind != "chdb" or target.path is None or reserve_mb == 0:
+        return 0.0
+    return wait_for_room(target.path, reserve_mb)
