@@ -28,14 +28,16 @@ import urllib.request
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestor.cli.display import Display
 from ingestor.cli.progress import Rate, ReplaySnapshot, replay_lines
 from ingestor.errors import ConfigError, StorageError
-from ingestor.kafka.ranges import Range
 from ingestor.settings import Settings, load_settings
 from ingestor.wire import Kind
+
+if TYPE_CHECKING:
+    from ingestor.kafka.ranges import Range
 
 __all__ = [
     "broker_address",
@@ -182,6 +184,8 @@ async def _replay(
 
 
 async def _run_ranges(ranges: Sequence[Range], store: Any, display: Display) -> ReplaySnapshot:
+    from ingestor.kafka.ranges import Range  # Faust and aiokafka: not for every CLI start
+
     total = sum(r.size for r in ranges)
     counts = {"messages": 0, "records": 0, "dead_letters": 0}
     rate = Rate()
