@@ -4,7 +4,8 @@ chdb allows one data path per process (and one process per path: a second one fa
 "Cannot lock file"), and its session is not safe to call from two threads at once, so every call
 holds ``self._lock``. Inserts travel as an Arrow table that chdb reads in place with the GIL
 released (``sink/arrow.py``), so an insert running in a worker thread overlaps with stream
-processing; rows Arrow cannot type exactly travel as JSONCompactEachRow encoded by orjson.
+processing; rows Arrow cannot type exactly, and a few rows of plain scalars, travel as
+JSONCompactEachRow encoded by orjson.
 
 A statement that fails on a broken data part (chdb commits some under a full disk) is run once
 more after reopening the session, which has ClickHouse detach the part and bring back the parts
@@ -38,7 +39,7 @@ from ingestor.sink.engine import (
     table_name,
 )
 
-__all__ = ["ChdbClickHouse"]
+__all__ = ["ARROW_MIN_ROWS", "ChdbClickHouse"]
 
 log = logging.getLogger(__name__)
 
@@ -62,6 +63,10 @@ Convert = Callable[[Any], Any]
 _Session: Any = chdb_session.Session  # untyped library
 _UTC_Z = orjson.OPT_UTC_Z
 _BATCH_NAME = "_ingestor_insert_batch"  # the local variable _insert_arrow hands to chdb
+# Fewer rows of plain scalars (``_plain_json``) go as JSON: as fast or faster there (measured
+# 1-1000 rows), and a process that only records a few such rows (`up`'s preparation and its run
+# record) never builds an Arrow array, whose first one imports pandas (~0.4 s each).
+ARROW_MIN_ROWS = 100
 
 
 class ChdbClickHouse(ClickHouse):
@@ -170,10 +175,14 @@ class ChdbClickHouse(ClickHouse):
         what = f"INSERT INTO {table} ({len(rows)} rows)"
         # The column types are read per insert (about a millisecond): no cache to go stale.
         types = {str(r[0]): str(r[1]) for r in self.query(f"DESCRIBE TABLE {table_name(table)}")}
-        try:
-            batch = arrow_table(rows, columns, types)
-        except KeyError as e:
-            raise StorageError(f"INSERT INTO {table}: rows do not match {columns}: {e!r}") from e
+        batch = None
+        if len(rows) >= ARROW_MIN_ROWS or not _plain_json(rows, columns, types):
+            try:
+                batch = arrow_table(rows, columns, types)
+            except KeyError as e:
+                raise StorageError(
+                    f"INSERT INTO {table}: rows do not match {columns}: {e!r}"
+                ) from e
         if batch is not None:
             self._insert_arrow(head + f"SELECT * FROM Python({_BATCH_NAME})", batch, what)
             return
@@ -204,6 +213,24 @@ class ChdbClickHouse(ClickHouse):
                 self._session.close()
             except Exception as e:
                 raise StorageError(f"closing chdb at {self.target.path}: {e}") from e
+
+
+_PLAIN = (str, bool, Decimal, datetime, date, type(None))
+
+
+def _plain_json(
+    rows: Sequence[Mapping[str, Any]], columns: list[str], types: Mapping[str, str]
+) -> bool:
+    """Whether ``rows`` mean the same as JSON as they do as Arrow: scalars whose JSON text
+    ClickHouse reads as Arrow would hold them. Not floats (NaN), lists or maps, nor integers in
+    a date or time column (Arrow takes them as ticks of the column's unit, JSON as seconds)."""
+    for column in columns:
+        timely = "Date" in types.get(column, "")
+        for row in rows:
+            value = row.get(column)
+            if not (isinstance(value, _PLAIN) or (type(value) is int and not timely)):
+                return False
+    return True
 
 
 def _arrow_column(column: Any) -> list[Any]:

@@ -84,6 +84,7 @@ def test_chdb_stores_the_same_values_either_way(tmp_path: Path, monkeypatch: Any
             {**ROW, "k": "b", "ts": datetime(2025, 1, 1, 0, 0, 0, 411999, tzinfo=UTC)},
             {**ROW, "k": "c", "latency": 4294967295, "cost": Decimal("-0.0"), "attrs": {}},
         ]
+        monkeypatch.setattr(chdb_engine, "ARROW_MIN_ROWS", 1)  # else these few go as JSON
         ch.insert("t", rows, token="arrow")
         ch.insert("t", rows, token="arrow")  # a retry with the same token is a no-op
         monkeypatch.setattr(chdb_engine, "arrow_table", lambda *_: None)
@@ -110,3 +111,16 @@ def test_datetimes_become_the_ticks_arrow_itself_makes(unit: str) -> None:
     assert table is not None
     kind = pa.timestamp(unit, tz="UTC")
     assert table.column("ts").combine_chunks() == pa.array(values, type=kind)
+
+
+def test_only_plain_scalars_go_as_json() -> None:
+    from ingestor.sink.chdb_engine import _plain_json
+
+    types = {"ts": "DateTime64(3, 'UTC')", "n": "UInt64", "s": "String", "f": "Float64"}
+    at = datetime(2025, 1, 1, tzinfo=UTC)
+    assert _plain_json([{"ts": at, "n": 1, "s": "x"}], ["ts", "n", "s"], types)
+    assert _plain_json([{"ts": None, "n": Decimal("1.5"), "s": True}], ["ts", "n", "s"], types)
+    # Arrow reads an integer in a time column as ticks of its unit, JSON as seconds.
+    assert not _plain_json([{"ts": 1_758_975_436_800}], ["ts"], types)
+    assert not _plain_json([{"f": float("nan")}], ["f"], types)
+    assert not _plain_json([{"s": ["a"]}], ["s"], types)
