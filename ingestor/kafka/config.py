@@ -8,13 +8,13 @@ obscure handshake failure later.
 from __future__ import annotations
 
 import ssl
-from typing import Any
-
-from faust.auth import SASLCredentials, SSLCredentials
-from faust.types.auth import CredentialsT
+from typing import TYPE_CHECKING, Any
 
 from ingestor.errors import ConfigError
 from ingestor.settings import Settings
+
+if TYPE_CHECKING:
+    from faust.types.auth import CredentialsT
 
 __all__ = ["ClientKwargs", "client_kwargs", "faust_credentials", "ssl_context"]
 
@@ -53,6 +53,9 @@ def client_kwargs(settings: Settings, bootstrap: str) -> ClientKwargs:
 
 def faust_credentials(settings: Settings) -> CredentialsT | None:
     """The same connection as Faust's ``broker_credentials`` (None: PLAINTEXT)."""
+    # Faust loads here, not with client_kwargs: the watcher and `up`'s preparation never need it.
+    from faust.auth import SASLCredentials, SSLCredentials
+
     if settings.uses_local_broker or settings.kafka_security_protocol == "PLAINTEXT":
         return None
     if settings.kafka_security_protocol == "SSL":
