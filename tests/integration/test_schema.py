@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import logging
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -58,6 +61,32 @@ def test_apply_twice_applies_nothing_the_second_time(
         int(r[0]) for r in ch.query("SELECT version FROM schema_migrations FINAL ORDER BY version")
     ]
     assert recorded == [int(n[:4]) for n in first]
+
+
+_PREPARE_WITHOUT_PANDAS = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from ingestor.settings import ClickHouseTarget
+from ingestor.sink.engine import open_clickhouse
+from ingestor.sink.migrations import apply_schema
+
+target = ClickHouseTarget(kind="chdb", database="ingestor", path=Path(sys.argv[1]))
+with open_clickhouse(target) as ch:
+    apply_schema(ch)
+    # Now: a run older than the table's TTL can be gone before it is read.
+    now = datetime.now(UTC).replace(microsecond=0)
+    ch.insert("ingest_runs", [{"run_id": "r", "started_at": now, "status": "running"}])
+    assert ch.query("SELECT run_id, started_at FROM ingest_runs") == [("r", now)]
+assert "pandas" not in sys.modules, "an insert built an Arrow array"
+"""
+
+
+def test_preparing_a_data_dir_loads_no_pandas(tmp_path: Path) -> None:
+    # pyarrow's first array imports pandas, ~0.4 s of `ingestor up`'s fixed cost in each process
+    # that only records a few rows: those go as JSON (sink/chdb_engine.py, ARROW_MIN_ROWS).
+    code = _PREPARE_WITHOUT_PANDAS
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "ch")], check=True, timeout=120)
 
 
 def test_roles_are_skipped_on_chdb_with_a_log_line(
