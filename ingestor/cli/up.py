@@ -149,6 +149,7 @@ def run_stack(
         published = _Broker(broker, bootstrap)
         published.publish(settings.data_dir)
         stack.callback(lambda: published.unpublish())
+        finisher = stack.enter_context(_Finisher())
         status, stopped = _supervise(
             settings,
             published,
@@ -161,7 +162,7 @@ def run_stack(
             extra_worker=extra_worker,
         )
         display.close()
-        if _in_child(_finish, run, status, stopped) != 0:
+        if finisher.finish(run, status, stopped) != 0:
             print("could not record the run in ingest_runs (see above)", flush=True)
         return status, run
 
@@ -212,6 +213,57 @@ def _in_child(target: Any, *args: Any) -> int | None:
     child.start()
     child.join()
     return child.exitcode
+
+
+class _Finisher:
+    """``_finish`` in a fresh interpreter started early, so that its imports (chdb, the report
+    code) overlap the run instead of following it. It opens ClickHouse only once told to, after
+    the worker stopped; a finisher never told (up failed) exits at the end of the ``with``."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        receive, self._send = context.Pipe(duplex=False)
+        self._child = context.Process(target=_finish_when_told, args=(receive,))
+        # Started with Ctrl-C ignored (kept across exec): a Ctrl-C stops the run, which this
+        # child must still record.
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            self._child.start()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+        receive.close()  # the child's now: its end of file is ours to give by closing _send
+
+    def finish(self, run: RunRecord, status: int, stopped: bool) -> int | None:
+        """Record the run and print its summary; the child's exit status."""
+        with contextlib.suppress(OSError):  # it died: see below
+            self._send.send((run, status, stopped))
+        self._send.close()
+        self._child.join()
+        code = self._child.exitcode
+        if code is not None and code < 0:
+            # Killed by a signal meant for the whole process group (a SIGTERM to it): the run
+            # is recorded by a fresh child, as up is still there to do it (the row is keyed by
+            # the run, so a second write replaces the first).
+            return _in_child(_finish, run, status, stopped)
+        return code
+
+    def __enter__(self) -> _Finisher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._send.close()
+        self._child.join()
+
+
+def _finish_when_told(receive: Any) -> None:
+    import ingestor.report.build
+    import ingestor.sink.chdb_engine  # noqa: F401 - chdb's load
+
+    try:
+        run, status, stopped = receive.recv()
+    except EOFError:
+        return  # up stopped without a run to record
+    _finish(run, status, stopped)
 
 
 @dataclass
@@ -385,7 +437,8 @@ def _logs(settings: Settings) -> Path:
 class _Child:
     """A worker or watcher process, restarted by ``_supervise`` under its ``RestartPolicy``.
 
-    Without a policy the first process is held (``worker --hold``) until ``go``; restarts are not.
+    Without a policy the first process is held (``--hold``: loaded, waiting on stdin) until
+    ``go``; restarts are not.
     """
 
     def __init__(
@@ -402,7 +455,7 @@ class _Child:
         return _spawn(self.args, self.log, hold=hold)
 
     def go(self, policy: RestartPolicy) -> None:
-        """Let a held process open ClickHouse; from now on it is restarted under ``policy``."""
+        """Let a held process go on; from now on it is restarted under ``policy``."""
         self.policy = policy
         self.policy.started()
         stdin = self.proc.stdin
@@ -498,10 +551,13 @@ def _supervise(
         children.append(worker)
         display.show(Snapshot(starting=True))
         # The watcher starts once the worker consumes: a Faust group that starts on data already
-        # waiting can skip records (the worker guards against it, but only by restarting).
+        # waiting can skip records (the worker guards against it, but only by restarting). It
+        # loads its modules meanwhile, held before it reads anything.
+        watcher = _Child("watcher", watch_args, logs / "watch.log")
+        children.append(watcher)  # stopped with the others if up stops while it is held
         _wait_ready(settings, worker.proc, stop)
         if not stop.is_set():
-            children.append(_Child("watcher", watch_args, logs / "watch.log", policies["watcher"]))
+            watcher.go(policies["watcher"])
 
     # Not in a windowed backfill, which would start its window again after each planned restart;
     # a broker that dies is still recovered.

@@ -9,6 +9,7 @@ import json
 import logging
 import os
 import signal
+import sys
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -44,6 +45,13 @@ def register(sub: Any) -> None:
     p.add_argument("--since-ms", type=int, help=argparse.SUPPRESS)
     p.add_argument("--until-ms", type=int, help=argparse.SUPPRESS)
     p.add_argument("--checkpoint", type=Path, help=argparse.SUPPRESS)
+    p.add_argument(
+        "--hold",
+        action="store_true",
+        help="load everything, then wait for a line on stdin before reading the checkpoint and "
+        "the files (set by `ingestor up`, which starts the watcher while the worker joins its "
+        "group; EOF exits)",
+    )
     p.set_defaults(run=run)
 
 
@@ -52,6 +60,14 @@ def run(args: argparse.Namespace) -> int:
     bootstrap = resolve_bootstrap(args, settings)
     dirs = [d.expanduser().resolve() for d in args.dirs] or None
 
+    if args.hold:
+        # What _watch imports: loaded while the worker starts, not after it is ready.
+        import ingestor.obs.metrics  # noqa: F401
+        import ingestor.producer.sender  # noqa: F401
+        import ingestor.producer.watch  # noqa: F401
+
+        if not sys.stdin.readline():
+            return 0  # `up` went away before the worker was ready
     tune_gc()
     keep = None
     if args.since_ms is not None or args.until_ms is not None:
