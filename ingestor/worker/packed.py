@@ -2,11 +2,12 @@
 
 The worker's index holds every counted usage line of a scope's history (~550k at 1M transcript
 lines). Kept as objects (a ``Contribution``, its ``Copy``, a ``Decimal``, an identity tuple and
-a fresh string a field) one cost ~1.7 kB; packed, one is ~100 bytes of typed arrays: repeated
-strings (sessions, models, files, tool lists) interned, the cost as its ``Decimal``'s integer
-coefficient and exponent. Unpacking gives back equal values (the cost with its exponent, so
-sums print as before). A line whose numbers do not fit (past 64 bits, a non-finite or
-negative-zero cost) is kept whole instead.
+a fresh string a field) one cost ~1.7 kB; packed, ~0.45 kB: ~110 bytes of typed arrays (repeated
+strings, i.e. sessions, models, files and tool lists, interned; the cost as its ``Decimal``'s
+integer coefficient and exponent), the rest its message and request id strings and the rule's
+buckets, which a keyed lookup needs (``python -m bench.index_memory``). Unpacking gives back
+equal values (the cost with its exponent, so sums print as before). A line whose numbers do not
+fit (past 64 bits, a non-finite or negative-zero cost) is kept whole instead.
 """
 
 from __future__ import annotations
@@ -106,7 +107,7 @@ _SESSION, _MODEL, _FILE, _TOOLS, _LINE_SESSION = range(5)
 _GENERATION, _OFFSET, _TIMESTAMP, _INPUT, _OUTPUT, _CREATION, _READ, _COST = range(8)
 _EXPONENT, _FLAGS = range(2)
 _SIDECHAIN, _SPEED = 1, 2
-_NO_COST = Copy(None, None, False, 0, False).cost  # the common rule never reads a copy's cost
+_NO_COST = Copy(None, None, False, 0, False).cost  # ``copy_of``'s: only the daily rule reads it
 
 
 class PackedRule(DedupRule[Contribution]):
