@@ -50,13 +50,13 @@ _SESSION_SETTINGS = (
     "SET output_format_json_quote_64bit_integers = 0",
     "SET output_format_json_quote_decimals = 1",
 )
-# Rows carry ISO datetimes ending in Z (orjson's encoding): best_effort reads them. Unknown
-# keys are an error, not silently dropped.
 # Parts ClickHouse detached as broken while loading the tables (this open's, by their time).
 _DETACHED = (
     "SELECT concat(database, '.', table, ': ', name), level FROM system.detached_parts"
     " WHERE reason LIKE 'broken%' AND modification_time >= toDateTime({since})"
 )
+# Rows carry ISO datetimes ending in Z (orjson's encoding): best_effort reads them. Unknown
+# keys are an error, not silently dropped.
 _INSERT_SETTINGS = "date_time_input_format = 'best_effort', input_format_skip_unknown_fields = 0"
 
 Convert = Callable[[Any], Any]

@@ -64,21 +64,24 @@ def storage_error(exc: BaseException, what: str) -> StorageError:
 
     The caller raises it ``from exc``; ``what`` names the statement (never its data).
     """
-    code = getattr(exc, "code", None)
-    if not isinstance(code, int):
-        match = _CODE.search(str(exc))
-        code = int(match.group(1)) if match else None
     message = f"{what}: {exc}"
-    if code in TRANSIENT_CODES:
+    if _error_code(exc) in TRANSIENT_CODES:
         return TransientStorageError(message)
     return StorageError(message)
 
 
 def is_broken_part(exc: BaseException) -> bool:
     """Whether a driver failure is a read of a broken data part (not of bad input)."""
+    return _error_code(exc) in _BROKEN_PART_CODES and "part" in str(exc)
+
+
+def _error_code(exc: BaseException) -> int | None:
+    """The ClickHouse error code of a driver failure: its ``code``, else the message's."""
+    code = getattr(exc, "code", None)
+    if isinstance(code, int):
+        return code
     match = _CODE.search(str(exc))
-    code = int(match.group(1)) if match else getattr(exc, "code", None)
-    return code in _BROKEN_PART_CODES and "part" in str(exc)
+    return int(match.group(1)) if match else None
 
 
 class ClickHouse(ABC):
