@@ -22,6 +22,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import lru_cache
 from operator import itemgetter
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -30,6 +31,7 @@ from chdb import session as chdb_session
 
 from ingestor.errors import StorageError
 from ingestor.settings import ClickHouseTarget
+from ingestor.sink import dedup_log
 from ingestor.sink.arrow import arrow_table
 from ingestor.sink.engine import (
     ClickHouse,
@@ -52,8 +54,14 @@ _SESSION_SETTINGS = (
 )
 # Parts ClickHouse detached as broken while loading the tables (this open's, by their time).
 _DETACHED = (
-    "SELECT concat(database, '.', table, ': ', name), level FROM system.detached_parts"
+    "SELECT database, table, name, path, partition_id, min_block_number, max_block_number"
+    " FROM system.detached_parts"
     " WHERE reason LIKE 'broken%' AND modification_time >= toDateTime({since})"
+)
+# Whether an active part holds blocks of a detached one (a broken merge's sources, brought back).
+_COVERED = (
+    "SELECT count() FROM system.parts WHERE active AND database = {database} AND table = {table}"
+    " AND partition_id = {partition} AND max_block_number >= {low} AND min_block_number <= {high}"
 )
 # Rows carry ISO datetimes ending in Z (orjson's encoding): best_effort reads them. Unknown
 # keys are an error, not silently dropped.
@@ -80,8 +88,10 @@ class ChdbClickHouse(ClickHouse):
         with self._lock:
             self._open()
 
-    def _open(self) -> None:
-        """Open the session on ``target.path`` (holding ``_lock``)."""
+    def _open(self, *, release: bool = True) -> None:
+        """Open the session on ``target.path`` (holding ``_lock``). Parts ClickHouse detached as
+        broken while loading are logged; an insert's has its deduplication tokens released
+        (``dedup_log``), which takes closing and opening the session once more."""
         path = self.target.path
         assert path is not None
         started = int(time.time())
@@ -102,11 +112,37 @@ class ChdbClickHouse(ClickHouse):
             self._closed = True
             self._session.close()
             raise
-        for name, level in orjson.loads(detached.bytes() or b'{"data": []}')["data"]:
-            if level == 0:  # an insert's part: its rows are gone, unless that insert is retried
-                log.error("chdb detached a broken part of an insert on opening: %s", name)
-            else:  # a merge's: its rows are back in the parts it was made of
-                log.warning("chdb detached a broken merged part on opening: %s", name)
+        if not release:
+            return
+        lost = []
+        for database, table, name, path, partition, low, high in orjson.loads(
+            detached.bytes() or b'{"data": []}'
+        )["data"]:
+            covered = self._query(
+                _COVERED.format(
+                    database=_string_literal(database), table=_string_literal(table),
+                    partition=_string_literal(partition), low=int(low), high=int(high),
+                ),
+                "CSV", "covered",
+            )  # fmt: skip
+            if int(covered.bytes() or b"0"):  # a merge's: its rows are back in its sources
+                what = f"{database}.{table}: {name}"
+                log.warning("chdb detached a broken merged part on opening: %s", what)
+                continue
+            # An insert's (inserts into Replacing and Aggregating tables make level-1 parts, so
+            # the level does not say which), or a merge's whose sources are gone: rows lost.
+            log.error(
+                "chdb detached a broken part of an insert on opening: %s.%s: %s; its rows are gone"
+                " unless that insert is delivered again (its deduplication tokens are released, so"
+                " it will be stored); `ingestor verify` names what is missing",
+                database, table, name,
+            )  # fmt: skip
+            lost.append((Path(path).parent.parent, str(partition), int(low), int(high)))
+        if lost:  # ClickHouse reads the log when it loads the table: not while it is open
+            self._session.close()
+            for table_dir, partition, low, high in lost:
+                dedup_log.release(table_dir, partition, low, high)
+            self._open(release=False)
 
     def _run(self, sql: str | bytes, fmt: str, what: str) -> Any:
         with self._lock:

@@ -32,7 +32,7 @@ from ingestor.worker.budgets import BudgetTable, budget_table
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
-from ingestor.worker.lag import partition_lag, stalled
+from ingestor.worker.lag import missing, partition_lag, stalled
 from ingestor.worker.process import (
     Processed,
     process_decoded,
@@ -57,6 +57,8 @@ log = logging.getLogger(__name__)
 RESTARTABLE = (EXIT_STORAGE_FAILED, EXIT_OFFSET_GAP)
 DEFAULT_SESSION_TIMEOUT_S = 10.0  # on a Kafka cluster; `ingestor up` sets Tansu's
 STALL_S = 30.0  # no record for this long while a partition has unread records: stuck
+SEEK_S = 10.0  # ... and its records were fetched: fetch them again (at most SEEKS_MAX times)
+SEEKS_MAX = 3
 
 
 @dataclass
@@ -77,6 +79,8 @@ class WorkerState:
     inflight: asyncio.Task[None] | None = None  # the insert being stored, if any
     inflight_rows: int = 0
     inflight_messages: int = 0
+    handling: int = 0  # messages in ``handle`` (an index may be loading)
+    seeks: int = 0  # watchdog seeks since the last record handled
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     flushes: int = 0
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
@@ -163,23 +167,27 @@ def build_app(
         message = event.message
         where = Location(message.topic, message.partition, message.offset)
         last = state.last_offsets.get((message.topic, message.partition))
-        if last is not None and message.offset > last + 1:
+        committed = None
+        if last is None:  # the first record since the assignment: it must be the committed one
+            committed = cast(Any, app.consumer)._committed_offset.get(message.tp)
+        if hole := missing(message.offset, last, committed):
             # Our topics are neither compacted nor transactional, so a hole means Faust skipped
             # records. faust-streaming 0.15 does so when a group starts with no committed offset
             # (or offset 0, which it treats as none) on a topic that already holds data: it
             # resumes fetching before seeking, drops the records fetched behind the first one,
-            # and counts the hole as processed. Exit before acking anything past the hole: the
-            # restarted worker seeks to the committed offset and gets them again.
+            # and counts the hole as processed; and at times on a start with one (lag.missing).
+            # Exit before acking anything past the hole: the restarted worker seeks to the
+            # committed offset and gets them again.
             log.critical(
                 "offsets %s..%s of %s[%s] never reached the agent; restarting for re-delivery",
-                last + 1,
-                message.offset - 1,
+                *hole,
                 message.topic,
                 message.partition,
             )
             await _restart_committed(state, app)
         state.last_offsets[(message.topic, message.partition)] = message.offset
         state.last_progress = time.monotonic()
+        state.seeks = 0
         try:
             envelope = decode_message(kind, event.value)
         except InvalidInput as exc:
@@ -221,12 +229,15 @@ def build_app(
         async def consume(stream: Any) -> None:
             manual = stream.noack()
             async for event in manual.events():
+                state.handling += 1
                 try:
                     await handle(kind, manual, event)
                 except DeadLetterLimitExceeded:
                     # Not restartable: the held events stay unacked for whoever fixes the input.
                     log.critical("dead-letter limit exceeded on %s; stopping", kind, exc_info=True)
                     os._exit(EXIT_BAD_INPUT)
+                finally:
+                    state.handling -= 1
 
         app.agent(topic, name=f"ingest-{kind}")(consume)
 
@@ -249,32 +260,55 @@ def build_app(
     async def watchdog() -> None:
         # The other face of the Faust hole (see handle): when the skipped records are the last
         # ones, no later record reveals it. A partition whose high-watermark is ahead of what
-        # the agent handled, with nothing arriving for STALL_S, is stuck: restart in place (the
-        # hole is not committed until a later record is acked, so the restart re-reads it).
-        if time.monotonic() - state.last_progress < STALL_S or state.inflight_messages:
+        # the agent handled, with nothing arriving, is stuck. If its records were fetched (the
+        # fetch position is past them), Faust dropped them: after SEEK_S fetch them again, in
+        # place. Else, or if that does not help, after STALL_S restart in place (the hole is
+        # not committed until a later record is acked, so the restart re-reads it).
+        idle = time.monotonic() - state.last_progress
+        if idle < SEEK_S or state.inflight_messages:
             return
-        for tp in app.consumer.assignment():
+        consumer = cast(Any, app.consumer)
+        for tp in consumer.assignment():
             if tp.topic not in inputs:
                 continue
-            highwater = app.consumer.highwater(tp)
+            highwater = consumer.highwater(tp)
             if highwater is None:
                 continue
             last = state.last_offsets.get((tp.topic, tp.partition))
             # Faust keeps the committed offset as Kafka's, from its seek on assignment or its
             # own commits (see lag.stalled).
-            committed = cast(Any, app.consumer)._committed_offset.get(tp)
-            stuck = stalled(highwater, last, committed)
-            if stuck:
-                log.critical(
-                    "%s[%s] stalled at %s below its high-watermark %s; restarting",
-                    tp.topic,
-                    tp.partition,
-                    "its committed offset" if last is None else last,
-                    highwater,
-                )
-                await _restart_committed(state, app)
+            committed = consumer._committed_offset.get(tp)
+            if not stalled(highwater, last, committed):
+                continue
+            expected = last + 1 if last is not None else committed
+            position = await _position(consumer, tp)
+            fetched = isinstance(position, int) and expected is not None and position > expected
+            # Not while a record is being handled: the records behind it are queued, not lost.
+            if fetched and not state.handling and state.seeks < SEEKS_MAX:
+                log.warning(
+                    "%s[%s]: offsets %s..%s were fetched and never reached the agent;"
+                    " fetching them again",
+                    tp.topic, tp.partition, expected, position - 1,
+                )  # fmt: skip
+                state.seeks += 1
+                state.last_progress = time.monotonic()
+                await consumer.seek(tp, expected)
+                return
+            if idle < STALL_S:
+                continue
+            log.critical(
+                "%s[%s] stalled at %s below its high-watermark %s (fetch position %s); restarting",
+                tp.topic,
+                tp.partition,
+                "its committed offset" if last is None else last,
+                highwater,
+                position,
+            )
+            for line in _awaiting():
+                log.warning("stalled: %s", line)
+            await _restart_committed(state, app)
 
-    app.timer(interval=STALL_S / 3)(watchdog)
+    app.timer(interval=SEEK_S / 3)(watchdog)
 
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
         # Another worker may take these partitions: store what we have, forget cached indexes.
@@ -398,6 +432,29 @@ async def _store(
     if held:
         os.environ.pop(_RESTARTS_ENV, None)  # progress: in-place restarts count anew
     state.inflight_rows = state.inflight_messages = 0
+
+
+async def _position(consumer: Any, tp: Any) -> Any:
+    """aiokafka's fetch position on ``tp`` (for the stall's log line)."""
+    try:
+        return await consumer.position(tp)
+    except Exception as exc:  # noqa: BLE001 - a diagnostic only
+        return repr(exc)
+
+
+def _awaiting() -> list[str]:
+    """Where each task of this loop waits (its innermost awaited frames): what a stall is on."""
+    out = []
+    for task in asyncio.all_tasks():
+        coro: Any = task.get_coro()
+        chain: list[str] = []
+        while coro is not None and len(chain) < 12:
+            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+            if frame is not None:
+                chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
+            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+        out.append(f"{task.get_name()}: {' > '.join(chain[-6:])}")
+    return out
 
 
 async def _restart_committed(state: WorkerState, app: faust.App) -> NoReturn:

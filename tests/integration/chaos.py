@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import random
+import re
 import shutil
 import signal
 import subprocess
@@ -62,6 +63,12 @@ UNITS_EVENTS = 3  # one SDK unit: an agent step holding a prompt call and a tool
 
 
 # ---------------------------------------------------------------------- processes
+
+
+def _brief(stats: dict[str, Any]) -> dict[str, Any]:
+    """What ``quiet`` waits on, out of the worker's /stats."""
+    keep = ("ready", "run_id", "behind", "pending_rows", "pending_messages", "counts")
+    return {k: stats.get(k) for k in keep} if stats else {}
 
 
 def rss_mb(pid: int) -> float:
@@ -274,6 +281,7 @@ class Chaos:
         (when given), behind nothing, nothing pending, and the same message count on two looks a
         second apart. (``behind`` alone can read 0 before a new worker fetched a partition.)"""
         previous: list[Any] = [None]
+        seen: dict[str, Any] = {}  # the last look, for the failure message
 
         def settled() -> bool:
             s = self.stats()
@@ -281,13 +289,33 @@ class Chaos:
             calm = s.get("behind") == 0 and not s.get("pending_rows")
             calm = calm and not s.get("pending_messages") and now == previous[0]
             previous[0] = now
+            seen.update(stats=_brief(s), events_wanted=events)
             if calm and events is not None:
-                calm = self.events_stored() == events
+                seen["events_stored"] = stored = self.events_stored()
+                calm = stored == events
             if not calm:
                 time.sleep(0.8)
             return bool(calm)
 
-        wait_for(settled, timeout_s=timeout_s, what="the worker to store what the broker holds")
+        try:
+            wait_for(settled, timeout_s=timeout_s, what="the worker to store what the broker holds")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; last look: {seen}\n{self.log_tails()}") from None
+
+    def log_tails(self, lines: int = 25) -> str:
+        """The end of each process's log, and every warning or error in it: what a failure in CI
+        (whose data dir is gone) is diagnosed from."""
+        out = []
+        for log in (self.tmp / "up.log", *sorted((self.data / "logs").glob("*.log"))):
+            try:
+                text = log.read_text(errors="replace").splitlines()
+            except OSError:
+                continue
+            # Ours (aiokafka's connection errors while a broker restarts would drown them).
+            loud = [x for x in text if re.search(r" (WARNING|ERROR|CRITICAL) (ingestor|mode)", x)]
+            out.append(f"--- {log.name}: {len(loud)} warnings/errors (last 15), then its end")
+            out += [*loud[-15:], "  ...", *text[-lines:]]
+        return "\n".join(out)
 
     # -------------------------------------------------------------- faults
 

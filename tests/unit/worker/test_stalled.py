@@ -1,8 +1,8 @@
-"""When the watchdog restarts the worker: a partition with records the agent never had."""
+"""When the worker restarts for re-delivery: records of a partition the agent never had."""
 
 from __future__ import annotations
 
-from ingestor.worker.lag import stalled
+from ingestor.worker.lag import missing, stalled
 
 
 def test_a_hole_after_the_last_record_handled_is_stalled() -> None:
@@ -17,3 +17,17 @@ def test_a_partition_taken_over_that_delivered_nothing() -> None:
     # Nothing new since the committed offset (Kafka's: the next record to read): not stalled.
     assert not stalled(highwater=25, last=None, committed=25)
     assert not stalled(highwater=0, last=None, committed=None)
+
+
+def test_a_record_after_a_hole_names_the_hole() -> None:
+    assert missing(offset=9, last=5, committed=None) == (6, 8)
+    assert missing(offset=6, last=5, committed=3) is None  # the next one
+    assert missing(offset=4, last=5, committed=None) is None  # delivered again: no hole
+
+
+def test_the_first_record_since_the_assignment_must_be_the_committed_one() -> None:
+    # Seen on Apache Kafka: committed 44, the agent's first record 63.
+    assert missing(offset=63, last=None, committed=44) == (44, 62)
+    assert missing(offset=44, last=None, committed=44) is None
+    # No committed offset (or 0, which Faust reads as None): the partition may start past 0.
+    assert missing(offset=63, last=None, committed=None) is None
