@@ -33,12 +33,16 @@ def _break_the_active_part(ch: ClickHouse, table: str) -> str:
     return str(name)
 
 
-def test_a_broken_merged_part_is_detached_and_its_rows_read_from_the_parts_it_merged(
-    clickhouse_empty: ClickHouse, caplog: pytest.LogCaptureFixture
-) -> None:
-    ch = clickhouse_empty
-    if ch.target.kind != "chdb":
+@pytest.fixture
+def ch(clickhouse_empty: ClickHouse) -> ClickHouse:
+    if clickhouse_empty.target.kind != "chdb":
         pytest.skip("a server detaches broken parts itself")
+    return clickhouse_empty
+
+
+def test_a_broken_merged_part_is_detached_and_its_rows_read_from_the_parts_it_merged(
+    ch: ClickHouse, caplog: pytest.LogCaptureFixture
+) -> None:
     ch.execute("CREATE TABLE t (k UInt64, v String) ENGINE = MergeTree ORDER BY k")
     ch.execute("INSERT INTO t SELECT number, toString(number) FROM numbers(1000)")
     ch.execute("INSERT INTO t SELECT number + 1000, toString(number) FROM numbers(1000)")
@@ -59,11 +63,8 @@ def test_a_broken_merged_part_is_detached_and_its_rows_read_from_the_parts_it_me
 
 
 def test_a_lost_insert_delivered_again_is_stored_not_deduplicated(
-    clickhouse_empty: ClickHouse, caplog: pytest.LogCaptureFixture
+    ch: ClickHouse, caplog: pytest.LogCaptureFixture
 ) -> None:
-    ch = clickhouse_empty
-    if ch.target.kind != "chdb":
-        pytest.skip("a server detaches broken parts itself")
     ch.execute(
         "CREATE TABLE t (k UInt64, v String) ENGINE = ReplacingMergeTree ORDER BY k"
         " SETTINGS non_replicated_deduplication_window = 100"
