@@ -32,7 +32,7 @@ from ingestor.worker.budgets import BudgetTable, budget_table
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
-from ingestor.worker.lag import missing, partition_lag, stalled
+from ingestor.worker.lag import SEEK_S, missing, partition_lag, remedy, stalled
 from ingestor.worker.process import (
     Processed,
     process_decoded,
@@ -56,9 +56,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 RESTARTABLE = (EXIT_STORAGE_FAILED, EXIT_OFFSET_GAP)
 DEFAULT_SESSION_TIMEOUT_S = 10.0  # on a Kafka cluster; `ingestor up` sets Tansu's
-STALL_S = 30.0  # no record for this long while a partition has unread records: stuck
-SEEK_S = 10.0  # ... and its records were fetched: fetch them again (at most SEEKS_MAX times)
-SEEKS_MAX = 3
 
 
 @dataclass
@@ -260,10 +257,9 @@ def build_app(
     async def watchdog() -> None:
         # The other face of the Faust hole (see handle): when the skipped records are the last
         # ones, no later record reveals it. A partition whose high-watermark is ahead of what
-        # the agent handled, with nothing arriving, is stuck. If its records were fetched (the
-        # fetch position is past them), Faust dropped them: after SEEK_S fetch them again, in
-        # place. Else, or if that does not help, after STALL_S restart in place (the hole is
-        # not committed until a later record is acked, so the restart re-reads it).
+        # the agent handled, with nothing arriving, is stuck (lag.remedy: fetch its records
+        # again in place, or restart in place; the hole is not committed until a later record
+        # is acked, so a restart re-reads it).
         idle = time.monotonic() - state.last_progress
         if idle < SEEK_S or state.inflight_messages:
             return
@@ -280,22 +276,23 @@ def build_app(
             committed = consumer._committed_offset.get(tp)
             if not stalled(highwater, last, committed):
                 continue
-            expected = last + 1 if last is not None else committed
             position = await _position(consumer, tp)
-            fetched = isinstance(position, int) and expected is not None and position > expected
-            # Not while a record is being handled: the records behind it are queued, not lost.
-            if fetched and not state.handling and state.seeks < SEEKS_MAX:
+            action = remedy(
+                last, committed, position,
+                idle_s=idle, handling=state.handling > 0, seeks=state.seeks,
+            )  # fmt: skip
+            if action is None:
+                continue
+            if action[0] == "seek":
                 log.warning(
                     "%s[%s]: offsets %s..%s were fetched and never reached the agent;"
                     " fetching them again",
-                    tp.topic, tp.partition, expected, position - 1,
+                    tp.topic, tp.partition, action[1], position - 1 if position else None,
                 )  # fmt: skip
                 state.seeks += 1
                 state.last_progress = time.monotonic()
-                await consumer.seek(tp, expected)
+                await consumer.seek(tp, action[1])
                 return
-            if idle < STALL_S:
-                continue
             log.critical(
                 "%s[%s] stalled at %s below its high-watermark %s (fetch position %s); restarting",
                 tp.topic,
@@ -434,12 +431,14 @@ async def _store(
     state.inflight_rows = state.inflight_messages = 0
 
 
-async def _position(consumer: Any, tp: Any) -> Any:
-    """aiokafka's fetch position on ``tp`` (for the stall's log line)."""
+async def _position(consumer: Any, tp: Any) -> int | None:
+    """aiokafka's fetch position on ``tp``; None if it has none (or cannot say)."""
     try:
-        return await consumer.position(tp)
-    except Exception as exc:  # noqa: BLE001 - a diagnostic only
-        return repr(exc)
+        position = await consumer.position(tp)
+    except Exception:  # noqa: BLE001 - then the watchdog restarts, as without it
+        log.warning("no fetch position for %s", tp, exc_info=True)
+        return None
+    return position if isinstance(position, int) else None
 
 
 def _awaiting() -> list[str]:

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal
 
-__all__ = ["behind", "missing", "partition_lag", "stalled"]
+__all__ = ["SEEK_S", "STALL_S", "behind", "missing", "partition_lag", "remedy", "stalled"]
+
+STALL_S = 30.0  # no record for this long while a partition has unread records: stuck
+SEEK_S = 10.0  # ... and its records were fetched: fetch them again (at most SEEKS_MAX times)
+SEEKS_MAX = 3
 
 
 def partition_lag(
@@ -85,3 +89,26 @@ def missing(offset: int, last: int | None, committed: int | None) -> tuple[int, 
     if expected is None or offset <= expected:
         return None
     return expected, offset - 1
+
+
+def remedy(
+    last: int | None,
+    committed: int | None,
+    position: int | None,
+    *,
+    idle_s: float,
+    handling: bool,
+    seeks: int,
+) -> tuple[Literal["seek"], int] | tuple[Literal["restart"], None] | None:
+    """What the watchdog does for a stalled partition (``stalled``), nothing arriving for
+    ``idle_s``: seek back to the first record the agent lacks when the fetch ``position`` is
+    past it (the records were fetched, and Faust dropped them), unless a record is being
+    handled (those behind it are queued, not lost) or ``seeks`` in a row did not help; else
+    restart in place after STALL_S."""
+    expected = last + 1 if last is not None else committed
+    fetched = expected is not None and position is not None and position > expected
+    if fetched and expected is not None and idle_s >= SEEK_S and not handling and seeks < SEEKS_MAX:
+        return "seek", expected
+    if idle_s >= STALL_S:
+        return "restart", None
+    return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingestor.worker.lag import missing, stalled
+from ingestor.worker.lag import missing, remedy, stalled
 
 
 def test_a_hole_after_the_last_record_handled_is_stalled() -> None:
@@ -31,3 +31,23 @@ def test_the_first_record_since_the_assignment_must_be_the_committed_one() -> No
     assert missing(offset=44, last=None, committed=44) is None
     # No committed offset (or 0, which Faust reads as None): the partition may start past 0.
     assert missing(offset=63, last=None, committed=None) is None
+
+
+def test_records_fetched_and_dropped_are_fetched_again_before_any_restart() -> None:
+    # Seen on Apache Kafka: handled 26, the fetch position at the high-watermark 63.
+    assert remedy(26, 20, 63, idle_s=10, handling=False, seeks=0) == ("seek", 27)
+    assert remedy(None, 44, 63, idle_s=10, handling=False, seeks=0) == ("seek", 44)
+    assert remedy(26, 20, 63, idle_s=9, handling=False, seeks=0) is None  # not yet
+    # A record being handled: those behind it wait in Faust's queue.
+    assert remedy(26, 20, 63, idle_s=10, handling=True, seeks=0) is None
+    # Seeking did not help (three times): restart, once STALL_S has passed.
+    assert remedy(26, 20, 63, idle_s=10, handling=False, seeks=3) is None
+    assert remedy(26, 20, 63, idle_s=30, handling=False, seeks=3) == ("restart", None)
+
+
+def test_records_never_fetched_restart_after_the_stall_time() -> None:
+    assert remedy(26, 20, 27, idle_s=10, handling=False, seeks=0) is None
+    assert remedy(26, 20, 27, idle_s=30, handling=False, seeks=0) == ("restart", None)
+    # No committed offset and nothing handled: nothing to seek to.
+    assert remedy(None, None, 40, idle_s=30, handling=False, seeks=0) == ("restart", None)
+    assert remedy(26, 20, None, idle_s=30, handling=True, seeks=0) == ("restart", None)
