@@ -32,7 +32,8 @@ from ingestor.worker.budgets import BudgetTable, budget_table
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
-from ingestor.worker.lag import SEEK_S, missing, partition_lag, remedy, stalled
+from ingestor.worker.guard import SEEK_S, missing, remedy, stalled
+from ingestor.worker.lag import partition_lag
 from ingestor.worker.process import (
     Processed,
     process_decoded,
@@ -172,7 +173,7 @@ def build_app(
             # records. faust-streaming 0.15 does so when a group starts with no committed offset
             # (or offset 0, which it treats as none) on a topic that already holds data: it
             # resumes fetching before seeking, drops the records fetched behind the first one,
-            # and counts the hole as processed; and at times on a start with one (lag.missing).
+            # and counts the hole as processed; and at times on a start with one (guard.missing).
             # Exit before acking anything past the hole: the restarted worker seeks to the
             # committed offset and gets them again.
             log.critical(
@@ -257,7 +258,7 @@ def build_app(
     async def watchdog() -> None:
         # The other face of the Faust hole (see handle): when the skipped records are the last
         # ones, no later record reveals it. A partition whose high-watermark is ahead of what
-        # the agent handled, with nothing arriving, is stuck (lag.remedy: fetch its records
+        # the agent handled, with nothing arriving, is stuck (guard.remedy: fetch its records
         # again in place, or restart in place; the hole is not committed until a later record
         # is acked, so a restart re-reads it).
         idle = time.monotonic() - state.last_progress
@@ -272,7 +273,7 @@ def build_app(
                 continue
             last = state.last_offsets.get((tp.topic, tp.partition))
             # Faust keeps the committed offset as Kafka's, from its seek on assignment or its
-            # own commits (see lag.stalled).
+            # own commits (see guard.stalled).
             committed = consumer._committed_offset.get(tp)
             if not stalled(highwater, last, committed):
                 continue

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ingestor.worker.lag import missing, remedy, stalled
+from ingestor.worker.guard import missing, remedy, stalled
 
 
 def test_a_hole_after_the_last_record_handled_is_stalled() -> None:
