@@ -33,6 +33,9 @@ class Verdict:
     retract: Contribution | None = None
 
 
+_DUPLICATE = Verdict(Outcome.DUPLICATE)  # frozen: one serves every duplicate
+
+
 class DedupIndex:
     """The counted entries of one dedup scope, in the order they arrived (packed: ``packed.py``)."""
 
@@ -47,13 +50,25 @@ class DedupIndex:
 
     def observe(self, message_id: str, request_id: str, line: Contribution) -> Verdict:
         """Decide what ``line`` (a usage line of this scope) does to the totals."""
-        if line.identity in self._counted:
-            return Verdict(Outcome.DUPLICATE)
+        counted = self._counted
+        file, generation, offset = line.identity
+        # Nearly every line: past the last counted of its file generation (so not counted yet),
+        # of a message not seen before. Its place is found once, and no Copy nor Push is built.
+        offsets = counted.run(file, generation)
+        if (
+            (not offsets or offsets[-1] < offset)
+            and 0 <= offset < 2**64
+            and self._rule.count_new(message_id, request_id, line)
+        ):
+            offsets.append(offset)
+            return Verdict(Outcome.COUNTED, add=line)
+        if line.identity in counted:
+            return _DUPLICATE
         push = self._rule.push(copy_of(message_id, request_id, line), line)
         if push.outcome is Step.DUPLICATE:
-            return Verdict(Outcome.DUPLICATE)
-        self._counted.add(line.identity)
+            return _DUPLICATE
+        counted.add(line.identity)
         if push.replaced is None:
             return Verdict(Outcome.COUNTED, add=line)
-        self._counted.discard(push.replaced.identity)
+        counted.discard(push.replaced.identity)
         return Verdict(Outcome.REPLACED, add=line, retract=push.replaced)

@@ -7,7 +7,9 @@ from decimal import Decimal
 
 import pytest
 
-from ingestor.usage.dedup import Deduper
+from ingestor.usage.dedup import Deduper, Outcome, Push
+from ingestor.worker.dedup import DedupIndex, Verdict
+from ingestor.worker.dedup import Outcome as Verdicted
 from ingestor.worker.packed import (
     Contribution,
     Interned,
@@ -124,13 +126,75 @@ def _random_lines(rng: random.Random, n: int) -> list[tuple[str, str, Contributi
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_packed_and_listed_entries_decide_the_same(seed: int) -> None:
+@pytest.mark.parametrize("count_new", [False, True])
+def test_packed_and_listed_entries_decide_the_same(seed: int, count_new: bool) -> None:
     packed, listed = PackedRule(), Deduper[Contribution]()
     for m, r, c in _random_lines(random.Random(seed), 300):
         copy = copy_of(m, r, c)
-        assert packed.push(copy, c) == listed.push(copy, c)
+        if count_new and packed.count_new(m, r, c):  # the worker's path: push when it declines
+            assert listed.push(copy, c) == Push(Outcome.COUNTED, len(packed) - 1)
+        else:
+            assert packed.push(copy, c) == listed.push(copy, c)
     assert [packed.item_at(i) for i in range(len(packed))] == listed.kept
     assert [packed.copy_at(i) for i in range(len(packed))] == listed.copies
+
+
+class _ListedIndex:
+    """``DedupIndex`` as it was before packing: the list-kept rule and a set of identities."""
+
+    def __init__(self) -> None:
+        self.rule: Deduper[Contribution] = Deduper()
+        self.counted: set[tuple[str, int, int]] = set()
+
+    def observe(self, message_id: str, request_id: str, line: Contribution) -> Verdict:
+        if line.identity in self.counted:
+            return Verdict(Verdicted.DUPLICATE)
+        push = self.rule.push(copy_of(message_id, request_id, line), line)
+        if push.outcome is Outcome.DUPLICATE:
+            return Verdict(Verdicted.DUPLICATE)
+        self.counted.add(line.identity)
+        if push.replaced is None:
+            return Verdict(Verdicted.COUNTED, add=line)
+        self.counted.discard(push.replaced.identity)
+        return Verdict(Verdicted.REPLACED, add=line, retract=push.replaced)
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_index_decides_as_the_list_kept_one(seed: int) -> None:
+    """Lines mostly appended, some replayed or out of order, offsets of all kinds: the fast
+    paths (``LineSet.run``, ``count_new``) give the verdicts of the plain rule and set."""
+    rng = random.Random(seed)
+    index, listed = DedupIndex(), _ListedIndex()
+    ends = {("a", 0): 0, ("a", 1): 0, ("b", 0): 0}
+    seen: list[tuple[str, str, Contribution]] = []
+    for _ in range(600):
+        if seen and rng.random() < 0.15:
+            m, r, c = rng.choice(seen)  # a replay, maybe of a line that lost its slot since
+        else:
+            file, generation = rng.choice(list(ends))
+            if rng.random() < 0.8:
+                ends[file, generation] += rng.randrange(1, 4)
+                offset = ends[file, generation]  # appended
+            else:
+                offset = rng.choice((rng.randrange(ends[file, generation] + 1), 2**64 + 1, -1))
+            c = line(
+                offset,
+                file=file,
+                generation=generation,
+                session=rng.choice(("s1", "s2")),
+                out=rng.randrange(4),
+                sidechain=rng.random() < 0.2,
+                speed=rng.random() < 0.1,
+                ts=rng.randrange(3),
+                cost=rng.choice(("0.1", "0.10", "2", "1E+2", "0.0000001", "-0.5", "NaN", "0")),
+                tools=rng.choice(((), ("Bash",))),
+                line_session=rng.choice(("", "s1", "s2")),
+            )
+            m = rng.choice(("", "m1", "m2", f"m{rng.randrange(10**6)}"))
+            r = rng.choice(("", "r1", f"r{rng.randrange(10**6)}"))
+            seen.append((m, r, c))
+        assert index.observe(m, r, c) == listed.observe(m, r, c)
+    assert len(index) == len(listed.rule.kept)
 
 
 @pytest.mark.parametrize("seed", range(10))
