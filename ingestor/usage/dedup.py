@@ -32,11 +32,12 @@ with itself").
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from decimal import Decimal
 from enum import Enum
 from typing import Generic, NamedTuple, TypeVar
 
-__all__ = ["Copy", "Deduper", "Outcome", "Push"]
+__all__ = ["Copy", "DedupRule", "Deduper", "Outcome", "Push"]
 
 
 class Copy(NamedTuple):
@@ -63,7 +64,7 @@ T = TypeVar("T")
 
 class Push(NamedTuple, Generic[T]):
     outcome: Outcome
-    slot: int  # the entry's place in ``Deduper.kept`` (the winner's, for a duplicate)
+    slot: int  # the entry's slot (the winner's, for a duplicate)
     replaced: T | None = None  # the entry a REPLACED line pushed out
 
 
@@ -77,56 +78,79 @@ def _should_replace(new: Copy, old: Copy, daily: bool) -> bool:
     return new.has_speed and not old.has_speed
 
 
-class Deduper(Generic[T]):
-    """Entries pushed in ccusage's order; ``kept`` holds what counts, each with its ``Copy``."""
+class DedupRule(ABC, Generic[T]):
+    """The rule over entries pushed in ccusage's order; where a subclass keeps them is its own.
 
-    __slots__ = ("_buckets", "_daily", "copies", "kept")
+    Slot ``i`` is the ``i``-th counted entry: a winner takes its loser's slot.
+    """
+
+    __slots__ = ("_buckets", "_daily")
 
     def __init__(self, *, daily: bool = False) -> None:
         self._daily = daily
-        self.kept: list[T] = []
-        self.copies: list[Copy] = []
-        # (message_id, request_id) -> indexes; (message_id, None) is also the message's bucket,
-        # as in ccusage where hash(id, None) is both.
-        self._buckets: dict[tuple[str, str | None], list[int]] = {}
+        # The slots a key was indexed under, in indexing order (ccusage's hash buckets). A line
+        # without requestId is keyed by its message id alone, which is also the message's bucket,
+        # as in ccusage where hash(id, None) is both. One slot is held as an int: most keys have
+        # one, and a list a key would cost ~60 bytes an entry.
+        self._buckets: dict[str | tuple[str, str], int | list[int]] = {}
+
+    @abstractmethod
+    def __len__(self) -> int:
+        """The entries counted."""
+
+    @abstractmethod
+    def copy_at(self, slot: int) -> Copy:
+        """The ``Copy`` kept in ``slot`` (equal to the one pushed)."""
+
+    @abstractmethod
+    def item_at(self, slot: int) -> T:
+        """The item kept in ``slot``."""
+
+    @abstractmethod
+    def _keep(self, slot: int, copy: Copy, item: T) -> None:
+        """Keep ``copy`` and ``item`` in ``slot``: ``len(self)`` appends, a smaller one replaces."""
 
     def push(self, copy: Copy, item: T) -> Push[T]:
         message_id = copy.message_id
         if message_id is None:
-            self.kept.append(item)
-            self.copies.append(copy)
-            return Push(Outcome.COUNTED, len(self.kept) - 1)
-        key = (message_id, copy.request_id)
-        found = self._find_exact(key, copy)
+            self._keep(len(self), copy, item)
+            return Push(Outcome.COUNTED, len(self) - 1)
+        request_id = copy.request_id
+        key = message_id if request_id is None else (message_id, request_id)
+        found = self._find_exact(key, message_id, copy)
         if found is None:
             found = self._find_sidechain(message_id, copy)
         if found is not None:
-            if not _should_replace(copy, self.copies[found], self._daily):
+            if not _should_replace(copy, self.copy_at(found), self._daily):
                 return Push(Outcome.DUPLICATE, found)
-            replaced = self.kept[found]
-            self.kept[found] = item
-            self.copies[found] = copy
+            replaced = self.item_at(found)
+            self._keep(found, copy, item)
             self._index(key, found)
-            self._index((message_id, None), found)
+            self._index(message_id, found)
             return Push(Outcome.REPLACED, found, replaced)
-        index = len(self.kept)
-        self.kept.append(item)
-        self.copies.append(copy)
+        index = len(self)
+        self._keep(index, copy, item)
         self._index(key, index)
-        self._index((message_id, None), index)
+        self._index(message_id, index)
         return Push(Outcome.COUNTED, index)
 
-    def _find_exact(self, key: tuple[str, str | None], copy: Copy) -> int | None:
+    def _slots(self, key: str | tuple[str, str]) -> tuple[int, ...] | list[int]:
+        held = self._buckets.get(key)
+        if held is None:
+            return ()
+        return (held,) if isinstance(held, int) else held
+
+    def _find_exact(self, key: str | tuple[str, str], message_id: str, copy: Copy) -> int | None:
         # Without requestId the key is the line's sessionId (none: no key); the daily copy also
         # wants the same instant.
-        no_request = key[1] is None
+        no_request = copy.request_id is None
         if no_request and copy.session_id is None:
             return None
-        for index in self._buckets.get(key, ()):
-            kept = self.copies[index]
+        for index in self._slots(key):
+            kept = self.copy_at(index)
             if (
-                kept.message_id == key[0]
-                and kept.request_id == key[1]
+                kept.message_id == message_id
+                and kept.request_id == copy.request_id
                 and (not no_request or kept.session_id == copy.session_id)
                 and (not (no_request and self._daily) or kept.timestamp_ms == copy.timestamp_ms)
             ):
@@ -134,8 +158,8 @@ class Deduper(Generic[T]):
         return None
 
     def _find_sidechain(self, message_id: str, copy: Copy) -> int | None:
-        for index in self._buckets.get((message_id, None), ()):
-            kept = self.copies[index]
+        for index in self._slots(message_id):
+            kept = self.copy_at(index)
             if (
                 kept.message_id == message_id
                 and (copy.is_sidechain or kept.is_sidechain)
@@ -144,7 +168,40 @@ class Deduper(Generic[T]):
                 return index
         return None
 
-    def _index(self, key: tuple[str, str | None], index: int) -> None:
-        bucket = self._buckets.setdefault(key, [])
-        if index not in bucket:
-            bucket.append(index)
+    def _index(self, key: str | tuple[str, str], index: int) -> None:
+        held = self._buckets.get(key)
+        if held is None:
+            self._buckets[key] = index
+        elif isinstance(held, int):
+            if held != index:
+                self._buckets[key] = [held, index]
+        elif index not in held:
+            held.append(index)
+
+
+class Deduper(DedupRule[T]):
+    """The rule with its entries in lists: ``kept`` holds what counts, each with its ``Copy``."""
+
+    __slots__ = ("copies", "kept")
+
+    def __init__(self, *, daily: bool = False) -> None:
+        super().__init__(daily=daily)
+        self.kept: list[T] = []
+        self.copies: list[Copy] = []
+
+    def __len__(self) -> int:
+        return len(self.kept)
+
+    def copy_at(self, slot: int) -> Copy:
+        return self.copies[slot]
+
+    def item_at(self, slot: int) -> T:
+        return self.kept[slot]
+
+    def _keep(self, slot: int, copy: Copy, item: T) -> None:
+        if slot == len(self.kept):
+            self.kept.append(item)
+            self.copies.append(copy)
+        else:
+            self.kept[slot] = item
+            self.copies[slot] = copy

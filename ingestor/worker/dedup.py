@@ -12,41 +12,12 @@ changes nothing.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from decimal import Decimal
 from enum import Enum
 
-from ingestor.usage.dedup import Copy, Deduper
 from ingestor.usage.dedup import Outcome as Step
+from ingestor.worker.packed import Contribution, LineSet, PackedRule, copy_of
 
 __all__ = ["Contribution", "DedupIndex", "Outcome", "Verdict"]
-
-
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """What one counted usage line adds to its session's aggregates."""
-
-    identity: tuple[str, int, int]  # (source_file, generation, offset): the line itself
-    session_id: str
-    model: str
-    timestamp_ms: int
-    input_tokens: int
-    output_tokens: int
-    cache_creation_tokens: int
-    cache_read_tokens: int
-    cost: Decimal
-    tool_uses: tuple[str, ...]
-    is_sidechain: bool
-    has_speed: bool = False
-    line_session_id: str = ""  # the line's own sessionId (the dedup key without requestId)
-
-    @property
-    def dedup_total(self) -> int:
-        return (
-            self.input_tokens
-            + self.output_tokens
-            + self.cache_creation_tokens
-            + self.cache_read_tokens
-        )
 
 
 class Outcome(Enum):
@@ -62,36 +33,42 @@ class Verdict:
     retract: Contribution | None = None
 
 
-class DedupIndex:
-    """The counted entries of one dedup scope, in the order they arrived."""
+_DUPLICATE = Verdict(Outcome.DUPLICATE)  # frozen: one serves every duplicate
 
-    __slots__ = ("_counted", "_deduper")
+
+class DedupIndex:
+    """The counted entries of one dedup scope, in the order they arrived (packed: ``packed.py``)."""
+
+    __slots__ = ("_counted", "_rule")
 
     def __init__(self) -> None:
-        self._deduper: Deduper[Contribution] = Deduper()
-        self._counted: set[tuple[str, int, int]] = set()
+        self._rule = PackedRule()
+        self._counted = LineSet()  # the identities of the lines in the rule's slots
 
     def __len__(self) -> int:
-        return len(self._deduper.kept)
+        return len(self._rule)
 
     def observe(self, message_id: str, request_id: str, line: Contribution) -> Verdict:
         """Decide what ``line`` (a usage line of this scope) does to the totals."""
-        if line.identity in self._counted:
-            return Verdict(Outcome.DUPLICATE)
-        copy = Copy(
-            message_id=message_id or None,
-            request_id=request_id or None,
-            is_sidechain=line.is_sidechain,
-            total=line.dedup_total,
-            has_speed=line.has_speed,
-            timestamp_ms=line.timestamp_ms,
-            session_id=line.line_session_id or None,
-        )
-        push = self._deduper.push(copy, line)
+        counted = self._counted
+        file, generation, offset = line.identity
+        # Nearly every line: past the last counted of its file generation (so not counted yet),
+        # of a message not seen before. Its place is found once, and no Copy nor Push is built.
+        offsets = counted.run(file, generation)
+        if (
+            (not offsets or offsets[-1] < offset)
+            and 0 <= offset < 2**64
+            and self._rule.count_new(message_id, request_id, line)
+        ):
+            offsets.append(offset)
+            return Verdict(Outcome.COUNTED, add=line)
+        if line.identity in counted:
+            return _DUPLICATE
+        push = self._rule.push(copy_of(message_id, request_id, line), line)
         if push.outcome is Step.DUPLICATE:
-            return Verdict(Outcome.DUPLICATE)
-        self._counted.add(line.identity)
+            return _DUPLICATE
+        counted.add(line.identity)
         if push.replaced is None:
             return Verdict(Outcome.COUNTED, add=line)
-        self._counted.discard(push.replaced.identity)
+        counted.discard(push.replaced.identity)
         return Verdict(Outcome.REPLACED, add=line, retract=push.replaced)
