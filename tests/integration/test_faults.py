@@ -164,10 +164,16 @@ def test_broker_over_its_memory_bound_is_restarted_and_stays_bounded(
             time.sleep(1.0)
             pump.pause()
             assert tracker.flush(60)
-            chaos.quiet(events=tracker.stats().sent)
-            time.sleep(3)  # the supervisor looks every second; it may restart the broker now
-            chaos.quiet(events=tracker.stats().sent)
-            samples.append((len(_restarts(log)), rss_mb(child_pid(up.pid, "tansu"))))
+
+            def under_bound() -> float | None:
+                # The supervisor looks every second and restarts a broker over the bound once
+                # nothing exists only in it: on a loaded machine that can take seconds.
+                chaos.quiet(events=tracker.stats().sent)
+                mb = rss_mb(child_pid(up.pid, "tansu"))
+                return mb if mb < bound_mb else None
+
+            mb = wait_for(under_bound, timeout_s=60, what=f"the broker under {bound_mb:.1f} MB")
+            samples.append((len(_restarts(log)), mb))
         pump.finish()
         up.send_signal(signal.SIGTERM)
         assert up.wait(timeout=60) == 0
@@ -184,11 +190,9 @@ def test_broker_over_its_memory_bound_is_restarted_and_stays_bounded(
     print(f"bound {bound_mb:.1f} MB; (restarts so far, tansu MB) after each burst: {samples}")
     assert restarts, samples
     assert all(mb > bound_mb - 1 for mb in restarts), (restarts, bound_mb)  # logged rounded
-    # Right after a burst that ended with a restart, the new broker is back under the bound:
-    # within 0.5 MB, as the supervisor looks once a second and restarts only a quiet broker (one
-    # soak run sampled 17.98 MB under a bound printed as 18.0, the old broker at 17.7-18 MB).
-    after_restart = [mb for (n, mb), (m, _) in zip(samples[1:], samples, strict=False) if n > m]
-    assert all(mb < bound_mb + 0.5 for mb in after_restart), (samples, bound_mb)
+    # After each burst the broker came back under the bound (under_bound), restarted when over:
+    # restarts happened after the first burst too, not only once.
+    assert samples[-1][0] > samples[0][0], samples
     assert tracker.stats().sent == pump.units * UNITS_EVENTS
     with chaos.clickhouse() as ch:
         assert check_exact(ch, chaos.reference, pump.units) == []
