@@ -25,6 +25,11 @@ from ingestor.worker.sessions import SYNTHETIC_MODEL, ModelTotals, SessionAgg
 
 __all__ = ["budget_seeds", "load_index", "session_seeds"]
 
+# Bounds on what one query reads (and its result, in Python) when restoring from history, so
+# that the memory stays flat as the history grows.
+_PAGE_LINES = 50_000  # usage lines of a page of files (load_index)
+_SEED_LINES = 100_000  # usage lines of a chunk of usage_dedup (session_seeds)
+
 _CONTRIBUTION_COLUMNS = (
     "source_file, source_generation, source_offset, session_id, model, "
     "toUnixTimestamp64Milli(timestamp), input_tokens, output_tokens, cache_creation_tokens, "
@@ -55,58 +60,107 @@ def quote(value: str) -> str:
 
 
 def load_index(ch: ClickHouse, scope: str) -> DedupIndex:
-    """The dedup index of ``scope``: its stored usage lines replayed in ccusage's order."""
+    """The dedup index of ``scope``: its stored usage lines replayed in ccusage's order.
+
+    Read a page of files at a time (``_PAGE_LINES`` lines or so, in file order): all of a big
+    scope at once was a JSON result and its rows in Python together (2.2 GB of peak RSS for 624k
+    lines), where the index itself is ~450 bytes a line."""
     index = DedupIndex()
-    rows = ch.query(
-        f"SELECT message_id, request_id, speed != '', {_CONTRIBUTION_COLUMNS} "
-        f"FROM transcript_lines FINAL WHERE dedup_scope = {quote(scope)} AND has_usage = 1 "
-        "AND (source_file, source_generation) IN "
-        "(SELECT source_file, source_generation FROM current_generations) "
-        "ORDER BY source_file, source_offset"
-    )
-    for row in rows:
-        contribution = _contribution(row[3:])
-        if row[2]:
-            contribution = replace(contribution, has_speed=True)
-        index.observe(str(row[0]), str(row[1]), contribution)
+    where = f"dedup_scope = {quote(scope)} AND has_usage = 1"
+    for files in _file_pages(ch, where, _PAGE_LINES):
+        rows = ch.query(
+            f"SELECT message_id, request_id, speed != '', {_CONTRIBUTION_COLUMNS} "
+            f"FROM transcript_lines FINAL WHERE {where} AND {files} "
+            "AND (source_file, source_generation) IN "
+            f"(SELECT source_file, source_generation FROM current_generations WHERE {files}) "
+            "ORDER BY source_file, source_offset"
+        )
+        for row in rows:
+            contribution = _contribution(row[3:])
+            if row[2]:
+                contribution = replace(contribution, has_speed=True)
+            index.observe(str(row[0]), str(row[1]), contribution)
     return index
+
+
+def _file_pages(ch: ClickHouse, where: str, lines: int) -> list[str]:
+    """Conditions on ``source_file`` that split the rows ``where`` selects into ranges of whole
+    files of about ``lines`` rows (more when one file has more), in ClickHouse's order of
+    ``source_file``. The ranges cover every name, so a file stored meanwhile is in one of
+    them."""
+    bounds: list[str] = []  # the first file of every range but the first
+    held = 0
+    for file, count in ch.query(
+        f"SELECT source_file, count() FROM transcript_lines WHERE {where} "
+        "GROUP BY source_file ORDER BY source_file"
+    ):
+        if held >= lines:
+            bounds.append(str(file))
+            held = 0
+        held += int(count)
+    edges: list[str | None] = [None, *bounds, None]
+    pages = []
+    for low, high in zip(edges, edges[1:], strict=False):
+        terms = [] if low is None else [f"source_file >= {quote(low)}"]
+        terms += [] if high is None else [f"source_file < {quote(high)}"]
+        pages.append(" AND ".join(terms) or "1")
+    return pages
 
 
 def session_seeds(ch: ClickHouse, scope: str | None = None) -> list[tuple[str, SessionAgg]]:
     """(dedup scope, aggregates) of every session with counted usage, as the worker holds them;
-    of one dedup scope's sessions only, with ``scope``."""
-    where = "" if scope is None else f"WHERE dedup_scope = {quote(scope)} "
+    of one dedup scope's sessions only, with ``scope``.
+
+    ``usage_dedup`` sorts every line it reads, all columns (1 GB of peak RSS for 624k usage
+    lines at once), so it is read in chunks of ``_SEED_LINES`` lines or so by a hash of the
+    message id. Exact: its windows partition by (scope, message id, ...), so a chunk's rows are
+    decided as among all the rows, and ClickHouse filters on the hash before the windows."""
+    scoped = "" if scope is None else f" AND dedup_scope = {quote(scope)}"
+    [(lines,)] = ch.query(f"SELECT count() FROM transcript_lines WHERE has_usage = 1{scoped}")
+    chunks = max(1, -(-int(lines) // _SEED_LINES))
     sessions: dict[str, SessionAgg] = {}
     scopes: dict[str, str] = {}
-    for row in ch.query(
-        "SELECT session_id, any(project), any(dedup_scope), model, "
-        "sum(input_tokens), sum(output_tokens), "
-        "sum(cache_creation_tokens), sum(cache_read_tokens), toString(sum(cost_usd)), count(), "
-        "min(toUnixTimestamp64Milli(timestamp)), max(toUnixTimestamp64Milli(timestamp)) "
-        f"FROM usage_dedup {where}GROUP BY session_id, model ORDER BY session_id, model"
-    ):
-        session_id, project, scope, model, i, o, cc, cr, cost, n, first, last = row
-        agg = sessions.get(session_id)
-        if agg is None:
-            agg = sessions[session_id] = SessionAgg(
-                session_id=str(session_id), project=str(project)
-            )
-            scopes[session_id] = str(scope)
-        totals = ModelTotals(int(i), int(o), int(cc), int(cr), Decimal(cost), int(n))
-        _merge(agg.totals, totals)
-        if model != SYNTHETIC_MODEL:
-            agg.models[str(model)] = totals
-        agg.first_activity_ms = _min(agg.first_activity_ms, int(first))
-        agg.last_activity_ms = _max(agg.last_activity_ms, int(last))
-    for session_id, name, count in ch.query(
-        f"SELECT session_id, tool, count() FROM usage_dedup ARRAY JOIN tool_uses AS tool "
-        f"{where}GROUP BY session_id, tool"
-    ):
-        if session_id in sessions:
-            sessions[session_id].tool_uses[str(name)] = int(count)
-    for agg in sessions.values():
+    for chunk in range(chunks):
+        where = f"WHERE cityHash64(message_id) % {chunks} = {chunk}{scoped} "
+        for row in ch.query(
+            "SELECT session_id, any(project), any(dedup_scope), model, "
+            "sum(input_tokens), sum(output_tokens), "
+            "sum(cache_creation_tokens), sum(cache_read_tokens), toString(sum(cost_usd)), "
+            "count(), min(toUnixTimestamp64Milli(timestamp)), "
+            "max(toUnixTimestamp64Milli(timestamp)) "
+            f"FROM usage_dedup {where}GROUP BY session_id, model"
+        ):
+            session_id, project, scope_, model, i, o, cc, cr, cost, n, first, last = row
+            agg = sessions.get(session_id)
+            if agg is None:
+                agg = sessions[session_id] = SessionAgg(
+                    session_id=str(session_id), project=str(project)
+                )
+                scopes[session_id] = str(scope_)
+            totals = ModelTotals(int(i), int(o), int(cc), int(cr), Decimal(cost), int(n))
+            _merge(agg.totals, totals)
+            if model != SYNTHETIC_MODEL:
+                known = agg.models.get(str(model))
+                if known is None:
+                    agg.models[str(model)] = totals
+                else:
+                    _merge(known, totals)
+            agg.first_activity_ms = _min(agg.first_activity_ms, int(first))
+            agg.last_activity_ms = _max(agg.last_activity_ms, int(last))
+        for session_id, name, count in ch.query(
+            f"SELECT session_id, tool, count() FROM usage_dedup ARRAY JOIN tool_uses AS tool "
+            f"{where}GROUP BY session_id, tool"
+        ):
+            if session_id in sessions:
+                tools = sessions[session_id].tool_uses
+                tools[str(name)] = tools.get(str(name), 0) + int(count)
+    seeds = []
+    for session_id in sorted(sessions):  # in session order, models in model order: as one query
+        agg = sessions[session_id]
+        agg.models = dict(sorted(agg.models.items()))
         agg.revision = 1
-    return [(scopes[session_id], agg) for session_id, agg in sessions.items()]
+        seeds.append((scopes[session_id], agg))
+    return seeds
 
 
 def _merge(into: ModelTotals, more: ModelTotals) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pickle
 from pathlib import Path
 
 import orjson
@@ -15,6 +16,7 @@ from ingestor.producer.lines import parse_chunk
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import write_batch
 from ingestor.wire import TranscriptSource, decode_message, encode_envelope
+from ingestor.worker import restore
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.process import process_transcripts
 from ingestor.worker.restore import load_index, session_seeds
@@ -65,3 +67,23 @@ def test_seeds_and_index_restore_what_the_stream_built(
     index = load_index(clickhouse, "host-a")
     assert len(index) == len(built_index) > 0
     assert len(load_index(clickhouse, "other")) == 0
+
+
+def test_restore_in_pieces_equals_restore_at_once(
+    clickhouse: ClickHouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Pages of files (load_index) and hash chunks of usage_dedup (session_seeds) bound the
+    memory; the result is the same as reading everything at once."""
+    generate(tmp_path / "c", lines=3000, seed=9)
+    _ingest(clickhouse, tmp_path / "c", "host-a")
+    whole_seeds = session_seeds(clickhouse)
+    whole_index = load_index(clickhouse, "host-a")
+    monkeypatch.setattr(restore, "_PAGE_LINES", 50)
+    monkeypatch.setattr(restore, "_SEED_LINES", 300)
+    assert len(restore._file_pages(clickhouse, "has_usage = 1", 50)) > 3
+    assert session_seeds(clickhouse) == whole_seeds
+    assert session_seeds(clickhouse, "host-a") == whole_seeds
+    assert session_seeds(clickhouse, "other") == []
+    paged = load_index(clickhouse, "host-a")
+    assert len(paged) == len(whole_index) > 0
+    assert pickle.dumps(paged) == pickle.dumps(whole_index)  # same state, same order
