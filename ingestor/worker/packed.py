@@ -193,55 +193,12 @@ class PackedRule(DedupRule[Contribution]):
         id (a key with a request id is only ever indexed beside its message id's, so no bucket
         can hold a match). Else keep nothing and answer False: the caller pushes it.
 
-        Nearly every line takes this path, live and in ``load_index``, so it is ``_append`` and
-        ``_columns`` written out for the usual line (its values seen before, a plain positive
-        cost): the worker is CPU-bound when streaming, and every µs a line adds latency."""
+        Nearly every line takes this path, live and in ``load_index``: no Copy, no Push, no
+        comparison."""
         buckets = self._buckets
         if message_id and message_id in buckets:
             return False
-        file, generation, offset = item.identity
-        session, line_session, tools = item.session_id, item.line_session_id, item.tool_uses
-        known = self._names.known
-        session_at, model_at, file_at = known.get(session), known.get(item.model), known.get(file)
-        tools_at = self._tools.known.get(tools)
-        line_at = session_at if line_session == session else known.get(line_session)
-        cost = item.cost
-        text = str(cost)
-        point = text.find(".")
-        if (
-            session_at is None
-            or model_at is None
-            or file_at is None
-            or tools_at is None
-            or line_at is None
-            or point <= 0
-            or text[0] == "-"
-            or "E" in text
-        ):
-            self._append(message_id or None, request_id or None, item, None)
-        else:
-            try:
-                ids = _IDS.pack(session_at, model_at, file_at, tools_at, line_at)
-                nums = _NUMS.pack(
-                    generation,
-                    offset,
-                    item.timestamp_ms,
-                    item.input_tokens,
-                    item.output_tokens,
-                    item.cache_creation_tokens,
-                    item.cache_read_tokens,
-                    int(text[:point] + text[point + 1 :]),  # pack_cost's, for plain notation
-                )
-                flags = (_SIDECHAIN if item.is_sidechain else 0) | (_SPEED if item.has_speed else 0)
-                small = _SMALL.pack(point + 1 - len(text), flags)
-            except (struct.error, OverflowError, TypeError, ValueError):
-                self._append(message_id or None, request_id or None, item, None)
-            else:
-                self._messages.append(message_id or None)
-                self._requests.append(request_id or None)
-                self._ids.frombytes(ids)
-                self._nums.frombytes(nums)
-                self._small.frombytes(small)
+        self._append(message_id or None, request_id or None, item, None)
         if message_id:
             slot = len(self._messages) - 1
             buckets[message_id] = slot
