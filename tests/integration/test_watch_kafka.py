@@ -10,7 +10,7 @@ from typing import Any
 
 import orjson
 import pytest
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from ingestor.kafka.topics import create_topics
 from ingestor.producer import Checkpoint, KafkaSender, Watcher
@@ -109,3 +109,57 @@ def test_watched_files_arrive_keyed_by_scope_in_order(kafka_bootstrap: str, tmp_
         assert offsets == sorted(offsets) and len(set(offsets)) == len(offsets)
     # ccusage order (by path), each file whole: "s1.jsonl" sorts before "s1/subagents/…".
     assert [Path(f).stem for f in files_in_order] == ["s1", "agent-x", "s2"]
+
+
+async def _batch_codecs(bootstrap: str, topic: str, partitions: int) -> set[int]:
+    """The compression codec (Kafka's attribute bits) of every batch the broker keeps."""
+    from aiokafka.protocol.fetch import FetchRequest
+    from aiokafka.record.memory_records import MemoryRecords
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    await consumer.start()
+    try:
+        client = consumer._client
+        await client.force_metadata_update()
+        node = client.cluster.leader_for_partition(TopicPartition(topic, 0))
+        fetch = [(topic, [(p, 0, 1 << 20) for p in range(partitions)])]
+        response = await client.send(node, FetchRequest(100, 1, 1 << 20, 0, fetch))
+        codecs: set[int] = set()
+        for _, answers in response.topics:
+            for *_, data in answers:
+                records = MemoryRecords(data)
+                while (batch := records.next_batch()) is not None:
+                    codecs.add(batch.compression_type)
+        return codecs
+    finally:
+        await consumer.stop()
+
+
+@pytest.mark.parametrize(("compression", "codec"), [("zstd", 4), ("none", 0)])
+def test_envelopes_travel_compressed_as_configured(
+    kafka_bootstrap: str, tmp_path: Path, compression: str, codec: int
+) -> None:
+    """zstd by default: Tansu keeps batches in memory as they were sent (``local/recycle.py``)."""
+    settings = Settings(
+        data_dir=tmp_path / "data",
+        kafka_bootstrap=kafka_bootstrap,
+        topic_prefix=f"zstd-{uuid.uuid4().hex[:8]}.",
+        topic_partitions=1,
+        kafka_compression=compression,  # type: ignore[arg-type]
+    )
+    root = tmp_path / "projects"
+    transcript(root / "-a" / "s1.jsonl", 50, 2)
+
+    async def produce() -> int:
+        await create_topics(settings, kafka_bootstrap)
+        async with KafkaSender.from_settings(settings) as sender:
+            watcher = Watcher(settings, [root], sender, Checkpoint(tmp_path / "cp.json"))
+            await watcher.run_once()
+            return watcher.stats.envelopes_sent
+
+    envelopes = asyncio.run(produce())
+    topic = settings.topic("transcripts")
+    assert asyncio.run(_batch_codecs(kafka_bootstrap, topic, 1)) == {codec}
+    messages = asyncio.run(consume_all(settings, kafka_bootstrap, envelopes))
+    records = [r for m in messages for r in decode_message("transcript", m.value).records]
+    assert len(records) == 51  # 50 lines and the broken one, decoded whatever the codec

@@ -38,3 +38,15 @@ def test_the_stopped_watchers_last_counts_are_not_awaited_from_the_new_broker(
     meter.worker = _worker("b", 3)
     _, done = meter.look(1.0, ask_worker=False)
     assert done == 3  # everything sent to the new broker was handled
+
+
+def test_a_watcher_stopped_with_every_byte_read_has_read_everything(tmp_path: Path) -> None:
+    stats = tmp_path / "watch-stats.json"
+    meter = _Meter(Settings(data_dir=tmp_path), stats)
+    assert not meter.watcher_read_everything()  # no report yet: nothing is known
+    stats.write_text(json.dumps({"pid": 1, "bytes_done": 90, "bytes_total": 100}))
+    assert not meter.watcher_read_everything()  # a backlog: a restart must come first
+    stats.write_text(json.dumps({"pid": 1, "bytes_done": 100, "bytes_total": 100}))
+    assert meter.watcher_read_everything()
+    stats.write_text(json.dumps({"pid": 1, "bytes_done": 0, "bytes_total": 5, "idle": True}))
+    assert meter.watcher_read_everything()  # its last pass found nothing more to read
