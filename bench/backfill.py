@@ -10,7 +10,9 @@ add 5000000 for the 5M row), on a corpus from ``ingestor.corpus.generate`` cache
 * **fixed cost**: ``ingestor up --once`` on an empty directory, twice;
 * **memory**: the peak RSS of every process of the tree (``bench/measure.py``) against the
   baseline of the embedded engine (python + ``import chdb`` + one session) measured in this run;
-* **scaling**: lines/s and peak RSS per size.
+* **scaling**: lines/s and peak RSS per size;
+* **reports** (``bench/reports.py``; ``--reports none`` skips them): after the largest size's
+  ingest, daily, monthly and session from the CLI and from a running worker against ccusage's.
 
 ccusage 20.0.24 comes from ``ingestor.corpus.ccusage`` (npm, installed once into the cache dir, as
 for the parity tests); without npm the bench says so and prints ours alone. Figures only: a slow
@@ -54,9 +56,11 @@ def _up_env(data_dir: Path, tree: Path) -> dict[str, str]:
     return env
 
 
-def up_once(directory: Path, scratch: Path, timeout_s: float, tree: Path = ROOT) -> dict[str, Any]:
+def up_once(
+    directory: Path, scratch: Path, timeout_s: float, tree: Path = ROOT, *, keep: bool = False
+) -> dict[str, Any]:
     """``ingestor up --once directory`` on a fresh data dir under ``scratch``: the measured tree
-    and the run's own counts."""
+    and the run's own counts. ``keep``: leave the data dir (``scratch / "data"``) for reports."""
     data_dir = scratch / "data"
     shutil.rmtree(data_dir, ignore_errors=True)
     cmd = [sys.executable, "-m", "ingestor.cli.main", "up", "--once", str(directory)]
@@ -73,7 +77,27 @@ def up_once(directory: Path, scratch: Path, timeout_s: float, tree: Path = ROOT)
         out.update(lines_in_clickhouse=lines + dead_all)
     else:
         out["error"] = measured.stdout.decode(errors="replace")[-2000:]
-    shutil.rmtree(data_dir, ignore_errors=True)
+    if not keep:
+        shutil.rmtree(data_dir, ignore_errors=True)
+    return out
+
+
+def reports(
+    root: Path, scratch: Path, binary: Path | None, timeout_s: float, tree: Path, log: Any
+) -> dict[str, Any]:
+    """``bench/reports.py`` over the data dir ``up_once(..., keep=True)`` left in ``scratch``."""
+    from bench.reports import ccusage_reports, cli_reports, served_reports
+
+    env = _up_env(scratch / "data", tree)
+    out: dict[str, Any] = {}
+    if binary is not None:
+        log("  reports: ccusage daily, monthly, session ...")
+        out["ccusage"] = ccusage_reports(binary, root, timeout_s)
+    log("  reports: ingestor report (the CLI opens the engine) ...")
+    out["cli"] = cli_reports(env, scratch, timeout_s)
+    log("  reports: served by the worker of a running `ingestor up` ...")
+    out["served"] = served_reports(root / "projects", env, scratch, timeout_s)
+    shutil.rmtree(scratch / "data", ignore_errors=True)
     return out
 
 
@@ -108,6 +132,12 @@ def main(argv: list[str] | None = None) -> int:
         default=ROOT,
         help="the ingestor source tree `up` runs from (default this one; another checkout "
         "measures a before/after in one run of the same bench)",
+    )
+    p.add_argument(
+        "--reports",
+        choices=("largest", "none"),
+        default="largest",
+        help="time daily, monthly and session reports after the largest size's ingest (default)",
     )
     args = p.parse_args(argv)
     sizes = [int(s.replace("_", "")) for s in str(args.lines).split(",") if s.strip()]
@@ -146,10 +176,15 @@ def main(argv: list[str] | None = None) -> int:
                 ccusage_daily(binary, root, args.timeout)  # a first read warms the page cache
                 size["ccusage"] = ccusage_daily(binary, root, args.timeout)
             log("  ingestor up --once (cold data dir) ...")
-            size["ours"] = ours = up_once(root / "projects", scratch, args.timeout, args.tree)
+            timed_reports = args.reports == "largest" and lines == max(sizes)
+            size["ours"] = ours = up_once(
+                root / "projects", scratch, args.timeout, args.tree, keep=timed_reports
+            )
             stored = ours.get("lines_in_clickhouse")
             if ours.get("returncode") != 0 or stored != stats.get("lines", lines):
                 failed = True
+            elif timed_reports:
+                size["reports"] = reports(root, scratch, binary, args.timeout, args.tree, log)
             fig["sizes"].append(size)
             (OUT / "backfill.json").write_text(json.dumps(fig, indent=1, default=str))
     print(render(fig), flush=True)

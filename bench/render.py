@@ -9,6 +9,7 @@ __all__ = ["render", "table"]
 BACKFILL_RATIO_TARGET = 4.0  # ours / ccusage at 1M lines (issue #9); 2x next, 1x the goal
 FIXED_COST_TARGET_S = 3.0
 RSS_ABOVE_BASELINE_MB = 200.0
+REPORT_SHARE_TARGET = 1 / 20  # ours / ccusage's time for a report over 1M lines; 1/100 the goal
 ROLES = ("up", "worker", "watch", "tansu", "up's child (schema, finish)")
 
 
@@ -110,7 +111,57 @@ def render(fig: dict[str, Any]) -> str:
         table(scaling),
     ]
     for size in fig.get("sizes", []):
+        if "reports" in size:
+            parts += ["", *_reports(size["lines"], size["reports"])]
+    for size in fig.get("sizes", []):
         ours = size.get("ours") or {}
         if "error" in ours:
             parts += ["", f"{size['lines']:,} lines: up did not finish:", ours["error"]]
     return "\n".join(parts)
+
+
+def _wall(run: dict[str, Any] | None) -> float | None:
+    return run["wall_s"] if _ok(run) else None
+
+
+def _share(ours: float | None, theirs: float | None) -> str:
+    if ours is None or not theirs:
+        return "—"
+    share = ours / theirs
+    return f"1/{1 / share:.0f}" if share < 1 else f"{share:.1f}x"
+
+
+def _reports(lines: int, fig: dict[str, Any]) -> list[str]:
+    """The reports table: seconds, and each of ours as a share of ccusage's time."""
+    cc, cli, served = fig.get("ccusage", {}), fig.get("cli", {}), fig.get("served", {})
+    rows: list[tuple[str, ...]] = [
+        ("report", "ccusage s", "CLI s", "share", "served: CLI s", "share", "worker s", "share")
+    ]
+    for kind in ("daily", "monthly", "session"):
+        theirs = _wall(cc.get(kind))
+        own, via = _wall(cli.get(kind)), served.get(kind, {})
+        via_cli, worker = _wall(via.get("cli")), via.get("worker_s")
+        rows.append(
+            (
+                kind,
+                _f(theirs, ".2f"),
+                _f(own, ".2f"),
+                _share(own, theirs),
+                _f(via_cli, ".2f"),
+                _share(via_cli, theirs),
+                _f(worker, ".3f"),
+                _share(worker, theirs),
+            )
+        )
+    out = [
+        f"reports over {lines:,} lines: `ingestor report KIND --json` (CLI opening the engine; "
+        "served: while `ingestor up` runs, through its worker; worker: its own answer to "
+        f"GET /report/KIND/) vs `ccusage claude KIND --json --offline` (target ≤ "
+        f"1/{1 / REPORT_SHARE_TARGET:.0f} of ccusage's time)",
+        table(rows),
+    ]
+    if "error" in served:
+        out.append(f"  served: {served['error']}")
+    elif "first_daily_s" in served:
+        out.append(f"  the worker's first answer (daily, just up): {served['first_daily_s']:.2f} s")
+    return out

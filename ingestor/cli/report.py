@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ingestor.errors import ConfigError, StorageError
+from ingestor.local.pidlock import held
 from ingestor.report.request import KINDS, ReportRequest
 from ingestor.settings import Settings, load_settings
 from ingestor.usage.prices import CostMode
@@ -126,18 +127,7 @@ def run(args: argparse.Namespace) -> int:
 
     request = request_of(args)
     settings = load_settings()
-    try:
-        report = _local(settings, request)
-    except StorageError as exc:
-        if settings.clickhouse.kind != "chdb":
-            raise
-        # Most likely the running worker holds the embedded engine: ask it instead.
-        try:
-            report = _from_worker(settings, request)
-        except urllib.error.HTTPError as reply:
-            raise ConfigError(_reason(reply)) from None
-        except OSError:
-            raise exc from None  # no worker answers either: the engine's error is the one
+    report = _report(settings, request)
     if args.json:
         print(render_json(report))
     else:
@@ -145,6 +135,33 @@ def run(args: argparse.Namespace) -> int:
         color = args.color if args.color is not None else on_tty
         sys.stdout.write(render_table(report, breakdown=args.breakdown, color=color))
     return 0
+
+
+def _report(settings: Settings, request: ReportRequest) -> dict[str, Any]:
+    """From the embedded engine, or from the running worker that holds it."""
+    embedded = settings.clickhouse.kind == "chdb"
+    if embedded and held(settings.data_dir):
+        # `up` runs, so its worker holds the engine: ask it first, without loading the engine
+        # only to be refused (a second of a report's time).
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+            return _worker_report(settings, request)
+    try:
+        return _local(settings, request)
+    except StorageError as exc:
+        if not embedded:
+            raise
+        # Most likely the running worker holds the embedded engine: ask it instead.
+        try:
+            return _worker_report(settings, request)
+        except OSError:
+            raise exc from None  # no worker answers either: the engine's error is the one
+
+
+def _worker_report(settings: Settings, request: ReportRequest) -> dict[str, Any]:
+    try:
+        return _from_worker(settings, request)
+    except urllib.error.HTTPError as reply:
+        raise ConfigError(_reason(reply)) from None
 
 
 def _local(settings: Settings, request: ReportRequest) -> dict[str, Any]:

@@ -16,9 +16,24 @@ from types import TracebackType
 
 from ingestor.errors import ConfigError
 
-__all__ = ["DataDirInUse", "PidLock"]
+__all__ = ["DataDirInUse", "PidLock", "held"]
 
 LOCK_NAME = "up.pid"
+
+
+def held(data_dir: Path) -> bool:
+    """Whether a live ``ingestor up`` holds ``data_dir`` now (its lock is taken)."""
+    try:
+        fd = os.open(data_dir / LOCK_NAME, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)  # closing drops a lock this took
+    return False
 
 
 class DataDirInUse(ConfigError):

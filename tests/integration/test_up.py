@@ -6,6 +6,7 @@ must resume from what ClickHouse durably holds (ARCHITECTURE.md, "Whole-tree kil
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -192,6 +193,7 @@ def test_up_stops_within_five_seconds_of_sigterm(env: dict[str, str], tmp_path: 
     try:
         wait_for(lambda: _stored(env) > 0, timeout_s=120, what="rows stored")
         child_pid(up.pid, "watch")
+        _report_from_the_worker(env, corpus)
         began = time.monotonic()
         up.send_signal(signal.SIGTERM)
         status = up.wait(timeout=60)
@@ -204,6 +206,23 @@ def test_up_stops_within_five_seconds_of_sigterm(env: dict[str, str], tmp_path: 
     # The rerun finds the embedded ClickHouse free and finishes the job exactly.
     assert _up(env, corpus, "--once").wait(timeout=300) == 0
     _exact(env, reference)
+
+
+def _report_from_the_worker(env: dict[str, str], corpus: Path) -> None:
+    """While `up` holds the data dir, `ingestor report` asks its worker without loading the
+    engine it could not open anyway."""
+    code = (
+        "import sys\n"
+        "from ingestor.cli.main import main\n"
+        "sys.argv = ['ingestor', 'report', 'daily', '--json', '-z', 'UTC']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "assert 'chdb' not in sys.modules, 'the CLI loaded the engine'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=corpus.parent, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "daily" in json.loads(done.stdout)
 
 
 def test_worker_restarted_after_exit_75_drains_the_rest(

@@ -77,3 +77,12 @@ def test_pid_lock_of_a_dead_process_is_taken_over(tmp_path: Path) -> None:
     assert (tmp_path / LOCK_NAME).read_text().strip().isdigit()
     with PidLock(tmp_path):
         assert (tmp_path / LOCK_NAME).read_text() == f"{os.getpid()}\n"
+
+
+def test_held_says_whether_a_live_up_holds_the_data_dir(tmp_path: Path) -> None:
+    from ingestor.local.pidlock import held
+
+    assert not held(tmp_path)  # no lock file
+    with PidLock(tmp_path):
+        assert held(tmp_path)
+    assert not held(tmp_path)  # the file stays, the lock is gone
