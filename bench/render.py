@@ -128,7 +128,9 @@ def _share(ours: float | None, theirs: float | None) -> str:
     if ours is None or not theirs:
         return "—"
     share = ours / theirs
-    return f"1/{1 / share:.0f}" if share < 1 else f"{share:.1f}x"
+    if share >= 1:
+        return f"{share:.1f}x"
+    return f"1/{1 / share:.0f}" if share <= 0.1 else f"1/{1 / share:.1f}"
 
 
 def _reports(lines: int, fig: dict[str, Any]) -> list[str]:

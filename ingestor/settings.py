@@ -147,6 +147,9 @@ class Settings(BaseSettings):
     # Rows are counted by their source bytes too: the worker's memory is bounded by this.
     batch_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     batch_max_age_s: float = Field(default=1.0, gt=0)
+    # With no insert in flight a batch goes once its oldest row waited this long (sink/write.py's
+    # Batch): a line is stored within about two inserts' time, not the age bound.
+    batch_min_age_s: float = Field(default=0.05, gt=0)
     # Inserts into chdb wait while its disk has less than this free (MB; unset: 5% of the
     # filesystem, at most 1 GiB; 0: never wait): sink/disk.py says why.
     disk_reserve_mb: int | None = Field(default=None, ge=0)

@@ -66,7 +66,13 @@ _ORDER = (
 
 
 class Batch:
-    """Rows waiting for ClickHouse, with the size/age rule that says when to flush. Pure."""
+    """Rows waiting for ClickHouse, with the size/age rule that says when to flush. Pure.
+
+    ``due``: full, or as old as ``max_age_s``. ``due(idle=True)``, when no insert is in flight,
+    also once the oldest row waited ``min_age_s``: a trickle is stored within an insert's time
+    instead of waiting for the age bound, while a backlog still makes large batches, the rows
+    that come in while the insert before runs (group commit).
+    """
 
     def __init__(
         self,
@@ -74,9 +80,11 @@ class Batch:
         max_age_s: float,
         clock: Callable[[], float],
         max_bytes: int | None = None,
+        min_age_s: float | None = None,
     ) -> None:
         self._max_rows = max_rows
         self._max_age_s = max_age_s
+        self._min_age_s = max_age_s if min_age_s is None else min(min_age_s, max_age_s)
         self._max_bytes = max_bytes
         self._clock = clock
         self.rows: dict[str, list[Row]] = {}
@@ -95,12 +103,14 @@ class Batch:
         if self._started is None:
             self._started = self._clock()
 
-    def due(self) -> bool:
+    def due(self, *, idle: bool = False) -> bool:
         if self._started is None:
             return False
         if self._max_bytes is not None and self.nbytes >= self._max_bytes:
             return True
-        return self.size >= self._max_rows or self._clock() - self._started >= self._max_age_s
+        age = self._clock() - self._started
+        bound = self._min_age_s if idle else self._max_age_s
+        return self.size >= self._max_rows or age >= bound
 
     def take(self) -> dict[str, list[Row]]:
         rows, self.rows, self.size, self._started = self.rows, {}, 0, None

@@ -120,6 +120,7 @@ def build_app(
             settings.batch_max_age_s,
             time.monotonic,
             max_bytes=settings.batch_max_bytes,
+            min_age_s=settings.batch_min_age_s,
         ),
         limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
         bootstrap=bootstrap,
@@ -220,7 +221,7 @@ def build_app(
         state.batch.add(processed.rows, len(event.value or b""))
         state.held.append((stream, event))
         state.limit.record(processed.valid, len(processed.dead))
-        if state.batch.due():
+        if state.batch.due(idle=not _busy(state)):
             await flush(state, app)
 
     def agent_for(kind: Kind, topic: Any) -> None:
@@ -245,11 +246,11 @@ def build_app(
 
     async def flush_by_age() -> None:
         # Never wait behind an insert in flight: the agent's next flush does that.
-        busy = state.inflight is not None and not state.inflight.done()
-        if state.batch.due() and not busy:
+        if not _busy(state) and state.batch.due(idle=True):
             await flush(state, app)
 
-    app.timer(interval=max(0.1, settings.batch_max_age_s / 4))(flush_by_age)
+    interval = min(settings.batch_max_age_s / 4, settings.batch_min_age_s)
+    app.timer(interval=max(0.02, interval))(flush_by_age)
 
     inputs = {transcripts_topic.get_topic_name(), events_topic.get_topic_name()}
     inputs.add(ledger_topic.get_topic_name())
@@ -355,6 +356,11 @@ def _apply_sessions(sessions: Any, state: WorkerState, processed: Processed, off
         # Dirty even when skipped as re-delivered: a crash may have stored the lines but not
         # the summary row, which the next flush then rewrites.
         state.dirty[key] = agg
+
+
+def _busy(state: WorkerState) -> bool:
+    """An insert is in flight."""
+    return state.inflight is not None and not state.inflight.done()
 
 
 async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> None:

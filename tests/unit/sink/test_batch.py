@@ -35,3 +35,25 @@ def test_a_batch_is_due_by_bytes_as_well() -> None:
     assert batch.due()
     batch.take()
     assert batch.nbytes == 0 and not batch.due()
+
+
+def test_with_no_insert_in_flight_a_batch_goes_after_the_short_age() -> None:
+    clock = FakeClock()
+    batch = Batch(max_rows=1_000, max_age_s=1.0, clock=clock, min_age_s=0.05)
+    assert not batch.due(idle=True)  # empty
+    batch.add({"t": [{"a": 1}]})
+    clock.now = 0.04
+    assert not batch.due(idle=True)
+    clock.now = 0.05
+    assert batch.due(idle=True)
+    assert not batch.due()  # an insert in flight: rows gather until the age bound
+    clock.now = 1.0
+    assert batch.due()
+
+
+def test_the_short_age_is_at_most_the_age_bound() -> None:
+    clock = FakeClock()
+    batch = Batch(max_rows=1_000, max_age_s=0.3, clock=clock, min_age_s=5.0)
+    batch.add({"t": [{"a": 1}]})
+    clock.now = 0.3
+    assert batch.due(idle=True) and batch.due()
