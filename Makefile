@@ -32,8 +32,9 @@ lint: $(STAMP)
 	$(BIN)/mypy
 
 ## bench: `up --once` vs ccusage per corpus size (LINES=100000,300000,1000000; add 5000000 for
-## the 5M row), fixed cost, peak RSS against the engine's baseline; the streaming latency at
-## 5k lines/s; then the SDK's overhead
+## the 5M row), fixed cost, peak RSS against the engine's baseline, daily/monthly/session reports
+## after the largest ingest (CLI and running worker vs ccusage); the streaming latency at 5k
+## lines/s; then the SDK's overhead
 bench: $(STAMP)
 	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.streaming
