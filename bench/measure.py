@@ -11,6 +11,7 @@ Linux only (``/proc``); elsewhere the tree holds the top process alone, without 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -18,7 +19,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-__all__ = ["Proc", "Tree", "measure", "role_of"]
+__all__ = ["Proc", "Tree", "interrupt", "measure", "role_of"]
 
 SAMPLE_S = 0.05
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -161,3 +162,13 @@ def measure(
     if not procs:
         procs = [Proc(proc.pid, role_of(list(cmd)))]
     return Tree(proc.returncode, wall, out, procs)
+
+
+def interrupt(proc: subprocess.Popen[bytes], grace_s: float = 60.0) -> None:
+    """Stop ``proc`` as Ctrl-C would; kill it when it is not gone after ``grace_s``."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()

@@ -15,7 +15,6 @@ Figures only.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -23,7 +22,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from bench.measure import measure
+from bench.measure import interrupt, measure
 
 __all__ = ["KINDS", "ccusage_reports", "cli_reports", "served_reports"]
 
@@ -120,9 +119,4 @@ def served_reports(
             }
         return out
     finally:
-        up.send_signal(signal.SIGINT)
-        try:
-            up.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            up.kill()
-            up.wait()
+        interrupt(up)

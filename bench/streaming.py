@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import tempfile
@@ -30,6 +29,7 @@ from pathlib import Path
 import orjson
 
 from bench.e2e import fetch_json, free_port
+from bench.measure import interrupt
 
 __all__ = ["main"]
 
@@ -167,11 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for f in files:
             f.close()
-        up.send_signal(signal.SIGINT)
-        try:
-            up.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            up.kill()
+        interrupt(up)
         log.close()
 
     delays: list[float] = []
