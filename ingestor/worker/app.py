@@ -15,6 +15,7 @@ import sys
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
@@ -198,7 +199,9 @@ def build_app(
                 assert envelope.source is not None
                 scope = envelope.source.scope
                 if scope not in state.indexes:
-                    index, truth = await asyncio.to_thread(_restore_scope, ch, scope)
+                    index, truth = await asyncio.to_thread(
+                        _restore_scope, ch, scope, lambda: _progressed(state)
+                    )
                     state.indexes[scope] = index
                     _reconcile_sessions(sessions, state, truth)
             processed = process_decoded(
@@ -322,9 +325,17 @@ def build_app(
     return app
 
 
-def _restore_scope(ch: ClickHouse, scope: str) -> tuple[DedupIndex, list[tuple[str, SessionAgg]]]:
+def _restore_scope(
+    ch: ClickHouse, scope: str, progress: Callable[[], None]
+) -> tuple[DedupIndex, list[tuple[str, SessionAgg]]]:
     """A scope's dedup index and its sessions' aggregates, from the same stored lines."""
-    return load_index(ch, scope), session_seeds(ch, scope)
+    return load_index(ch, scope, progress), session_seeds(ch, scope, progress)
+
+
+def _progressed(state: WorkerState) -> None:
+    # A restore over a long history is progress: the watchdog restarted a worker whose restore
+    # took over 30 s (2.5M lines on a loaded machine) before it ended, again and again.
+    state.last_progress = time.monotonic()
 
 
 def _reconcile_sessions(

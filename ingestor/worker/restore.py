@@ -11,7 +11,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from decimal import Decimal
 from typing import Any
@@ -59,15 +59,19 @@ def quote(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def load_index(ch: ClickHouse, scope: str) -> DedupIndex:
+def load_index(
+    ch: ClickHouse, scope: str, progress: Callable[[], None] = lambda: None
+) -> DedupIndex:
     """The dedup index of ``scope``: its stored usage lines replayed in ccusage's order.
 
     Read a page of files at a time (``_PAGE_LINES`` lines or so, in file order): all of a big
     scope at once was a JSON result and its rows in Python together (2.2 GB of peak RSS for 624k
-    lines), where the index itself is ~450 bytes a line."""
+    lines), where the index itself is ~450 bytes a line. ``progress`` is called after each page:
+    a long history takes minutes, and the worker's watchdog must not take it for a stall."""
     index = DedupIndex()
     where = f"dedup_scope = {quote(scope)} AND has_usage = 1"
     for files in _file_pages(ch, where, _PAGE_LINES):
+        progress()
         rows = ch.query(
             f"SELECT message_id, request_id, speed != '', {_CONTRIBUTION_COLUMNS} "
             f"FROM transcript_lines FINAL WHERE {where} AND {files} "
@@ -107,9 +111,11 @@ def _file_pages(ch: ClickHouse, where: str, lines: int) -> list[str]:
     return pages
 
 
-def session_seeds(ch: ClickHouse, scope: str | None = None) -> list[tuple[str, SessionAgg]]:
+def session_seeds(
+    ch: ClickHouse, scope: str | None = None, progress: Callable[[], None] = lambda: None
+) -> list[tuple[str, SessionAgg]]:
     """(dedup scope, aggregates) of every session with counted usage, as the worker holds them;
-    of one dedup scope's sessions only, with ``scope``.
+    of one dedup scope's sessions only, with ``scope``; ``progress`` is called after each chunk.
 
     ``usage_dedup`` sorts every line it reads, all columns (1 GB of peak RSS for 624k usage
     lines at once), so it is read in chunks of ``_SEED_LINES`` lines or so by a hash of the
@@ -121,6 +127,7 @@ def session_seeds(ch: ClickHouse, scope: str | None = None) -> list[tuple[str, S
     sessions: dict[str, SessionAgg] = {}
     scopes: dict[str, str] = {}
     for chunk in range(chunks):
+        progress()
         where = f"WHERE cityHash64(message_id) % {chunks} = {chunk}{scoped} "
         for row in ch.query(
             "SELECT session_id, any(project), any(dedup_scope), model, "

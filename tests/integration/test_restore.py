@@ -80,10 +80,15 @@ def test_restore_in_pieces_equals_restore_at_once(
     whole_index = load_index(clickhouse, "host-a")
     monkeypatch.setattr(restore, "_PAGE_LINES", 50)
     monkeypatch.setattr(restore, "_SEED_LINES", 300)
-    assert len(restore._file_pages(clickhouse, "has_usage = 1", 50)) > 3
-    assert session_seeds(clickhouse) == whole_seeds
+    pages = len(restore._file_pages(clickhouse, "has_usage = 1", 50))
+    assert pages > 3
+    calls: list[str] = []
+    # Each piece is progress for the worker's watchdog (a long restore is not a stall).
+    assert session_seeds(clickhouse, progress=lambda: calls.append("seeds")) == whole_seeds
+    assert calls.count("seeds") > 1
     assert session_seeds(clickhouse, "host-a") == whole_seeds
     assert session_seeds(clickhouse, "other") == []
-    paged = load_index(clickhouse, "host-a")
+    paged = load_index(clickhouse, "host-a", lambda: calls.append("index"))
+    assert calls.count("index") == pages
     assert len(paged) == len(whole_index) > 0
     assert pickle.dumps(paged) == pickle.dumps(whole_index)  # same state, same order
