@@ -25,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple, Protocol, TypeVar
 
-from ingestor.usage.dedup import Copy, Deduper, Outcome
+from ingestor.usage.dedup import Copy, Deduper, Outcome, should_replace
 
 __all__ = ["COLUMNS", "KEY_COLUMNS", "CountedKey", "Decidable", "StoredCopy", "decide", "diff"]
 
@@ -134,10 +134,22 @@ def decide(copies: Iterable[C], current: Mapping[str, int]) -> dict[CountedKey, 
             counted[_key(rows[0], rows[0])] = rows[0]
             continue
         rows.sort(key=lambda r: (r.source_file, r.source_offset))
+        pushed = [row.copy() for row in rows]
+        request = pushed[0].request_id
+        if request is not None and all(c.request_id == request for c in pushed):
+            # Most groups: one request id. Every later copy matches the first entry by its
+            # (message id, request id) key, whatever its sidechain flag, so the group is one
+            # entry in the first copy's slot, won as ``Deduper.push`` would decide it.
+            best = 0
+            for i in range(1, len(pushed)):
+                if should_replace(pushed[i], pushed[best]):
+                    best = i
+            counted[_key(rows[best], rows[0])] = rows[best]
+            continue
         deduper: Deduper[C] = Deduper()
         slots: list[C] = []
-        for row in rows:
-            if deduper.push(row.copy(), row).outcome is Outcome.COUNTED:
+        for row, copy in zip(rows, pushed, strict=True):
+            if deduper.push(copy, row).outcome is Outcome.COUNTED:
                 slots.append(row)
         for winner, first in zip(deduper.kept, slots, strict=True):
             counted[_key(winner, first)] = winner
