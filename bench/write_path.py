@@ -10,6 +10,7 @@ when its insert thread is the slower side.
 from __future__ import annotations
 
 import argparse
+import gc
 import pickle
 import shutil
 import sys
@@ -49,6 +50,23 @@ def _wrap(owner: Any, attr: str, name: str) -> None:
             return inner(*args, **kwargs)
 
     setattr(owner, attr, timed)
+
+
+def _gc_counter() -> dict[int, list[float]]:
+    """Collections per generation and the seconds they took, as they happen."""
+    seen: dict[int, list[float]] = defaultdict(lambda: [0, 0.0])
+    started = [0.0]
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+            return
+        spent = seen[info["generation"]]
+        spent[0] += 1
+        spent[1] = round(spent[1] + time.perf_counter() - started[0], 3)
+
+    gc.callbacks.append(count)
+    return seen
 
 
 def _batches(corpus: Path, batch_rows: int) -> list[dict[str, list[dict[str, Any]]]]:
@@ -91,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--corpus", type=Path, default=Path("bench/out/corpus/lines-100000-seed-0"))
     p.add_argument("--batch-rows", type=int, default=50_000, help="rows a write (the worker's)")
     p.add_argument("--cache", type=Path, help="keep the built batches in this pickle")
+    p.add_argument(
+        "--gc", choices=("on", "off", "freeze"), default="on",
+        help="Python's collector during the writes: off, or the built batches frozen out of it",
+    )  # fmt: skip
     p.add_argument("--profile", type=Path, help="write a cProfile of the writes here")
     args = p.parse_args(argv)
 
@@ -131,6 +153,11 @@ def main(argv: list[str] | None = None) -> int:
 
         profiler = cProfile.Profile()
         profiler.enable()
+    collections = _gc_counter()
+    if args.gc == "off":
+        gc.disable()
+    elif args.gc == "freeze":
+        gc.freeze()
     began = time.perf_counter()
     for n, rows in enumerate(batches):
         with _timed("write_batch"):
@@ -139,7 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     if profiler is not None:
         profiler.disable()
         profiler.dump_stats(args.profile)
+    gc.enable()
     print(f"write_batch: {records:,} lines in {seconds:.2f} s = {records / seconds:,.0f} lines/s")
+    print(f"  Python's collector: {dict(collections)} (generation: collections, seconds)")
     for name, spent in sorted(_spent.items(), key=lambda kv: -kv[1]):
         print(
             f"  {name:24} {spent:6.2f} s {100 * spent / seconds:5.1f} %  this thread's CPU "
