@@ -246,14 +246,15 @@ def _counted_rows(
         return None
     if len(parts) == 1:
         return pa.Table.from_arrays(parts[0], names=list(COLUMNS))
-    # Both results hold the same ClickHouse columns; an engine that types them loosely (the
-    # default ``query_arrow``) may differ in width: the recorded side's types rule.
+    # Both results hold the same ClickHouse columns, so on chdb the same Arrow types; an engine
+    # that builds them from Python values (the default ``query_arrow``) infers each its own:
+    # there the values are joined as Python values and inferred once.
     merged = []
     for old, new in zip(*parts, strict=True):
-        if new.type != old.type:
-            new = new.cast(old.type)
-        chunks = [*_chunks(old), *_chunks(new)]
-        merged.append(pa.chunked_array(chunks, type=old.type))
+        if new.type == old.type:
+            merged.append(pa.chunked_array([*_chunks(old), *_chunks(new)], type=old.type))
+        else:
+            merged.append(pa.array([*old.to_pylist(), *new.to_pylist()]))
     return pa.Table.from_arrays(merged, names=list(COLUMNS))
 
 
