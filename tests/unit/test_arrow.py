@@ -177,3 +177,27 @@ def test_a_row_without_a_column_is_an_error() -> None:
         arrow_table(rows, list(ROW), TYPES)
     with pytest.raises(KeyError):
         arrow_table([ROW, {c: v for c, v in ROW.items() if c != "ts"}], list(ROW), TYPES)
+
+
+@pytest.mark.integration
+def test_chdb_reads_a_tables_types_again_after_ddl(tmp_path: Path, monkeypatch: Any) -> None:
+    from ingestor.sink import chdb_engine
+
+    seen: list[dict[str, str]] = []
+
+    def spy(rows: Any, columns: Any, types: dict[str, str]) -> Any:
+        seen.append(dict(types))
+        return arrow_table(rows, columns, types)
+
+    monkeypatch.setattr(chdb_engine, "arrow_table", spy)
+    target = ClickHouseTarget(kind="chdb", database="arrow", path=tmp_path / "ch")
+    with open_clickhouse(target) as ch:
+        ch.execute("CREATE TABLE t (k String) ENGINE = MergeTree ORDER BY k")
+        ch.insert("t", [{"k": "a"}] * 150)
+        ch.execute("ALTER TABLE t ADD COLUMN n UInt8")
+        ch.insert("t", [{"k": "b", "n": 7}] * 150)
+        assert ch.query("SELECT k, n, count() FROM t GROUP BY k, n ORDER BY k") == [
+            ("a", 0, 150),
+            ("b", 7, 150),
+        ]
+    assert seen == [{"k": "String"}, {"k": "String", "n": "UInt8"}]
