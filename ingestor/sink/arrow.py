@@ -90,17 +90,38 @@ def arrow_table(
         if kind is None:
             return None
         kinds.append(kind)
-    # One C-level pass per column: measured 2.5-3.5x cheaper than one pass over the rows and a
-    # transpose (zip(*rows)), which builds a tuple per row first.
-    values = [list(map(itemgetter(column), rows)) for column in columns]
+    timely = [pa.types.is_timestamp(kind) for kind in kinds]
     try:
-        arrays = [
-            pa.array(_ticks(column, kind) if pa.types.is_timestamp(kind) else column, type=kind)
-            for column, kind in zip(values, kinds, strict=True)
-        ]
+        arrays = _by_struct(rows, columns, kinds, timely)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None
     return pa.Table.from_arrays(arrays, names=list(columns))
+
+
+def _by_struct(
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str],
+    kinds: Sequence[pa.DataType],
+    timely: Sequence[bool],
+) -> list[pa.Array]:
+    """The columns, all but the datetimes read from the rows in one pass in C: Arrow's struct
+    converter looks each field up in each dict (measured half the CPU of a list per column,
+    which pays a Python call per value) with the same per-type conversion as ``pa.array``.
+    Datetimes go through ``_ticks`` (Arrow's own conversion of them imports pandas)."""
+    plain = [(c, k) for c, k, t in zip(columns, kinds, timely, strict=True) if not t]
+    arrays: dict[str, pa.Array] = {}
+    if plain:
+        struct = pa.array(rows, type=pa.struct([pa.field(c, k) for c, k in plain]))
+        for (column, _), array in zip(plain, struct.flatten(), strict=True):
+            # The struct reads a missing key as null: a row without the column is the caller's
+            # error (KeyError, as in the timestamp columns below), not a default in ClickHouse.
+            if array.null_count and not all(column in row for row in rows):
+                raise KeyError(column)
+            arrays[column] = array
+    for column, kind, t in zip(columns, kinds, timely, strict=True):
+        if t:
+            arrays[column] = pa.array(_ticks(list(map(itemgetter(column), rows)), kind), type=kind)
+    return [arrays[column] for column in columns]
 
 
 def _ticks(column: Sequence[Any], kind: pa.DataType) -> Sequence[Any]:

@@ -85,6 +85,7 @@ class ChdbClickHouse(ClickHouse):
         self._lock = threading.Lock()
         self._closed = False
         self._session: Any = None
+        self._described: dict[str, dict[str, str]] = {}
         with self._lock:
             self._open()
 
@@ -167,11 +168,25 @@ class ChdbClickHouse(ClickHouse):
             raise storage_error(e, what) from e
 
     def _reopen(self) -> None:
+        self._described.clear()
         self._session.close()
         self._open()  # logs the parts ClickHouse detached
 
     def execute(self, sql: str) -> None:
+        if sql.lstrip()[:6].upper() != "INSERT":
+            self._described.clear()  # DDL may change a table's columns
         self._run(sql, "CSV", _what(sql))
+
+    def _types(self, table: str) -> dict[str, str]:
+        """The column types of ``table``, read once (a DESCRIBE per insert cost ~5% of the
+        insert thread's time) until a statement other than an INSERT runs: only this process
+        opens the data dir, so only its own DDL can change them. Stale types could not store a
+        wrong value anyway: ``arrow_table`` types exactly or declines (then JSON goes)."""
+        types = self._described.get(table)
+        if types is None:
+            described = self.query(f"DESCRIBE TABLE {table_name(table)}")
+            types = self._described[table] = {str(r[0]): str(r[1]) for r in described}
+        return types
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
         result = self._run(sql, "JSONCompact", _what(sql))
@@ -194,23 +209,27 @@ class ChdbClickHouse(ClickHouse):
             return []
         return [_arrow_column(column) for column in table.columns]
 
+    def query_arrow(self, sql: str) -> Any:
+        # LowCardinality arrives dictionary-encoded: plain, so results of two queries combine.
+        table = self._run(sql, "ArrowTable", _what(sql))
+        return pa.Table.from_arrays(
+            [_plain(column) for column in table.columns], names=table.column_names
+        )
+
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
     ) -> None:
+        if isinstance(rows, pa.Table):
+            self._insert_table(table, rows, token)
+            return
         if not rows:
             return
-        settings = _INSERT_SETTINGS
-        if token is not None:
-            settings += (
-                f", insert_deduplication_token = {_string_literal(token)}"
-                ", deduplicate_blocks_in_dependent_materialized_views = 1"
-            )
+        settings = _insert_settings(token)
         columns = list(rows[0])
         names = ", ".join(quote_identifier(c) for c in columns)
         head = f"INSERT INTO {table_name(table)} ({names}) SETTINGS {settings} "
         what = f"INSERT INTO {table} ({len(rows)} rows)"
-        # The column types are read per insert (about a millisecond): no cache to go stale.
-        types = {str(r[0]): str(r[1]) for r in self.query(f"DESCRIBE TABLE {table_name(table)}")}
+        types = self._types(table)
         batch = None
         if len(rows) >= ARROW_MIN_ROWS or not _plain_json(rows, columns, types):
             try:
@@ -233,6 +252,17 @@ class ChdbClickHouse(ClickHouse):
         sql = head.encode() + b"FORMAT JSONCompactEachRow\n" + body
         self._run(sql, "CSV", what)
 
+    def _insert_table(self, table: str, batch: Any, token: str | None) -> None:
+        if batch.num_rows == 0:
+            return
+        names = ", ".join(quote_identifier(c) for c in batch.column_names)
+        self._insert_arrow(
+            f"INSERT INTO {table_name(table)} ({names}) SETTINGS {_insert_settings(token)} "
+            f"SELECT * FROM Python({_BATCH_NAME})",
+            batch,
+            f"INSERT INTO {table} ({batch.num_rows} rows)",
+        )
+
     def _insert_arrow(self, sql: str, batch: Any, what: str) -> None:
         # chdb resolves the name in Python(...) among the locals of the calling frames: the
         # table must be a local variable of this frame, under the name the SQL uses.
@@ -249,6 +279,20 @@ class ChdbClickHouse(ClickHouse):
                 self._session.close()
             except Exception as e:
                 raise StorageError(f"closing chdb at {self.target.path}: {e}") from e
+
+
+def _insert_settings(token: str | None) -> str:
+    if token is None:
+        return _INSERT_SETTINGS
+    return (
+        f"{_INSERT_SETTINGS}, insert_deduplication_token = {_string_literal(token)}"
+        ", deduplicate_blocks_in_dependent_materialized_views = 1"
+    )
+
+
+def _plain(column: Any) -> Any:
+    """``column`` with dictionary-encoded values decoded."""
+    return column.cast(column.type.value_type) if pa.types.is_dictionary(column.type) else column
 
 
 _PLAIN = (str, bool, Decimal, datetime, date, type(None))

@@ -117,6 +117,19 @@ class ClickHouse(ABC):
             return []
         return [list(column) for column in zip(*rows, strict=True)]
 
+    def query_arrow(self, sql: str) -> Any:
+        """Run one ``SELECT``; a ``pyarrow.Table`` whose columns are the query's, by position
+        (names are the engine's; read them by index). Values as a column of ``query_columns``
+        holds them, with the Arrow type of the ClickHouse column where the engine knows it.
+
+        For results that mostly travel back into ClickHouse: engines override it with a
+        transfer that makes no Python object per value.
+        """
+        import pyarrow as pa  # type: ignore[import-untyped]
+
+        columns = self.query_columns(sql)
+        return pa.table({f"c{i}": pa.array(column) for i, column in enumerate(columns)})
+
     @abstractmethod
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
@@ -126,6 +139,8 @@ class ClickHouse(ABC):
         With ``token`` the insert carries ``insert_deduplication_token`` (dependent materialized
         views deduplicate too), so retrying the same rows with the same token is a no-op. Row
         values: ``int``, ``str``, ``Decimal``, aware ``datetime``, ``list``, ``dict``, ``None``.
+        ``rows`` may also be a ``pyarrow.Table`` whose column names are the columns (what
+        ``query_arrow`` returned, rearranged): the same rows, without a dict per row.
         """
 
     @abstractmethod

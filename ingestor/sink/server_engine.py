@@ -72,6 +72,8 @@ class ServerClickHouse(ClickHouse):
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
     ) -> None:
+        if hasattr(rows, "to_pylist"):  # a pyarrow.Table: the driver takes Python values
+            rows = rows.to_pylist()
         if not rows:
             return
         columns = list(rows[0].keys())

@@ -69,8 +69,10 @@ class SharedChdbClickHouse(ClickHouse):
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
     ) -> None:
-        if rows:
-            self._call("insert", table, list(rows), token=token)
+        if rows:  # a pyarrow.Table travels as it is (it pickles), row dicts as a list
+            self._call(
+                "insert", table, rows if hasattr(rows, "num_rows") else list(rows), token=token
+            )
 
     def close(self) -> None:
         with self._lock:

@@ -21,18 +21,19 @@ Memory is per batch: only the touched groups' copies are read, never the history
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from typing import Any
+from decimal import Decimal
+from typing import Any, NamedTuple
 
 from ingestor.errors import StorageError
 from ingestor.sink.engine import ClickHouse, quote_string
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
+from ingestor.usage.dedup import Copy
 from ingestor.usage.winners import (
     COLUMNS,
     KEY_COLUMNS,
     CountedKey,
     StoredCopy,
     decide,
-    diff,
 )
 
 __all__ = [
@@ -43,14 +44,18 @@ __all__ = [
     "winners_ready",
 ]
 
-_COPY_COLUMNS = ", ".join(
-    "toUnixTimestamp64Milli(timestamp)" if c == "timestamp" else c for c in StoredCopy._fields
-)
 _COPY_SOURCE = ", ".join(StoredCopy._fields)
-_RECORDED_VALUES = ", ".join(
-    "any(toUnixTimestamp64Milli(timestamp))" if c == "timestamp" else f"any({c})"
-    for c in COLUMNS[len(KEY_COLUMNS) + 1 :]
+# What the rule reads of a copy (``_Candidate``'s fields), then what a counted row carries.
+_DECIDING = (
+    *("dedup_scope", "message_id", "source_file", "source_generation", "source_offset"),
+    *("request_id", "line_session_id", "is_sidechain", "speed"),
+    "toUnixTimestamp64Milli(timestamp)",
+    "input_tokens + output_tokens + cache_creation_tokens + cache_read_tokens",
 )
+_DECIDE = ", ".join(_DECIDING)
+_DECIDE_WIDTH = len(_DECIDING)
+_VALUES = ", ".join(COLUMNS[len(KEY_COLUMNS) + 1 :])
+_RECORDED_VALUES = ", ".join(f"any({c})" for c in COLUMNS[len(KEY_COLUMNS) + 1 :])
 _KEYS = ", ".join(KEY_COLUMNS)
 _READY_TABLE = "counted_usage_ready"
 _REBUILD_CHUNK = 200_000  # copies decided at once when rebuilding: bounds the memory
@@ -138,31 +143,126 @@ def _stale_sql(files: list[tuple[str, int]]) -> str:
     )
 
 
+class _Candidate(NamedTuple):
+    """A copy as ``_settle`` decides it: what the rule reads, and its row in the fetched copies
+    (whose other columns travel back to ``counted_usage`` without becoming Python objects)."""
+
+    dedup_scope: str
+    message_id: str
+    source_file: str
+    source_generation: int
+    source_offset: int
+    request_id: str
+    line_session_id: str
+    is_sidechain: int
+    speed: str
+    timestamp: int  # epoch milliseconds
+    total: int  # input + output + cache creation + cache read
+    at: int
+
+    def copy(self) -> Copy:
+        return Copy(
+            self.message_id or None, self.request_id or None, bool(self.is_sidechain),
+            self.total, bool(self.speed), self.timestamp, Decimal(0),
+            self.line_session_id or None,
+        )  # fmt: skip
+
+
 def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
-    """Decide the groups ``where`` selects (whole groups only) and write the difference."""
-    columns = ch.query_columns(_sized(f"SELECT {_COPY_COLUMNS} FROM usage_copies WHERE {where}"))
-    copies = [StoredCopy(*values) for values in zip(*columns, strict=True)] if columns else []
+    """Decide the groups ``where`` selects (whole groups only) and write the difference.
+
+    Only the columns the rule reads become Python values; a counted row's values go from the
+    fetched Arrow columns to the insert as they are (``_counted_rows``)."""
+    fetched = ch.query_arrow(_sized(f"SELECT {_DECIDE}, {_VALUES} FROM usage_copies WHERE {where}"))
+    copies: list[_Candidate] = []
+    if fetched.num_rows:
+        columns = [fetched.column(i).to_pylist() for i in range(_DECIDE_WIDTH)]
+        copies = list(map(_Candidate._make, zip(*columns, range(fetched.num_rows), strict=True)))
     current = _current_generations(ch, {c.source_file for c in copies})
     for file, generation in generations.items():
         current[file] = max(generation, current.get(file, generation))
     counted = decide(copies, current)
-    recorded: dict[CountedKey, tuple[int, dict[str, Any]]] = {}
-    found = ch.query_columns(
+    found = ch.query_arrow(
         _sized(
             f"SELECT {_KEYS}, sum(sign), {_RECORDED_VALUES} FROM counted_usage WHERE {where} "
             f"GROUP BY {_KEYS} HAVING sum(sign) != 0"
         )
     )
-    width = len(KEY_COLUMNS)
-    for values in zip(*found, strict=True) if found else ():
-        key = CountedKey(*values[:width])
-        row = dict(zip(COLUMNS[:width], values[:width], strict=True))
-        row.update(zip(COLUMNS[width + 1 :], values[width + 1 :], strict=True))
-        recorded[key] = (int(values[width]), row)
-    out = diff(recorded, counted)
-    if out:
+    recorded: dict[CountedKey, tuple[int, int]] = {}  # key -> (sum(sign), its row in found)
+    if found.num_rows:
+        width = len(KEY_COLUMNS)
+        keys = [found.column(i).to_pylist() for i in range(width + 1)]
+        for at, values in enumerate(zip(*keys, strict=True)):
+            recorded[CountedKey(*values[:width])] = (int(values[width]), at)
+    retract, signs, fresh = _changes(recorded, counted)
+    out = _counted_rows(found, retract, signs, fetched, fresh)
+    if out is not None:
         ch.insert("counted_usage", out)
-    return len(out)
+        return int(out.num_rows)
+    return 0
+
+
+def _changes(
+    recorded: Mapping[CountedKey, tuple[int, int]], counted: Mapping[CountedKey, _Candidate]
+) -> tuple[list[int], list[int], list[tuple[CountedKey, _Candidate]]]:
+    """``ingestor.usage.winners.diff`` by reference: the recorded rows to write again with
+    their signs (row in the recorded result, sign), and the counted keys to write with +1."""
+    retract: list[int] = []
+    signs: list[int] = []
+    for key, (total, at) in recorded.items():
+        wanted = 1 if key in counted else 0
+        for _ in range(abs(total - wanted)):
+            retract.append(at)
+            signs.append(1 if wanted > total else -1)
+    fresh = [(key, copy) for key, copy in counted.items() if key not in recorded]
+    return retract, signs, fresh
+
+
+def _counted_rows(
+    found: Any, retract: list[int], signs: list[int], fetched: Any, fresh: list[Any]
+) -> Any:
+    """The ``counted_usage`` rows (a ``pyarrow.Table`` of ``COLUMNS``) for ``changes``' answer:
+    recorded rows taken from ``found`` (keys, sum, values), counted ones from ``fetched`` (the
+    rule's columns, then the values) with their slots; None when there is nothing to write."""
+    # Imported here: the CLI imports this module, and pyarrow costs ~0.17 s and ~35 MB in
+    # every process that imports it (``up``, the watcher), not only the worker's.
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    parts = []
+    width = len(KEY_COLUMNS)
+    if retract:
+        taken = found.take(pa.array(retract, pa.int64()))
+        arrays = [taken.column(i) for i in range(taken.num_columns)]
+        arrays[width] = pa.array(signs, pa.int8())
+        parts.append(arrays)
+    if fresh:
+        taken = fetched.take(pa.array([copy.at for _, copy in fresh], pa.int64()))
+        place = [taken.column(i) for i in range(5)]  # scope, message id, file, generation, offset
+        slots = [
+            pa.array([key.slot_file for key, _ in fresh], pa.string()),
+            pa.array([key.slot_offset for key, _ in fresh], pa.uint64()),
+        ]
+        values = [taken.column(i) for i in range(_DECIDE_WIDTH, taken.num_columns)]
+        parts.append([*place, *slots, pa.array([1] * len(fresh), pa.int8()), *values])
+    if not parts:
+        return None
+    if len(parts) == 1:
+        return pa.Table.from_arrays(parts[0], names=list(COLUMNS))
+    # Both results hold the same ClickHouse columns, so on chdb the same Arrow types; an engine
+    # that builds them from Python values (the default ``query_arrow``) infers each its own:
+    # there the values are joined as Python values and inferred once.
+    merged = []
+    for old, new in zip(*parts, strict=True):
+        if new.type == old.type:
+            merged.append(pa.chunked_array([*_chunks(old), *_chunks(new)], type=old.type))
+        else:
+            merged.append(pa.array([*old.to_pylist(), *new.to_pylist()]))
+    return pa.Table.from_arrays(merged, names=list(COLUMNS))
+
+
+def _chunks(column: Any) -> list[Any]:
+    chunks = getattr(column, "chunks", None)  # a ChunkedArray's, else the one array
+    return [column] if chunks is None else list(chunks)
 
 
 def _current_generations(ch: ClickHouse, files: set[str]) -> dict[str, int]:

@@ -37,7 +37,7 @@ from decimal import Decimal
 from enum import Enum
 from typing import Generic, NamedTuple, TypeVar
 
-__all__ = ["Copy", "DedupRule", "Deduper", "Outcome", "Push"]
+__all__ = ["Copy", "DedupRule", "Deduper", "Outcome", "Push", "should_replace"]
 
 
 class Copy(NamedTuple):
@@ -68,7 +68,8 @@ class Push(NamedTuple, Generic[T]):
     replaced: T | None = None  # the entry a REPLACED line pushed out
 
 
-def _should_replace(new: Copy, old: Copy, daily: bool) -> bool:
+def should_replace(new: Copy, old: Copy, daily: bool = False) -> bool:
+    """Whether ``new`` beats the entry ``old`` it competes with."""
     if new.is_sidechain != old.is_sidechain:
         return old.is_sidechain
     if new.total != old.total:
@@ -121,7 +122,7 @@ class DedupRule(ABC, Generic[T]):
         if found is None:
             found = self._find_sidechain(message_id, copy)
         if found is not None:
-            if not _should_replace(copy, self.copy_at(found), self._daily):
+            if not should_replace(copy, self.copy_at(found), self._daily):
                 return Push(Outcome.DUPLICATE, found)
             replaced = self.item_at(found)
             self._keep(found, copy, item)

@@ -23,11 +23,30 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, Protocol, TypeVar
 
-from ingestor.usage.dedup import Copy, Deduper, Outcome
+from ingestor.usage.dedup import Copy, Deduper, Outcome, should_replace
 
-__all__ = ["COLUMNS", "KEY_COLUMNS", "CountedKey", "StoredCopy", "decide", "diff"]
+__all__ = ["COLUMNS", "KEY_COLUMNS", "CountedKey", "Decidable", "StoredCopy", "decide", "diff"]
+
+
+class Decidable(Protocol):
+    """What ``decide`` reads of a stored usage line: where it is, and its ``Copy``."""
+
+    @property
+    def dedup_scope(self) -> str: ...
+    @property
+    def message_id(self) -> str: ...
+    @property
+    def source_file(self) -> str: ...
+    @property
+    def source_generation(self) -> int: ...
+    @property
+    def source_offset(self) -> int: ...
+    def copy(self) -> Copy: ...
+
+
+C = TypeVar("C", bound=Decidable)
 
 
 class StoredCopy(NamedTuple):
@@ -91,21 +110,20 @@ _VALUES = (
 COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "sign", *_VALUES)
 
 
-def decide(
-    copies: Iterable[StoredCopy], current: Mapping[str, int]
-) -> dict[CountedKey, StoredCopy]:
-    """The counted lines among ``copies``: every copy of each group to decide, in any order.
+def decide(copies: Iterable[C], current: Mapping[str, int]) -> dict[CountedKey, C]:
+    """The counted lines among ``copies``: every copy of each group to decide, in any order
+    (``StoredCopy`` or any ``Decidable``; each counted key maps to one of them).
 
     ``current`` maps a file to its current generation; copies of other generations do not
     count (a file absent from it counts at any generation). A line seen twice (unmerged
     replacement) is one line.
     """
-    lines: dict[tuple[str, int, int], StoredCopy] = {}
+    lines: dict[tuple[str, int, int], C] = {}
     for row in copies:
         if current.get(row.source_file, row.source_generation) == row.source_generation:
             lines.setdefault((row.source_file, row.source_generation, row.source_offset), row)
-    groups: dict[tuple[str, str], list[StoredCopy]] = {}
-    counted: dict[CountedKey, StoredCopy] = {}
+    groups: dict[tuple[str, str], list[C]] = {}
+    counted: dict[CountedKey, C] = {}
     for row in lines.values():
         if row.message_id:
             groups.setdefault((row.dedup_scope, row.message_id), []).append(row)
@@ -116,17 +134,29 @@ def decide(
             counted[_key(rows[0], rows[0])] = rows[0]
             continue
         rows.sort(key=lambda r: (r.source_file, r.source_offset))
-        deduper: Deduper[StoredCopy] = Deduper()
-        slots: list[StoredCopy] = []
-        for row in rows:
-            if deduper.push(row.copy(), row).outcome is Outcome.COUNTED:
+        pushed = [row.copy() for row in rows]
+        request = pushed[0].request_id
+        if request is not None and all(c.request_id == request for c in pushed):
+            # Most groups: one request id. Every later copy matches the first entry by its
+            # (message id, request id) key, whatever its sidechain flag, so the group is one
+            # entry in the first copy's slot, won as ``Deduper.push`` would decide it.
+            best = 0
+            for i in range(1, len(pushed)):
+                if should_replace(pushed[i], pushed[best]):
+                    best = i
+            counted[_key(rows[best], rows[0])] = rows[best]
+            continue
+        deduper: Deduper[C] = Deduper()
+        slots: list[C] = []
+        for row, copy in zip(rows, pushed, strict=True):
+            if deduper.push(copy, row).outcome is Outcome.COUNTED:
                 slots.append(row)
         for winner, first in zip(deduper.kept, slots, strict=True):
             counted[_key(winner, first)] = winner
     return counted
 
 
-def _key(row: StoredCopy, slot: StoredCopy) -> CountedKey:
+def _key(row: Decidable, slot: Decidable) -> CountedKey:
     return CountedKey(
         row.dedup_scope, row.message_id, row.source_file, row.source_generation,
         row.source_offset, slot.source_file, slot.source_offset,

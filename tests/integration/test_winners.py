@@ -11,7 +11,9 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from builders import store_lines, usage_line
@@ -104,9 +106,37 @@ def _counted(ch: ClickHouse) -> set[tuple[str, int, int]]:
     }
 
 
+class _NoArrow(ClickHouse):
+    """The engine through the interface's defaults only, as the server engine takes it:
+    ``query_arrow`` built from Python values, an Arrow table inserted as row dicts."""
+
+    def __init__(self, real: ClickHouse) -> None:
+        super().__init__(real.target)
+        self._real = real
+
+    def execute(self, sql: str) -> None:
+        self._real.execute(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._real.query(sql)
+
+    def insert(
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
+    ) -> None:
+        if hasattr(rows, "to_pylist"):
+            rows = rows.to_pylist()
+        self._real.insert(table, rows, token=token)
+
+    def close(self) -> None:
+        pass
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "no-arrow"])
 def test_a_tombstone_hands_a_group_to_the_other_file_and_replays_change_nothing(
-    clickhouse: ClickHouse,
+    clickhouse: ClickHouse, arrow: bool
 ) -> None:
+    if not arrow:
+        clickhouse = _NoArrow(clickhouse)
     ts = "2025-01-05T10:00:00Z"
     big = usage_line(ts=ts, message_id="m1", request_id="r1", inp=500)
     small = usage_line(ts=ts, message_id="m1", request_id="r1", inp=5)

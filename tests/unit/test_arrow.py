@@ -124,3 +124,80 @@ def test_only_plain_scalars_go_as_json() -> None:
     assert not _plain_json([{"ts": 1_758_975_436_800}], ["ts"], types)
     assert not _plain_json([{"f": float("nan")}], ["f"], types)
     assert not _plain_json([{"s": ["a"]}], ["s"], types)
+
+
+def _by_column(rows: list[dict[str, Any]], types: dict[str, str]) -> pa.Table | None:
+    """The plain way (one ``pa.array`` a column), which the one-pass struct read must equal."""
+    from ingestor.sink.arrow import _ticks
+
+    arrays = []
+    for column, ch_type in types.items():
+        kind = arrow_type(ch_type)
+        values = [row[column] for row in rows]
+        try:
+            timely = pa.types.is_timestamp(kind)
+            arrays.append(pa.array(_ticks(values, kind) if timely else values, type=kind))
+        except (pa.ArrowException, TypeError, ValueError, OverflowError):
+            return None
+    return pa.Table.from_arrays(arrays, names=list(types))
+
+
+def test_one_pass_equals_a_pass_a_column() -> None:
+    import random
+
+    pick = random.Random(7)
+    odd: dict[str, list[Any]] = {
+        "k": ["", "a", "é\x00", 5, None, b"x"],
+        "ts": [ROW["ts"], None, datetime(1969, 12, 31, 23, 59, 59, 999500, tzinfo=UTC)],
+        "cost": [Decimal("1.5"), Decimal("-0.0"), Decimal("1e-11"), Decimal("1e9"), 3, None, 1.5],
+        "tags": [[], ["x", "y"], None, [None], "ab", [1]],
+        "attrs": [{}, {"p": "q"}, None, {"p": 1}],
+        "latency": [None, 0, 2**32 - 1, 2**32, -1, True, 1.0],
+        "flag": [0, 1, 255, 256, True, None, "1"],
+    }
+    agreed = refused = 0
+    for _ in range(400):
+        rows = [
+            {c: pick.choice(v) if pick.random() < 0.2 else ROW[c] for c, v in odd.items()}
+            for _ in range(pick.randint(1, 4))
+        ]
+        want = _by_column(rows, TYPES)
+        got = arrow_table(rows, list(TYPES), TYPES)
+        assert (got is None) == (want is None), rows
+        if got is not None:
+            assert got.equals(want), rows
+        agreed += got is not None
+        refused += got is None
+    assert agreed > 50 and refused > 50  # both sides of the rule were exercised
+
+
+def test_a_row_without_a_column_is_an_error() -> None:
+    rows = [ROW, {c: v for c, v in ROW.items() if c != "latency"}]
+    with pytest.raises(KeyError):
+        arrow_table(rows, list(ROW), TYPES)
+    with pytest.raises(KeyError):
+        arrow_table([ROW, {c: v for c, v in ROW.items() if c != "ts"}], list(ROW), TYPES)
+
+
+@pytest.mark.integration
+def test_chdb_reads_a_tables_types_again_after_ddl(tmp_path: Path, monkeypatch: Any) -> None:
+    from ingestor.sink import chdb_engine
+
+    seen: list[dict[str, str]] = []
+
+    def spy(rows: Any, columns: Any, types: dict[str, str]) -> Any:
+        seen.append(dict(types))
+        return arrow_table(rows, columns, types)
+
+    monkeypatch.setattr(chdb_engine, "arrow_table", spy)
+    target = ClickHouseTarget(kind="chdb", database="arrow", path=tmp_path / "ch")
+    with open_clickhouse(target) as ch:
+        ch.execute("CREATE TABLE t (k String) ENGINE = MergeTree ORDER BY k")
+        ch.insert("t", [{"k": "a"}] * 150)
+        ch.execute("ALTER TABLE t ADD COLUMN n UInt8")
+        ch.insert("t", [{"k": "b", "n": 7}] * 150)
+        assert ch.query("SELECT k, n, count() FROM t GROUP BY k, n ORDER BY k") == [
+            ("a", 0, 150),
+            ("b", 7, 150),
+        ]
+    assert seen == [{"k": "String"}, {"k": "String", "n": "UInt8"}]

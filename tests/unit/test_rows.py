@@ -77,7 +77,7 @@ def test_transcript_row_has_every_column_with_its_value() -> None:
     assert (row["is_sidechain"], row["is_api_error"], row["has_usage"]) == (1, 0, 1)
     assert row["cache_creation_tokens"] == 50  # the 5m/1h split
     assert (row["cache_creation_5m"], row["cache_creation_1h"]) == (20, 30)
-    assert row["tool_uses"] == ["Bash"]
+    assert row["tool_uses"] == ("Bash",)
     # 1000×3 + 100×15 + 20×3.75 + 30×6 + 10×0.3, per million
     assert row["cost_usd"] == Decimal("0.004758")
 
@@ -95,7 +95,7 @@ def test_defaults_for_a_bare_line() -> None:
     assert row["file_first_ts"] == UNKNOWN_FIRST_TS
     assert (row["message_id"], row["request_id"], row["model"], row["uuid"]) == ("", "", "", "")
     assert (row["has_usage"], row["input_tokens"], row["cost_usd"]) == (0, 0, Decimal(0))
-    assert row["tool_uses"] == []
+    assert row["tool_uses"] == ()
 
 
 def test_unknown_model_costs_zero_and_synthetic_too() -> None:
@@ -211,3 +211,24 @@ def test_money_rounds_half_even_only_past_ten_places() -> None:
     assert money(Decimal("0.00000000005")) == Decimal("0E-10")
     assert money(Decimal("0.00000000015")) == Decimal("0.0000000002")
     assert str(money(Decimal("1.5"))) == "1.5"
+
+
+def test_rows_are_not_tracked_by_the_collector() -> None:
+    # Rows wait in batches by the tens of thousands: a tracked one is walked by every full
+    # collection of the worker (a dict holding only untracked values is untracked itself).
+    import gc
+
+    from ingestor.sink.fast_rows import fast_transcript_row
+
+    data = {
+        "type": "assistant", "sessionId": "s", "uuid": "u", "requestId": "r",
+        "timestamp": "2025-01-01T00:00:00Z", "version": "2.0.0",
+        "message": {"id": "m", "model": "claude-sonnet-4-20250514", "tool_uses": ["Bash"],
+                    "usage": {"input_tokens": 1, "output_tokens": 2}},
+    }  # fmt: skip
+    source = TranscriptSource(file="/p/projects/x/s.jsonl", project="x", scope="h")
+    fast = fast_transcript_row(data, source, 0, 10)
+    slow = transcript_row(validate_transcript_line(data), source, 0, 10)
+    assert fast is not None and fast == slow
+    gc.collect()  # a fresh tuple is tracked until the collector first sees it holds atoms
+    assert not gc.is_tracked(fast) and not gc.is_tracked(slow)

@@ -223,3 +223,26 @@ def test_batches_replays_and_generations_end_as_the_rule_over_everything() -> No
                 ]
                 table.settle(copies, current)
         assert table.counted() == oracle(stored, current), seed
+
+
+def test_groups_of_one_request_id_decide_as_the_rule_does() -> None:
+    # decide's short cut for a group whose copies share one request id, against the rule run
+    # copy by copy: sidechain flags, totals and speeds mixed, ties included, any input order.
+    for seed in range(300):
+        rng = random.Random(seed)
+        copies = [
+            line(
+                rng.choice("abc"),
+                10 * i,
+                rng.choice(["m1", "m2"]),
+                rng.choice(["r1"] * 6 + ["r2", ""]),
+                sc=rng.random() < 0.4,
+                total=rng.choice([5, 10]),
+                speed=rng.choice(["", "fast"]),
+                ts=rng.choice([1_000, 2_000]),
+                sid=rng.choice(["s1", "s2"]),
+            )  # fmt: skip
+            for i in range(rng.randint(1, 9))
+        ]
+        rng.shuffle(copies)
+        assert set(decide(copies, {})) == oracle(copies, {}), seed
