@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingestor.cli.checks import check_data_dir, check_port, check_watch_dirs
+from ingestor.cli.common import exit_at_once
 from ingestor.cli.display import Display
 from ingestor.cli.progress import Rate, Snapshot, Tally, eta
 from ingestor.local.pidlock import PidLock
@@ -56,6 +57,10 @@ WATCH_STATS = "watch-stats.json"
 STOP_GRACE_S = 4.0  # SIGTERM to SIGKILL for the children; the whole stop stays under 5 s
 TICK_S = 0.1  # the supervisor's loop: children's exits, signals
 LOOK_S = 0.25  # progress shown and `--once`'s end judged (twice in a row: two looks)
+# `--once`'s second look: a tick later, the time the worker's idle fetch waits on the embedded
+# broker (compat.TANSU_FETCH_MAX_WAIT_MS), so its view of the end offsets is renewed.
+CONFIRM_S = TICK_S
+READY_POLL_S = 0.05  # the worker's /stats/ asked whether it is ready (the watcher waits on it)
 
 
 def register(sub: Any) -> None:
@@ -300,6 +305,7 @@ def _keep(bootstrap: str, fresh: bool, run: RunRecord, receive: Any, ready: Any)
     except EOFError:
         return  # up stopped without a run to record
     _finish(run, status, stopped)
+    exit_at_once(0)  # up waits for this process to end
 
 
 @dataclass
@@ -713,7 +719,7 @@ def _supervise(
                 status = verdict
                 break
             now = time.monotonic()
-            if now - last_look >= LOOK_S:
+            if now - last_look >= (CONFIRM_S if once and was_done is not None else LOOK_S):
                 last_look = now
                 snapshot, done = meter.look(now)
                 run.progress.update(meter.progress(snapshot))
@@ -796,7 +802,7 @@ def _wait_ready(
             with urllib.request.urlopen(url, timeout=1) as reply:
                 if json.loads(reply.read()).get("ready"):
                     return
-        stop.wait(TICK_S)
+        stop.wait(READY_POLL_S)
 
 
 def _drained(settings: Settings, bootstrap: str, *, stopped: bool = False) -> bool:
