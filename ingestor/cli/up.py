@@ -294,12 +294,12 @@ class _Keeper:
 
 
 def _keep(bootstrap: str, fresh: bool, run: RunRecord, receive: Any, ready: Any) -> None:
-    import ingestor.report.build  # noqa: F401 - loaded before it is needed, at the end
-
     _prepare(bootstrap, fresh, run)  # raises: the exit status says it failed
     with contextlib.suppress(OSError):  # up went away meanwhile
         ready.send(True)
     ready.close()
+    import ingestor.report.build  # noqa: F401 - _finish's, loaded while the run goes on
+
     try:
         run, status, stopped = receive.recv()
     except EOFError:
@@ -719,7 +719,12 @@ def _supervise(
                 status = verdict
                 break
             now = time.monotonic()
-            if now - last_look >= (CONFIRM_S if once and was_done is not None else LOOK_S):
+            due = LOOK_S
+            if once and was_done is not None:
+                due = CONFIRM_S
+            elif once and meter.watcher_turned_idle():
+                due = 0.0  # it found nothing more to read: the end may be now
+            if now - last_look >= due:
                 last_look = now
                 snapshot, done = meter.look(now)
                 run.progress.update(meter.progress(snapshot))
@@ -862,6 +867,7 @@ class _Meter:
         self.worker: dict[str, Any] = {}
         self.only_replayable = False
         self.caught_up = False
+        self.watcher_idle = False  # at the last look
         self.watcher_stopped = False  # stopped on purpose: what it sent is all there will be
         # (messages, envelopes, records and dead letters stored) when the broker started
         self.since: tuple[int, int, int] = (0, 0, 0)
@@ -876,6 +882,13 @@ class _Meter:
         stored = tally.total("records") + tally.total("dead")
         self.since = (tally.total("messages"), tally.total("envelopes"), stored)
         self.caught_up = False
+
+    def watcher_turned_idle(self) -> bool:
+        """Whether the watcher says it is idle now and did not at the last look: its stats file
+        alone is read, cheap enough for every tick."""
+        return not self.watcher_idle and (
+            self.watcher_stopped or bool(self._read_watcher().get("idle"))
+        )
 
     def progressed(self) -> bool:
         """Stored something since the broker started, or caught up (``local/recycle.py``)."""
@@ -925,6 +938,7 @@ class _Meter:
         messages, envelopes, _ = self.since
         handled = tally.total("messages") - messages >= tally.total("envelopes") - envelopes
         watcher_idle = self.watcher_stopped or bool(watch.get("idle"))
+        self.watcher_idle = watcher_idle
         idle = watcher_idle and stats.get("behind") == 0 and handled
         done = idle and not stats.get("pending_rows") and not stats.get("pending_messages")
         self.caught_up = done

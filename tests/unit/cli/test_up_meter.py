@@ -1,4 +1,5 @@
-"""``up``'s meter across a broker restart (``cli/up.py``, ``_Meter``): ``--once`` must end."""
+"""``up``'s meter across a broker restart (``cli/up.py``, ``_Meter``): ``--once`` must end; and
+the watcher's turn to idle, which has ``--once`` look at once."""
 
 from __future__ import annotations
 
@@ -38,3 +39,20 @@ def test_the_stopped_watchers_last_counts_are_not_awaited_from_the_new_broker(
     meter.worker = _worker("b", 3)
     _, done = meter.look(1.0, ask_worker=False)
     assert done == 3  # everything sent to the new broker was handled
+
+
+def test_the_watchers_turn_to_idle_is_seen_once_between_looks(tmp_path: Path) -> None:
+    stats = tmp_path / "watch-stats.json"
+    meter = _Meter(Settings(data_dir=tmp_path), stats)
+    assert not meter.watcher_turned_idle()  # no stats yet
+    stats.write_text(json.dumps({"pid": 1, "envelopes_sent": 2, "idle": False}))
+    assert not meter.watcher_turned_idle()
+    _watcher(stats, pid=1, envelopes=2)
+    assert meter.watcher_turned_idle()
+    meter.worker = _worker("a", 1)  # one envelope still to handle: not done
+    assert meter.look(0.0, ask_worker=False)[1] is None
+    assert not meter.watcher_turned_idle()  # that look saw it idle: the usual pace again
+    stats.write_text(json.dumps({"pid": 1, "envelopes_sent": 3, "idle": False}))
+    meter.look(0.25, ask_worker=False)
+    _watcher(stats, pid=1, envelopes=3)
+    assert meter.watcher_turned_idle()  # idle again after more lines
