@@ -5,8 +5,13 @@
 3. on a fresh embedded broker (its memory is gone after any restart) recover from what ClickHouse
    durably holds: the watcher resumes each file after the last line stored, and the Faust session
    table and the budget windows are re-seeded;
-4. create the topics, run the worker and the watcher as child processes (two cores, two
-   processes), show progress, and stop everything cleanly on Ctrl-C.
+4. create the topics (on a fresh embedded broker, form the worker's group too: its join is then
+   answered at once, ``local/compat.py``), run the worker and the watcher as child processes
+   (two cores, two processes), show progress, and stop everything cleanly on Ctrl-C.
+
+Steps 2-3 run in one child, the keeper, which stays to record the run once it ended; the worker
+and the watcher load their modules meanwhile, held until ClickHouse is ready (worker) and the
+worker consumes (watcher).
 
 A worker or watcher that dies, for whatever reason, is restarted with backoff
 (``local/restarts.py``); the worker's dead-letter limit (exit 65) is final. Everything that opens
