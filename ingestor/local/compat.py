@@ -48,8 +48,8 @@ from aiokafka.structs import TopicPartition
 from ingestor.errors import BrokerError
 
 __all__ = [
-    "TANSU_FETCH_MAX_WAIT_MS",
     "FAUST_ASSIGNOR",
+    "TANSU_FETCH_MAX_WAIT_MS",
     "TANSU_SESSION_TIMEOUT_S",
     "claim_group",
     "delete_group",
