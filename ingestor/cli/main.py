@@ -38,7 +38,20 @@ def _version() -> str:
         return "unknown"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command ``argv`` names, when it names one of ``COMMANDS``: its first word that is not
+    a flag (the only flags before a command, ``-v`` and ``--version``, take no value)."""
+    for word in argv:
+        if word == "--":
+            return None
+        if not word.startswith("-"):
+            return word if word in COMMANDS else None
+    return None
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The whole command line, or with ``only`` that command's alone: each command's module is
+    loaded to register it, and a child of ``up`` (or any run of one command) needs one."""
     from importlib import import_module
 
     common = argparse.ArgumentParser(add_help=False)
@@ -69,13 +82,13 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     sub.add_parser = add_parser  # type: ignore[method-assign]
-    for name in COMMANDS:
+    for name in COMMANDS if only is None else (only,):
         import_module(f"ingestor.cli.{name}").register(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    parser = build_parser(command_of(sys.argv[1:] if argv is None else argv))
     args, extra = parser.parse_known_args(argv)
     if extra:
         where: argparse.ArgumentParser = getattr(args, "subparser", parser)

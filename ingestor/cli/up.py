@@ -5,8 +5,13 @@
 3. on a fresh embedded broker (its memory is gone after any restart) recover from what ClickHouse
    durably holds: the watcher resumes each file after the last line stored, and the Faust session
    table and the budget windows are re-seeded;
-4. create the topics, run the worker and the watcher as child processes (two cores, two
-   processes), show progress, and stop everything cleanly on Ctrl-C.
+4. create the topics (on a fresh embedded broker, form the worker's group too: its join is then
+   answered at once, ``local/compat.py``), run the worker and the watcher as child processes
+   (two cores, two processes), show progress, and stop everything cleanly on Ctrl-C.
+
+Steps 2-3 run in one child, the keeper, which stays to record the run once it ended; the worker
+and the watcher load their modules meanwhile, held until ClickHouse is ready (worker) and the
+worker consumes (watcher).
 
 A worker or watcher that dies, for whatever reason, is restarted with backoff
 (``local/restarts.py``); the worker's dead-letter limit (exit 65) is final. Everything that opens
@@ -39,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ingestor.cli.checks import check_data_dir, check_port, check_watch_dirs
+from ingestor.cli.common import exit_at_once
 from ingestor.cli.display import Display
 from ingestor.cli.progress import Rate, Snapshot, Tally, eta
 from ingestor.local.pidlock import PidLock
@@ -56,6 +62,10 @@ WATCH_STATS = "watch-stats.json"
 STOP_GRACE_S = 4.0  # SIGTERM to SIGKILL for the children; the whole stop stays under 5 s
 TICK_S = 0.1  # the supervisor's loop: children's exits, signals
 LOOK_S = 0.25  # progress shown and `--once`'s end judged (twice in a row: two looks)
+# `--once`'s second look: a tick later, the time the worker's idle fetch waits on the embedded
+# broker (compat.TANSU_FETCH_MAX_WAIT_MS), so its view of the end offsets is renewed.
+CONFIRM_S = TICK_S
+READY_POLL_S = 0.05  # the worker's /stats/ asked whether it is ready (the watcher waits on it)
 
 
 def register(sub: Any) -> None:
@@ -135,21 +145,39 @@ def run_stack(
         for warning in warnings:
             say(warning)
         extra_worker = ["--no-positions"] if window is not None else []
+        # First: preparing ClickHouse is the longest way to a ready worker.
+        keeper: _Keeper | None = stack.enter_context(_Keeper(bootstrap, fresh, run))
         # The worker loads its modules while the schema is prepared, and waits to open ClickHouse
         # (one process at a time) until told: a second of the fixed cost.
         early = _Child(
             "worker", _worker_args(bootstrap, fresh, extra_worker), _logs(settings) / "worker.log"
         )
-        stack.callback(_stop_children, [early.proc])  # when up stops before supervising it
-        if not _prepare_retrying(settings, bootstrap, fresh, run, say, threading.Event()):
+        # The watcher too: held until the worker is ready, it reads nothing before then.
+        early_watcher = _Child(
+            "watcher", _watch_args(settings, bootstrap, dirs, window), _logs(settings) / "watch.log"
+        )
+        # When up stops before supervising them.
+        stack.callback(_stop_children, [early_watcher.proc, early.proc])
+
+        def prepare() -> bool:
+            nonlocal keeper
+            if keeper is None:  # the last one could not
+                keeper = stack.enter_context(_Keeper(bootstrap, fresh, run))
+            if keeper.prepared():
+                return True
+            keeper = None
+            return False
+
+        if not _prepare_retrying(settings, say, threading.Event(), prepare):
             say("could not prepare ClickHouse and the topics (see above)")
             return 1, run
+        assert keeper is not None
+        finisher = keeper
         # Published once the topics exist: Tansu would acknowledge, and lose, a record sent to a
         # topic it does not have yet (see TansuBroker.restart).
         published = _Broker(broker, bootstrap)
         published.publish(settings.data_dir)
         stack.callback(lambda: published.unpublish())
-        finisher = stack.enter_context(_Finisher())
         status, stopped = _supervise(
             settings,
             published,
@@ -158,6 +186,7 @@ def run_stack(
             run=run,
             display=display,
             early=early,
+            early_watcher=early_watcher,
             window=window,
             extra_worker=extra_worker,
         )
@@ -170,10 +199,10 @@ def run_stack(
 BACKFILL_CHECKPOINT = "backfill-checkpoint.json"
 
 
-def _backfill_checkpoint(settings: Settings) -> list[str]:
-    """A filtered backfill's own checkpoint: the live one's files and generations at offset 0
-    (so its lines are stored under the generation the live watcher knows), for the watcher's
-    arguments. The live checkpoint is not touched."""
+def _backfill_checkpoint(settings: Settings) -> None:
+    """Write a filtered backfill's own checkpoint: the live one's files and generations at
+    offset 0 (so its lines are stored under the generation the live watcher knows). The live
+    checkpoint is not touched."""
     from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
 
     live = Checkpoint.load(default_checkpoint_path(settings))
@@ -186,7 +215,6 @@ def _backfill_checkpoint(settings: Settings) -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         path.unlink()
     own.save()
-    return ["--checkpoint", str(path)]
 
 
 def _publish_bootstrap(data_dir: Path, bootstrap: str) -> Any:
@@ -215,15 +243,19 @@ def _in_child(target: Any, *args: Any) -> int | None:
     return child.exitcode
 
 
-class _Finisher:
-    """``_finish`` in a fresh interpreter started early, so that its imports (chdb, the report
-    code) overlap the run instead of following it. It opens ClickHouse only once told to, after
-    the worker stopped; a finisher never told (up failed) exits at the end of the ``with``."""
+class _Keeper:
+    """``_prepare``, then ``_finish`` once the run ended, in one fresh interpreter: chdb and the
+    report code load once, while the worker and the watcher load theirs, and the run's end
+    follows at once. It closes ClickHouse before it says it prepared (the worker opens it
+    next) and opens it again only once told to finish, after the worker stopped. One that
+    could not prepare exits with its status; one never told (up failed) exits at the end of
+    the ``with``."""
 
-    def __init__(self) -> None:
+    def __init__(self, bootstrap: str, fresh: bool, run: RunRecord) -> None:
         context = multiprocessing.get_context("spawn")
         receive, self._send = context.Pipe(duplex=False)
-        self._child = context.Process(target=_finish_when_told, args=(receive,))
+        self._ready, ready = context.Pipe(duplex=False)
+        self._child = context.Process(target=_keep, args=(bootstrap, fresh, run, receive, ready))
         # Started with Ctrl-C ignored (kept across exec): a Ctrl-C stops the run, which this
         # child must still record.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -231,7 +263,17 @@ class _Finisher:
             self._child.start()
         finally:
             signal.signal(signal.SIGINT, previous)
-        receive.close()  # the child's now: its end of file is ours to give by closing _send
+        # The child's now: their ends of file are given by the child's exit and our close.
+        receive.close()
+        ready.close()
+
+    def prepared(self) -> bool:
+        """Blocks until it prepared (True) or exited trying (False: it said why)."""
+        try:
+            return bool(self._ready.recv())
+        except EOFError:
+            self._child.join()
+            return False
 
     def finish(self, run: RunRecord, status: int, stopped: bool) -> int | None:
         """Record the run and print its summary; the child's exit status."""
@@ -247,23 +289,28 @@ class _Finisher:
             return _in_child(_finish, run, status, stopped)
         return code
 
-    def __enter__(self) -> _Finisher:
+    def __enter__(self) -> _Keeper:
         return self
 
     def __exit__(self, *_: object) -> None:
         self._send.close()
+        self._ready.close()
         self._child.join()
 
 
-def _finish_when_told(receive: Any) -> None:
-    import ingestor.report.build
-    import ingestor.sink.chdb_engine  # noqa: F401 - chdb's load
+def _keep(bootstrap: str, fresh: bool, run: RunRecord, receive: Any, ready: Any) -> None:
+    _prepare(bootstrap, fresh, run)  # raises: the exit status says it failed
+    with contextlib.suppress(OSError):  # up went away meanwhile
+        ready.send(True)
+    ready.close()
+    import ingestor.report.build  # noqa: F401 - _finish's, loaded while the run goes on
 
     try:
         run, status, stopped = receive.recv()
     except EOFError:
         return  # up stopped without a run to record
     _finish(run, status, stopped)
+    exit_at_once(0)  # up waits for this process to end
 
 
 @dataclass
@@ -318,7 +365,6 @@ def _finish(run: RunRecord, status: int, stopped: bool) -> None:
 
 
 def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
-    from ingestor.kafka.topics import create_topics
     from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
     from ingestor.sink.engine import open_clickhouse
     from ingestor.sink.migrations import apply_schema
@@ -332,7 +378,7 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
     try:
         applied = apply_schema(ch)
         if applied:
-            print(f"schema: applied {', '.join(applied)}")
+            print(f"schema: applied {', '.join(applied)}", flush=True)
         ch.insert("ingest_runs", [run.row("running")])
         positions = file_positions(ch) if fresh else None
         seeds = session_seeds(ch) if fresh else []
@@ -343,7 +389,7 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
             ch.insert("session_summaries", [agg.summary_row(version) for _, agg in seeds])
     finally:
         ch.close()
-    asyncio.run(create_topics(settings, bootstrap))
+    asyncio.run(_topics(settings, bootstrap, fresh))
     if seeds:
         asyncio.run(seed_sessions(settings, bootstrap, seeds))
     if windows:
@@ -359,15 +405,34 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
         )
 
 
+async def _topics(settings: Settings, bootstrap: str, fresh: bool) -> None:
+    """Create the topics; on a fresh embedded broker, form the worker's group too, so that its
+    join is answered at once instead of after a second (``local/compat.py``, ``claim_group``):
+    no worker has started on this broker yet, so the group has no member."""
+    from aiokafka.client import AIOKafkaClient
+
+    from ingestor.kafka.config import client_kwargs
+    from ingestor.kafka.topics import create_topics
+    from ingestor.local.compat import FAUST_ASSIGNOR, claim_group
+
+    await create_topics(settings, bootstrap)
+    if not fresh:
+        return
+    client = AIOKafkaClient(**client_kwargs(settings, bootstrap))
+    try:
+        await client.bootstrap()
+        await claim_group(client, settings.app_id, FAUST_ASSIGNOR)
+    finally:
+        await client.close()
+
+
 def _prepare_retrying(
     settings: Settings,
-    bootstrap: str,
-    fresh: bool,
-    run: RunRecord,
     say: Callable[[str], None],
     stop: threading.Event,
+    prepare: Callable[[], bool],
 ) -> bool:
-    """``_prepare`` until it succeeds, with the children's backoff and limit: ClickHouse may be
+    """``prepare()`` until it succeeds, with the children's backoff and limit: ClickHouse may be
     refusing inserts for a while (a server restarting, a full disk) when ``up`` starts or must
     resume after a broker restart, and that is a reason to wait, not to stop."""
     policy = RestartPolicy(
@@ -376,7 +441,7 @@ def _prepare_retrying(
         max_s=settings.restart_backoff_max_s,
         clock=time.monotonic,
     )
-    while _in_child(_prepare, bootstrap, fresh, run) != 0:
+    while not prepare():
         delay = policy.next_delay()
         if delay is None or stop.is_set():
             return False
@@ -415,12 +480,22 @@ def _worker_args(bootstrap: str, fresh: bool, extra: list[str] | None = None) ->
     return ["worker", "--bootstrap", bootstrap, "--loglevel", "info", *tansu, *(extra or [])]
 
 
+def _watch_args(
+    settings: Settings, bootstrap: str, dirs: list[Path], window: Window | None
+) -> list[str]:
+    """The watcher's command line; with a ``window``, its checkpoint is ``_backfill_checkpoint``'s,
+    to be written before the watcher is let go."""
+    stats_file = settings.data_dir / WATCH_STATS
+    args = ["watch", "--bootstrap", bootstrap, "--stats", str(stats_file)]
+    return [*args, *_window_args(settings, window), *(str(d) for d in dirs)]
+
+
 def _window_args(settings: Settings, window: Window | None) -> list[str]:
     """The watcher's arguments for a date-filtered backfill (none without one): its own
-    checkpoint, made afresh at each call, and the window."""
+    checkpoint and the window."""
     if window is None:
         return []
-    args = _backfill_checkpoint(settings)
+    args = ["--checkpoint", str(settings.data_dir / BACKFILL_CHECKPOINT)]
     if window.since_ms is not None:
         args += ["--since-ms", str(window.since_ms)]
     if window.until_ms is not None:
@@ -497,13 +572,14 @@ def _supervise(
     run: RunRecord,
     display: Display,
     early: _Child | None = None,
+    early_watcher: _Child | None = None,
     window: Window | None = None,
     extra_worker: list[str] | None = None,
 ) -> tuple[int, bool]:
     """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled).
 
-    ``early`` is the worker already started and held while the schema was prepared; ``window``
-    a date-filtered backfill's (``run_stack``)."""
+    ``early`` and ``early_watcher`` are the worker and the watcher already started and held while
+    the schema was prepared; ``window`` a date-filtered backfill's (``run_stack``)."""
     fresh = broker.tansu is not None
     logs = _logs(settings)
     say = display.say
@@ -535,12 +611,8 @@ def _supervise(
     children: list[_Child] = []
 
     def start_children() -> None:
-        nonlocal early
+        nonlocal early, early_watcher
         bootstrap = broker.bootstrap
-        watch_args = ["watch", "--bootstrap", bootstrap, "--stats", str(stats_file)]
-        # A windowed backfill stores no file position to resume from after a broker restart:
-        # its watcher starts the window again (what was stored replaces itself).
-        watch_args += [*_window_args(settings, window), *(str(d) for d in dirs)]
         children.clear()
         if early is not None:  # only the first start: later ones follow a broker restart
             worker, early = early, None
@@ -553,8 +625,16 @@ def _supervise(
         # The watcher starts once the worker consumes: a Faust group that starts on data already
         # waiting can skip records (the worker guards against it, but only by restarting). It
         # loads its modules meanwhile, held before it reads anything.
-        watcher = _Child("watcher", watch_args, logs / "watch.log")
+        if early_watcher is not None:
+            watcher, early_watcher = early_watcher, None
+        else:
+            watch_args = _watch_args(settings, bootstrap, dirs, window)
+            watcher = _Child("watcher", watch_args, logs / "watch.log")
         children.append(watcher)  # stopped with the others if up stops while it is held
+        if window is not None:
+            # A windowed backfill stores no file position to resume from after a broker
+            # restart: its watcher starts the window again (what was stored replaces itself).
+            _backfill_checkpoint(settings)
         _wait_ready(settings, worker.proc, stop)
         if not stop.is_set():
             watcher.go(policies["watcher"])
@@ -625,7 +705,12 @@ def _supervise(
                         meter.watcher_stopped = False
                         continue
                     broker.restart()
-                    if not _prepare_retrying(settings, broker.bootstrap, True, run, say, stop):
+                    if not _prepare_retrying(
+                        settings,
+                        say,
+                        stop,
+                        lambda: _in_child(_prepare, broker.bootstrap, True, run) == 0,
+                    ):
                         say("could not resume after the broker restart (see above)")
                         status = 1
                         break
@@ -642,7 +727,12 @@ def _supervise(
                 status = verdict
                 break
             now = time.monotonic()
-            if now - last_look >= LOOK_S:
+            due = LOOK_S
+            if once and was_done is not None:
+                due = CONFIRM_S
+            elif once and meter.watcher_turned_idle():
+                due = 0.0  # it found nothing more to read: the end may be now
+            if now - last_look >= due:
                 last_look = now
                 snapshot, done = meter.look(now)
                 run.progress.update(meter.progress(snapshot))
@@ -725,7 +815,7 @@ def _wait_ready(
             with urllib.request.urlopen(url, timeout=1) as reply:
                 if json.loads(reply.read()).get("ready"):
                     return
-        stop.wait(TICK_S)
+        stop.wait(READY_POLL_S)
 
 
 def _drained(settings: Settings, bootstrap: str, *, stopped: bool = False) -> bool:
@@ -785,6 +875,7 @@ class _Meter:
         self.worker: dict[str, Any] = {}
         self.only_replayable = False
         self.caught_up = False
+        self.watcher_idle = False  # at the last look
         self.watcher_stopped = False  # stopped on purpose: what it sent is all there will be
         # It had read every byte of the files it followed when it was stopped.
         self.watcher_read_all = False
@@ -810,6 +901,13 @@ class _Meter:
             return False
         done, total = int(watch.get("bytes_done", 0)), int(watch["bytes_total"])
         return bool(watch.get("idle")) or done >= total
+
+    def watcher_turned_idle(self) -> bool:
+        """Whether the watcher says it is idle now and did not at the last look: its stats file
+        alone is read, cheap enough for every tick."""
+        return not self.watcher_idle and (
+            self.watcher_stopped or bool(self._read_watcher().get("idle"))
+        )
 
     def progressed(self) -> bool:
         """Stored something since the broker started, or caught up (``local/recycle.py``)."""
@@ -859,6 +957,7 @@ class _Meter:
         messages, envelopes, _ = self.since
         handled = tally.total("messages") - messages >= tally.total("envelopes") - envelopes
         watcher_idle = self.watcher_stopped or bool(watch.get("idle"))
+        self.watcher_idle = watcher_idle
         idle = watcher_idle and stats.get("behind") == 0 and handled
         done = idle and not stats.get("pending_rows") and not stats.get("pending_messages")
         self.caught_up = done

@@ -7,7 +7,7 @@ import logging
 import sys
 from typing import Any, cast
 
-from ingestor.cli.common import resolve_bootstrap, tune_gc
+from ingestor.cli.common import exit_at_once, resolve_bootstrap, tune_gc
 from ingestor.settings import load_settings
 
 LOGLEVELS = ("debug", "info", "warning", "error", "critical")
@@ -95,7 +95,19 @@ def run(args: argparse.Namespace) -> int:
             # Faust's spinner writes a cursor escape at start-up even into a log file, where it
             # would prefix a log line (and break JSON lines).
             worker.spinner = None
-        worker.execute_from_commandline()
+        status = 0
+        try:
+            worker.execute_from_commandline()  # raises SystemExit
+        except SystemExit as stopped:
+            status = _status(stopped.code)
     finally:
-        ch.close()
-    return 0
+        ch.close()  # waits for an insert in flight: none is left after it
+    return exit_at_once(status)
+
+
+def _status(code: object) -> int:
+    """A ``SystemExit`` code as the process's exit status, as Python would make it."""
+    if code is None or isinstance(code, int):
+        return code or 0
+    print(code, file=sys.stderr)
+    return 1

@@ -12,12 +12,18 @@ Two more quirks this module works around, measured on Tansu 0.6.0:
 * a Fetch with ``max_wait_ms=0`` returns no partitions at all, so we wait a few milliseconds;
 * admin ``list_consumer_group_offsets`` and ``delete_records`` are broken, but a raw DeleteGroups
   request works (``delete_group``);
-* a JoinGroup is answered only after half the member's session timeout, rounded up to a whole
-  second (measured: 10 s -> 5.0 s, 3 s -> 2.0 s, 2 s and less -> 1.0 s). With Faust's usual 10 s
-  every start of the worker waited 5 s for its partitions, half of `up --once`'s fixed cost, so
-  on Tansu the session timeout is ``TANSU_SESSION_TIMEOUT_S`` unless set
-  (``tansu_session_timeout``). Heartbeats come from Faust's consumer thread every third of it, so
-  a busy event loop does not starve them; a dead member also lingers for less.
+* a JoinGroup that forms a group is held while the group's session timeout has not half passed,
+  in whole-second sleeps (measured: 10 s -> 5.0 s, 3 s -> 2.0 s, 2 s and less -> 1.0 s). The
+  group's session timeout is the one the group's *first* JoinGroup gave, kept for the group's
+  life (``coordinator/group/administrator.rs``: ``elapsed_ms < session_timeout_ms / 2`` then
+  ``sleep(1 s)``). Two workarounds: on Tansu the worker's own session timeout is
+  ``TANSU_SESSION_TIMEOUT_S`` unless set (``tansu_session_timeout``; heartbeats come from Faust's
+  consumer thread every third of it, so a busy event loop does not starve them), and ``up``
+  creates the group before its worker starts (``claim_group``): a JoinGroup of 1 ms, at once
+  left, so every join of the worker is answered at once instead of after a second. The broker
+  then evicts a member that has been silent for 1 ms *when another member calls*: harmless with
+  one member, and ``up``'s broker has one, its worker (a replacement worker's join evicts the
+  dead one at once instead of after its session timeout).
 * a Fetch that waits for data is not answered as soon as a record arrives: a record sent to an
   idle partition reached the worker 40-770 ms later (about 470 ms typically) under Faust's
   hard-coded ``fetch_max_wait_ms=1500``, and 25-80 ms with 100. On Tansu the worker's
@@ -35,14 +41,17 @@ from aiokafka import errors as kafka_errors
 from aiokafka.client import AIOKafkaClient, CoordinationType
 from aiokafka.protocol.admin import DeleteGroupsRequest
 from aiokafka.protocol.fetch import FetchRequest
+from aiokafka.protocol.group import JoinGroupRequest, LeaveGroupRequest
 from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import TopicPartition
 
 from ingestor.errors import BrokerError
 
 __all__ = [
+    "FAUST_ASSIGNOR",
     "TANSU_FETCH_MAX_WAIT_MS",
     "TANSU_SESSION_TIMEOUT_S",
+    "claim_group",
     "delete_group",
     "end_offsets",
     "fetch_end_offsets",
@@ -204,3 +213,40 @@ async def delete_group(client: AIOKafkaClient, group_id: str) -> None:
             raise BrokerError(
                 f"DeleteGroups {name!r}: {kafka_errors.for_code(error_code).__name__}"
             )
+
+
+GROUP_CLAIM_SESSION_MS = 1  # Tansu sleeps while elapsed < timeout / 2: never, at 1 ms
+FAUST_ASSIGNOR = "faust"  # the protocol Faust's consumer offers (its PartitionAssignor's name)
+_CONSUMER_PROTOCOL = "consumer"
+
+
+async def claim_group(client: AIOKafkaClient, group_id: str, protocol: str) -> None:
+    """Form ``group_id`` on a Tansu broker with a 1 ms session timeout, so that its members'
+    JoinGroups are answered at once (see the module). ``protocol`` is the assignor the members
+    use (Faust's: ``"faust"``); a member offering no such protocol could not join.
+
+    Call it only while the group has no member: a JoinGroup without a member id, answered
+    MemberIdRequired, and a LeaveGroup of the member id it was given, so no member is left.
+    Raises ``BrokerError`` when the broker answers otherwise.
+    """
+    try:
+        node_id = await client.coordinator_lookup(CoordinationType.GROUP, group_id)
+        join = JoinGroupRequest(
+            group_id,
+            GROUP_CLAIM_SESSION_MS,
+            GROUP_CLAIM_SESSION_MS,
+            JoinGroupRequest.UNKNOWN_MEMBER_ID,
+            None,  # no static membership
+            _CONSUMER_PROTOCOL,
+            [(protocol, b"")],
+        )
+        joined = await client.send(node_id, join)
+        if joined.error_code != kafka_errors.MemberIdRequired.errno:
+            name = kafka_errors.for_code(joined.error_code).__name__
+            raise BrokerError(f"JoinGroup {group_id!r} to claim it: {name}")
+        left = await client.send(node_id, LeaveGroupRequest(group_id, joined.member_id))
+    except kafka_errors.KafkaError as exc:
+        raise BrokerError(f"claiming group {group_id!r} failed: {exc!r}") from exc
+    if left.error_code != 0:
+        name = kafka_errors.for_code(left.error_code).__name__
+        raise BrokerError(f"LeaveGroup {group_id!r} after claiming it: {name}")

@@ -40,6 +40,7 @@ _ENV_BIN = "INGESTOR_TANSU_BIN"
 _PR_SET_PDEATHSIG = 1
 _TAIL_BYTES = 4096
 _PORT_ATTEMPTS = 3  # a freshly probed free port can be taken before Tansu binds it
+_PROBE_EVERY_S = 0.01  # Tansu listens ~25 ms after its exec: `up` waits on this
 
 
 def tansu_binary(configured: Path | None = None) -> Path:
@@ -248,7 +249,7 @@ class TansuBroker:
                 return
             except OSError as exc:
                 last_error = str(exc)
-            time.sleep(0.05)
+            time.sleep(_PROBE_EVERY_S)
         raise LocalBrokerError(
             f"Tansu did not answer on {self._host}:{port} within "
             f"{self._startup_timeout_s}s ({last_error}):\n{self._tail()}"

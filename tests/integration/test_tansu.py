@@ -21,10 +21,11 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.client import AIOKafkaClient
 
 from ingestor.errors import ConfigError, LocalBrokerError
 from ingestor.kafka.topics import create_topics, load_topic_defs
-from ingestor.local.compat import delete_group, end_offsets, patch_faust_for_tansu
+from ingestor.local.compat import claim_group, delete_group, end_offsets, patch_faust_for_tansu
 from ingestor.local.tansu import TansuBroker, tansu_binary
 from ingestor.settings import Settings
 
@@ -287,6 +288,51 @@ def test_end_offsets_quirk_and_workaround(tansu: TansuBroker) -> None:
         # Tansu: ListOffsets(latest) = the last batch's first offset + 1 (Kafka would say 8).
         assert plain == {full: 6, empty: 0}
         assert fixed == {full: 8, empty: 0}
+
+    asyncio.run(run())
+
+
+def test_a_claimed_group_is_joined_at_once(tansu: TansuBroker) -> None:
+    """Tansu holds a JoinGroup that forms a group for whole seconds while half the group's
+    session timeout has not passed; ``claim_group`` forms it with 1 ms first. The hold is a
+    sleep of at least a second in the broker, so the claimed join's bound is not a speed test.
+    The claim leaves no member behind: the one consumer gets every partition, and keeps them
+    across its heartbeats."""
+
+    async def join(topic: str, group: str) -> tuple[float, set[int]]:
+        consumer = AIOKafkaConsumer(
+            topic,
+            bootstrap_servers=tansu.bootstrap,
+            group_id=group,
+            session_timeout_ms=2000,
+            heartbeat_interval_ms=300,
+        )
+        started = time.monotonic()
+        await consumer.start()
+        try:
+            while not consumer.assignment():
+                await asyncio.sleep(0.005)
+            took = time.monotonic() - started
+            await asyncio.sleep(1.0)  # three heartbeats: nobody evicts it
+            return took, {tp.partition for tp in consumer.assignment()}
+        finally:
+            await consumer.stop()
+
+    async def run() -> None:
+        topic = await new_topic(tansu.bootstrap, partitions=3)
+        plain, plain_parts = await join(topic, unique("g"))
+        group = unique("g")
+        client = AIOKafkaClient(bootstrap_servers=tansu.bootstrap)
+        await client.bootstrap()
+        try:
+            await claim_group(client, group, "roundrobin")  # aiokafka's default assignor
+        finally:
+            await client.close()
+        claimed, claimed_parts = await join(topic, group)
+        again, again_parts = await join(topic, group)  # a restarted member: at once, too
+        assert plain >= 1.0  # the quirk
+        assert claimed < 1.0 and again < 1.0
+        assert plain_parts == claimed_parts == again_parts == {0, 1, 2}
 
     asyncio.run(run())
 

@@ -1,4 +1,5 @@
-"""``up``'s meter across a broker restart (``cli/up.py``, ``_Meter``): ``--once`` must end."""
+"""``up``'s meter across a broker restart (``cli/up.py``, ``_Meter``): ``--once`` must end; and
+the watcher's turn to idle, which has ``--once`` look at once."""
 
 from __future__ import annotations
 
@@ -50,3 +51,20 @@ def test_a_watcher_stopped_with_every_byte_read_has_read_everything(tmp_path: Pa
     assert meter.watcher_read_everything()
     stats.write_text(json.dumps({"pid": 1, "bytes_done": 0, "bytes_total": 5, "idle": True}))
     assert meter.watcher_read_everything()  # its last pass found nothing more to read
+
+
+def test_the_watchers_turn_to_idle_is_seen_once_between_looks(tmp_path: Path) -> None:
+    stats = tmp_path / "watch-stats.json"
+    meter = _Meter(Settings(data_dir=tmp_path), stats)
+    assert not meter.watcher_turned_idle()  # no stats yet
+    stats.write_text(json.dumps({"pid": 1, "envelopes_sent": 2, "idle": False}))
+    assert not meter.watcher_turned_idle()
+    _watcher(stats, pid=1, envelopes=2)
+    assert meter.watcher_turned_idle()
+    meter.worker = _worker("a", 1)  # one envelope still to handle: not done
+    assert meter.look(0.0, ask_worker=False)[1] is None
+    assert not meter.watcher_turned_idle()  # that look saw it idle: the usual pace again
+    stats.write_text(json.dumps({"pid": 1, "envelopes_sent": 3, "idle": False}))
+    meter.look(0.25, ask_worker=False)
+    _watcher(stats, pid=1, envelopes=3)
+    assert meter.watcher_turned_idle()  # idle again after more lines
