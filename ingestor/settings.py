@@ -162,6 +162,14 @@ class Settings(BaseSettings):
 
     # Worker
     app_id: str = "ingestor"
+    # Envelopes (Kafka messages) an agent holds fetched ahead of what it handles; Faust stops
+    # fetching a partition at 80% of it. Faust's default, 4096, held ~90 MB of envelopes while a
+    # backfill's worker was behind: memory that grew with the backlog, not the work.
+    worker_stream_buffer: int = Field(default=64, ge=1)
+    # After a batch is stored, give the pages freed since the last time back to the system
+    # (glibc's malloc_trim) when this long has passed; 0: never. Freed rows and envelopes
+    # otherwise stay resident between the objects that outlive them.
+    worker_trim_interval_s: float = Field(default=2.0, ge=0)
     web_host: str = "127.0.0.1"  # Faust binds 0.0.0.0 by default; we do not
     web_port: int = Field(default=6066, ge=0, le=65535)
     # Unset: 10 s on a Kafka cluster, TANSU_SESSION_TIMEOUT_S on the embedded broker (which holds

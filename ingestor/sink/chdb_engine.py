@@ -27,11 +27,11 @@ from typing import Any
 
 import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
-from chdb import session as chdb_session
 
 from ingestor.errors import StorageError
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink import dedup_log
+from ingestor.sink.allocators import configure_allocators
 from ingestor.sink.arrow import arrow_table
 from ingestor.sink.engine import (
     ClickHouse,
@@ -40,6 +40,9 @@ from ingestor.sink.engine import (
     storage_error,
     table_name,
 )
+
+configure_allocators()  # before chdb loads: its jemalloc reads its options then
+from chdb import session as chdb_session  # noqa: E402
 
 __all__ = ["ARROW_MIN_ROWS", "ChdbClickHouse"]
 

@@ -43,6 +43,7 @@ from ingestor.worker.process import (
 )
 from ingestor.worker.restore import load_index, session_seeds
 from ingestor.worker.sessions import SessionAgg, reconciled
+from ingestor.worker.trim import Trimmer
 from ingestor.worker.views import register_views
 
 __all__ = [
@@ -87,6 +88,7 @@ class WorkerState:
     bootstrap: str = ""  # for ``POST /replay/``'s own consumer
     positions: bool = True  # write file_positions (see build_app)
     alerting: BudgetTable | None = None  # budget alerts, when budgets are configured
+    trimmer: Trimmer = field(default_factory=lambda: Trimmer(0, time.monotonic))
 
 
 def build_app(
@@ -107,6 +109,7 @@ def build_app(
         broker_commit_interval=1.0,
         producer_max_request_size=max(1_048_576, settings.envelope_max_bytes * 2),
         consumer_max_fetch_size=8 * 1_048_576,
+        stream_buffer_maxsize=settings.worker_stream_buffer,
         web_bind=settings.web_host,
         web_host=settings.web_host,
         web_port=settings.web_port,
@@ -126,6 +129,7 @@ def build_app(
         limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
         bootstrap=bootstrap,
         positions=positions,
+        trimmer=Trimmer(settings.worker_trim_interval_s, time.monotonic),
     )
 
     state.metrics = WorkerMetrics(
@@ -447,6 +451,9 @@ async def _store(
     if held:
         os.environ.pop(_RESTARTS_ENV, None)  # progress: in-place restarts count anew
     state.inflight_rows = state.inflight_messages = 0
+    rows.clear()  # this store's own: free the batch now, so that a trim can hand it back
+    held.clear()
+    state.trimmer.after_store()
 
 
 async def _position(consumer: Any, tp: Any) -> int | None:
