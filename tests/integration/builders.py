@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -79,3 +80,26 @@ def store_events(ch: ClickHouse, events: list[dict[str, Any]], *, token: str) ->
             tables.setdefault(table, []).extend(rows)
     # The worker's own write: id checks, batch ids and the events rollups.
     write_batch(ch, tables, token=token, retries=0, backoff_s=0.1)
+
+
+class Wrapped(ClickHouse):
+    """The real engine behind the interface: each call passes through unless a subclass says
+    otherwise, and ``close`` leaves the real one open (the fixture closes it)."""
+
+    def __init__(self, real: ClickHouse) -> None:
+        super().__init__(real.target)
+        self._real = real
+
+    def execute(self, sql: str) -> None:
+        self._real.execute(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        return self._real.query(sql)
+
+    def insert(
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
+    ) -> None:
+        self._real.insert(table, rows, token=token)
+
+    def close(self) -> None:
+        pass

@@ -8,7 +8,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from builders import store_events, store_lines, usage_line, user_line
+from builders import Wrapped, store_events, store_lines, usage_line, user_line
 
 from ingestor.errors import InvalidRecord, Location, StorageError
 from ingestor.models import validate_event, validate_ledger
@@ -314,31 +314,25 @@ def test_distinct_batches_with_equal_aggregates_both_count(clickhouse: ClickHous
     assert clickhouse.query("SELECT sum(events) FROM hourly_metrics") == [(2,)]
 
 
-class _DiesBefore(ClickHouse):
+class _DiesBefore(Wrapped):
     """The real engine, until a statement starting with ``prefix`` runs: then it raises, as if
     the worker died (kill -9, full disk) between two of a batch's inserts."""
 
     def __init__(self, real: ClickHouse, prefix: str) -> None:
-        super().__init__(real.target)
-        self._real, self._prefix = real, prefix
+        super().__init__(real)
+        self._prefix = prefix
 
     def execute(self, sql: str) -> None:
         if sql.startswith(self._prefix):
             raise StorageError(f"killed before {self._prefix}")
-        self._real.execute(sql)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self._real.query(sql)
+        super().execute(sql)
 
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
     ) -> None:
         if f"INSERT INTO {table}".startswith(self._prefix):
             raise StorageError(f"killed before {self._prefix}")
-        self._real.insert(table, rows, token=token)
-
-    def close(self) -> None:
-        pass
+        super().insert(table, rows, token=token)
 
 
 def _user_daily(ch: ClickHouse) -> list[tuple[Any, ...]]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from builders import store_lines, usage_line
+from builders import Wrapped, store_lines, usage_line
 from pipeline import stack_env
 
 from ingestor.corpus.generate import generate
@@ -106,29 +106,16 @@ def _counted(ch: ClickHouse) -> set[tuple[str, int, int]]:
     }
 
 
-class _NoArrow(ClickHouse):
+class _NoArrow(Wrapped):
     """The engine through the interface's defaults only, as the server engine takes it:
     ``query_arrow`` built from Python values, an Arrow table inserted as row dicts."""
-
-    def __init__(self, real: ClickHouse) -> None:
-        super().__init__(real.target)
-        self._real = real
-
-    def execute(self, sql: str) -> None:
-        self._real.execute(sql)
-
-    def query(self, sql: str) -> list[tuple[Any, ...]]:
-        return self._real.query(sql)
 
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
     ) -> None:
         if hasattr(rows, "to_pylist"):
             rows = rows.to_pylist()
-        self._real.insert(table, rows, token=token)
-
-    def close(self) -> None:
-        pass
+        super().insert(table, rows, token=token)
 
 
 @pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "no-arrow"])
