@@ -33,6 +33,7 @@ from ingestor.usage.winners import (
     KEY_COLUMNS,
     CountedKey,
     StoredCopy,
+    changes,
     decide,
 )
 
@@ -194,32 +195,19 @@ def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
         keys = [found.column(i).to_pylist() for i in range(width + 1)]
         for at, values in enumerate(zip(*keys, strict=True)):
             recorded[CountedKey(*values[:width])] = (int(values[width]), at)
-    retract, signs, fresh = _changes(recorded, counted)
-    out = _counted_rows(found, retract, signs, fetched, fresh)
+    rewrites, fresh = changes(recorded, counted)
+    out = _counted_rows(found, rewrites, fetched, fresh)
     if out is not None:
         ch.insert("counted_usage", out)
         return int(out.num_rows)
     return 0
 
 
-def _changes(
-    recorded: Mapping[CountedKey, tuple[int, int]], counted: Mapping[CountedKey, _Candidate]
-) -> tuple[list[int], list[int], list[tuple[CountedKey, _Candidate]]]:
-    """``ingestor.usage.winners.diff`` by reference: the recorded rows to write again with
-    their signs (row in the recorded result, sign), and the counted keys to write with +1."""
-    retract: list[int] = []
-    signs: list[int] = []
-    for key, (total, at) in recorded.items():
-        wanted = 1 if key in counted else 0
-        for _ in range(abs(total - wanted)):
-            retract.append(at)
-            signs.append(1 if wanted > total else -1)
-    fresh = [(key, copy) for key, copy in counted.items() if key not in recorded]
-    return retract, signs, fresh
-
-
 def _counted_rows(
-    found: Any, retract: list[int], signs: list[int], fetched: Any, fresh: list[Any]
+    found: Any,
+    rewrites: list[tuple[int, int]],
+    fetched: Any,
+    fresh: list[tuple[CountedKey, _Candidate]],
 ) -> Any:
     """The ``counted_usage`` rows (a ``pyarrow.Table`` of ``COLUMNS``) for ``changes``' answer:
     recorded rows taken from ``found`` (keys, sum, values), counted ones from ``fetched`` (the
@@ -230,10 +218,10 @@ def _counted_rows(
 
     parts = []
     width = len(KEY_COLUMNS)
-    if retract:
-        taken = found.take(pa.array(retract, pa.int64()))
+    if rewrites:
+        taken = found.take(pa.array([at for at, _ in rewrites], pa.int64()))
         arrays = [taken.column(i) for i in range(taken.num_columns)]
-        arrays[width] = pa.array(signs, pa.int8())
+        arrays[width] = pa.array([sign for _, sign in rewrites], pa.int8())
         parts.append(arrays)
     if fresh:
         taken = fetched.take(pa.array([copy.at for _, copy in fresh], pa.int64()))

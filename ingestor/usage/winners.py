@@ -27,7 +27,16 @@ from typing import Any, NamedTuple, Protocol, TypeVar
 
 from ingestor.usage.dedup import Copy, Deduper, Outcome, should_replace
 
-__all__ = ["COLUMNS", "KEY_COLUMNS", "CountedKey", "Decidable", "StoredCopy", "decide", "diff"]
+__all__ = [
+    "COLUMNS",
+    "KEY_COLUMNS",
+    "CountedKey",
+    "Decidable",
+    "StoredCopy",
+    "changes",
+    "decide",
+    "diff",
+]
 
 
 class Decidable(Protocol):
@@ -163,25 +172,38 @@ def _key(row: Decidable, slot: Decidable) -> CountedKey:
     )  # fmt: skip
 
 
+R = TypeVar("R")
+
+
+def changes(
+    recorded: Mapping[CountedKey, tuple[int, R]], counted: Mapping[CountedKey, C]
+) -> tuple[list[tuple[R, int]], list[tuple[CountedKey, C]]]:
+    """What turns ``recorded`` into ``counted``: the recorded rows to write again, each with its
+    sign (+1 or -1, once per unit of difference), and the counted keys to write with +1.
+
+    ``recorded`` maps each key with a non-zero ``sum(sign)`` to that sum and a handle on one of
+    its rows (the row itself, or where it is); ``counted`` is ``decide``'s answer over the same
+    groups."""
+    rewrites: list[tuple[R, int]] = []
+    for key, (total, row) in recorded.items():
+        wanted = 1 if key in counted else 0
+        rewrites.extend([(row, 1 if wanted > total else -1)] * abs(total - wanted))
+    fresh = [(key, copy) for key, copy in counted.items() if key not in recorded]
+    return rewrites, fresh
+
+
 def diff(
     recorded: Mapping[CountedKey, tuple[int, Mapping[str, Any]]],
     counted: Mapping[CountedKey, StoredCopy],
 ) -> list[dict[str, Any]]:
-    """``counted_usage`` rows that turn ``recorded`` into ``counted``.
+    """``counted_usage`` rows that turn ``recorded`` into ``counted`` (``changes`` as rows).
 
-    ``recorded`` maps each key with a non-zero ``sum(sign)`` to that sum and one of its rows
-    (a mapping with every column of ``COLUMNS`` but ``sign``); ``counted`` is ``decide``'s
-    answer over the same groups. Every row has a sign of +1 or -1, so the table collapses.
+    ``recorded``'s rows are mappings with every column of ``COLUMNS`` but ``sign``. Every row
+    has a sign of +1 or -1, so the table collapses.
     """
-    out: list[dict[str, Any]] = []
-    for key, (total, row) in recorded.items():
-        wanted = 1 if key in counted else 0
-        for _ in range(abs(total - wanted)):
-            out.append({**row, "sign": 1 if wanted > total else -1})
-    for key, copy in counted.items():
-        if key not in recorded:
-            out.append(row_of(key, copy, 1))
-    return out
+    rewrites, fresh = changes(recorded, counted)
+    out = [{**row, "sign": sign} for row, sign in rewrites]
+    return out + [row_of(key, copy, 1) for key, copy in fresh]
 
 
 def row_of(key: CountedKey, copy: StoredCopy, sign: int) -> dict[str, Any]:
