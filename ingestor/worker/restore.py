@@ -70,7 +70,7 @@ def load_index(
 
     Read a page of files at a time (``_PAGE_LINES`` lines or so, in file order): all of a big
     scope at once was a JSON result and its rows in Python together (2.2 GB of peak RSS for 624k
-    lines), where the index itself is ~450 bytes a line. ``progress`` is called after each page:
+    lines), where the index itself is ~450 bytes a line. ``progress`` is called before each page:
     a long history takes minutes, and the worker's watchdog must not take it for a stall."""
     index = DedupIndex()
     where = f"dedup_scope = {quote(scope)} AND has_usage = 1"
@@ -123,7 +123,7 @@ def session_seeds(
     ch: ClickHouse, scope: str | None = None, progress: Callable[[], None] = lambda: None
 ) -> list[tuple[str, SessionAgg]]:
     """(dedup scope, aggregates) of every session with counted usage, as the worker holds them;
-    of one dedup scope's sessions only, with ``scope``; ``progress`` is called after each chunk.
+    of one dedup scope's sessions only, with ``scope``; ``progress`` is called before each chunk.
 
     ``usage_dedup`` sorts every line it reads, all columns (1 GB of peak RSS for 624k usage
     lines at once), so it is read in chunks of ``_SEED_LINES`` lines or so by a hash of the
