@@ -277,8 +277,10 @@ def build_app(
             if tp.topic not in inputs:
                 continue
             highwater = consumer.highwater(tp)
-            if highwater is None:
-                continue
+            if highwater is None:  # never fetched (seen: a failover survivor): ask the broker
+                highwater = await _end_offset(consumer, tp)
+                if highwater is None:
+                    continue
             last = state.last_offsets.get((tp.topic, tp.partition))
             # Faust keeps the committed offset as Kafka's, from its seek on assignment or its
             # own commits (see guard.stalled).
@@ -464,6 +466,18 @@ async def _position(consumer: Any, tp: Any) -> int | None:
         log.warning("no fetch position for %s", tp, exc_info=True)
         return None
     return position if isinstance(position, int) else None
+
+
+async def _end_offset(consumer: Any, tp: Any) -> int | None:
+    """The broker's end offset of ``tp`` (ListOffsets); None if it cannot say. On Tansu it can
+    be low after multi-record batches, never above the truth: a stall it shows is real."""
+    try:
+        ends = await consumer.highwaters(tp)
+    except Exception:  # noqa: BLE001 - then the next round asks again
+        log.warning("no end offset for %s", tp, exc_info=True)
+        return None
+    end = ends.get(tp)
+    return end if isinstance(end, int) else None
 
 
 def _awaiting() -> list[str]:

@@ -48,10 +48,13 @@ def handled_offsets(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> di
 
 
 def behind(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> int | None:
-    """The sum of ``partition_lag``; None while no partition is assigned."""
-    try:
-        if not app.consumer.assignment():
-            return None
-    except Exception:  # noqa: BLE001 - not started yet
+    """The sum of ``partition_lag``; None while no partition is assigned, or while an input
+    partition was never fetched: its high-watermark is unknown, and counting it as 0 let a
+    caller (``up --once``) think everything was stored before that partition was read."""
+    handled = handled_offsets(app, last_offsets)
+    if not handled:
         return None
-    return sum(partition_lag(app, last_offsets).values())
+    lag = partition_lag(app, last_offsets)
+    if len(lag) < len(handled):
+        return None
+    return sum(lag.values())

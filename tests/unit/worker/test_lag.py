@@ -1,0 +1,70 @@
+"""How far behind the worker says it is: an input partition never fetched is not 'caught up'."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+from ingestor.worker.lag import behind, partition_lag
+
+
+class TP(NamedTuple):
+    topic: str
+    partition: int
+
+
+class _Consumer:
+    def __init__(self, highwaters: dict[TP, int | None], committed: dict[TP, int]) -> None:
+        self._highwaters = highwaters
+        self._committed_offset = committed
+
+    def assignment(self) -> set[TP]:
+        return set(self._highwaters)
+
+    def highwater(self, tp: TP) -> int | None:
+        return self._highwaters[tp]
+
+
+class _Conf:
+    id = "ingestor"
+
+
+class _App:
+    def __init__(self, consumer: _Consumer) -> None:
+        self.consumer = consumer
+        self.conf = _Conf()
+
+
+def app(highwaters: dict[TP, int | None], committed: dict[TP, int] | None = None) -> Any:
+    return _App(_Consumer(highwaters, committed or {}))
+
+
+def test_a_partition_read_to_its_end_is_not_behind() -> None:
+    a, b = TP("transcripts", 0), TP("transcripts", 1)
+    worker = app({a: 10, b: 0})
+    assert partition_lag(worker, {("transcripts", 0): 9}) == {
+        ("transcripts", 0): 0,
+        ("transcripts", 1): 0,
+    }
+    assert behind(worker, {("transcripts", 0): 9}) == 0
+
+
+def test_records_below_the_highwater_count() -> None:
+    a = TP("transcripts", 0)
+    assert behind(app({a: 10}), {("transcripts", 0): 4}) == 5
+    assert behind(app({a: 10}, {a: 7}), {}) == 2  # committed as Kafka keeps it (next to read)
+
+
+def test_a_partition_never_fetched_makes_behind_unknown() -> None:
+    # Seen on a failover survivor: an assigned partition never fetched has no high-watermark.
+    # Counted as 0, the others' lag alone said "caught up" with that partition unread.
+    a, b = TP("transcripts", 0), TP("transcripts", 1)
+    worker = app({a: 10, b: None})
+    assert partition_lag(worker, {("transcripts", 0): 9}) == {("transcripts", 0): 0}
+    assert behind(worker, {("transcripts", 0): 9}) is None
+
+
+def test_changelogs_do_not_count_and_nothing_assigned_is_unknown() -> None:
+    changelog = TP("ingestor-sessions-changelog", 0)
+    assert behind(app({changelog: None}), {}) is None
+    assert behind(app({}), {}) is None
+    assert behind(app({changelog: None, TP("events", 0): 3}), {("events", 0): 2}) == 0
