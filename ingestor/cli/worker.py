@@ -77,9 +77,11 @@ def run(args: argparse.Namespace) -> int:
             return 0  # `up` went away before the schema was ready
     ch = open_clickhouse(settings.clickhouse)
     try:
+        from ingestor.sink.usage_rollup import ensure_usage_rollup
         from ingestor.sink.winners import ensure_winners
 
         ensure_winners(ch)  # data stored before the winners were kept at write time
+        ensure_usage_rollup(ch)  # ... before they were summed, or a batch a crash left unsummed
         app = build_app(settings, bootstrap, ch, positions=not args.no_positions)
         # Logging was set up by cli/main.py (format, run id, redaction): mode must not replace
         # it; Faust's level is ours to set.

@@ -48,19 +48,34 @@ def report_entries(
     does) the rule run over every stored line. ``ready``: ``winners_ready(ch)``, when known."""
     if _source(request, winners_ready(ch) if ready is None else ready)[0] == "winners":
         if request.kind in _ROLLUP_KINDS:
-            rolled = rollup_entries(ch, mode=request.mode, tz=request.tz)
+            by_file, by_day = _grain(request)
+            rolled = rollup_entries(
+                ch, mode=request.mode, tz=request.tz, by_file=by_file, by_day=by_day
+            )
             if rolled is not None:
                 return rolled
         return line_entries(ch, mode=request.mode)
     return counted_entries(ch, mode=request.mode, project=request.project)
 
 
+def _grain(request: ReportRequest) -> tuple[bool, bool]:
+    """Whether ``request``'s summed entries keep files apart, and days: only the session
+    report and ``--instances`` read an entry's file; the session report reads days only to
+    filter them."""
+    if request.kind == "session":
+        return True, request.since is not None or request.until is not None
+    return request.instances, True
+
+
 def _source(request: ReportRequest, ready: bool) -> tuple[str | None, ...]:
     """Which entries ``report_entries`` reads for ``request``: equal for requests that can share
     one read."""
     if request.project is None and ready:
-        rollup = request.kind in _ROLLUP_KINDS
-        return ("winners", request.mode.value, "rollup" if rollup else "lines", request.tz)
+        if request.kind in _ROLLUP_KINDS:
+            grain = "rollup" + "".join("1" if kept else "0" for kept in _grain(request))
+        else:
+            grain = "lines"
+        return ("winners", request.mode.value, grain, request.tz)
     return ("rule", request.mode.value, request.project)
 
 

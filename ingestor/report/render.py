@@ -11,6 +11,7 @@ import json
 import shutil
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
+from json.encoder import encode_basestring_ascii as _quote  # json.dumps' own, in C
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -41,6 +42,13 @@ def render_json(report: Any, *, indent: int = 2) -> str:
 
 
 def _encode(value: Any, indent: int, depth: int) -> str:
+    # Scalars by exact type first (json.dumps builds an encoder a call: most of a big report's
+    # time); subclasses and the rest go the general way below.
+    kind = type(value)
+    if kind is str:
+        return _quote(value)
+    if kind is int:
+        return int.__repr__(value)
     if isinstance(value, Decimal):
         if not value.is_finite():
             raise ValueError(f"cannot write {value} as JSON")
@@ -50,15 +58,17 @@ def _encode(value: Any, indent: int, depth: int) -> str:
     if isinstance(value, Mapping):
         if not value:
             return "{}"
-        items = (f"{json.dumps(str(k))}: {_encode(v, indent, depth + 1)}" for k, v in value.items())
+        deeper = depth + 1
+        items = [f"{_quote(str(k))}: {_encode(v, indent, deeper)}" for k, v in value.items()]
         return "{" + inner + ("," + inner).join(items) + pad + "}"
     if isinstance(value, (list, tuple)):
         if not value:
             return "[]"
+        deeper = depth + 1
         return (
             "["
             + inner
-            + ("," + inner).join(_encode(v, indent, depth + 1) for v in value)
+            + ("," + inner).join([_encode(v, indent, deeper) for v in value])
             + pad
             + "]"
         )

@@ -25,8 +25,9 @@ from decimal import Decimal
 from typing import Any, NamedTuple
 
 from ingestor.errors import StorageError
-from ingestor.sink.engine import ClickHouse, quote_string
+from ingestor.sink.engine import ClickHouse, quote_string, sized_query
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
+from ingestor.sink.usage_rollup import new_batch_id, roll_up_counted
 from ingestor.usage.dedup import Copy
 from ingestor.usage.winners import (
     COLUMNS,
@@ -99,7 +100,7 @@ def maintain_winners(
     if lows:
         # The batch's lines, and any stored after them (a replay): a superset is harmless.
         # Files are listed literally (one hash lookup a row; an OR of ranges would cost a
-        # comparison per range), past the default query size limit when needed (``_sized``).
+        # comparison per range), past the default query size limit when needed (``sized_query``).
         first: dict[str, int] = {}
         for (f, _g), low in lows.items():
             first[f] = min(low, first.get(f, low))
@@ -110,7 +111,7 @@ def maintain_winners(
             f"transform(source_file, [{files}], [{', '.join(map(str, first.values()))}], 0)"
         )
         ch.execute(
-            _sized(
+            sized_query(
                 f"INSERT INTO usage_copies ({_COPY_SOURCE}) SELECT {_COPY_SOURCE} "
                 f"FROM transcript_lines WHERE has_usage = 1 AND {batch}"
             )
@@ -174,7 +175,9 @@ def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
 
     Only the columns the rule reads become Python values; a counted row's values go from the
     fetched Arrow columns to the insert as they are (``_counted_rows``)."""
-    fetched = ch.query_arrow(_sized(f"SELECT {_DECIDE}, {_VALUES} FROM usage_copies WHERE {where}"))
+    fetched = ch.query_arrow(
+        sized_query(f"SELECT {_DECIDE}, {_VALUES} FROM usage_copies WHERE {where}")
+    )
     copies: list[_Candidate] = []
     if fetched.num_rows:
         columns = [fetched.column(i).to_pylist() for i in range(_DECIDE_WIDTH)]
@@ -184,7 +187,7 @@ def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
         current[file] = max(generation, current.get(file, generation))
     counted = decide(copies, current)
     found = ch.query_arrow(
-        _sized(
+        sized_query(
             f"SELECT {_KEYS}, sum(sign), {_RECORDED_VALUES} FROM counted_usage WHERE {where} "
             f"GROUP BY {_KEYS} HAVING sum(sign) != 0"
         )
@@ -197,10 +200,14 @@ def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
             recorded[CountedKey(*values[:width])] = (int(values[width]), at)
     rewrites, fresh = changes(recorded, counted)
     out = _counted_rows(found, rewrites, fetched, fresh)
-    if out is not None:
-        ch.insert("counted_usage", out)
-        return int(out.num_rows)
-    return 0
+    if out is None:
+        return 0
+    import pyarrow as pa  # type: ignore[import-untyped]  # loaded by _counted_rows already
+
+    batch_id = new_batch_id()
+    ch.insert("counted_usage", out.append_column("batch_id", pa.array([batch_id] * out.num_rows)))
+    roll_up_counted(ch, batch_id)  # a crash before it: the worker's next start does it
+    return int(out.num_rows)
 
 
 def _counted_rows(
@@ -214,7 +221,7 @@ def _counted_rows(
     rule's columns, then the values) with their slots; None when there is nothing to write."""
     # Imported here: the CLI imports this module, and pyarrow costs ~0.17 s and ~35 MB in
     # every process that imports it (``up``, the watcher), not only the worker's.
-    import pyarrow as pa  # type: ignore[import-untyped]
+    import pyarrow as pa
 
     parts = []
     width = len(KEY_COLUMNS)
@@ -259,7 +266,7 @@ def _current_generations(ch: ClickHouse, files: set[str]) -> dict[str, int]:
         return {}
     listed = ", ".join(quote_string(f) for f in files)
     found = ch.query(
-        _sized(
+        sized_query(
             f"SELECT source_file, max(source_generation) FROM ("
             f"SELECT source_file, source_generation FROM transcript_lines "
             f"WHERE source_file IN ({listed}) UNION ALL "
@@ -268,14 +275,6 @@ def _current_generations(ch: ClickHouse, files: set[str]) -> dict[str, int]:
         )
     )
     return {str(f): int(g) for f, g in found}
-
-
-def _sized(sql: str) -> str:
-    """``sql`` with a query size limit that admits it (ClickHouse's default is 256 KiB; a
-    ``SETTINGS`` clause in the query itself raises it for that query)."""
-    if len(sql.encode()) < 200_000:
-        return sql
-    return f"{sql} SETTINGS max_query_size = {len(sql.encode()) + 65_536}"
 
 
 def winners_ready(ch: ClickHouse) -> bool:

@@ -29,6 +29,7 @@ from ingestor.report.local_day import day_of, local_day_sql
 from ingestor.report.render import render_json
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.engine import ClickHouse, open_clickhouse
+from ingestor.sink.usage_rollup import ensure_usage_rollup, roll_up_counted, usage_rollup_ready
 from ingestor.sink.winners import maintain_winners, rebuild_winners, winners_ready
 from ingestor.usage.entry import Entry
 from ingestor.usage.prices import CostMode
@@ -88,6 +89,7 @@ def test_up_once_keeps_the_winners_of_a_generated_corpus(tmp_path: Path) -> None
     with open_clickhouse(target) as ch:
         [(rows,)] = ch.query("SELECT count() FROM counted_usage")
         assert rows > 1000
+        assert usage_rollup_ready(ch)  # reports read the sums
         assert_reports_equal_the_oracle(ch)
 
 
@@ -147,6 +149,34 @@ def test_a_tombstone_hands_a_group_to_the_other_file_and_replays_change_nothing(
     assert_reports_equal_the_oracle(clickhouse)
 
 
+def test_a_batch_whose_sums_a_crash_lost_is_summed_at_start_and_twice_is_once(
+    clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ingestor.sink.winners as winners
+
+    ts = "2025-01-05T10:00:00Z"
+    store_lines(clickhouse, SOURCE, [(0, usage_line(ts=ts, message_id="m1", request_id="r1"))])
+
+    def crash(ch: ClickHouse, batch_id: str) -> None:
+        raise KeyboardInterrupt  # the process dies between the batch's insert and its sums
+
+    monkeypatch.setattr(winners, "roll_up_counted", crash)
+    bigger = usage_line(ts="2025-01-05T23:50:00Z", message_id="m1", request_id="r1", inp=900)
+    with pytest.raises(KeyboardInterrupt):
+        store_lines(clickhouse, SOURCE, [(100, bigger), (200, usage_line(ts=ts, inp=3))])
+    monkeypatch.undo()
+    assert not usage_rollup_ready(clickhouse)  # a batch is not summed: reports read the lines
+    assert_reports_equal_the_oracle(clickhouse)
+    assert ensure_usage_rollup(clickhouse) == 1  # the worker, at its next start
+    assert usage_rollup_ready(clickhouse)
+    assert_reports_equal_the_oracle(clickhouse)
+    for (batch,) in clickhouse.query("SELECT DISTINCT batch_id FROM counted_usage"):
+        roll_up_counted(clickhouse, str(batch))  # again: a crash after the sums, before the record
+    assert_reports_equal_the_oracle(clickhouse)
+    [(lines, retracted)] = clickhouse.query("SELECT sum(lines), sum(retracted) FROM usage_rollup")
+    assert (lines, retracted) == (2, 1)  # m1's first copy counted, then replaced; the loose line
+
+
 def test_rebuild_decides_data_stored_before_the_table(clickhouse: ClickHouse) -> None:
     ts = "2025-01-05T10:00:00Z"
     lines = [
@@ -157,13 +187,17 @@ def test_rebuild_decides_data_stored_before_the_table(clickhouse: ClickHouse) ->
     ]
     store_lines(clickhouse, SOURCE, lines)
     expected = _counted(clickhouse)
-    clickhouse.execute("TRUNCATE TABLE counted_usage")
-    clickhouse.execute("TRUNCATE TABLE counted_usage_ready")
+    for table in ("counted_usage", "counted_usage_ready", "usage_rollup", "usage_rollup_ready"):
+        clickhouse.execute(f"TRUNCATE TABLE {table}")  # as before these tables existed
     assert not winners_ready(clickhouse)
     assert rebuild_winners(clickhouse) == 3
     assert winners_ready(clickhouse)
     assert _counted(clickhouse) == expected
-    assert_reports_equal_the_oracle(clickhouse)
+    assert not usage_rollup_ready(clickhouse)
+    assert_reports_equal_the_oracle(clickhouse)  # from the lines
+    assert ensure_usage_rollup(clickhouse) == 1
+    assert usage_rollup_ready(clickhouse)
+    assert_reports_equal_the_oracle(clickhouse)  # from the sums
 
 
 @pytest.mark.parametrize(

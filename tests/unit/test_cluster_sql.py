@@ -75,11 +75,16 @@ def test_indexes_go_to_the_shards_and_dropped_views_everywhere() -> None:
     statements = rendered()
     index = [s for s in statements if "ADD INDEX IF NOT EXISTS idx_batch_id" in s]
     # A Distributed table has no indexes: only the shards' tables get one.
-    assert [s.split(" ON CLUSTER")[0] for s in index] == ["ALTER TABLE events_local"]
+    assert [s.split(" ON CLUSTER")[0] for s in index] == [
+        "ALTER TABLE events_local",
+        "ALTER TABLE counted_usage_local",
+    ]
     column = [s for s in statements if "ADD COLUMN IF NOT EXISTS batch_id" in s]
     assert {s.split(" ON CLUSTER")[0] for s in column} == {
         "ALTER TABLE events",
         "ALTER TABLE events_local",
+        "ALTER TABLE counted_usage",
+        "ALTER TABLE counted_usage_local",
     }
     assert "DROP VIEW IF EXISTS hourly_metrics_mv ON CLUSTER `analytics`" in statements
 
