@@ -155,7 +155,7 @@ def _summed_entries(
     rows = list(zip(*columns, strict=True))  # ordered as ClickHouse sorts strings: by bytes
     if by_day and not _days_agree(rows, zone_, first=5, last=6):
         return None
-    return _entries(rows, first=5)
+    return _entries(rows)
 
 
 _BUCKETS_A_DAY = 86_400_000 // BUCKET_MS
@@ -188,14 +188,13 @@ def _grouped_entries(ch: ClickHouse, *, mode: CostMode, tz: str) -> list[Entry] 
     rows = list(zip(*columns, strict=True))  # ordered as ClickHouse sorts strings: by bytes
     if not _days_agree(rows, zone_, first=5, last=6):
         return None
-    return _entries(rows, first=5)
+    return _entries(rows)
 
 
-def _entries(rows: list[tuple[Any, ...]], *, first: int) -> list[Entry]:
+def _entries(rows: list[tuple[Any, ...]]) -> list[Entry]:
     """Entries of rows (day, scope, file, model, fast, first ms, last ms, input, output, cache
-    creation, cache read, cost): the sums at the first instant, and a zero entry without model
-    at the last (the session report's ``lastActivity``). A row without file ('') is a day's
-    files summed: its entries name no session or project."""
+    creation, cache read, cost): the sums at the first instant, carrying the last. A row
+    without file ('') is a day's files summed: its entries name no session or project."""
     out: list[Entry] = []
     for _day, scope, file, name, fast, first_ms, last_ms, i, o, cc, cr, cost in rows:
         session_id, project_path, project = _file_parts(file) if file else ("", "", "")
@@ -204,16 +203,7 @@ def _entries(rows: list[tuple[Any, ...]], *, first: int) -> list[Entry]:
                 timestamp_ms=first_ms, project=project, session_id=session_id,
                 project_path=project_path, model=_model(name, fast), input_tokens=i,
                 output_tokens=o, cache_creation_tokens=cc, cache_read_tokens=cr,
-                cost=_decimal(cost), scope=scope,
-            )
-        )  # fmt: skip
-        if last_ms == first_ms:
-            continue
-        out.append(
-            Entry(
-                timestamp_ms=last_ms, project=project, session_id=session_id,
-                project_path=project_path, model=None, input_tokens=0, output_tokens=0,
-                cache_creation_tokens=0, cache_read_tokens=0, cost=Decimal(0), scope=scope,
+                cost=_decimal(cost), scope=scope, last_ms=None if last_ms == first_ms else last_ms,
             )
         )  # fmt: skip
     return out

@@ -33,6 +33,9 @@ class Entry:
     version: str | None = None
     usage_limit_reset_ms: int | None = None
     scope: str = ""
+    # A summed entry (several lines of one day, file and model: report/counted.py) is at its
+    # first line's instant; this is its last's (the session report's lastActivity).
+    last_ms: int | None = None
 
     @property
     def total_tokens(self) -> int:

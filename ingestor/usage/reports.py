@@ -59,7 +59,8 @@ class _Session:
     def add(self, entry: Entry) -> None:
         self.summary.add(entry)
         self.first_ms = min(self.first_ms, entry.timestamp_ms)
-        self.last_ms = max(self.last_ms, entry.timestamp_ms)
+        last = entry.timestamp_ms if entry.last_ms is None else entry.last_ms
+        self.last_ms = max(self.last_ms, last)
 
 
 def session(
