@@ -41,14 +41,19 @@ _ROLLUP_KINDS = frozenset({"daily", "weekly", "monthly", "session", "models"})
 
 
 def report_entries(
-    ch: ClickHouse, request: ReportRequest, *, ready: bool | None = None
+    ch: ClickHouse,
+    request: ReportRequest,
+    *,
+    ready: bool | None = None,
+    grain: tuple[bool, bool] | None = None,
 ) -> Sequence[Entry]:
     """What ``request``'s report is built from: the winners kept at write time when the table
     holds them all, else (and for ``--project``, deduplicated within the project, as ccusage
-    does) the rule run over every stored line. ``ready``: ``winners_ready(ch)``, when known."""
+    does) the rule run over every stored line. ``ready``: ``winners_ready(ch)``, when known;
+    ``grain``: a finer one than ``request`` needs (``_grain``), to share the entries."""
     if _source(request, winners_ready(ch) if ready is None else ready)[0] == "winners":
         if request.kind in _ROLLUP_KINDS:
-            by_file, by_day = _grain(request)
+            by_file, by_day = _grain(request) if grain is None else grain
             rolled = rollup_entries(
                 ch, mode=request.mode, tz=request.tz, by_file=by_file, by_day=by_day
             )
@@ -61,7 +66,7 @@ def report_entries(
 def _grain(request: ReportRequest) -> tuple[bool, bool]:
     """Whether ``request``'s summed entries keep files apart, and days: only the session
     report and ``--instances`` read an entry's file; the session report reads days only to
-    filter them."""
+    filter them. Finer entries build the same report."""
     if request.kind == "session":
         return True, request.since is not None or request.until is not None
     return request.instances, True
@@ -69,12 +74,9 @@ def _grain(request: ReportRequest) -> tuple[bool, bool]:
 
 def _source(request: ReportRequest, ready: bool) -> tuple[str | None, ...]:
     """Which entries ``report_entries`` reads for ``request``: equal for requests that can share
-    one read."""
+    one read (summed entries at the finest grain any of them needs, ``build_many``)."""
     if request.project is None and ready:
-        if request.kind in _ROLLUP_KINDS:
-            grain = "rollup" + "".join("1" if kept else "0" for kept in _grain(request))
-        else:
-            grain = "lines"
+        grain = "rollup" if request.kind in _ROLLUP_KINDS else "lines"
         return ("winners", request.mode.value, grain, request.tz)
     return ("rule", request.mode.value, request.project)
 
@@ -87,15 +89,27 @@ def build_many(
     usage report's cost, and the dashboard wants four at once."""
     now = int(time.time() * 1000) if now_ms is None else now_ms
     ready = winners_ready(ch)
+    usage = {
+        name: r
+        for name, r in requests.items()
+        if r.kind != "skipped" and r.kind not in EVENT_KINDS  # ops kinds among them
+    }
+    grains: dict[tuple[str | None, ...], tuple[bool, bool]] = {}
+    for request in usage.values():
+        if request.kind in _ROLLUP_KINDS:
+            key = _source(request, ready)
+            by_file, by_day = grains.get(key, (False, False))
+            wanted = _grain(request)
+            grains[key] = (by_file or wanted[0], by_day or wanted[1])
     shared: dict[tuple[str | None, ...], Sequence[Entry]] = {}
     out: dict[str, Json] = {}
     for name, request in requests.items():
-        if request.kind == "skipped" or request.kind in EVENT_KINDS:  # ops kinds among them
+        if name not in usage:
             out[name] = build(ch, request, now_ms=now)
             continue
         key = _source(request, ready)
         if key not in shared:
-            shared[key] = report_entries(ch, request, ready=ready)
+            shared[key] = report_entries(ch, request, ready=ready, grain=grains.get(key))
         out[name] = build_from_entries(shared[key], request, now_ms=now)
     return out
 
