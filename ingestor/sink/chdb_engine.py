@@ -34,6 +34,7 @@ from ingestor.sink import dedup_log
 from ingestor.sink.allocators import configure_allocators
 from ingestor.sink.arrow import arrow_table
 from ingestor.sink.engine import (
+    UNMERGED_ON_INSERT,
     ClickHouse,
     is_broken_part,
     quote_identifier,
@@ -227,7 +228,7 @@ class ChdbClickHouse(ClickHouse):
             return
         if not rows:
             return
-        settings = _insert_settings(token)
+        settings = _insert_settings(token, table)
         columns = list(rows[0])
         names = ", ".join(quote_identifier(c) for c in columns)
         head = f"INSERT INTO {table_name(table)} ({names}) SETTINGS {settings} "
@@ -260,7 +261,7 @@ class ChdbClickHouse(ClickHouse):
             return
         names = ", ".join(quote_identifier(c) for c in batch.column_names)
         self._insert_arrow(
-            f"INSERT INTO {table_name(table)} ({names}) SETTINGS {_insert_settings(token)} "
+            f"INSERT INTO {table_name(table)} ({names}) SETTINGS {_insert_settings(token, table)} "
             f"SELECT * FROM Python({_BATCH_NAME})",
             batch,
             f"INSERT INTO {table} ({batch.num_rows} rows)",
@@ -284,11 +285,14 @@ class ChdbClickHouse(ClickHouse):
                 raise StorageError(f"closing chdb at {self.target.path}: {e}") from e
 
 
-def _insert_settings(token: str | None) -> str:
+def _insert_settings(token: str | None, table: str) -> str:
+    settings = _INSERT_SETTINGS
+    if table in UNMERGED_ON_INSERT:
+        settings += ", optimize_on_insert = 0"
     if token is None:
-        return _INSERT_SETTINGS
+        return settings
     return (
-        f"{_INSERT_SETTINGS}, insert_deduplication_token = {_string_literal(token)}"
+        f"{settings}, insert_deduplication_token = {_string_literal(token)}"
         ", deduplicate_blocks_in_dependent_materialized_views = 1"
     )
 

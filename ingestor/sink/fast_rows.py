@@ -101,9 +101,11 @@ def fast_transcript_row(
             (message_id is not None and type(message_id) is not str)
             or (model is not None and type(model) is not str)
             or type(tool_uses) is not list
-            or any(type(name) is not str for name in tool_uses)
         ):
             return None
+        for name in tool_uses:  # a loop, not any(): most lines have none or one
+            if type(name) is not str:
+                return None
     model_name = model or ""
 
     if usage is None:

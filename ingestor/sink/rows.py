@@ -25,7 +25,7 @@ from ingestor.models import (
     TranscriptLine,
 )
 from ingestor.usage.paths import session_parts
-from ingestor.usage.prices import line_cost, price_table
+from ingestor.usage.prices import PriceTable, line_cost, price_table
 from ingestor.wire import Kind, TranscriptSource
 
 __all__ = [
@@ -141,8 +141,9 @@ def usage_costs(
     """A usage line's costs for every ``--mode`` (``ingestor.usage.prices``): the line's
     ``costUSD`` when it has one, the cost calculated from its tokens, and whether the model had
     no price although tokens were used (ccusage's ``missing_pricing_model_for_token_total``)."""
+    table = price_table()
     calculated = line_cost(
-        price_table(),
+        table,
         model,
         input_tokens=tokens[0],
         output_tokens=tokens[1],
@@ -152,10 +153,38 @@ def usage_costs(
         fast=speed == "fast",
     )
     missing = int(calculated is None and bool(model) and sum(tokens[:4]) > 0)
-    calc = Decimal(0) if calculated is None else money(calculated)
+    if calculated is None:
+        calc = Decimal(0)
+    elif _fine_prices(table, model, speed == "fast"):
+        calc = calculated  # money() would return it as it is
+    else:
+        calc = money(calculated)
     if cost_usd is None:
         return calc, 0, calc, missing
     return money(cost_usd), 1, calc, missing
+
+
+@lru_cache(maxsize=4096)
+def _fine_prices(table: PriceTable, model: str, fast: bool) -> bool:
+    """Whether ``money`` returns every cost ``line_cost`` calculates for ``model`` as it is (at
+    most 10 places). Products and sums of Decimals are exact here, so a cost's exponent is at
+    least its rates' smallest (0 for a kind without tokens), plus the fast multiplier's, less
+    the 6 of the division by a million, which is exact."""
+    price = table.find(model)
+    if price is None:
+        return False
+    rates = (price.input, price.output, price.cache_write_5m, price.cache_write_1h)
+    exponents = [
+        value.as_tuple().exponent
+        for rate in (*rates, price.cache_read)
+        for value in (rate.base, rate.above)
+        if value is not None
+    ]
+    fast_exponent = price.fast_multiplier.as_tuple().exponent if fast else 0
+    if not all(isinstance(e, int) for e in [*exponents, fast_exponent]):
+        return False  # a NaN or infinite rate: let money() decide
+    bound = min([0, *exponents]) + min(fast_exponent, 0) - 6  # type: ignore[operator]
+    return bound >= -10
 
 
 def assemble_transcript_row(

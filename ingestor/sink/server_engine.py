@@ -16,7 +16,13 @@ from clickhouse_driver import Client
 
 from ingestor.errors import StorageError, TransientStorageError
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import ClickHouse, quote_identifier, storage_error, table_name
+from ingestor.sink.engine import (
+    UNMERGED_ON_INSERT,
+    ClickHouse,
+    quote_identifier,
+    storage_error,
+    table_name,
+)
 
 __all__ = ["ServerClickHouse"]
 
@@ -82,6 +88,8 @@ class ServerClickHouse(ClickHouse):
         except KeyError as e:
             raise StorageError(f"INSERT INTO {table}: rows do not match {columns}: {e!r}") from e
         settings: dict[str, Any] = {}
+        if table in UNMERGED_ON_INSERT:
+            settings["optimize_on_insert"] = 0
         if token is not None:
             settings["insert_deduplication_token"] = token
             settings["deduplicate_blocks_in_dependent_materialized_views"] = 1

@@ -80,6 +80,7 @@ class WorkerState:
     inflight_rows: int = 0
     inflight_messages: int = 0
     handling: int = 0  # messages in ``handle`` (an index may be loading)
+    behind: bool = False  # the last message handled had a backlog behind it (Batch.due)
     seeks: int = 0  # watchdog seeks since the last record handled
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     flushes: int = 0
@@ -125,6 +126,8 @@ def build_app(
             time.monotonic,
             max_bytes=settings.batch_max_bytes,
             min_age_s=settings.batch_min_age_s,
+            backlog_rows=settings.batch_backlog_rows,
+            backlog_age_s=settings.batch_backlog_age_s,
         ),
         limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
         bootstrap=bootstrap,
@@ -190,6 +193,7 @@ def build_app(
             )
             await _restart_committed(state, app)
         state.last_offsets[(message.topic, message.partition)] = message.offset
+        state.behind = _behind(app, message, settings.batch_backlog_messages)
         state.last_progress = time.monotonic()
         state.seeks = 0
         try:
@@ -228,7 +232,7 @@ def build_app(
         state.batch.add(processed.rows, len(event.value or b""))
         state.held.append((stream, event))
         state.limit.record(processed.valid, len(processed.dead))
-        if state.batch.due(idle=not _busy(state)):
+        if state.batch.due(idle=not _busy(state), behind=state.behind):
             await flush(state, app)
 
     def agent_for(kind: Kind, topic: Any) -> None:
@@ -253,7 +257,7 @@ def build_app(
 
     async def flush_by_age() -> None:
         # Never wait behind an insert in flight: the agent's next flush does that.
-        if not _busy(state) and state.batch.due(idle=True):
+        if not _busy(state) and state.batch.due(idle=True, behind=state.behind):
             await flush(state, app)
 
     interval = min(settings.batch_max_age_s / 4, settings.batch_min_age_s)
@@ -373,6 +377,16 @@ def _apply_sessions(sessions: Any, state: WorkerState, processed: Processed, off
         # Dirty even when skipped as re-delivered: a crash may have stored the lines but not
         # the summary row, which the next flush then rewrites.
         state.dirty[key] = agg
+
+
+def _behind(app: faust.App, message: Any, backlog: int) -> bool:
+    """Whether ``message`` has ``backlog`` or more records after it in its partition (as the
+    last fetch saw its end)."""
+    try:
+        highwater = cast(Any, app.consumer).highwater(message.tp)
+    except Exception:  # noqa: BLE001 - not known: batch as when caught up
+        return False
+    return isinstance(highwater, int) and highwater - 1 - message.offset >= backlog
 
 
 def _busy(state: WorkerState) -> bool:

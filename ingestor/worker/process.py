@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,7 +21,7 @@ from ingestor.models import (
 )
 from ingestor.sink.fast_rows import fast_transcript_row
 from ingestor.sink.positions import POSITIONS_TABLE
-from ingestor.sink.rows import dead_letter_row, event_rows, ledger_row, transcript_row
+from ingestor.sink.rows import EPOCH, dead_letter_row, event_rows, ledger_row, transcript_row
 from ingestor.wire import Envelope, Kind, TranscriptSource
 from ingestor.worker.dedup import Contribution, DedupIndex
 from ingestor.worker.dlq import DeadLetter
@@ -62,6 +63,7 @@ class Processed:
 
 
 _PRIMARY = frozenset({"transcript_lines", "events", "token_usage_ledger"})
+_MILLISECOND = timedelta(milliseconds=1)
 
 
 def process_decoded(
@@ -124,8 +126,20 @@ def process_transcripts(
         out.outcomes["generation"] += 1
         return out
     index = index_for(source.scope)
+    observe = index.observe
+    outcomes = out.outcomes
+    adds, retracts, sessions = out.adds, out.retracts, out.sessions
+    rows: list[Row] = []
+    file_generation = (source.file, source.generation)
+    no_usage = 0
+    # The hot loop (every transcript line): locals, and no call a line does not need.
     for i, record in enumerate(envelope.records):
-        offset, length = _position(record)
+        if type(record) is dict and type(offset := record.get("offset")) is int:
+            length = record.get("length", 0)
+            if type(length) is not int:
+                offset, length = _position(record)
+        else:
+            offset, length = _position(record)
         try:
             if offset < 0:
                 raise InvalidRecord("must be a non-negative integer", "offset")
@@ -152,34 +166,39 @@ def process_transcripts(
                     source_length=max(length, 0),
                 )
             )
-            out.outcomes["dead_letter"] += 1
+            outcomes["dead_letter"] += 1
             continue
-        out._row("transcript_lines", row)
+        rows.append(row)
         if not row["has_usage"]:  # a line with usage always has its timestamp (models.py)
-            out.outcomes["no_usage"] += 1
+            no_usage += 1
             continue
+        cost = row["cost_usd"]
         contribution = Contribution(
-            identity=(source.file, source.generation, offset),
-            session_id=row["session_id"],
-            model=row["model"],
-            timestamp_ms=int(row["timestamp"].timestamp() * 1000),
-            input_tokens=row["input_tokens"],
-            output_tokens=row["output_tokens"],
-            cache_creation_tokens=row["cache_creation_tokens"],
-            cache_read_tokens=row["cache_read_tokens"],
-            cost=_decimal(row["cost_usd"]),
-            tool_uses=tuple(row["tool_uses"]),
-            is_sidechain=bool(row["is_sidechain"]),
-            has_speed=bool(row["speed"]),
-            line_session_id=row["line_session_id"],
+            (*file_generation, offset),
+            row["session_id"],
+            row["model"],
+            (row["timestamp"] - EPOCH) // _MILLISECOND,
+            row["input_tokens"],
+            row["output_tokens"],
+            row["cache_creation_tokens"],
+            row["cache_read_tokens"],
+            cost if type(cost) is Decimal else _decimal(cost),
+            row["tool_uses"],
+            row["is_sidechain"] == 1,
+            row["speed"] != "",
+            row["line_session_id"],
         )
-        out.sessions.add(contribution.session_id)
-        verdict = index.observe(row["message_id"], row["request_id"], contribution)
-        out.outcomes[verdict.outcome.value] += 1
+        sessions.add(contribution.session_id)
+        verdict = observe(row["message_id"], row["request_id"], contribution)
+        outcomes[verdict.outcome.value] += 1
         if verdict.add is not None:
-            out.adds.setdefault(verdict.add.session_id, []).append(verdict.add)
+            adds.setdefault(verdict.add.session_id, []).append(verdict.add)
         if verdict.retract is not None:
-            out.retracts.setdefault(verdict.retract.session_id, []).append(verdict.retract)
+            retracts.setdefault(verdict.retract.session_id, []).append(verdict.retract)
+    if rows:
+        out.rows["transcript_lines"] = rows
+    if no_usage:
+        outcomes["no_usage"] += no_usage
     return out
 
 

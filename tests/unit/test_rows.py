@@ -4,6 +4,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+import pytest
+
 from ingestor.errors import InvalidRecord, Location
 from ingestor.models import validate_event, validate_ledger, validate_transcript_line
 from ingestor.sink.rows import (
@@ -104,6 +106,28 @@ def test_unknown_model_costs_zero_and_synthetic_too() -> None:
     row = transcript_row(validate_transcript_line(line), SOURCE, 0, 1)
     assert row["cost_usd"] == 0
     assert row["model"] == "<synthetic>"
+
+
+@pytest.mark.parametrize("fast", [False, True])
+def test_calculated_costs_are_money_of_the_line_cost_for_every_priced_model(fast: bool) -> None:
+    # usage_costs skips money() for a model whose rates cannot give more than ten places: the
+    # same Decimal, exponent included, as when it called it.
+    from ingestor.sink.rows import usage_costs
+    from ingestor.usage.prices import line_cost, price_table
+
+    table = price_table()
+    tokens_seen = [(1, 1, 0, 0, 0, 0), (3, 37, 25375, 152672, 25375, 0), (250_001, 7, 0, 0, 0, 0)]
+    tokens_seen.append((999_999, 333_333, 210_000, 1_234_567, 10_000, 200_000))
+    for model in table.models:
+        for tokens in tokens_seen:
+            calculated = line_cost(
+                table, model, input_tokens=tokens[0], output_tokens=tokens[1],
+                cache_write_5m=tokens[4], cache_write_1h=tokens[5], cache_read=tokens[3],
+                fast=fast,
+            )  # fmt: skip
+            assert calculated is not None
+            got = usage_costs(model, tokens, "fast" if fast else "", None)[2]
+            assert str(got) == str(money(calculated)), (model, tokens)
 
 
 def _event(**extra: Any) -> dict[str, Any]:

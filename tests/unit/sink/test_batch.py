@@ -57,3 +57,28 @@ def test_the_short_age_is_at_most_the_age_bound() -> None:
     batch.add({"t": [{"a": 1}]})
     clock.now = 0.3
     assert batch.due(idle=True) and batch.due()
+
+
+def test_behind_a_backlog_a_batch_waits_for_its_rows_or_the_backlog_age() -> None:
+    clock = FakeClock()
+    batch = Batch(
+        max_rows=1_000, max_age_s=1.0, clock=clock, min_age_s=0.5, backlog_rows=3, backlog_age_s=5
+    )
+    batch.add({"t": [{"a": 1}]})
+    clock.now = 1.0
+    assert batch.due() and batch.due(idle=True)  # caught up: the ages, as before
+    assert not batch.due(behind=True) and not batch.due(idle=True, behind=True)
+    batch.add({"t": [{"a": 2}, {"a": 3}]})
+    assert batch.due(behind=True)  # the backlog's rows
+    batch.take()
+    batch.add({"t": [{"a": 4}]})
+    clock.now = 5.9
+    assert not batch.due(behind=True)
+    clock.now = 6.0
+    assert batch.due(behind=True)  # the backlog's age bound
+
+
+def test_the_backlog_rows_are_at_most_the_rows_bound() -> None:
+    batch = Batch(max_rows=2, max_age_s=1.0, clock=lambda: 0.0, backlog_rows=10)
+    batch.add({"t": [{}, {}]})
+    assert batch.due(behind=True)
