@@ -6,8 +6,12 @@ Two allocators besides Python's hold memory in a worker, and both keep what was 
   ``JE_MALLOC_CONF``), built to keep freed pages for 5 s (``dirty_decay_ms:5000``). Every insert
   and winners query allocates and frees tens of MB, so a worker storing a batch a second kept
   100-150 MB of freed pages resident on top of ~70 MB in use (``system.jemalloc_stats``,
-  100k lines). jemalloc reads its options once, when chdb's library loads: they must be in the
-  environment before ``chdb`` is imported.
+  100k lines). With 1 s and no background thread (chdb's build starts none) jemalloc still
+  kept 100-220 MB dirty at 65-80 MB allocated (300k lines): an arena purges only when it next
+  allocates, and decay is gradual over the period. So freed pages go back at once
+  (``dirty_decay_ms:0``; resident then stays within ~10 MB of allocated) and a background thread
+  purges what an idle arena holds. jemalloc reads its options once, when chdb's library loads:
+  they must be in the environment before ``chdb`` is imported.
 * pyarrow's default pool (mimalloc) kept ~68 MB resident in its 1 GiB arena while the pool
   reported under 10 MB allocated: Arrow batches are built in the insert thread, whose pages
   mimalloc keeps for reuse. The system pool (glibc) returns large buffers on free.
@@ -23,9 +27,9 @@ import pyarrow as pa  # type: ignore[import-untyped]
 
 __all__ = ["JEMALLOC_DEFAULTS", "configure_allocators", "jemalloc_conf"]
 
-# Freed pages go back after at most this long (ClickHouse's background threads purge them).
-# 0 returned them at once but costs page faults on every reuse; 1000 ms measured as close.
-JEMALLOC_DEFAULTS = "dirty_decay_ms:1000"
+# Freed pages go back at once: page faults on reuse cost less than 1000 ms's 100-200 MB of
+# dirty pages at a backfill's peaks (bench.backfill, both measured in one window).
+JEMALLOC_DEFAULTS = "dirty_decay_ms:0,background_thread:true"
 _JEMALLOC_ENV = "JE_MALLOC_CONF"
 _ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 
