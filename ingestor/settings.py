@@ -172,11 +172,11 @@ class Settings(BaseSettings):
     # Worker
     app_id: str = "ingestor"
     # Envelopes (Kafka messages) an agent holds fetched ahead of what it handles; Faust stops
-    # fetching a partition at 80% of it. Faust's default, 4096, held ~90 MB of envelopes while a
-    # backfill's worker was behind. It stays the default: with 64, Faust paused and resumed
-    # partitions all the time, and in one CI run a survivor of a scale-out kill never fetched a
-    # partition it took over (2,818 lines unstored, nothing reported behind; under study).
-    worker_stream_buffer: int = Field(default=4096, ge=1)
+    # fetching a partition at 80% of it. Faust's default, 4096, held 83-104 MB of envelopes while
+    # a 300k-line backfill's worker was behind (256: at most 9 MB). With 64 a CI run's failover
+    # survivor never fetched a partition it took over; the watchdog now asks the broker for the
+    # end offset of a partition never fetched (worker/app.py), so a stall there is restarted.
+    worker_stream_buffer: int = Field(default=256, ge=1)
     # After a batch is stored, give the pages freed since the last time back to the system
     # (glibc's malloc_trim) when this long has passed; 0: never. Freed rows and envelopes
     # otherwise stay resident between the objects that outlive them.

@@ -52,6 +52,11 @@ _LEVELS = {name: getattr(logging, name.upper()) for name in LOGLEVELS}
 
 
 def run(args: argparse.Namespace) -> int:
+    from ingestor.sink.allocators import refuse_pandas
+    from ingestor.worker.trim import tune_malloc
+
+    tune_malloc()  # before the threads that allocate start
+    refuse_pandas()
     settings = load_settings()
     bootstrap = resolve_bootstrap(args, settings)
     if args.tansu:

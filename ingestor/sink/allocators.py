@@ -6,26 +6,38 @@ Two allocators besides Python's hold memory in a worker, and both keep what was 
   ``JE_MALLOC_CONF``), built to keep freed pages for 5 s (``dirty_decay_ms:5000``). Every insert
   and winners query allocates and frees tens of MB, so a worker storing a batch a second kept
   100-150 MB of freed pages resident on top of ~70 MB in use (``system.jemalloc_stats``,
-  100k lines). jemalloc reads its options once, when chdb's library loads: they must be in the
-  environment before ``chdb`` is imported.
+  100k lines). With 1 s and no background thread (chdb's build starts none) jemalloc still
+  kept 100-220 MB dirty at 65-80 MB allocated (300k lines): an arena purges only when it next
+  allocates, and decay is gradual over the period. So freed pages go back at once
+  (``dirty_decay_ms:0``; resident then stays within ~10 MB of allocated) and a background thread
+  purges what an idle arena holds. jemalloc reads its options once, when chdb's library loads:
+  they must be in the environment before ``chdb`` is imported.
 * pyarrow's default pool (mimalloc) kept ~68 MB resident in its 1 GiB arena while the pool
   reported under 10 MB allocated: Arrow batches are built in the insert thread, whose pages
   mimalloc keeps for reuse. The system pool (glibc) returns large buffers on free.
 
 Options a person set in ``JE_MALLOC_CONF`` or ``ARROW_DEFAULT_MEMORY_POOL`` win.
+
+``refuse_pandas`` (the worker, at its start) keeps pandas out of a process that never uses it:
+pyarrow imports it on its first ``pa.array`` only to ask whether the input is a pandas object,
+and the import cost ~30 MB of anonymous memory and ~17 MB of mapped libraries.
 """
 
 from __future__ import annotations
 
 import os
+import sys
+from collections.abc import Sequence
+from importlib.machinery import ModuleSpec
+from types import ModuleType
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
-__all__ = ["JEMALLOC_DEFAULTS", "configure_allocators", "jemalloc_conf"]
+__all__ = ["JEMALLOC_DEFAULTS", "configure_allocators", "jemalloc_conf", "refuse_pandas"]
 
-# Freed pages go back after at most this long (ClickHouse's background threads purge them).
-# 0 returned them at once but costs page faults on every reuse; 1000 ms measured as close.
-JEMALLOC_DEFAULTS = "dirty_decay_ms:1000"
+# Freed pages go back at once: page faults on reuse cost less than 1000 ms's 100-200 MB of
+# dirty pages at a backfill's peaks (bench.backfill, both measured in one window).
+JEMALLOC_DEFAULTS = "dirty_decay_ms:0,background_thread:true"
 _JEMALLOC_ENV = "JE_MALLOC_CONF"
 _ARROW_POOL_ENV = "ARROW_DEFAULT_MEMORY_POOL"
 
@@ -42,3 +54,24 @@ def configure_allocators() -> None:
     os.environ[_JEMALLOC_ENV] = jemalloc_conf(os.environ.get(_JEMALLOC_ENV))
     if not os.environ.get(_ARROW_POOL_ENV):
         pa.set_memory_pool(pa.system_memory_pool())
+
+
+class _NoPandas:
+    """A meta path finder that answers "not installed" for pandas: pyarrow (and chdb's
+    Python table function) then take the path they take where pandas is absent."""
+
+    def find_spec(
+        self, name: str, path: Sequence[str] | None = None, target: ModuleType | None = None
+    ) -> ModuleSpec | None:
+        if name == "pandas" or name.startswith("pandas."):
+            raise ModuleNotFoundError(f"{name} is not loaded in this process", name=name)
+        return None
+
+
+def refuse_pandas() -> bool:
+    """Make ``import pandas`` fail from now on; False if it was already imported."""
+    if "pandas" in sys.modules:
+        return False
+    if not any(isinstance(finder, _NoPandas) for finder in sys.meta_path):
+        sys.meta_path.insert(0, _NoPandas())
+    return True

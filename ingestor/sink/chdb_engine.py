@@ -206,16 +206,23 @@ class ChdbClickHouse(ClickHouse):
             for row in body["data"]
         ]
 
+    def _query_table(self, sql: str) -> Any:
+        # Arrow's IPC file read here, not by chdb's "ArrowTable" (which imports pandas first).
+        result = self._run(sql, "Arrow", _what(sql))
+        if len(result) == 0:
+            return pa.Table.from_batches([], schema=pa.schema([]))
+        return pa.RecordBatchFileReader(result.get_memview().view()).read_all()
+
     def query_columns(self, sql: str) -> list[list[Any]]:
         # Arrow: no JSON to write and parse, columns convert to Python in C.
-        table = self._run(sql, "ArrowTable", _what(sql))
+        table = self._query_table(sql)
         if table.num_rows == 0:
             return []
         return [_arrow_column(column) for column in table.columns]
 
     def query_arrow(self, sql: str) -> Any:
         # LowCardinality arrives dictionary-encoded: plain, so results of two queries combine.
-        table = self._run(sql, "ArrowTable", _what(sql))
+        table = self._query_table(sql)
         return pa.Table.from_arrays(
             [_plain(column) for column in table.columns], names=table.column_names
         )

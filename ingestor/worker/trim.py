@@ -5,6 +5,12 @@ rows and envelopes, freed once the batch is stored, stay resident while any youn
 (a dedup index entry, a session) sits above them. ``malloc_trim(0)`` hands back every whole free
 page of every arena. It walks the arenas' free chunks (a few ms), so it runs after a store, at
 most once an interval.
+
+``tune_malloc`` (once, at the worker's start) keeps the heap from holding such pages at all:
+glibc raises its mmap threshold each time a large block is freed (up to 32 MiB), after which
+envelopes and Arrow buffers of a few hundred KB come from the heap and fragment it; a fixed
+threshold keeps them in their own mappings, unmapped when freed. And a thread arena per thread
+that allocates (Faust's consumer thread, the insert thread) holds pages of its own: two do.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ import ctypes.util
 import logging
 from collections.abc import Callable
 
-__all__ = ["Trimmer", "malloc_trim"]
+__all__ = ["Trimmer", "malloc_trim", "tune_malloc"]
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +37,24 @@ def _libc_trim() -> Callable[[], object] | None:
 
 
 _TRIM = _libc_trim()
+
+_M_MMAP_THRESHOLD = -3  # glibc's mallopt parameters (malloc.h)
+_M_ARENA_MAX = -8
+MMAP_THRESHOLD = 128 * 1024  # glibc's initial value, kept fixed
+ARENA_MAX = 2
+
+
+def tune_malloc() -> bool:
+    """Fix glibc's mmap threshold and bound its arenas (see above); False outside glibc."""
+    try:
+        mallopt = ctypes.CDLL(ctypes.util.find_library("c")).mallopt
+    except (OSError, AttributeError, TypeError):
+        return False
+    mallopt.argtypes = [ctypes.c_int, ctypes.c_int]
+    mallopt.restype = ctypes.c_int
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)) and bool(
+        mallopt(_M_ARENA_MAX, ARENA_MAX)
+    )
 
 
 def malloc_trim() -> bool:

@@ -89,6 +89,37 @@ def test_preparing_a_data_dir_loads_no_pandas(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "ch")], check=True, timeout=120)
 
 
+_ARROW_WITHOUT_PANDAS = """
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from ingestor.sink.allocators import refuse_pandas
+
+assert refuse_pandas()
+from ingestor.settings import ClickHouseTarget
+from ingestor.sink.engine import open_clickhouse
+from ingestor.sink.migrations import apply_schema
+
+target = ClickHouseTarget(kind="chdb", database="ingestor", path=Path(sys.argv[1]))
+with open_clickhouse(target) as ch:
+    apply_schema(ch)
+    now = datetime.now(UTC).replace(microsecond=0)
+    rows = [{"run_id": f"r{i}", "started_at": now, "status": "running"} for i in range(300)]
+    ch.insert("ingest_runs", rows)  # past ARROW_MIN_ROWS: an Arrow table
+    sql = "SELECT run_id, started_at FROM ingest_runs ORDER BY run_id"
+    assert ch.query_columns(sql)[1][0] == now
+    assert ch.query_arrow(sql).num_rows == 300
+    assert ch.query_arrow("SELECT 1 WHERE 0").num_rows == 0
+assert "pandas" not in sys.modules
+"""
+
+
+def test_the_worker_stores_and_reads_arrow_without_pandas(tmp_path: Path) -> None:
+    # The worker refuses pandas (sink/allocators.py): its engine must not need it.
+    code = _ARROW_WITHOUT_PANDAS
+    subprocess.run([sys.executable, "-c", code, str(tmp_path / "ch")], check=True, timeout=120)
+
+
 def test_roles_are_skipped_on_chdb_with_a_log_line(
     clickhouse_empty: ClickHouse, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -4,7 +4,7 @@ import platform
 
 import pytest
 
-from ingestor.worker.trim import Trimmer, malloc_trim
+from ingestor.worker.trim import Trimmer, malloc_trim, tune_malloc
 
 
 class _Clock:
@@ -52,3 +52,8 @@ def test_without_malloc_trim_it_stops_asking() -> None:
 @pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="malloc_trim is glibc's")
 def test_glibc_trims() -> None:
     assert malloc_trim() is True
+
+
+@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt's parameters are glibc's")
+def test_glibc_takes_the_malloc_tuning() -> None:
+    assert tune_malloc() is True
