@@ -118,11 +118,12 @@ class DedupRule(ABC, Generic[T]):
             return Push(Outcome.COUNTED, len(self) - 1)
         request_id = copy.request_id
         key = message_id if request_id is None else (message_id, request_id)
-        found = self._find_exact(key, message_id, copy)
-        if found is None:
-            found = self._find_sidechain(message_id, copy)
-        if found is not None:
-            if not should_replace(copy, self.copy_at(found), self._daily):
+        match = self._find_exact(key, message_id, copy)
+        if match is None:
+            match = self._find_sidechain(message_id, copy)
+        if match is not None:
+            found, kept = match
+            if not should_replace(copy, kept, self._daily):
                 return Push(Outcome.DUPLICATE, found)
             replaced = self.item_at(found)
             self._keep(found, copy, item)
@@ -141,7 +142,11 @@ class DedupRule(ABC, Generic[T]):
             return ()
         return (held,) if isinstance(held, int) else held
 
-    def _find_exact(self, key: str | tuple[str, str], message_id: str, copy: Copy) -> int | None:
+    # The finders answer the slot and the copy kept there (read once: a packed one is built).
+
+    def _find_exact(
+        self, key: str | tuple[str, str], message_id: str, copy: Copy
+    ) -> tuple[int, Copy] | None:
         # Without requestId the key is the line's sessionId (none: no key); the daily copy also
         # wants the same instant.
         no_request = copy.request_id is None
@@ -155,10 +160,10 @@ class DedupRule(ABC, Generic[T]):
                 and (not no_request or kept.session_id == copy.session_id)
                 and (not (no_request and self._daily) or kept.timestamp_ms == copy.timestamp_ms)
             ):
-                return index
+                return index, kept
         return None
 
-    def _find_sidechain(self, message_id: str, copy: Copy) -> int | None:
+    def _find_sidechain(self, message_id: str, copy: Copy) -> tuple[int, Copy] | None:
         for index in self._slots(message_id):
             kept = self.copy_at(index)
             if (
@@ -166,7 +171,7 @@ class DedupRule(ABC, Generic[T]):
                 and (copy.is_sidechain or kept.is_sidechain)
                 and (self._daily or kept.timestamp_ms == copy.timestamp_ms)
             ):
-                return index
+                return index, kept
         return None
 
     def _index(self, key: str | tuple[str, str], index: int) -> None:
