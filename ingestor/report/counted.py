@@ -1,14 +1,16 @@
-"""Report entries from ``counted_usage``, the dedup winners the worker keeps at write time.
+"""Report entries from the dedup winners the worker keeps at write time.
 
-``rollup_entries`` lets ClickHouse sum the counted lines per (local day, scope, file, model)
-and returns one ``Entry`` per such group, in ccusage's order: daily, weekly, monthly, session
-and models only add entries up, per day and file at the finest, so those sums build the same
-report as the lines themselves. What else the builders read of an entry is kept exact:
+``rollup_entries`` returns one summed ``Entry`` per (local day, scope, file, model) group, or a
+coarser grain a report allows, in ccusage's order: from ``usage_rollup`` (sums kept per quarter
+hour at write time, schema 0015) when it covers everything stored, else by grouping
+``counted_usage FINAL``. Daily, weekly, monthly, session and models only add entries up, so those
+sums build the same report as the lines themselves. What else the builders read of an entry is
+kept exact:
 
 * order: a group stands at its first line's place in ccusage's list (``slot``), so
   ``modelsUsed``, breakdown ties and session ties come out in first-seen order;
-* time: the group's entry carries its earliest instant, and a zero entry without model its
-  latest (the session report's ``firstActivity``/``lastActivity``); both are on the group's day.
+* time: the group's entry carries its earliest instant, and its latest as ``last_ms`` (the
+  session report's ``firstActivity``/``lastActivity``); per day, both are on the group's day.
 
 Days are cut in SQL with the Python zone's offsets (``local_day.py``); each day's first and last
 instant are checked against Python's cut here, and on a difference the lines are read instead.
