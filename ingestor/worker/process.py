@@ -134,12 +134,7 @@ def process_transcripts(
     no_usage = 0
     # The hot loop (every transcript line): locals, and no call a line does not need.
     for i, record in enumerate(envelope.records):
-        if type(record) is dict and type(offset := record.get("offset")) is int:
-            length = record.get("length", 0)
-            if type(length) is not int:
-                offset, length = _position(record)
-        else:
-            offset, length = _position(record)
+        offset, length = _position(record)
         try:
             if offset < 0:
                 raise InvalidRecord("must be a non-negative integer", "offset")
@@ -172,7 +167,6 @@ def process_transcripts(
         if not row["has_usage"]:  # a line with usage always has its timestamp (models.py)
             no_usage += 1
             continue
-        cost = row["cost_usd"]
         contribution = Contribution(
             (*file_generation, offset),
             row["session_id"],
@@ -182,7 +176,7 @@ def process_transcripts(
             row["output_tokens"],
             row["cache_creation_tokens"],
             row["cache_read_tokens"],
-            cost if type(cost) is Decimal else _decimal(cost),
+            _decimal(row["cost_usd"]),
             row["tool_uses"],
             row["is_sidechain"] == 1,
             row["speed"] != "",
@@ -266,6 +260,10 @@ def _kept(record: Any) -> tuple[Any, str]:
 
 
 def _position(record: Any) -> tuple[int, int]:
+    if type(record) is dict:  # the watcher's records: exact types, checked first (every line)
+        offset, length = record.get("offset"), record.get("length", 0)
+        if type(offset) is int and type(length) is int:
+            return offset, length
     if not isinstance(record, dict):
         return -1, 0
     offset, length = record.get("offset"), record.get("length", 0)
