@@ -23,6 +23,7 @@ bounds (2**40 tokens × 2**23 lines per query still fit UInt64).
 from __future__ import annotations
 
 import hashlib
+import re
 from datetime import UTC, datetime
 from typing import Any
 
@@ -113,8 +114,7 @@ def canonical_line(usage: UsageLine, obj: dict[str, Any]) -> dict[str, Any]:
     line: dict[str, Any] = {
         key: bounded(obj[key]) for key in _KEEP_STRINGS if type(obj.get(key)) is str
     }
-    stamp = datetime.fromtimestamp(usage.timestamp_ms / 1000, UTC)
-    line["timestamp"] = stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
+    line["timestamp"] = _utc_text(usage.timestamp_ms, obj.get("timestamp"))
     for key, value in (
         ("sessionId", _bounded(usage.session_id)),
         ("version", _bounded(usage.version)),
@@ -155,6 +155,20 @@ def canonical_line(usage: UsageLine, obj: dict[str, Any]) -> dict[str, Any]:
         message["model"] = bounded(usage.model)
     line["message"] = message
     return line
+
+
+# JavaScript's toISOString, what Claude Code writes: a line accepted with it was read as exactly
+# that instant (a valid date, no leap second), so it is its own canonical text.
+_ISO_MS_Z = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:[0-5]\d\.\d{3}Z", re.ASCII)
+
+
+def _utc_text(ms: int, raw: Any) -> str:
+    """``ms`` as ``YYYY-MM-DDTHH:MM:SS.mmmZ``; the line's own ``raw`` text when it is that
+    already (formatting costs ~3 µs a line, a tenth of the watcher's parse)."""
+    if type(raw) is str and _ISO_MS_Z.fullmatch(raw) is not None:
+        return raw
+    stamp = datetime.fromtimestamp(ms / 1000, UTC)
+    return stamp.strftime("%Y-%m-%dT%H:%M:%S.") + f"{stamp.microsecond // 1000:03d}Z"
 
 
 def _bounded(value: str | None) -> str | None:

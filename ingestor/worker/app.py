@@ -34,7 +34,7 @@ from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
 from ingestor.worker.guard import SEEK_S, missing, remedy, stalled
-from ingestor.worker.lag import partition_lag
+from ingestor.worker.lag import furthest, partition_lag
 from ingestor.worker.process import (
     Processed,
     process_decoded,
@@ -74,6 +74,9 @@ class WorkerState:
     dirty: dict[bytes, SessionAgg] = field(default_factory=dict)  # sessions changed since flush
     counts: Counter[str] = field(default_factory=Counter)
     last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    # End offsets the watchdog had from the broker: a partition Faust stopped fetching keeps a
+    # stale fetch high-watermark (see lag.partition_lag).
+    ends: dict[tuple[str, int], int] = field(default_factory=dict)
     last_progress: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     inflight: asyncio.Task[None] | None = None  # the insert being stored, if any
@@ -137,7 +140,7 @@ def build_app(
 
     state.metrics = WorkerMetrics(
         scrape=lambda: (
-            partition_lag(app, state.last_offsets),
+            partition_lag(app, state.last_offsets, state.ends),
             state.batch.size + state.inflight_rows,
         )
     )
@@ -177,6 +180,8 @@ def build_app(
         committed = None
         if last is None:  # the first record since the assignment: it must be the committed one
             committed = cast(Any, app.consumer)._committed_offset.get(message.tp)
+            if committed is None:  # none (or 0, which Faust reads as none): the log's first
+                committed = await _log_start(app.consumer, message.tp)
         if hole := missing(message.offset, last, committed):
             # Our topics are neither compacted nor transactional, so a hole means Faust skipped
             # records. faust-streaming 0.15 does so when a group starts with no committed offset
@@ -277,14 +282,16 @@ def build_app(
         if idle < SEEK_S or state.inflight_messages:
             return
         consumer = cast(Any, app.consumer)
-        for tp in consumer.assignment():
-            if tp.topic not in inputs:
+        assigned = [tp for tp in consumer.assignment() if tp.topic in inputs]
+        # The fetch's high-watermark is missing for a partition never fetched (seen: a failover
+        # survivor) and stale for one Faust stopped fetching: ask the broker too.
+        listed = await _end_offsets(consumer, assigned)
+        for tp in assigned:
+            if (end := listed.get(tp)) is not None:
+                state.ends[(tp.topic, tp.partition)] = end
+            highwater = furthest(consumer.highwater(tp), end)
+            if highwater is None:
                 continue
-            highwater = consumer.highwater(tp)
-            if highwater is None:  # never fetched (seen: a failover survivor): ask the broker
-                highwater = await _end_offset(consumer, tp)
-                if highwater is None:
-                    continue
             last = state.last_offsets.get((tp.topic, tp.partition))
             # Faust keeps the committed offset as Kafka's, from its seek on assignment or its
             # own commits (see guard.stalled).
@@ -292,12 +299,23 @@ def build_app(
             if not stalled(highwater, last, committed):
                 continue
             position = await _position(consumer, tp)
+            fetching = _fetching(consumer, tp)
             action = remedy(
                 last, committed, position,
-                idle_s=idle, handling=state.handling > 0, seeks=state.seeks,
+                idle_s=idle, handling=state.handling > 0, seeks=state.seeks, fetching=fetching,
             )  # fmt: skip
             if action is None:
                 continue
+            if action[0] == "resume":
+                log.warning(
+                    "%s[%s]: records up to %s unread and Faust no longer fetches it; fetching it"
+                    " again",
+                    tp.topic, tp.partition, highwater - 1,
+                )  # fmt: skip
+                state.seeks += 1
+                state.last_progress = time.monotonic()
+                _fetch_again(consumer, tp)
+                return
             if action[0] == "seek":
                 log.warning(
                     "%s[%s]: offsets %s..%s were fetched and never reached the agent;"
@@ -327,6 +345,7 @@ def build_app(
         await flush(state, app, wait=True)
         state.indexes.clear()
         state.last_offsets.clear()  # another worker may move these partitions on meanwhile
+        state.ends.clear()
 
     app.on_partitions_revoked.connect(cast(Any, on_revoked))
 
@@ -482,16 +501,51 @@ async def _position(consumer: Any, tp: Any) -> int | None:
     return position if isinstance(position, int) else None
 
 
-async def _end_offset(consumer: Any, tp: Any) -> int | None:
-    """The broker's end offset of ``tp`` (ListOffsets); None if it cannot say. On Tansu it can
-    be low after multi-record batches, never above the truth: a stall it shows is real."""
+async def _end_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
+    """The broker's end offsets of ``tps`` (one ListOffsets); those it cannot say are left out.
+    On Tansu one can be low after multi-record batches, never above the truth: a stall it shows
+    is real."""
+    if not tps:
+        return {}
     try:
-        ends = await consumer.highwaters(tp)
+        ends = await consumer.highwaters(*tps)
     except Exception:  # noqa: BLE001 - then the next round asks again
-        log.warning("no end offset for %s", tp, exc_info=True)
+        log.warning("no end offsets for %s", tps, exc_info=True)
+        return {}
+    return {tp: end for tp, end in ends.items() if isinstance(end, int)}
+
+
+async def _log_start(consumer: Any, tp: Any) -> int | None:
+    """The first offset ``tp`` holds (ListOffsets earliest), where a group with no committed
+    offset starts (``auto_offset_reset`` earliest); None if the broker cannot say. Asked after
+    a record of ``tp`` arrived, so it is at most that record's offset unless records before it
+    were skipped."""
+    try:
+        starts = await consumer.earliest_offsets(tp)
+    except Exception:  # noqa: BLE001 - then the first record cannot be checked
+        log.warning("no log start offset for %s", tp, exc_info=True)
         return None
-    end = ends.get(tp)
-    return end if isinstance(end, int) else None
+    start = starts.get(tp)
+    return start if isinstance(start, int) else None
+
+
+def _fetching(consumer: Any, tp: Any) -> bool:
+    """Whether Faust's fetcher asks for ``tp`` (faust-streaming 0.15's private sets: it takes a
+    partition out while its stream buffer is full, ``on_buffer_full``, and puts it back when the
+    buffer drains, ``on_buffer_drop``; a partition we paused ourselves counts as fetching)."""
+    try:
+        active = consumer._get_active_partitions()
+        return tp in active or tp in consumer._paused_partitions
+    except Exception:  # noqa: BLE001 - another Faust: assume it fetches (then restart helps)
+        return True
+
+
+def _fetch_again(consumer: Any, tp: Any) -> None:
+    """Put ``tp`` back into Faust's fetch, as its buffer's drain would have."""
+    if tp in consumer._buffered_partitions:
+        consumer.on_buffer_drop(tp)
+    else:
+        consumer._get_active_partitions().add(tp)
 
 
 def _awaiting() -> list[str]:

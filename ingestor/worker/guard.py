@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-__all__ = ["SEEK_S", "SEEKS_MAX", "STALL_S", "missing", "remedy", "stalled"]
+__all__ = ["SEEKS_MAX", "SEEK_S", "STALL_S", "Remedy", "missing", "remedy", "stalled"]
 
 STALL_S = 30.0  # no record for this long while a partition has unread records: stuck
 SEEK_S = 10.0  # ... and its records were fetched: fetch them again (at most SEEKS_MAX times)
@@ -38,13 +38,19 @@ def missing(offset: int, last: int | None, committed: int | None) -> tuple[int, 
     it; the first record after an assignment must be the committed one: Faust also drops the
     records fetched behind the first one when it starts on a partition with a committed offset
     (seen on Apache Kafka after a restart in place, offsets 44..62 lost), and without a record
-    handled before them nothing else reveals it. With no committed offset nothing can be said
-    (the partition may start past 0); the watchdog covers that case.
+    handled before them nothing else reveals it. With no committed offset the caller passes the
+    partition's first offset (an "earliest" start begins there); when that is unknown too,
+    nothing can be said (the partition may start past 0) and the watchdog covers the case.
     """
     expected = last + 1 if last is not None else committed
     if expected is None or offset <= expected:
         return None
     return expected, offset - 1
+
+
+Remedy = (
+    tuple[Literal["seek"], int] | tuple[Literal["resume"], None] | tuple[Literal["restart"], None]
+)
 
 
 def remedy(
@@ -55,16 +61,22 @@ def remedy(
     idle_s: float,
     handling: bool,
     seeks: int,
-) -> tuple[Literal["seek"], int] | tuple[Literal["restart"], None] | None:
+    fetching: bool = True,
+) -> Remedy | None:
     """What the watchdog does for a stalled partition (``stalled``), nothing arriving for
     ``idle_s``: seek back to the first record the agent lacks when the fetch ``position`` is
-    past it (the records were fetched, and Faust dropped them), unless a record is being
-    handled (those behind it are queued, not lost) or ``seeks`` in a row did not help; else
-    restart in place after STALL_S."""
+    past it (the records were fetched, and Faust dropped them); fetch the partition again when
+    Faust stopped ``fetching`` it (it does while the stream's buffer is full, and misses the
+    moment the buffer drained); either unless a record is being handled (those behind it are
+    queued, not lost) or ``seeks`` in a row did not help; else restart in place after
+    STALL_S."""
     expected = last + 1 if last is not None else committed
     fetched = expected is not None and position is not None and position > expected
-    if fetched and expected is not None and idle_s >= SEEK_S and not handling and seeks < SEEKS_MAX:
+    nudge = idle_s >= SEEK_S and not handling and seeks < SEEKS_MAX
+    if fetched and expected is not None and nudge:
         return "seek", expected
+    if not fetched and not fetching and nudge:
+        return "resume", None
     if idle_s >= STALL_S:
         return "restart", None
     return None

@@ -5,27 +5,39 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["behind", "handled_offsets", "partition_lag"]
+__all__ = ["behind", "furthest", "handled_offsets", "partition_lag"]
 
 
 def partition_lag(
-    app: Any, last_offsets: Mapping[tuple[str, int], int]
+    app: Any,
+    last_offsets: Mapping[tuple[str, int], int],
+    ends: Mapping[tuple[str, int], int] | None = None,
 ) -> dict[tuple[str, int], int]:
     """Records below each input partition's high-watermark that this process neither handled
     nor found committed; empty while unassigned.
 
-    Counted from the last fetch's high-watermark. The committed offset may be either the next
-    record's (Kafka's) or the last acked (Faust's): the comparison allows both, so a fully
-    consumed partition counts 0 either way.
+    Counted from the last fetch's high-watermark, or the end offset the broker gave the
+    watchdog (``ends``) when that is further: a partition Faust stopped fetching keeps its last
+    fetch's high-watermark, and counted from that alone it looked caught up with records unread.
+    The committed offset may be either the next record's (Kafka's) or the last acked (Faust's):
+    the comparison allows both, so a fully consumed partition counts 0 either way.
     """
     consumer = app.consumer
     lag: dict[tuple[str, int], int] = {}
     for tp, done in handled_offsets(app, last_offsets).items():
-        highwater = consumer.highwater(tp)
+        key = (tp.topic, tp.partition)
+        highwater = furthest(consumer.highwater(tp), (ends or {}).get(key))
         if highwater is None:
             continue
-        lag[(tp.topic, tp.partition)] = max(0, highwater - 1 - done)
+        lag[key] = max(0, highwater - 1 - done)
     return lag
+
+
+def furthest(fetched: int | None, listed: int | None) -> int | None:
+    """The further of a fetch's high-watermark and a listed end offset, either unknown."""
+    if fetched is None:
+        return listed
+    return fetched if listed is None else max(fetched, listed)
 
 
 def handled_offsets(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> dict[Any, int]:
@@ -47,14 +59,18 @@ def handled_offsets(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> di
     }
 
 
-def behind(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> int | None:
+def behind(
+    app: Any,
+    last_offsets: Mapping[tuple[str, int], int],
+    ends: Mapping[tuple[str, int], int] | None = None,
+) -> int | None:
     """The sum of ``partition_lag``; None while no partition is assigned, or while an input
     partition was never fetched: its high-watermark is unknown, and counting it as 0 let a
     caller (``up --once``) think everything was stored before that partition was read."""
     handled = handled_offsets(app, last_offsets)
     if not handled:
         return None
-    lag = partition_lag(app, last_offsets)
+    lag = partition_lag(app, last_offsets, ends)
     if len(lag) < len(handled):
         return None
     return sum(lag.values())

@@ -119,7 +119,7 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
     transcripts = state.settings.topic("transcripts")
 
     async def stats(web: Any, request: Any) -> Any:
-        lag = partition_lag(app, state.last_offsets)
+        lag = partition_lag(app, state.last_offsets, state.ends)
         return reply(
             web,
             {
@@ -132,7 +132,7 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 "pending_messages": len(state.held) + state.inflight_messages,
                 "flushes": state.flushes,
                 # Records in input partitions not yet handled by this process (see _behind).
-                "behind": behind(app, state.last_offsets),
+                "behind": behind(app, state.last_offsets, state.ends),
                 # Of those, records that exist only in the broker (events, ledger entries): the
                 # watcher can send transcript lines again, nobody sends these again.
                 "behind_unreplayable": sum(n for (t, _), n in lag.items() if t != transcripts),

@@ -223,6 +223,9 @@ class Chaos:
             "FAULT_REFUSE_WHILE": str(self.refuse),
             **({} if self.data_dir else {"FAULT_ENOSPC_WHILE": str(self.enospc)}),
             **self.broker.env(),
+            # Faust pauses a partition whose stream buffer fills and resumes it as it drains:
+            # a small buffer (INGESTOR_FAULT_STREAM_BUFFER) makes that happen all the time.
+            "INGESTOR_WORKER_STREAM_BUFFER": os.environ.get("INGESTOR_FAULT_STREAM_BUFFER", "4096"),
         }
         self.up: subprocess.Popen[bytes] | None = None
         self.broker_restarts = 0

@@ -51,3 +51,27 @@ def test_records_never_fetched_restart_after_the_stall_time() -> None:
     # No committed offset and nothing handled: nothing to seek to.
     assert remedy(None, None, 40, idle_s=30, handling=False, seeks=0) == ("restart", None)
     assert remedy(26, 20, None, idle_s=30, handling=True, seeks=0) == ("restart", None)
+
+
+def test_a_partition_faust_stopped_fetching_is_fetched_again_before_any_restart() -> None:
+    # Faust takes a partition out of its fetch while the stream's buffer is full and puts it
+    # back as the buffer drains; when that moment is missed, nothing is fetched and no record
+    # reveals the hole (the fetch's high-watermark stops moving too).
+    assert remedy(26, 20, 27, idle_s=10, handling=False, seeks=0, fetching=False) == (
+        "resume",
+        None,
+    )
+    assert remedy(None, 44, 44, idle_s=10, handling=False, seeks=0, fetching=False) == (
+        "resume",
+        None,
+    )
+    assert remedy(26, 20, 27, idle_s=9, handling=False, seeks=0, fetching=False) is None
+    assert remedy(26, 20, 27, idle_s=10, handling=True, seeks=0, fetching=False) is None
+    # Fetched and dropped: seeking back comes first, wherever the fetch stands.
+    assert remedy(26, 20, 63, idle_s=10, handling=False, seeks=0, fetching=False) == ("seek", 27)
+    # Did not help three times: restart once STALL_S has passed.
+    assert remedy(26, 20, 27, idle_s=10, handling=False, seeks=3, fetching=False) is None
+    assert remedy(26, 20, 27, idle_s=30, handling=False, seeks=3, fetching=False) == (
+        "restart",
+        None,
+    )

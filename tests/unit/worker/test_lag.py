@@ -68,3 +68,19 @@ def test_changelogs_do_not_count_and_nothing_assigned_is_unknown() -> None:
     assert behind(app({changelog: None}), {}) is None
     assert behind(app({}), {}) is None
     assert behind(app({changelog: None, TP("events", 0): 3}), {("events", 0): 2}) == 0
+
+
+def test_an_end_offset_from_the_broker_counts_past_a_stale_fetch() -> None:
+    # A partition Faust stopped fetching keeps its last fetch's high-watermark: counted from it
+    # alone the worker said 0 with 531 events unread (CI, fault seed 110411).
+    a, b = TP("events", 0), TP("events", 1)
+    worker = app({a: 603, b: None})
+    done = {("events", 0): 602}
+    assert behind(worker, done) is None
+    assert behind(worker, done, {("events", 0): 1134, ("events", 1): 0}) == 531
+    # A listed end behind the fetch's (Tansu's ListOffsets after multi-record batches) is not
+    # taken over it.
+    assert partition_lag(worker, done, {("events", 0): 500, ("events", 1): 0}) == {
+        ("events", 0): 0,
+        ("events", 1): 0,
+    }
