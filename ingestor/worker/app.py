@@ -286,6 +286,7 @@ def build_app(
         # The fetch's high-watermark is missing for a partition never fetched (seen: a failover
         # survivor) and stale for one Faust stopped fetching: ask the broker too.
         listed = await _end_offsets(consumer, assigned)
+        resumed = False
         for tp in assigned:
             if (end := listed.get(tp)) is not None:
                 state.ends[(tp.topic, tp.partition)] = end
@@ -312,10 +313,9 @@ def build_app(
                     " again",
                     tp.topic, tp.partition, highwater - 1,
                 )  # fmt: skip
-                state.seeks += 1
-                state.last_progress = time.monotonic()
+                resumed = True
                 _fetch_again(consumer, tp)
-                return
+                continue
             if action[0] == "seek":
                 log.warning(
                     "%s[%s]: offsets %s..%s were fetched and never reached the agent;"
@@ -337,6 +337,9 @@ def build_app(
             for line in _awaiting():
                 log.warning("stalled: %s", line)
             await _restart_committed(state, app)
+        if resumed:  # every partition out of the fetch is back in: give them SEEK_S
+            state.seeks += 1
+            state.last_progress = time.monotonic()
 
     app.timer(interval=SEEK_S / 3)(watchdog)
 

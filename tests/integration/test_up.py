@@ -297,3 +297,26 @@ def test_unwritable_data_dir_is_retried_until_writable(env: dict[str, str], tmp_
     log = (Path(env["INGESTOR_DATA_DIR"]) / "logs" / "worker.log").read_text()
     assert "Permission denied" in log  # the fault did hit the worker
     _exact(env, reference)
+
+
+def test_a_partition_faust_stops_fetching_is_fetched_again(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # Faust takes a partition out of its fetch while the stream's buffer is full and puts it
+    # back on the buffer's drain callback. With that callback lost the partition is never
+    # fetched again, and its fetch high-watermark stops with it: the worker looked caught up
+    # with records unread. The watchdog must see the broker's end offsets and fetch it again.
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=20_000, seed=11)
+    reference = Reference.load(corpus)
+    faulty = {
+        **env,
+        "PYTHONPATH": os.pathsep.join([str(FAULTS), *filter(None, [env.get("PYTHONPATH")])]),
+        "FAULT_LOSE_BUFFER_DROPS": "2",
+        "INGESTOR_WORKER_STREAM_BUFFER": "16",
+    }
+    assert _up(faulty, corpus, "--once").wait(timeout=600) == 0
+    log = (Path(env["INGESTOR_DATA_DIR"]) / "logs" / "worker.log").read_text()
+    assert "FAULT: lost the buffer drop" in log  # the fault happened
+    assert "no longer fetches it; fetching it again" in log, log[-3000:]
+    _exact(env, reference)

@@ -18,6 +18,10 @@ touched.
 ``FAULT_ENOSPC_WHILE=path``: while ``path`` exists, the disk under the data dir is "full": inserts
 fail as chdb reports it and checkpoint writes raise ``ENOSPC`` (the fault suite fills a real
 tmpfs instead where it can mount one).
+
+``FAULT_LOSE_BUFFER_DROPS=n``: in the worker, Faust's first n ``on_buffer_drop`` callbacks do
+nothing: a partition it took out of its fetch while its stream buffer was full stays out, as
+when Faust misses the moment the buffer drained.
 """
 
 from __future__ import annotations
@@ -148,3 +152,24 @@ if os.environ.get("FAULT_ENOSPC_WHILE"):
         "Cannot write to file: No space left on device",
         errno.ENOSPC,
     )
+
+
+def _lose_buffer_drops(count: int) -> None:
+    from faust.transport.consumer import Consumer
+
+    drop = Consumer.on_buffer_drop
+    lost = 0
+
+    def on_buffer_drop(self: Any, tp: Any) -> None:
+        nonlocal lost
+        if tp in self._buffered_partitions and lost < count:
+            lost += 1
+            sys.stderr.write(f"FAULT: lost the buffer drop of {tp}\n")
+            return
+        drop(self, tp)
+
+    Consumer.on_buffer_drop = on_buffer_drop  # type: ignore[method-assign]
+
+
+if os.environ.get("FAULT_LOSE_BUFFER_DROPS") and "worker" in sys.argv:
+    _lose_buffer_drops(int(os.environ["FAULT_LOSE_BUFFER_DROPS"]))
