@@ -175,7 +175,7 @@ class Settings(BaseSettings):
     # fetching a partition at 80% of it. Faust's default, 4096, held 83-104 MB of envelopes while
     # a 300k-line backfill's worker was behind (256: at most 9 MB). With 64 a CI run's failover
     # survivor never fetched a partition it took over; the watchdog now asks the broker for the
-    # end offset of a partition never fetched (worker/app.py), so a stall there is restarted.
+    # end offset of a partition never fetched (worker/watchdog.py), so a stall there is restarted.
     # Kept at 4096: with 256 a CI fault run (seed 110411, disk full and a broker restart) once
     # ended with events unstored and 'behind' 0, and a 1M backfill took 8% longer (123 -> 115 s).
     worker_stream_buffer: int = Field(default=4096, ge=1)

@@ -13,10 +13,7 @@ import logging
 import os
 import sys
 import time
-import uuid
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any, NoReturn, cast
 
 import faust
@@ -33,8 +30,8 @@ from ingestor.worker.budgets import BudgetTable, budget_table
 from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
-from ingestor.worker.guard import SEEK_S, missing, remedy, stalled
-from ingestor.worker.lag import furthest, partition_lag
+from ingestor.worker.guard import SEEK_S, missing
+from ingestor.worker.lag import partition_lag
 from ingestor.worker.process import (
     Processed,
     process_decoded,
@@ -43,8 +40,10 @@ from ingestor.worker.process import (
 )
 from ingestor.worker.restore import load_index, session_seeds
 from ingestor.worker.sessions import SessionAgg, reconciled
+from ingestor.worker.state import WorkerState
 from ingestor.worker.trim import Trimmer
 from ingestor.worker.views import register_views
+from ingestor.worker.watchdog import log_start, watch_round
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -59,40 +58,6 @@ __all__ = [
 log = logging.getLogger(__name__)
 RESTARTABLE = (EXIT_STORAGE_FAILED, EXIT_OFFSET_GAP)
 DEFAULT_SESSION_TIMEOUT_S = 10.0  # on a Kafka cluster; `ingestor up` sets Tansu's
-
-
-@dataclass
-class WorkerState:
-    """Everything the agents share. Mutated only on the event loop."""
-
-    settings: Settings
-    ch: ClickHouse
-    batch: Batch
-    limit: DeadLetterLimit
-    indexes: dict[str, DedupIndex] = field(default_factory=dict)
-    held: list[tuple[Any, Any]] = field(default_factory=list)  # (stream, event) awaiting ack
-    dirty: dict[bytes, SessionAgg] = field(default_factory=dict)  # sessions changed since flush
-    counts: Counter[str] = field(default_factory=Counter)
-    last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
-    # End offsets the watchdog had from the broker: a partition Faust stopped fetching keeps a
-    # stale fetch high-watermark (see lag.partition_lag).
-    ends: dict[tuple[str, int], int] = field(default_factory=dict)
-    last_progress: float = field(default_factory=time.monotonic)
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    inflight: asyncio.Task[None] | None = None  # the insert being stored, if any
-    inflight_rows: int = 0
-    inflight_messages: int = 0
-    handling: int = 0  # messages in ``handle`` (an index may be loading)
-    behind: bool = False  # the last message handled had a backlog behind it (Batch.due)
-    seeks: int = 0  # watchdog seeks since the last record handled
-    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
-    flushes: int = 0
-    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
-    input_topics: frozenset[str] = frozenset()
-    bootstrap: str = ""  # for ``POST /replay/``'s own consumer
-    positions: bool = True  # write file_positions (see build_app)
-    alerting: BudgetTable | None = None  # budget alerts, when budgets are configured
-    trimmer: Trimmer = field(default_factory=lambda: Trimmer(0, time.monotonic))
 
 
 def build_app(
@@ -181,7 +146,7 @@ def build_app(
         if last is None:  # the first record since the assignment: it must be the committed one
             committed = cast(Any, app.consumer)._committed_offset.get(message.tp)
             if committed is None:  # none (or 0, which Faust reads as none): the log's first
-                committed = await _log_start(app.consumer, message.tp)
+                committed = await log_start(app.consumer, message.tp)
         if hole := missing(message.offset, last, committed):
             # Our topics are neither compacted nor transactional, so a hole means Faust skipped
             # records. faust-streaming 0.15 does so when a group starts with no committed offset
@@ -273,73 +238,7 @@ def build_app(
     state.input_topics = frozenset(inputs)
 
     async def watchdog() -> None:
-        # The other face of the Faust hole (see handle): when the skipped records are the last
-        # ones, no later record reveals it. A partition whose high-watermark is ahead of what
-        # the agent handled, with nothing arriving, is stuck (guard.remedy: fetch its records
-        # again in place, or restart in place; the hole is not committed until a later record
-        # is acked, so a restart re-reads it).
-        idle = time.monotonic() - state.last_progress
-        if idle < SEEK_S or state.inflight_messages:
-            return
-        consumer = cast(Any, app.consumer)
-        assigned = [tp for tp in consumer.assignment() if tp.topic in inputs]
-        # The fetch's high-watermark is missing for a partition never fetched (seen: a failover
-        # survivor) and stale for one Faust stopped fetching: ask the broker too.
-        listed = await _end_offsets(consumer, assigned)
-        resumed = False
-        for tp in assigned:
-            if (end := listed.get(tp)) is not None:
-                state.ends[(tp.topic, tp.partition)] = end
-            highwater = furthest(consumer.highwater(tp), end)
-            if highwater is None:
-                continue
-            last = state.last_offsets.get((tp.topic, tp.partition))
-            # Faust keeps the committed offset as Kafka's, from its seek on assignment or its
-            # own commits (see guard.stalled).
-            committed = consumer._committed_offset.get(tp)
-            if not stalled(highwater, last, committed):
-                continue
-            position = await _position(consumer, tp)
-            fetching = _fetching(consumer, tp)
-            action = remedy(
-                last, committed, position,
-                idle_s=idle, handling=state.handling > 0, seeks=state.seeks, fetching=fetching,
-            )  # fmt: skip
-            if action is None:
-                continue
-            if action[0] == "resume":
-                log.warning(
-                    "%s[%s]: records up to %s unread and Faust no longer fetches it; fetching it"
-                    " again",
-                    tp.topic, tp.partition, highwater - 1,
-                )  # fmt: skip
-                resumed = True
-                _fetch_again(consumer, tp)
-                continue
-            if action[0] == "seek":
-                log.warning(
-                    "%s[%s]: offsets %s..%s were fetched and never reached the agent;"
-                    " fetching them again",
-                    tp.topic, tp.partition, action[1], position - 1 if position else None,
-                )  # fmt: skip
-                state.seeks += 1
-                state.last_progress = time.monotonic()
-                await consumer.seek(tp, action[1])
-                return
-            log.critical(
-                "%s[%s] stalled at %s below its high-watermark %s (fetch position %s); restarting",
-                tp.topic,
-                tp.partition,
-                "its committed offset" if last is None else last,
-                highwater,
-                position,
-            )
-            for line in _awaiting():
-                log.warning("stalled: %s", line)
-            await _restart_committed(state, app)
-        if resumed:  # every partition out of the fetch is back in: give them SEEK_S
-            state.seeks += 1
-            state.last_progress = time.monotonic()
+        await watch_round(app, state, inputs, restart=lambda: _restart_committed(state, app))
 
     app.timer(interval=SEEK_S / 3)(watchdog)
 
@@ -492,78 +391,6 @@ async def _store(
     rows.clear()  # this store's own: free the batch now, so that a trim can hand it back
     held.clear()
     state.trimmer.after_store()
-
-
-async def _position(consumer: Any, tp: Any) -> int | None:
-    """aiokafka's fetch position on ``tp``; None if it has none (or cannot say)."""
-    try:
-        position = await consumer.position(tp)
-    except Exception:  # noqa: BLE001 - then the watchdog restarts, as without it
-        log.warning("no fetch position for %s", tp, exc_info=True)
-        return None
-    return position if isinstance(position, int) else None
-
-
-async def _end_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
-    """The broker's end offsets of ``tps`` (one ListOffsets); those it cannot say are left out.
-    On Tansu one can be low after multi-record batches, never above the truth: a stall it shows
-    is real."""
-    if not tps:
-        return {}
-    try:
-        ends = await consumer.highwaters(*tps)
-    except Exception:  # noqa: BLE001 - then the next round asks again
-        log.warning("no end offsets for %s", tps, exc_info=True)
-        return {}
-    return {tp: end for tp, end in ends.items() if isinstance(end, int)}
-
-
-async def _log_start(consumer: Any, tp: Any) -> int | None:
-    """The first offset ``tp`` holds (ListOffsets earliest), where a group with no committed
-    offset starts (``auto_offset_reset`` earliest); None if the broker cannot say. Asked after
-    a record of ``tp`` arrived, so it is at most that record's offset unless records before it
-    were skipped."""
-    try:
-        starts = await consumer.earliest_offsets(tp)
-    except Exception:  # noqa: BLE001 - then the first record cannot be checked
-        log.warning("no log start offset for %s", tp, exc_info=True)
-        return None
-    start = starts.get(tp)
-    return start if isinstance(start, int) else None
-
-
-def _fetching(consumer: Any, tp: Any) -> bool:
-    """Whether Faust's fetcher asks for ``tp`` (faust-streaming 0.15's private sets: it takes a
-    partition out while its stream buffer is full, ``on_buffer_full``, and puts it back when the
-    buffer drains, ``on_buffer_drop``; a partition we paused ourselves counts as fetching)."""
-    try:
-        active = consumer._get_active_partitions()
-        return tp in active or tp in consumer._paused_partitions
-    except Exception:  # noqa: BLE001 - another Faust: assume it fetches (then restart helps)
-        return True
-
-
-def _fetch_again(consumer: Any, tp: Any) -> None:
-    """Put ``tp`` back into Faust's fetch, as its buffer's drain would have."""
-    if tp in consumer._buffered_partitions:
-        consumer.on_buffer_drop(tp)
-    else:
-        consumer._get_active_partitions().add(tp)
-
-
-def _awaiting() -> list[str]:
-    """Where each task of this loop waits (its innermost awaited frames): what a stall is on."""
-    out = []
-    for task in asyncio.all_tasks():
-        coro: Any = task.get_coro()
-        chain: list[str] = []
-        while coro is not None and len(chain) < 12:
-            frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
-            if frame is not None:
-                chain.append(f"{frame.f_code.co_name}:{frame.f_lineno}")
-            coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
-        out.append(f"{task.get_name()}: {' > '.join(chain[-6:])}")
-    return out
 
 
 async def _restart_committed(state: WorkerState, app: faust.App) -> NoReturn:

@@ -34,7 +34,7 @@ from ingestor.worker.hosts import HostCheck
 from ingestor.worker.replay import Replayed, replay_rows, write_replayed
 
 if TYPE_CHECKING:
-    from ingestor.worker.app import WorkerState
+    from ingestor.worker.state import WorkerState
 
 __all__ = ["register_replay"]
 

@@ -41,7 +41,7 @@ from ingestor.worker.replay_view import register_replay
 from ingestor.worker.sessions import SessionAgg
 
 if TYPE_CHECKING:
-    from ingestor.worker.app import WorkerState
+    from ingestor.worker.state import WorkerState
 
 __all__ = ["register_views"]
 

@@ -1,0 +1,56 @@
+"""What the worker's agents, timers and views share (``app.py`` wires them)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from ingestor.obs.metrics import WorkerMetrics
+from ingestor.settings import Settings
+from ingestor.sink.engine import ClickHouse
+from ingestor.sink.write import Batch
+from ingestor.worker.budgets import BudgetTable
+from ingestor.worker.dedup import DedupIndex
+from ingestor.worker.dlq import DeadLetterLimit
+from ingestor.worker.sessions import SessionAgg
+from ingestor.worker.trim import Trimmer
+
+__all__ = ["WorkerState"]
+
+
+@dataclass
+class WorkerState:
+    """Everything the agents share. Mutated only on the event loop."""
+
+    settings: Settings
+    ch: ClickHouse
+    batch: Batch
+    limit: DeadLetterLimit
+    indexes: dict[str, DedupIndex] = field(default_factory=dict)
+    held: list[tuple[Any, Any]] = field(default_factory=list)  # (stream, event) awaiting ack
+    dirty: dict[bytes, SessionAgg] = field(default_factory=dict)  # sessions changed since flush
+    counts: Counter[str] = field(default_factory=Counter)
+    last_offsets: dict[tuple[str, int], int] = field(default_factory=dict)
+    # End offsets the watchdog had from the broker: a partition Faust stopped fetching keeps a
+    # stale fetch high-watermark (see lag.partition_lag).
+    ends: dict[tuple[str, int], int] = field(default_factory=dict)
+    last_progress: float = field(default_factory=time.monotonic)
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    inflight: asyncio.Task[None] | None = None  # the insert being stored, if any
+    inflight_rows: int = 0
+    inflight_messages: int = 0
+    handling: int = 0  # messages in ``handle`` (an index may be loading)
+    behind: bool = False  # the last message handled had a backlog behind it (Batch.due)
+    seeks: int = 0  # watchdog seeks since the last record handled
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    flushes: int = 0
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
+    input_topics: frozenset[str] = frozenset()
+    bootstrap: str = ""  # for ``POST /replay/``'s own consumer
+    positions: bool = True  # write file_positions (see build_app)
+    alerting: BudgetTable | None = None  # budget alerts, when budgets are configured
+    trimmer: Trimmer = field(default_factory=lambda: Trimmer(0, time.monotonic))
