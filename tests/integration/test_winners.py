@@ -149,6 +149,35 @@ def test_a_tombstone_hands_a_group_to_the_other_file_and_replays_change_nothing(
     assert_reports_equal_the_oracle(clickhouse)
 
 
+def test_a_batch_names_its_groups_whatever_their_ids_and_decides_them_only(
+    clickhouse: ClickHouse,
+) -> None:
+    # The batch's groups travel to ClickHouse as JSON in a string literal: quotes, backslashes
+    # and any text survive both. A line without message id is a group by itself.
+    ts = "2025-01-05T10:00:00Z"
+    odd = "m'\\\"x\u00e9\u2028\n"
+    store_lines(clickhouse, OTHER, [(0, usage_line(ts=ts, message_id=odd, request_id="r", inp=9))])
+    store_lines(
+        clickhouse,
+        SOURCE,
+        [
+            (0, usage_line(ts=ts, message_id=odd, request_id="r", inp=90)),
+            (100, usage_line(ts=ts, inp=7)),
+            (200, usage_line(ts=ts, message_id="m2", request_id="r2", inp=1)),
+        ],
+    )
+    assert _counted(clickhouse) == {
+        (SOURCE.file, 0, 0), (SOURCE.file, 0, 100), (SOURCE.file, 0, 200)
+    }  # fmt: skip
+    [(copies,)] = clickhouse.query("SELECT count() FROM usage_copies")
+    assert copies == 4
+    assert_reports_equal_the_oracle(clickhouse)
+    # A replay of one line decides its group again and writes nothing.
+    before = clickhouse.query("SELECT count() FROM counted_usage")
+    store_lines(clickhouse, SOURCE, [(100, usage_line(ts=ts, inp=7))])
+    assert clickhouse.query("SELECT count() FROM counted_usage") == before
+
+
 def test_a_batch_whose_sums_a_crash_lost_is_summed_at_start_and_twice_is_once(
     clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
