@@ -4,8 +4,9 @@ As for the events rollups (``rollups.py``), each step can be done again after a 
 
 * every ``counted_usage`` insert carries a fresh ``batch_id`` (``winners._settle``), so its rows
   can be read back as they were stored;
-* a batch is rolled up by one ``INSERT … SELECT`` with its own deduplication token: done twice,
-  the second is a no-op;
+* a batch is rolled up by one insert with its own deduplication token: done twice, the second
+  is a no-op. The worker sums the rows it has just inserted (``rollup_rows``); after a crash
+  they are read back (an ``INSERT … SELECT``, the same sums under the same token);
 * ``usage_rolled_batches`` records a batch once its sums are written. ``ensure_usage_rollup``
   (the worker, at start) rolls up every batch not recorded, after filling the table once from
   everything stored before it existed. ``usage_rollup_ready`` tells readers both hold: then
