@@ -63,6 +63,8 @@ _RECORDED_VALUES = ", ".join(f"any({c})" for c in COLUMNS[len(KEY_COLUMNS) + 1 :
 _KEYS = ", ".join(KEY_COLUMNS)
 _READY_TABLE = "counted_usage_ready"
 _REBUILD_CHUNK = 200_000  # copies decided at once when rebuilding: bounds the memory
+# (file, generation) pairs looked up as ranges of the sorting key, not by a hash per row read.
+_RANGED_FILES = 32
 _SUMMED_HERE = 2_000  # counted rows a batch sums in Python for usage_rollup (``_settle``)
 
 
@@ -94,15 +96,10 @@ def maintain_winners(
     written = 0
     usage = [row for row in rows.get("transcript_lines", ()) if row["has_usage"]]
     if usage:
-        # The batch's lines by their identity, transcript_lines' sorting key: read from the
-        # granules that hold them, where listing the batch's files read every file's history.
-        # A copy stored twice (a retry, a replay) is one line to every reader.
-        lines = {(r["source_file"], r["source_generation"], r["source_offset"]) for r in usage}
         ch.execute(
             sized_query(
                 f"INSERT INTO usage_copies ({_COPY_SOURCE}) SELECT {_COPY_SOURCE} "
-                f"FROM transcript_lines WHERE has_usage = 1 AND "
-                f"(source_file, source_generation, source_offset) IN {_json_set(lines, _LINE)}"
+                f"FROM transcript_lines WHERE has_usage = 1 AND ({_lines_sql(usage)})"
             )
         )  # every copy is stored before any group is decided
         written += _settle(ch, _touched_sql(usage), generations)
@@ -110,6 +107,37 @@ def maintain_winners(
     for renewed_files in _pieces(renewed, 200):
         written += _settle(ch, _stale_sql(renewed_files), generations)
     return written
+
+
+def _lines_sql(usage: list[Mapping[str, Any]]) -> str:
+    """The stored lines from the first to the last offset of these lines in each (file,
+    generation): theirs, and any a replay stored among them (a harmless superset: a copy stored
+    twice is one line to every reader). Few pairs go as ranges of transcript_lines' sorting key,
+    read from the granules that hold them (listing the files read each file's history at every
+    batch); many are listed for a hash lookup a row (a range costs a comparison a row read)."""
+    spans: dict[tuple[str, int], list[int]] = {}
+    for row in usage:
+        offset = row["source_offset"]
+        span = spans.setdefault((row["source_file"], row["source_generation"]), [offset, offset])
+        if offset < span[0]:
+            span[0] = offset
+        elif offset > span[1]:
+            span[1] = offset
+    if len(spans) <= _RANGED_FILES:
+        return " OR ".join(
+            f"(source_file = {quote_string(f)} AND source_generation = {g} "
+            f"AND source_offset BETWEEN {low} AND {high})"
+            for (f, g), (low, high) in spans.items()
+        )
+    first: dict[str, int] = {}
+    for (f, _g), (low, _high) in spans.items():
+        first[f] = min(low, first.get(f, low))
+    pairs = ", ".join(f"({quote_string(f)}, {g})" for f, g in spans)
+    files = ", ".join(quote_string(f) for f in first)
+    return (
+        f"(source_file, source_generation) IN ({pairs}) AND source_offset >= "
+        f"transform(source_file, [{files}], [{', '.join(map(str, first.values()))}], 0)"
+    )
 
 
 def _touched_sql(usage: list[Mapping[str, Any]]) -> str:
@@ -275,9 +303,6 @@ def _counted_rows(
 def _chunks(column: Any) -> list[Any]:
     chunks = getattr(column, "chunks", None)  # a ChunkedArray's, else the one array
     return [column] if chunks is None else list(chunks)
-
-
-_RANGED_FILES = 32
 
 
 def _current_generations(ch: ClickHouse, known: Mapping[str, int]) -> dict[str, int]:
