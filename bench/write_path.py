@@ -1,7 +1,8 @@
 """``python -m bench.write_path``: the worker's write path alone, on the batches it builds.
 
 Its thread's CPU is the figure to compare (the write path holds the GIL for it, and the worker's
-stream processing waits for the GIL meanwhile); wall time follows the machine's load.
+stream processing waits for the GIL meanwhile), beside the process's CPU (chdb's own threads
+too: a query may run on several); wall time follows the machine's load.
 
 Rows are built as the worker builds them (the watcher's ``parse_chunk`` -> envelopes ->
 ``process_decoded``), cut into batches of ``--batch-rows``, then stored with ``write_batch`` into
@@ -31,17 +32,19 @@ __all__ = ["main"]
 
 _spent: dict[str, float] = defaultdict(float)
 _cpu: dict[str, float] = defaultdict(float)
+_process: dict[str, float] = defaultdict(float)
 _calls: dict[str, int] = defaultdict(int)
 
 
 @contextmanager
 def _timed(name: str) -> Iterator[None]:
-    started, cpu = time.perf_counter(), time.thread_time()
+    started, cpu, process = time.perf_counter(), time.thread_time(), time.process_time()
     try:
         yield
     finally:
         _spent[name] += time.perf_counter() - started
         _cpu[name] += time.thread_time() - cpu
+        _process[name] += time.process_time() - process
         _calls[name] += 1
 
 
@@ -180,7 +183,7 @@ def main(argv: list[str] | None = None) -> int:
     for name, spent in sorted(_spent.items(), key=lambda kv: -kv[1]):
         print(
             f"  {name:24} {spent:6.2f} s {100 * spent / seconds:5.1f} %  this thread's CPU "
-            f"{_cpu[name]:6.2f} s  {_calls[name]} calls"
+            f"{_cpu[name]:6.2f} s  the process's {_process[name]:6.2f} s  {_calls[name]} calls"
         )
     counted = ch.query("SELECT sum(sign), count() FROM counted_usage")[0]
     print(f"counted_usage: sum(sign) {counted[0]:,}, rows {counted[1]:,}")

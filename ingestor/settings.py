@@ -147,10 +147,10 @@ class Settings(BaseSettings):
     # Rows are counted by their source bytes too: the worker's memory is bounded by this.
     batch_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     batch_max_age_s: float = Field(default=1.0, gt=0)
-    # With no insert in flight a batch goes once its oldest row waited this long (sink/write.py's
-    # Batch). Off by default (the age bound): at 5k lines/s, 0.05 s made more and smaller inserts
-    # and doubled the latency (bench.streaming p50/p99 2.6/4.0 s against 1.2/1.9 s).
-    batch_min_age_s: float = Field(default=1.0, gt=0)
+    # With no insert in flight, and the insert thread rested as long as the last insert took
+    # (worker/app.py's _idle), a batch goes once its oldest row waited this long (sink/write.py's
+    # Batch): a live line is stored within about three inserts' time, not the age bound.
+    batch_min_age_s: float = Field(default=0.2, gt=0)
     # While the worker is this many messages or more behind a partition's end (a backfill), a
     # batch waits for `batch_backlog_rows` rows (or `batch_backlog_age_s`): its rows wait in
     # Kafka anyway, and each insert's winners read the touched groups' granules, about the same

@@ -24,6 +24,8 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+import orjson
+
 from ingestor.errors import StorageError
 from ingestor.sink.engine import ClickHouse, quote_string, sized_query
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
@@ -39,7 +41,7 @@ from ingestor.usage.winners import (
 )
 
 __all__ = [
-    "batch_span",
+    "batch_generations",
     "ensure_winners",
     "maintain_winners",
     "rebuild_winners",
@@ -61,27 +63,22 @@ _RECORDED_VALUES = ", ".join(f"any({c})" for c in COLUMNS[len(KEY_COLUMNS) + 1 :
 _KEYS = ", ".join(KEY_COLUMNS)
 _READY_TABLE = "counted_usage_ready"
 _REBUILD_CHUNK = 200_000  # copies decided at once when rebuilding: bounds the memory
+# (file, generation) pairs looked up as ranges of the sorting key, not by a hash per row read.
+_RANGED_FILES = 32
+_SUMMED_HERE = 2_000  # counted rows a batch sums in Python for usage_rollup (``_settle``)
 
 
-def batch_span(
+def batch_generations(
     rows: Mapping[str, Iterable[Mapping[str, Any]]],
     positions: Iterable[Mapping[str, Any]] | None = None,
-) -> tuple[dict[tuple[str, int], int], dict[str, int]]:
-    """What a stored batch touched: the first offset of its lines per (file, generation), and
-    the newest generation it names of each file (lines, dead letters or an announcement: its
-    ``batch_positions``, computed when not given). Pure."""
-    lows: dict[tuple[str, int], int] = {}
-    for row in rows.get("transcript_lines", ()):
-        key = (row["source_file"], row["source_generation"])
-        offset = row["source_offset"]
-        low = lows.get(key)
-        if low is None or offset < low:
-            lows[key] = offset
+) -> dict[str, int]:
+    """The newest generation a stored batch names of each file (lines, dead letters or an
+    announcement: its ``batch_positions``, computed when not given). Pure."""
     generations: dict[str, int] = {}
     for position in batch_positions(rows) if positions is None else positions:
         file, generation = position["source_file"], position["source_generation"]
         generations[file] = max(generation, generations.get(file, generation))
-    return lows, generations
+    return generations
 
 
 def maintain_winners(
@@ -95,36 +92,80 @@ def maintain_winners(
     (``positions``: its ``batch_positions``, when the caller has them). Idempotent; raises
     ``StorageError``.
     """
-    lows, generations = batch_span(rows, positions)
+    generations = batch_generations(rows, positions)
     written = 0
-    if lows:
-        # The batch's lines, and any stored after them (a replay): a superset is harmless.
-        # Files are listed literally (one hash lookup a row; an OR of ranges would cost a
-        # comparison per range), past the default query size limit when needed (``sized_query``).
-        first: dict[str, int] = {}
-        for (f, _g), low in lows.items():
-            first[f] = min(low, first.get(f, low))
-        pairs = ", ".join(f"({quote_string(f)}, {g})" for f, g in lows)
-        files = ", ".join(quote_string(f) for f in first)
-        batch = (
-            f"(source_file, source_generation) IN ({pairs}) AND source_offset >= "
-            f"transform(source_file, [{files}], [{', '.join(map(str, first.values()))}], 0)"
-        )
+    usage = [row for row in rows.get("transcript_lines", ()) if row["has_usage"]]
+    if usage:
         ch.execute(
             sized_query(
                 f"INSERT INTO usage_copies ({_COPY_SOURCE}) SELECT {_COPY_SOURCE} "
-                f"FROM transcript_lines WHERE has_usage = 1 AND {batch}"
+                f"FROM transcript_lines WHERE has_usage = 1 AND ({_lines_sql(usage)})"
             )
         )  # every copy is stored before any group is decided
-        touched = (
-            f"(dedup_scope, message_id) IN (SELECT dedup_scope, message_id FROM usage_copies "
-            f"WHERE message_id != '' AND {batch}) OR (message_id = '' AND {batch})"
-        )
-        written += _settle(ch, touched, generations)
+        written += _settle(ch, _touched_sql(usage), generations)
     renewed = sorted((f, g) for f, g in generations.items() if g > 0)
     for renewed_files in _pieces(renewed, 200):
         written += _settle(ch, _stale_sql(renewed_files), generations)
     return written
+
+
+def _lines_sql(usage: list[Mapping[str, Any]]) -> str:
+    """The stored lines from the first to the last offset of these lines in each (file,
+    generation): theirs, and any a replay stored among them (a harmless superset: a copy stored
+    twice is one line to every reader). Few pairs go as ranges of transcript_lines' sorting key,
+    read from the granules that hold them (listing the files read each file's history at every
+    batch); many are listed for a hash lookup a row (a range costs a comparison a row read)."""
+    spans: dict[tuple[str, int], list[int]] = {}
+    for row in usage:
+        offset = row["source_offset"]
+        span = spans.setdefault((row["source_file"], row["source_generation"]), [offset, offset])
+        if offset < span[0]:
+            span[0] = offset
+        elif offset > span[1]:
+            span[1] = offset
+    if len(spans) <= _RANGED_FILES:
+        return " OR ".join(
+            f"(source_file = {quote_string(f)} AND source_generation = {g} "
+            f"AND source_offset BETWEEN {low} AND {high})"
+            for (f, g), (low, high) in spans.items()
+        )
+    first: dict[str, int] = {}
+    for (f, _g), (low, _high) in spans.items():
+        first[f] = min(low, first.get(f, low))
+    pairs = ", ".join(f"({quote_string(f)}, {g})" for f, g in spans)
+    files = ", ".join(quote_string(f) for f in first)
+    return (
+        f"(source_file, source_generation) IN ({pairs}) AND source_offset >= "
+        f"transform(source_file, [{files}], [{', '.join(map(str, first.values()))}], 0)"
+    )
+
+
+def _touched_sql(usage: list[Mapping[str, Any]]) -> str:
+    """The groups of these usage lines, by ``usage_copies``' and ``counted_usage``'s sorting key:
+    ``(scope, message id)``, a line without one by itself. The keys travel as one JSON string
+    (ClickHouse parsed a list of 1,000 literal tuples in ~50 ms of CPU)."""
+    groups = {(row["dedup_scope"], row["message_id"]) for row in usage if row["message_id"]}
+    loose = {
+        (row["dedup_scope"], row["source_file"], row["source_generation"], row["source_offset"])
+        for row in usage
+        if not row["message_id"]
+    }
+    where = []
+    if groups:
+        where.append(f"(dedup_scope, message_id) IN {_json_set(groups, 'String, String')}")
+    if loose:
+        identity = "(dedup_scope, source_file, source_generation, source_offset)"
+        where.append(f"(message_id = '' AND {identity} IN {_json_set(loose, 'String, ' + _LINE)})")
+    return " OR ".join(where)
+
+
+_LINE = "String, UInt32, UInt64"  # a line's identity: file, generation, offset
+
+
+def _json_set(keys: Iterable[tuple[Any, ...]], types: str) -> str:
+    """A subquery of ``keys``, tuples of ``types``, for ``IN``."""
+    listed = quote_string(orjson.dumps(list(keys)).decode())
+    return f"(SELECT arrayJoin(JSONExtract({listed}, 'Array(Tuple({types}))')))"
 
 
 def _pieces(items: list[Any], size: int) -> list[list[Any]]:
@@ -182,9 +223,10 @@ def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
     if fetched.num_rows:
         columns = [fetched.column(i).to_pylist() for i in range(_DECIDE_WIDTH)]
         copies = list(map(_Candidate._make, zip(*columns, range(fetched.num_rows), strict=True)))
-    current = _current_generations(ch, {c.source_file for c in copies})
-    for file, generation in generations.items():
-        current[file] = max(generation, current.get(file, generation))
+    known = dict(generations)
+    for c in copies:
+        known[c.source_file] = max(c.source_generation, known.get(c.source_file, 0))
+    current = _current_generations(ch, known)
     counted = decide(copies, current)
     found = ch.query_arrow(
         sized_query(
@@ -206,7 +248,10 @@ def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
 
     batch_id = new_batch_id()
     ch.insert("counted_usage", out.append_column("batch_id", pa.array([batch_id] * out.num_rows)))
-    roll_up_counted(ch, batch_id)  # a crash before it: the worker's next start does it
+    # A few rows are summed as they are at hand (reading them back cost ~30 ms of CPU, summing
+    # 1,000 rows in Python 4 ms); many are read back (Python's 4 µs a row would then cost more,
+    # with the GIL held). A crash before it: the worker's next start sums the batch.
+    roll_up_counted(ch, batch_id, out if out.num_rows <= _SUMMED_HERE else None)
     return int(out.num_rows)
 
 
@@ -260,21 +305,32 @@ def _chunks(column: Any) -> list[Any]:
     return [column] if chunks is None else list(chunks)
 
 
-def _current_generations(ch: ClickHouse, files: set[str]) -> dict[str, int]:
-    """The newest generation ClickHouse knows of each of ``files``."""
-    if not files:
-        return {}
-    listed = ", ".join(quote_string(f) for f in files)
+def _current_generations(ch: ClickHouse, known: Mapping[str, int]) -> dict[str, int]:
+    """The current generation of each file: the newest ClickHouse knows, given that it knows
+    ``known[file]`` (a generation the batch names or a stored copy has). Only newer ones are
+    looked for: the tables are ordered by file and generation, so this reads no granule of a
+    file's history when there is none (all of it, when it asked for the maximum)."""
+    current = dict(known)
+    if not known:
+        return current
+    if len(known) <= _RANGED_FILES:
+        newer = " OR ".join(
+            f"(source_file = {quote_string(f)} AND source_generation > {g})"
+            for f, g in known.items()
+        )
+    else:  # each range is a comparison a row read: many files are listed for a hash lookup
+        newer = f"source_file IN ({', '.join(quote_string(f) for f in known)})"
     found = ch.query(
         sized_query(
             f"SELECT source_file, max(source_generation) FROM ("
-            f"SELECT source_file, source_generation FROM transcript_lines "
-            f"WHERE source_file IN ({listed}) UNION ALL "
-            f"SELECT source_file, source_generation FROM {POSITIONS_TABLE} "
-            f"WHERE source_file IN ({listed})) GROUP BY source_file"
+            f"SELECT source_file, source_generation FROM transcript_lines WHERE {newer} "
+            f"UNION ALL SELECT source_file, source_generation FROM {POSITIONS_TABLE} "
+            f"WHERE {newer}) GROUP BY source_file"
         )
     )
-    return {str(f): int(g) for f, g in found}
+    for file, generation in found:
+        current[str(file)] = max(int(generation), current[str(file)])
+    return current
 
 
 def winners_ready(ch: ClickHouse) -> bool:

@@ -74,7 +74,8 @@ class Batch:
     that come in while the insert before runs (group commit). ``due(behind=True)``, while the
     input holds a backlog, waits for ``backlog_rows`` rows or ``backlog_age_s`` instead of the
     ages: the rows behind wait in the input anyway, and fewer, larger inserts store them with
-    less work.
+    less work. ``full``: at the byte limit or the rows limit (``backlog_rows`` when behind), the
+    one reason to wait for an insert in flight (an old batch just goes next).
     """
 
     def __init__(
@@ -110,16 +111,30 @@ class Batch:
         if self._started is None:
             self._started = self._clock()
 
+    def full(self, *, behind: bool = False) -> bool:
+        """At the byte or row limit: what may make the agent wait for an insert in flight."""
+        if self._max_bytes is not None and self.nbytes >= self._max_bytes:
+            return True
+        return self.size >= (self._backlog_rows if behind else self._max_rows)
+
     def due(self, *, idle: bool = False, behind: bool = False) -> bool:
         if self._started is None:
             return False
-        if self._max_bytes is not None and self.nbytes >= self._max_bytes:
+        if self.full(behind=behind):
             return True
         age = self._clock() - self._started
         if behind:
-            return self.size >= self._backlog_rows or age >= self._backlog_age_s
-        bound = self._min_age_s if idle else self._max_age_s
-        return self.size >= self._max_rows or age >= bound
+            return age >= self._backlog_age_s
+        return age >= (self._min_age_s if idle else self._max_age_s)
+
+    def ready(self, *, inflight: bool, rested: bool = True, behind: bool = False) -> bool:
+        """Whether the agent flushes now. With an insert in flight only a full batch (which then
+        waits for it): waiting on age stalled the stream half the time once inserts took longer
+        than the age bound, and an old batch goes as that insert ends. Else ``due``, at the short
+        age only once the insert thread ``rested`` (each insert pays a fixed cost)."""
+        if inflight:
+            return self.full(behind=behind)
+        return self.due(idle=rested, behind=behind)
 
     def take(self) -> dict[str, list[Row]]:
         rows, self.rows, self.size, self._started = self.rows, {}, 0, None

@@ -3,7 +3,8 @@
 faust-streaming 0.15 drops records it fetched (ARCHITECTURE.md, "Faust skipping records"). Our
 input topics are neither compacted nor transactional, so offsets must reach the agent one after
 the other: ``missing`` names a hole a record reveals, ``stalled`` a partition whose records stop
-arriving, ``remedy`` what the watchdog does about it. Pure decisions; ``worker/watchdog.py`` and ``worker/app.py`` act.
+arriving, ``remedy`` what the watchdog does about it. Pure decisions; ``worker/watchdog.py`` and
+``worker/app.py`` act.
 """
 
 from __future__ import annotations

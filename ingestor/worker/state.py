@@ -41,6 +41,8 @@ class WorkerState:
     last_progress: float = field(default_factory=time.monotonic)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     inflight: asyncio.Task[None] | None = None  # the insert being stored, if any
+    stored_at: float = 0.0  # when the last insert ended (monotonic)
+    insert_s: float = 0.0  # how long it took
     inflight_rows: int = 0
     inflight_messages: int = 0
     handling: int = 0  # messages in ``handle`` (an index may be loading)

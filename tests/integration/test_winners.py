@@ -12,6 +12,8 @@ import random
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +151,35 @@ def test_a_tombstone_hands_a_group_to_the_other_file_and_replays_change_nothing(
     assert_reports_equal_the_oracle(clickhouse)
 
 
+def test_a_batch_names_its_groups_whatever_their_ids_and_decides_them_only(
+    clickhouse: ClickHouse,
+) -> None:
+    # The batch's groups travel to ClickHouse as JSON in a string literal: quotes, backslashes
+    # and any text survive both. A line without message id is a group by itself.
+    ts = "2025-01-05T10:00:00Z"
+    odd = "m'\\\"x\u00e9\u2028\n"
+    store_lines(clickhouse, OTHER, [(0, usage_line(ts=ts, message_id=odd, request_id="r", inp=9))])
+    store_lines(
+        clickhouse,
+        SOURCE,
+        [
+            (0, usage_line(ts=ts, message_id=odd, request_id="r", inp=90)),
+            (100, usage_line(ts=ts, inp=7)),
+            (200, usage_line(ts=ts, message_id="m2", request_id="r2", inp=1)),
+        ],
+    )
+    assert _counted(clickhouse) == {
+        (SOURCE.file, 0, 0), (SOURCE.file, 0, 100), (SOURCE.file, 0, 200)
+    }  # fmt: skip
+    [(copies,)] = clickhouse.query("SELECT count() FROM usage_copies")
+    assert copies == 4
+    assert_reports_equal_the_oracle(clickhouse)
+    # A replay of one line decides its group again and writes nothing.
+    before = clickhouse.query("SELECT count() FROM counted_usage")
+    store_lines(clickhouse, SOURCE, [(100, usage_line(ts=ts, inp=7))])
+    assert clickhouse.query("SELECT count() FROM counted_usage") == before
+
+
 def test_a_batch_whose_sums_a_crash_lost_is_summed_at_start_and_twice_is_once(
     clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -157,7 +188,7 @@ def test_a_batch_whose_sums_a_crash_lost_is_summed_at_start_and_twice_is_once(
     ts = "2025-01-05T10:00:00Z"
     store_lines(clickhouse, SOURCE, [(0, usage_line(ts=ts, message_id="m1", request_id="r1"))])
 
-    def crash(ch: ClickHouse, batch_id: str) -> None:
+    def crash(ch: ClickHouse, batch_id: str, counted: Any = None) -> None:
         raise KeyboardInterrupt  # the process dies between the batch's insert and its sums
 
     monkeypatch.setattr(winners, "roll_up_counted", crash)
@@ -217,3 +248,45 @@ def test_the_sql_day_cut_is_pythons(clickhouse: ClickHouse, tz: str) -> None:
         f"(SELECT arrayJoin([{values}]) AS ts)"
     )
     assert [day_of(d) for d in days] == [local_date(s, zone_) for s in stamps]
+
+
+@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "no-arrow"])
+def test_a_batch_summed_from_its_rows_is_what_the_sql_sums(
+    clickhouse: ClickHouse, arrow: bool
+) -> None:
+    # rollup_rows (the batch's rows at hand) and _SELECT (read back) must store the same sums:
+    # a crash between them is redone by the SQL under the same token.
+    import pyarrow as pa  # type: ignore[import-untyped]
+
+    from ingestor.sink.usage_rollup import _SELECT, rollup_rows
+    from ingestor.usage.winners import COLUMNS
+
+    rng = random.Random(7)
+    rows: list[dict[str, Any]] = []
+    for n in range(400):
+        ms = rng.choice([-631_152_000_001, -1, 0, 899_999, 900_000]) + rng.randrange(0, 3_600_000)
+        row = {
+            "dedup_scope": rng.choice(["h", "k"]), "message_id": f"m{n}",
+            "source_file": rng.choice(["/a.jsonl", "/b'.jsonl"]), "source_generation": 0,
+            "source_offset": n, "slot_file": rng.choice(["/a.jsonl", "/b'.jsonl"]),
+            "slot_offset": rng.randrange(0, 50), "sign": rng.choice([1, 1, -1]),
+            "timestamp": datetime.fromtimestamp(ms / 1000, UTC),
+            "model": rng.choice(["m1", "m2"]), "speed": rng.choice(["", "fast"]), "version": "2",
+            "input_tokens": rng.randrange(0, 10**6), "output_tokens": rng.randrange(0, 9),
+            "cache_creation_tokens": 3, "cache_read_tokens": rng.randrange(0, 10**9),
+            "cost_usd": Decimal(rng.randrange(0, 10**12)) / 10**10,
+            "has_cost_usd": rng.choice([0, 1]),
+            "cost_calculated": Decimal(rng.randrange(0, 10**12)) / 10**10,
+            "usage_limit_reset_ms": 0,
+        }  # fmt: skip
+        rows.append(row)
+    rows.append({**rows[0], "source_offset": 10_000, "sign": -1, "dedup_scope": "only-minus"})
+    clickhouse.insert("counted_usage", [{**r, "batch_id": "b1"} for r in rows])
+    table = clickhouse.query_arrow(f"SELECT {', '.join(COLUMNS)} FROM counted_usage")
+    if not arrow:  # as the no-arrow engines' tables: types inferred from Python values
+        table = pa.table({c: pa.array(table.column(i).to_pylist()) for i, c in enumerate(COLUMNS)})
+    else:
+        table = table.rename_columns(list(COLUMNS))
+    ours = [tuple(r.values()) for r in rollup_rows(table)]
+    theirs = clickhouse.query(_SELECT.format(where="batch_id = 'b1'"))
+    assert [tuple(tuple(v) if isinstance(v, list) else v for v in r) for r in theirs] == ours

@@ -82,3 +82,58 @@ def test_the_backlog_rows_are_at_most_the_rows_bound() -> None:
     batch = Batch(max_rows=2, max_age_s=1.0, clock=lambda: 0.0, backlog_rows=10)
     batch.add({"t": [{}, {}]})
     assert batch.due(behind=True)
+
+
+def test_only_a_full_batch_is_full_whatever_its_age() -> None:
+    # With an insert in flight the agent waits only for a full batch; an old one goes next.
+    clock = FakeClock()
+    batch = Batch(max_rows=2, max_age_s=1.0, clock=clock, max_bytes=1_000)
+    assert not batch.full()
+    batch.add({"t": [{"a": 1}]}, nbytes=10)
+    clock.now = 5.0
+    assert batch.due() and not batch.full()
+    batch.add({"t": [{"a": 2}]}, nbytes=10)
+    assert batch.full()
+    batch.take()
+    batch.add({"t": [{"a": 3}]}, nbytes=1_000)
+    assert batch.full()
+
+
+def test_behind_a_backlog_a_batch_is_full_at_the_backlog_rows() -> None:
+    batch = Batch(max_rows=10, max_age_s=1.0, clock=lambda: 0.0, backlog_rows=3)
+    batch.add({"t": [{}, {}, {}]})
+    assert batch.full(behind=True) and not batch.full()
+
+
+def test_with_an_insert_in_flight_only_a_full_batch_is_ready() -> None:
+    clock = FakeClock()
+    batch = Batch(
+        max_rows=4, max_age_s=1.0, clock=clock, min_age_s=0.2, backlog_rows=2, backlog_age_s=10
+    )
+    batch.add({"t": [{"a": 1}]})
+    clock.now = 30.0  # past every age bound
+    assert not batch.ready(inflight=True) and not batch.ready(inflight=True, behind=True)
+    assert batch.ready(inflight=False) and batch.ready(inflight=False, behind=True)
+    batch.add({"t": [{"a": 2}]})
+    assert batch.ready(inflight=True, behind=True)  # a backlog's rows: wait for the insert
+    assert not batch.ready(inflight=True)
+    batch.add({"t": [{"a": 3}, {"a": 4}]})
+    assert batch.ready(inflight=True)  # the rows bound
+
+
+def test_caught_up_the_short_age_waits_for_the_insert_thread_to_rest() -> None:
+    clock = FakeClock()
+    batch = Batch(
+        max_rows=1_000, max_age_s=1.0, clock=clock, min_age_s=0.2, backlog_rows=500,
+        backlog_age_s=10,
+    )  # fmt: skip
+    batch.add({"t": [{"a": 1}]})
+    clock.now = 0.2
+    assert batch.ready(inflight=False, rested=True)  # a live line goes at the short age
+    assert not batch.ready(inflight=False, rested=False)  # not yet rested: the age bound
+    assert not batch.ready(inflight=False, rested=True, behind=True)  # a backlog: big batches
+    clock.now = 1.0
+    assert batch.ready(inflight=False, rested=False)
+    assert not batch.ready(inflight=False, behind=True)
+    clock.now = 10.0
+    assert batch.ready(inflight=False, behind=True)
