@@ -16,9 +16,8 @@ import struct
 from array import array
 from bisect import bisect_left
 from collections.abc import Hashable
-from dataclasses import dataclass
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from ingestor.usage.dedup import Copy, DedupRule
 
@@ -29,9 +28,12 @@ K = TypeVar("K", bound=Hashable)
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # scaleb without rounding
 
 
-@dataclass(frozen=True, slots=True)
-class Contribution:
-    """What one counted usage line adds to its session's aggregates."""
+class Contribution(NamedTuple):
+    """What one counted usage line adds to its session's aggregates.
+
+    A NamedTuple, not a frozen dataclass: one is built per usage line (and per retracted copy),
+    and a frozen dataclass's ``__init__`` (``object.__setattr__`` a field) cost ~10x the time.
+    """
 
     identity: tuple[str, int, int]  # (source_file, generation, offset): the line itself
     session_id: str
