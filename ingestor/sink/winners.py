@@ -26,7 +26,7 @@ from typing import Any, NamedTuple
 
 from ingestor.errors import StorageError
 from ingestor.sink.engine import ClickHouse, quote_string, sized_query
-from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
+from ingestor.sink.positions import POSITIONS_TABLE, batch_positions, line_spans
 from ingestor.sink.usage_rollup import new_batch_id, roll_up_counted
 from ingestor.usage.dedup import Copy
 from ingestor.usage.winners import (
@@ -71,9 +71,8 @@ def batch_span(
     the newest generation it names of each file (lines, dead letters or an announcement: its
     ``batch_positions``, computed when not given). Pure."""
     lows: dict[tuple[str, int], int] = {}
-    for row in rows.get("transcript_lines", ()):
-        key = (row["source_file"], row["source_generation"])
-        offset = row["source_offset"]
+    for file, generation, offset, _length in line_spans(rows.get("transcript_lines", ())):
+        key = (file, generation)
         low = lows.get(key)
         if low is None or offset < low:
             lows[key] = offset
