@@ -11,8 +11,8 @@ changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from ingestor.usage.dedup import Outcome as Step
 from ingestor.worker.packed import Contribution, LineSet, PackedRule, copy_of
@@ -26,8 +26,7 @@ class Outcome(Enum):
     DUPLICATE = "duplicate"  # a copy that loses to the entry it competes with (or a replay)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):  # not a frozen dataclass: one a usage line, ~4x the time to build
     outcome: Outcome
     add: Contribution | None = None
     retract: Contribution | None = None
