@@ -77,18 +77,20 @@ def _gc_counter() -> dict[int, list[float]]:
     return seen
 
 
-def _batches(corpus: Path, batch_rows: int) -> list[dict[str, list[dict[str, Any]]]]:
+def _batches(corpus: Path, batch_rows: int) -> list[dict[str, Any]]:
     from ingestor.errors import Location
     from ingestor.producer.discover import find_jsonl
     from ingestor.producer.lines import parse_chunk
+    from ingestor.sink.write import Batch
     from ingestor.wire import TranscriptSource, decode_message, encode_envelope
     from ingestor.worker.dedup import DedupIndex
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
 
     index = DedupIndex()
-    out: list[dict[str, list[dict[str, Any]]]] = []
-    rows: dict[str, list[dict[str, Any]]] = {}
-    held = lines = 0
+    out: list[dict[str, Any]] = []
+    # The worker's own batching: rows stay in the form it holds them (tuples where it has them).
+    batch = Batch(batch_rows, 1e9, time.monotonic)
+    lines = 0
     for path in find_jsonl([corpus / "projects"]):
         chunk = parse_chunk(Path(path).read_bytes(), 0, max_record_bytes=890_000)
         source = TranscriptSource(file=path, project="p", first_ts=chunk.first_ts, scope="s")
@@ -100,15 +102,12 @@ def _batches(corpus: Path, batch_rows: int) -> list[dict[str, list[dict[str, Any
                 bad_line_max_bytes=4096,
             )  # fmt: skip
             with_dead_letter_rows(processed)
-            for table, new in processed.rows.items():
-                rows.setdefault(table, []).extend(new)
-                held += len(new)
+            batch.add(processed.rows)
             lines += len(records)
-            if held >= batch_rows:
-                out.append(rows)
-                rows, held = {}, 0
-    if rows:
-        out.append(rows)
+            if batch.size >= batch_rows:
+                out.append(batch.take())
+    if batch.size:
+        out.append(batch.take())
     return out
 
 

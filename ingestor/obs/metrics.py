@@ -25,6 +25,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from ingestor.sink.row_tuples import column_of
+
 __all__ = [
     "CONTENT_TYPE",
     "RECORD_SOURCES",
@@ -121,7 +123,7 @@ class WorkerMetrics:
             self.records_stored.labels(table).inc(len(batch))
             source = RECORD_SOURCES.get(table)
             if source is not None:
-                newest = max(_seconds(row.get(source[1])) for row in batch)
+                newest = max(map(_seconds, column_of(batch, source[1])))
                 # Only ever forward: a batch may hold an old replay.
                 if newest > self._newest.get(source[0], 0.0):
                     self._newest[source[0]] = newest

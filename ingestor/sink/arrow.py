@@ -1,4 +1,5 @@
-"""Rows (dicts keyed by column) as a columnar Arrow table typed by the ClickHouse columns. Pure.
+"""Rows (dicts keyed by column, or tuples: ``RowTuples``) as a columnar Arrow table typed by the
+ClickHouse columns. Pure.
 
 chdb reads an Arrow table in place (``INSERT … SELECT * FROM Python(table)``) with the GIL
 released, where JSON text costs an orjson encode under the GIL and a parse in ClickHouse. Each
@@ -22,6 +23,8 @@ from operator import itemgetter
 from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
+
+from ingestor.sink.row_tuples import RowTuples
 
 __all__ = ["arrow_table", "arrow_type"]
 
@@ -92,7 +95,10 @@ def arrow_table(
         kinds.append(kind)
     timely = [pa.types.is_timestamp(kind) for kind in kinds]
     try:
-        arrays = _by_struct(rows, columns, kinds, timely)
+        if isinstance(rows, RowTuples):
+            arrays = _by_position(rows, columns, kinds, timely)
+        else:
+            arrays = _by_struct(rows, columns, kinds, timely)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
         return None
     return pa.Table.from_arrays(arrays, names=list(columns))
@@ -122,6 +128,23 @@ def _by_struct(
         if t:
             arrays[column] = pa.array(_ticks(list(map(itemgetter(column), rows)), kind), type=kind)
     return [arrays[column] for column in columns]
+
+
+def _by_position(
+    rows: RowTuples,
+    columns: Sequence[str],
+    kinds: Sequence[pa.DataType],
+    timely: Sequence[bool],
+) -> list[pa.Array]:
+    """The columns of tuple rows, each read by its position (an ``itemgetter`` mapped in C)
+    and converted as ``pa.array`` converts it (what ``_by_struct`` does a field)."""
+    arrays = []
+    for column, kind, t in zip(columns, kinds, timely, strict=True):
+        if column not in rows.columns:
+            raise KeyError(column)
+        values = rows.column(column)
+        arrays.append(pa.array(_ticks(values, kind) if t else values, type=kind))
+    return arrays
 
 
 def _ticks(column: Sequence[Any], kind: pa.DataType) -> Sequence[Any]:

@@ -41,6 +41,7 @@ from ingestor.sink.engine import (
     storage_error,
     table_name,
 )
+from ingestor.sink.row_tuples import RowTuples, column_of
 
 configure_allocators()  # before chdb loads: its jemalloc reads its options then
 from chdb import session as chdb_session  # noqa: E402
@@ -236,7 +237,8 @@ class ChdbClickHouse(ClickHouse):
         if not rows:
             return
         settings = _insert_settings(token, table)
-        columns = list(rows[0])
+        tuples = rows if isinstance(rows, RowTuples) else None
+        columns = list(rows[0]) if tuples is None else list(tuples.columns)
         names = ", ".join(quote_identifier(c) for c in columns)
         head = f"INSERT INTO {table_name(table)} ({names}) SETTINGS {settings} "
         what = f"INSERT INTO {table} ({len(rows)} rows)"
@@ -255,8 +257,9 @@ class ChdbClickHouse(ClickHouse):
         values = itemgetter(*columns) if len(columns) > 1 else (lambda row: (row[columns[0]],))
         try:
             # Arrays, not objects: a third of the bytes, and ClickHouse parses them faster.
+            arrays = tuples.tuples if tuples is not None else map(values, rows)
             body = b"\n".join(
-                [orjson.dumps(values(row), default=_encode, option=_UTC_Z) for row in rows]
+                [orjson.dumps(array, default=_encode, option=_UTC_Z) for array in arrays]
             )
         except (KeyError, TypeError) as e:
             raise StorageError(f"INSERT INTO {table}: rows do not match {columns}: {e!r}") from e
@@ -320,8 +323,7 @@ def _plain_json(
     a date or time column (Arrow takes them as ticks of the column's unit, JSON as seconds)."""
     for column in columns:
         timely = "Date" in types.get(column, "")
-        for row in rows:
-            value = row.get(column)
+        for value in column_of(rows, column):
             if not (isinstance(value, _PLAIN) or (type(value) is int and not timely)):
                 return False
     return True

@@ -1,10 +1,11 @@
 """The ``transcript_lines`` row of a well-formed line without pydantic: the worker's hot path.
 
-``fast_transcript_row(data, ...)`` equals ``transcript_row(validate_transcript_line(data), ...)``
-whenever it returns a row. It accepts only the common shape the watcher sends: exact JSON types
-(``type(x) is str``, never a subclass, a bool for an int or a string for a number), tokens in
-``[0, 2**63)``, an aware ISO timestamp in the one spelling both parsers read alike, a stripped
-``message`` (no ``content``), camelCase keys only. Anything else returns ``None`` and the caller
+``fast_transcript_values(data, ...)`` equals ``transcript_values(validate_transcript_line(data),
+...)`` whenever it returns values (``fast_transcript_row``: the same as a dict). It accepts only
+the common shape the watcher sends: exact JSON types (``type(x) is str``, never a subclass, a
+bool for an int or a string for a number), tokens in ``[0, 2**63)``, an aware ISO timestamp in
+the one spelling both parsers read alike, a stripped ``message`` (no ``content``), camelCase
+keys only. Anything else returns ``None`` and the caller
 takes the model path, which decides — so errors and dead letters are the model's, unchanged.
 """
 
@@ -16,10 +17,15 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, TypeGuard
 
-from ingestor.sink.rows import NO_COSTS, assemble_transcript_row, usage_costs
+from ingestor.sink.rows import (
+    NO_COSTS,
+    TRANSCRIPT_COLUMNS,
+    assemble_transcript_values,
+    usage_costs,
+)
 from ingestor.wire import TranscriptSource
 
-__all__ = ["fast_transcript_row"]
+__all__ = ["fast_transcript_row", "fast_transcript_values"]
 
 _TOKEN_LIMIT = 1 << 63
 # Snake-case names the model also accepts (populate_by_name): which spelling wins is its call.
@@ -53,6 +59,15 @@ def fast_transcript_row(
     data: Any, source: TranscriptSource, offset: int, length: int
 ) -> dict[str, Any] | None:
     """The row ``transcript_row`` would build for ``data``, or ``None`` to take the model path."""
+    values = fast_transcript_values(data, source, offset, length)
+    return None if values is None else dict(zip(TRANSCRIPT_COLUMNS, values, strict=True))
+
+
+def fast_transcript_values(
+    data: Any, source: TranscriptSource, offset: int, length: int
+) -> tuple[Any, ...] | None:
+    """The values ``transcript_values`` would give for ``data``, or ``None`` to take the model
+    path."""
     if type(data) is not dict or not _ALIASES.isdisjoint(data):
         return None
     get = data.get
@@ -157,7 +172,7 @@ def fast_transcript_row(
             return None
     costs = NO_COSTS if usage is None else usage_costs(model_name, tokens, speed, cost_usd)
 
-    return assemble_transcript_row(
+    return assemble_transcript_values(
         source,
         offset,
         length,

@@ -11,12 +11,14 @@ batch did store are sent again, and replace themselves.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from operator import itemgetter
 from typing import Any
 
 from ingestor.sink.engine import ClickHouse
+from ingestor.sink.row_tuples import RowTuples
 
-__all__ = ["POSITIONS_TABLE", "batch_positions", "file_positions"]
+__all__ = ["POSITIONS_TABLE", "batch_positions", "file_positions", "line_spans"]
 
 POSITIONS_TABLE = "file_positions"
 
@@ -36,18 +38,37 @@ def batch_positions(rows: Mapping[str, Iterable[Mapping[str, Any]]]) -> list[dic
         key = (row["source_file"], row["source_generation"])
         ends[key] = max(row["end_offset"], ends.get(key, -1))
     for table in ("transcript_lines", "dead_letters"):
-        for row in rows.get(table, ()):
-            file = row["source_file"]
-            if not file or row.get("kind", "transcript") != "transcript":
+        for file, generation, offset, length in line_spans(rows.get(table, ())):
+            if not file:
                 continue
-            key = (file, row["source_generation"])
-            end = row["source_offset"] + row["source_length"]
+            key = (file, generation)
+            end = offset + length
             if end > ends.get(key, -1):
                 ends[key] = end
     return [
         {"source_file": f, "source_generation": g, "end_offset": end}
         for (f, g), end in ends.items()
     ]
+
+
+_SPAN = ("source_file", "source_generation", "source_offset", "source_length")
+
+
+def line_spans(rows: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, int, int, int]]:
+    """(file, generation, offset, length) of each row of a transcript line (not an event's or
+    ledger entry's dead letter; a dead letter of a message, not a line, has no file). Pure."""
+    if isinstance(rows, RowTuples) and "kind" not in rows.columns:
+        # Read by position, no dict a row (a batch's transcript lines).
+        yield from map(itemgetter(*map(rows.columns.index, _SPAN)), rows.tuples)
+        return
+    for row in rows:
+        if row.get("kind", "transcript") == "transcript":
+            yield (
+                row["source_file"],
+                row["source_generation"],
+                row["source_offset"],
+                row["source_length"],
+            )
 
 
 def file_positions(ch: ClickHouse) -> dict[tuple[str, int], int]:

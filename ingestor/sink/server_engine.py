@@ -23,6 +23,7 @@ from ingestor.sink.engine import (
     storage_error,
     table_name,
 )
+from ingestor.sink.row_tuples import RowTuples
 
 __all__ = ["ServerClickHouse"]
 
@@ -82,9 +83,13 @@ class ServerClickHouse(ClickHouse):
             rows = rows.to_pylist()
         if not rows:
             return
-        columns = list(rows[0].keys())
         try:
-            data = [[row[c] for row in rows] for c in columns]
+            if isinstance(rows, RowTuples):
+                columns = list(rows.columns)
+                data = [rows.column(c) for c in columns]
+            else:
+                columns = list(rows[0].keys())
+                data = [[row[c] for row in rows] for c in columns]
         except KeyError as e:
             raise StorageError(f"INSERT INTO {table}: rows do not match {columns}: {e!r}") from e
         settings: dict[str, Any] = {}

@@ -17,6 +17,7 @@ from typing import Any
 from ingestor.errors import StorageError, TransientStorageError
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.engine import ClickHouse
+from ingestor.sink.row_tuples import RowTuples
 
 __all__ = ["SharedChdbClickHouse"]
 
@@ -69,10 +70,9 @@ class SharedChdbClickHouse(ClickHouse):
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
     ) -> None:
-        if rows:  # a pyarrow.Table travels as it is (it pickles), row dicts as a list
-            self._call(
-                "insert", table, rows if hasattr(rows, "num_rows") else list(rows), token=token
-            )
+        if rows:  # a pyarrow.Table and tuples travel as they are (they pickle), dicts as a list
+            sent = rows if hasattr(rows, "num_rows") or isinstance(rows, RowTuples) else list(rows)
+            self._call("insert", table, sent, token=token)
 
     def close(self) -> None:
         with self._lock:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any, NamedTuple
 
 import orjson
@@ -29,6 +30,7 @@ import orjson
 from ingestor.errors import StorageError
 from ingestor.sink.engine import ClickHouse, quote_string, sized_query
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
+from ingestor.sink.row_tuples import RowTuples
 from ingestor.sink.usage_rollup import new_batch_id, roll_up_counted
 from ingestor.usage.dedup import Copy
 from ingestor.usage.winners import (
@@ -94,7 +96,7 @@ def maintain_winners(
     """
     generations = batch_generations(rows, positions)
     written = 0
-    usage = [row for row in rows.get("transcript_lines", ()) if row["has_usage"]]
+    usage = _usage_lines(rows.get("transcript_lines", ()))
     if usage:
         ch.execute(
             sized_query(
@@ -107,6 +109,22 @@ def maintain_winners(
     for renewed_files in _pieces(renewed, 200):
         written += _settle(ch, _stale_sql(renewed_files), generations)
     return written
+
+
+_WINNER_COLUMNS = ("dedup_scope", "message_id", "source_file", "source_generation", "source_offset")
+
+
+def _usage_lines(lines: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The batch's usage lines, with the columns the winners read (a batch's tuples are read by
+    position: a dict of every column a row cost what the worker's loop saved by not making one)."""
+    if isinstance(lines, RowTuples):
+        columns = lines.columns
+        has_usage = columns.index("has_usage")
+        values = itemgetter(*map(columns.index, _WINNER_COLUMNS))
+        return [
+            dict(zip(_WINNER_COLUMNS, values(t), strict=True)) for t in lines.tuples if t[has_usage]
+        ]
+    return [row for row in lines if row["has_usage"]]
 
 
 def _lines_sql(usage: list[Mapping[str, Any]]) -> str:

@@ -29,7 +29,7 @@ Exactly-once, table by table:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -37,6 +37,7 @@ from ingestor.sink.engine import ClickHouse, quote_string
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
 from ingestor.sink.retry import call_with_retry
 from ingestor.sink.rollups import pending, roll_up
+from ingestor.sink.row_tuples import Rows, RowTuples
 from ingestor.sink.winners import maintain_winners
 
 __all__ = ["ID_COLUMNS", "Batch", "write_batch"]
@@ -95,7 +96,7 @@ class Batch:
         self._min_age_s = max_age_s if min_age_s is None else min(min_age_s, max_age_s)
         self._max_bytes = max_bytes
         self._clock = clock
-        self.rows: dict[str, list[Row]] = {}
+        self.rows: dict[str, Rows] = {}
         self.size = 0
         self.nbytes = 0
         self._started: float | None = None
@@ -104,7 +105,10 @@ class Batch:
         """Add rows; ``nbytes`` is what they came from (a message's size), for the byte limit."""
         self.nbytes += nbytes
         for table, new in rows.items():
-            bucket = self.rows.setdefault(table, [])
+            bucket = self.rows.get(table)
+            if bucket is None:  # tuples stay tuples: concatenated, not made dicts
+                bucket = RowTuples(new.columns) if isinstance(new, RowTuples) else []
+                self.rows[table] = bucket
             before = len(bucket)
             bucket.extend(new)
             self.size += len(bucket) - before
@@ -136,7 +140,7 @@ class Batch:
             return self.full(behind=behind)
         return self.due(idle=rested, behind=behind)
 
-    def take(self) -> dict[str, list[Row]]:
+    def take(self) -> dict[str, Rows]:
         rows, self.rows, self.size, self._started = self.rows, {}, 0, None
         self.nbytes = 0
         return rows
@@ -144,7 +148,7 @@ class Batch:
 
 def write_batch(
     ch: ClickHouse,
-    rows: Mapping[str, list[Row]],
+    rows: Mapping[str, Sequence[Row]],
     *,
     token: str,
     retries: int,
@@ -177,7 +181,7 @@ def write_batch(
         stored_by: set[str] = set()
 
         def insert(
-            table: str = table, batch: list[Row] = batch, stored_by: set[str] = stored_by
+            table: str = table, batch: Sequence[Row] = batch, stored_by: set[str] = stored_by
         ) -> int:
             fresh = _unseen(ch, table, batch, stored_by)
             if fresh and table == _EVENTS:
@@ -207,7 +211,7 @@ def _roll_up(ch: ClickHouse, batches: set[str]) -> None:
         roll_up(ch, batch_id)
 
 
-def _unseen(ch: ClickHouse, table: str, batch: list[Row], stored_by: set[str]) -> list[Row]:
+def _unseen(ch: ClickHouse, table: str, batch: Sequence[Row], stored_by: set[str]) -> Sequence[Row]:
     """``batch`` without the rows ``table`` already holds (and repeats); the batches that stored
     those rows go to ``stored_by`` (events only)."""
     column = ID_COLUMNS.get(table)

@@ -24,6 +24,7 @@ from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
 from ingestor.sink.disk import wait_for_room_under
 from ingestor.sink.engine import ClickHouse
+from ingestor.sink.row_tuples import Rows
 from ingestor.sink.write import Batch, write_batch
 from ingestor.wire import Kind, decode_message
 from ingestor.worker.budgets import BudgetTable, budget_table
@@ -360,9 +361,7 @@ async def store_held(app: faust.App) -> None:
     await flush(app.ingestor_state, app, wait=True)  # type: ignore[attr-defined]
 
 
-async def _store(
-    state: WorkerState, rows: dict[str, list[dict[str, Any]]], held: list[Any], token: str
-) -> None:
+async def _store(state: WorkerState, rows: dict[str, Rows], held: list[Any], token: str) -> None:
     metrics = state.metrics
 
     def write() -> int:

@@ -11,8 +11,8 @@ changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import Enum
+from typing import NamedTuple
 
 from ingestor.usage.dedup import Outcome as Step
 from ingestor.worker.packed import Contribution, LineSet, PackedRule, copy_of
@@ -26,8 +26,7 @@ class Outcome(Enum):
     DUPLICATE = "duplicate"  # a copy that loses to the entry it competes with (or a replay)
 
 
-@dataclass(frozen=True, slots=True)
-class Verdict:
+class Verdict(NamedTuple):  # not a frozen dataclass: one a usage line, ~4x the time to build
     outcome: Outcome
     add: Contribution | None = None
     retract: Contribution | None = None
@@ -55,19 +54,20 @@ class DedupIndex:
         # Nearly every line: past the last counted of its file generation (so not counted yet),
         # of a message not seen before. Its place is found once, and no Copy nor Push is built.
         offsets = counted.run(file, generation)
-        if (
-            (not offsets or offsets[-1] < offset)
-            and 0 <= offset < 2**64
-            and self._rule.count_new(message_id, request_id, line)
-        ):
+        # Past the run's last offset: not counted yet, and its place in the set is the end.
+        last = (not offsets or offsets[-1] < offset) and 0 <= offset < 2**64
+        if last and self._rule.count_new(message_id, request_id, line):
             offsets.append(offset)
             return Verdict(Outcome.COUNTED, add=line)
-        if line.identity in counted:
+        if not last and line.identity in counted:
             return _DUPLICATE
         push = self._rule.push(copy_of(message_id, request_id, line), line)
         if push.outcome is Step.DUPLICATE:
             return _DUPLICATE
-        counted.add(line.identity)
+        if last:
+            offsets.append(offset)
+        else:
+            counted.add(line.identity)
         if push.replaced is None:
             return Verdict(Outcome.COUNTED, add=line)
         counted.discard(push.replaced.identity)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
+from operator import itemgetter
 from typing import Any
 
 from ingestor.errors import InvalidInput, InvalidRecord, Location
@@ -19,9 +20,17 @@ from ingestor.models import (
     validate_ledger,
     validate_transcript_line,
 )
-from ingestor.sink.fast_rows import fast_transcript_row
+from ingestor.sink.fast_rows import fast_transcript_values
 from ingestor.sink.positions import POSITIONS_TABLE
-from ingestor.sink.rows import EPOCH, dead_letter_row, event_rows, ledger_row, transcript_row
+from ingestor.sink.row_tuples import Rows, RowTuples
+from ingestor.sink.rows import (
+    EPOCH,
+    TRANSCRIPT_COLUMNS,
+    dead_letter_row,
+    event_rows,
+    ledger_row,
+    transcript_values,
+)
 from ingestor.wire import Envelope, Kind, TranscriptSource
 from ingestor.worker.dedup import Contribution, DedupIndex
 from ingestor.worker.dlq import DeadLetter
@@ -43,7 +52,7 @@ Row = dict[str, Any]
 class Processed:
     """What one envelope produced."""
 
-    rows: dict[str, list[Row]] = field(default_factory=dict)  # table -> rows
+    rows: dict[str, Rows] = field(default_factory=dict)  # table -> rows (tuples: transcript_lines)
     dead: list[DeadLetter] = field(default_factory=list)
     adds: dict[str, list[Contribution]] = field(default_factory=dict)  # session -> counted
     retracts: dict[str, list[Contribution]] = field(default_factory=dict)  # session -> superseded
@@ -64,6 +73,19 @@ class Processed:
 
 _PRIMARY = frozenset({"transcript_lines", "events", "token_usage_ledger"})
 _MILLISECOND = timedelta(milliseconds=1)
+_RESET = TRANSCRIPT_COLUMNS.index("usage_limit_reset_ms")
+_HAS_USAGE = TRANSCRIPT_COLUMNS.index("has_usage")
+# What the dedup rule and the sessions read of a usage line's values, in one C call.
+_USAGE_FIELDS = itemgetter(
+    *map(
+        TRANSCRIPT_COLUMNS.index,
+        (
+            *("message_id", "request_id", "session_id", "model", "timestamp", "input_tokens"),
+            *("output_tokens", "cache_creation_tokens", "cache_read_tokens", "cost_usd"),
+            *("tool_uses", "is_sidechain", "speed", "line_session_id"),
+        ),
+    )
+)
 
 
 def process_decoded(
@@ -129,7 +151,7 @@ def process_transcripts(
     observe = index.observe
     outcomes = out.outcomes
     adds, retracts, sessions = out.adds, out.retracts, out.sessions
-    rows: list[Row] = []
+    rows: list[tuple[Any, ...]] = []
     file_generation = (source.file, source.generation)
     no_usage = 0
     # The hot loop (every transcript line): locals, and no call a line does not need.
@@ -141,10 +163,10 @@ def process_transcripts(
             if "line" not in record and ("error" in record or "raw" in record):
                 error = str(record.get("error") or "not a JSON object")
                 raise InvalidRecord(error, str(record.get("field") or "line"))
-            row = _transcript_row(record.get("line"), source, offset, length)
+            values = _transcript_values(record.get("line"), source, offset, length)
             reset_ms = record.get("reset_ms")
             if type(reset_ms) is int:
-                row["usage_limit_reset_ms"] = reset_ms
+                values = (*values[:_RESET], reset_ms, *values[_RESET + 1 :])
         except InvalidInput as exc:
             # Built for a bad line only: one a line showed in the worker's profile.
             loc = Location(where.topic, where.partition, where.offset, i, source.file, offset)
@@ -163,45 +185,64 @@ def process_transcripts(
             )
             outcomes["dead_letter"] += 1
             continue
-        rows.append(row)
-        if not row["has_usage"]:  # a line with usage always has its timestamp (models.py)
+        rows.append(values)
+        if not values[_HAS_USAGE]:  # a line with usage always has its timestamp (models.py)
             no_usage += 1
             continue
+        (
+            message_id,
+            request_id,
+            session_id,
+            model,
+            timestamp,
+            input_tokens,
+            output_tokens,
+            creation,
+            cache_read,
+            cost,
+            tool_uses,
+            sidechain,
+            speed,
+            line_sid,
+        ) = _USAGE_FIELDS(values)
         contribution = Contribution(
             (*file_generation, offset),
-            row["session_id"],
-            row["model"],
-            (row["timestamp"] - EPOCH) // _MILLISECOND,
-            row["input_tokens"],
-            row["output_tokens"],
-            row["cache_creation_tokens"],
-            row["cache_read_tokens"],
-            _decimal(row["cost_usd"]),
-            row["tool_uses"],
-            row["is_sidechain"] == 1,
-            row["speed"] != "",
-            row["line_session_id"],
+            session_id,
+            model,
+            (timestamp - EPOCH) // _MILLISECOND,
+            input_tokens,
+            output_tokens,
+            creation,
+            cache_read,
+            _decimal(cost),
+            tool_uses,
+            sidechain == 1,
+            speed != "",
+            line_sid,
         )
-        sessions.add(contribution.session_id)
-        verdict = observe(row["message_id"], row["request_id"], contribution)
+        sessions.add(session_id)
+        verdict = observe(message_id, request_id, contribution)
         outcomes[verdict.outcome.value] += 1
         if verdict.add is not None:
             adds.setdefault(verdict.add.session_id, []).append(verdict.add)
         if verdict.retract is not None:
             retracts.setdefault(verdict.retract.session_id, []).append(verdict.retract)
     if rows:
-        out.rows["transcript_lines"] = rows
+        out.rows["transcript_lines"] = RowTuples(TRANSCRIPT_COLUMNS, rows)
     if no_usage:
         outcomes["no_usage"] += no_usage
     return out
 
 
-def _transcript_row(data: Any, source: TranscriptSource, offset: int, length: int) -> Row:
-    """The row of one line: the fast path when it takes the line, else the model (may raise)."""
-    row = fast_transcript_row(data, source, offset, length)
-    if row is None:
-        row = transcript_row(validate_transcript_line(data), source, offset, length)
-    return row
+def _transcript_values(
+    data: Any, source: TranscriptSource, offset: int, length: int
+) -> tuple[Any, ...]:
+    """The values of one line: the fast path when it takes the line, else the model (may
+    raise)."""
+    values = fast_transcript_values(data, source, offset, length)
+    if values is None:
+        values = transcript_values(validate_transcript_line(data), source, offset, length)
+    return values
 
 
 def process_events(envelope: Envelope, where: Location, *, bad_line_max_bytes: int) -> Processed:

@@ -12,7 +12,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -41,7 +40,7 @@ _CONTRIBUTION_COLUMNS = (
 )
 
 
-def _contribution(row: tuple[Any, ...]) -> Contribution:
+def _contribution(row: tuple[Any, ...], has_speed: bool = False) -> Contribution:
     (file, gen, offset, session, model, ts, i, o, cc, cr, cost, tools, sidechain, line_sid) = row
     return Contribution(
         identity=(str(file), int(gen), int(offset)),
@@ -55,6 +54,7 @@ def _contribution(row: tuple[Any, ...]) -> Contribution:
         cost=Decimal(cost),
         tool_uses=tuple(tools),
         is_sidechain=bool(sidechain),
+        has_speed=has_speed,
         line_session_id=str(line_sid),
     )
 
@@ -84,9 +84,7 @@ def load_index(
             "ORDER BY source_file, source_offset"
         )
         for row in rows:
-            contribution = _contribution(row[3:])
-            if row[2]:
-                contribution = replace(contribution, has_speed=True)
+            contribution = _contribution(row[3:], bool(row[2]))
             index.observe(str(row[0]), str(row[1]), contribution)
         # A page's rows are freed between the index entries made from them: hand their pages
         # back before the next page is read (trim.py).

@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from ingestor.usage.dedup import Deduper, Outcome, Push
+from ingestor.worker import packed as packed_module
 from ingestor.worker.dedup import DedupIndex, Verdict
 from ingestor.worker.dedup import Outcome as Verdicted
 from ingestor.worker.packed import (
@@ -127,7 +128,11 @@ def _random_lines(rng: random.Random, n: int) -> list[tuple[str, str, Contributi
 
 @pytest.mark.parametrize("seed", range(20))
 @pytest.mark.parametrize("count_new", [False, True])
-def test_packed_and_listed_entries_decide_the_same(seed: int, count_new: bool) -> None:
+@pytest.mark.parametrize("hot", [0, 2, 256])
+def test_packed_and_listed_entries_decide_the_same(
+    seed: int, count_new: bool, hot: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(packed_module, "_HOT_SLOTS", hot)  # winners packed at once, soon, late
     packed, listed = PackedRule(), Deduper[Contribution]()
     for m, r, c in _random_lines(random.Random(seed), 300):
         copy = copy_of(m, r, c)
@@ -160,9 +165,14 @@ class _ListedIndex:
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_the_index_decides_as_the_list_kept_one(seed: int) -> None:
+@pytest.mark.parametrize("hot", [0, 3, 256])
+def test_the_index_decides_as_the_list_kept_one(
+    seed: int, hot: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Lines mostly appended, some replayed or out of order, offsets of all kinds: the fast
-    paths (``LineSet.run``, ``count_new``) give the verdicts of the plain rule and set."""
+    paths (``LineSet.run``, ``count_new``, winners held whole) give the verdicts of the plain
+    rule and set."""
+    monkeypatch.setattr(packed_module, "_HOT_SLOTS", hot)
     rng = random.Random(seed)
     index, listed = DedupIndex(), _ListedIndex()
     ends = {("a", 0): 0, ("a", 1): 0, ("b", 0): 0}
