@@ -11,8 +11,9 @@ Two allocators besides Python's hold memory in a worker, and both keep what was 
   allocates, and decay is gradual over the period. So freed pages go back within 100 ms
   (``dirty_decay_ms:100``) and a background thread purges what an idle arena holds. At once
   (``0``: resident within ~10 MB of allocated) cost the worker 16% more CPU over a 1M backfill
-  (137 against 115 CPU-s, one ``madvise`` per free) for 24-44 MB less at its peak. jemalloc reads its options once, when chdb's library loads:
-  they must be in the environment before ``chdb`` is imported.
+  (137 against 115 CPU-s, one ``madvise`` per free) for 24-44 MB less at its peak. jemalloc
+  reads its options once, when chdb's library loads: they must be in the environment before
+  ``chdb`` is imported.
 * pyarrow's default pool (mimalloc) kept ~68 MB resident in its 1 GiB arena while the pool
   reported under 10 MB allocated: Arrow batches are built in the insert thread, whose pages
   mimalloc keeps for reuse. The system pool (glibc) returns large buffers on free.
