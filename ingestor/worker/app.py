@@ -44,7 +44,7 @@ from ingestor.worker.sessions import SessionAgg, reconciled
 from ingestor.worker.state import WorkerState
 from ingestor.worker.trim import Trimmer
 from ingestor.worker.views import register_views
-from ingestor.worker.watchdog import log_start, watch_round
+from ingestor.worker.watchdog import watch_round
 
 __all__ = [
     "EXIT_BAD_INPUT",
@@ -146,8 +146,6 @@ def build_app(
         committed = None
         if last is None:  # the first record since the assignment: it must be the committed one
             committed = cast(Any, app.consumer)._committed_offset.get(message.tp)
-            if committed is None:  # none (or 0, which Faust reads as none): the log's first
-                committed = await log_start(app.consumer, message.tp)
         if hole := missing(message.offset, last, committed):
             # Our topics are neither compacted nor transactional, so a hole means Faust skipped
             # records. faust-streaming 0.15 does so when a group starts with no committed offset

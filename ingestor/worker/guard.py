@@ -39,9 +39,8 @@ def missing(offset: int, last: int | None, committed: int | None) -> tuple[int, 
     it; the first record after an assignment must be the committed one: Faust also drops the
     records fetched behind the first one when it starts on a partition with a committed offset
     (seen on Apache Kafka after a restart in place, offsets 44..62 lost), and without a record
-    handled before them nothing else reveals it. With no committed offset the caller passes the
-    partition's first offset (an "earliest" start begins there); when that is unknown too,
-    nothing can be said (the partition may start past 0) and the watchdog covers the case.
+    handled before them nothing else reveals it. With no committed offset nothing can be said
+    (the partition may start past 0); the watchdog covers that case.
     """
     expected = last + 1 if last is not None else committed
     if expected is None or offset <= expected:

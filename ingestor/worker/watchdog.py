@@ -16,7 +16,7 @@ from ingestor.worker.guard import SEEK_S, remedy, stalled
 from ingestor.worker.lag import furthest
 from ingestor.worker.state import WorkerState
 
-__all__ = ["log_start", "watch_round"]
+__all__ = ["end_offsets", "watch_round"]
 
 log = logging.getLogger(__name__)
 
@@ -122,20 +122,6 @@ async def end_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
         log.warning("no end offsets for %s", tps, exc_info=True)
         return {}
     return {tp: end for tp, end in ends.items() if isinstance(end, int)}
-
-
-async def log_start(consumer: Any, tp: Any) -> int | None:
-    """The first offset ``tp`` holds (ListOffsets earliest), where a group with no committed
-    offset starts (``auto_offset_reset`` earliest); None if the broker cannot say. Asked after
-    a record of ``tp`` arrived, so it is at most that record's offset unless records before it
-    were skipped."""
-    try:
-        starts = await consumer.earliest_offsets(tp)
-    except Exception:  # noqa: BLE001 - then the first record cannot be checked
-        log.warning("no log start offset for %s", tp, exc_info=True)
-        return None
-    start = starts.get(tp)
-    return start if isinstance(start, int) else None
 
 
 def _fetching(consumer: Any, tp: Any) -> bool:
