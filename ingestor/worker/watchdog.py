@@ -16,7 +16,7 @@ from ingestor.worker.guard import SEEK_S, remedy, stalled
 from ingestor.worker.lag import furthest
 from ingestor.worker.state import WorkerState
 
-__all__ = ["end_offsets", "watch_round"]
+__all__ = ["watch_round"]
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ async def watch_round(
     assigned = [tp for tp in consumer.assignment() if tp.topic in inputs]
     # The fetch's high-watermark is missing for a partition never fetched (seen: a failover
     # survivor) and stale for one Faust stopped fetching: ask the broker too.
-    listed = await end_offsets(consumer, assigned)
+    listed = await _end_offsets(consumer, assigned)
     resumed = False
     for tp in assigned:
         if (end := listed.get(tp)) is not None:
@@ -110,7 +110,7 @@ async def _position(consumer: Any, tp: Any) -> int | None:
     return position if isinstance(position, int) else None
 
 
-async def end_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
+async def _end_offsets(consumer: Any, tps: list[Any]) -> dict[Any, int]:
     """The broker's end offsets of ``tps`` (one ListOffsets); those it cannot say are left out.
     On Tansu one can be low after multi-record batches, never above the truth: a stall it shows
     is real."""
