@@ -43,7 +43,7 @@ TARGET_LINES_PER_S = 50_000
 TARGET_RSS_ABOVE_BASELINE_MB = 200.0
 CCUSAGE_LINES_PER_S = 110_000  # ccusage on the same files, from the issue
 # The worker's per-line outcomes (as ``ingestor up`` counts progress): their sum is lines processed.
-LINE_OUTCOMES = ("counted", "replaced", "duplicate", "replay", "no_usage", "dead_letter")
+LINE_OUTCOMES = ("usage", "no_usage", "dead_letter")
 POLL_S = 0.1
 STOP_GRACE_S = 30.0
 QUIET_S = 10.0

@@ -51,9 +51,7 @@ def main(argv: list[str] | None = None) -> int:
     from ingestor.errors import Location
     from ingestor.sink.write import Batch
     from ingestor.wire import decode_message
-    from ingestor.worker.dedup import DedupIndex
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
-    from ingestor.worker.sessions import SessionAgg
 
     began = time.perf_counter()
     if args.cache and args.cache.exists():
@@ -69,8 +67,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{len(messages):,} envelopes built in {time.perf_counter() - began:.1f} s")
 
     cpu: dict[str, float] = defaultdict(float)
-    index = DedupIndex()
-    sessions: dict[bytes, bytes] = {}
     batch = Batch(args.batch_rows, 1e9, time.monotonic)
     lines = 0
     clock = time.thread_time
@@ -87,19 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         envelope = decode_message("transcript", value)
         t1 = clock()
         processed = process_decoded(
-            "transcript", envelope, Location("t", 0, offset), lambda _s: index,
-            bad_line_max_bytes=4096,
-        )  # fmt: skip
-        t2 = clock()
-        touched = set(processed.adds) | set(processed.retracts) | processed.sessions
-        for session_id in touched:
-            key = session_id.encode()
-            raw = sessions.get(key)
-            agg = SessionAgg.decode(raw) if raw is not None else SessionAgg(session_id, "p")
-            if agg.apply_envelope(
-                offset, processed.adds.get(session_id, ()), processed.retracts.get(session_id, ())
-            ):
-                sessions[key] = agg.encode()
+            "transcript", envelope, Location("t", 0, offset), bad_line_max_bytes=4096
+        )
         t3 = clock()
         with_dead_letter_rows(processed)
         batch.add(processed.rows, len(value))
@@ -108,8 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         t4 = clock()
         lines += len(envelope.records)
         cpu["decode_message"] += t1 - t0
-        cpu["process_decoded"] += t2 - t1
-        cpu["sessions"] += t3 - t2
+        cpu["process_decoded"] += t3 - t1
         cpu["batch"] += t4 - t3
     total = clock() - started
     if profiler is not None:

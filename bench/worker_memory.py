@@ -2,14 +2,11 @@
 
 The worker's path in one process: files -> ``parse_chunk`` (the watcher's) -> envelopes ->
 ``process_decoded`` -> ``write_batch`` into a fresh chdb, printing the RSS as the lines go by.
-Run it twice to see what grows with history:
+The worker holds nothing of the history (the winners' changes come back from each store), so
+the RSS should not grow with the lines.
 
-* ``--index keep`` (the worker's way): one dedup index per scope, kept for the whole run;
-* ``--index none``: a throwaway index per envelope (the rows and the stored winners are the same;
-  only the live session verdicts would differ), so nothing but ClickHouse holds the history.
-
-At the end it prints the memory ClickHouse tracks, what ``SYSTEM JEMALLOC PURGE`` gives back, and
-the RSS after the index is dropped. Figures only; a corpus from ``bench/out/corpus`` (``make
+At the end it prints the memory ClickHouse tracks and what ``SYSTEM JEMALLOC PURGE`` gives back.
+Figures only; a corpus from ``bench/out/corpus`` (``make
 bench`` caches them) or ``--corpus DIR``.
 """
 
@@ -46,7 +43,6 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m bench.worker_memory", description=__doc__)
     p.add_argument("--lines", type=int, default=1_000_000)
     p.add_argument("--corpus", type=Path, help="a transcript tree (default: the cached corpus)")
-    p.add_argument("--index", choices=("keep", "none"), default="keep")
     p.add_argument("--batch-rows", type=int, default=50_000, help="rows a write (the worker's)")
     args = p.parse_args(argv)
 
@@ -61,7 +57,6 @@ def main(argv: list[str] | None = None) -> int:
     from ingestor.sink.migrations import apply_schema
     from ingestor.sink.write import write_batch
     from ingestor.wire import TranscriptSource, decode_message, encode_envelope
-    from ingestor.worker.dedup import DedupIndex
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
 
     engine = _rss_mb()[0]
@@ -72,11 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     apply_schema(ch)
     print(f"RSS MB: python {start}, + import chdb {engine}, + schema {_rss_mb()[0]}")
-    print(f"index: {args.index}; {args.batch_rows:,} rows a write; corpus {corpus}")
-    kept: dict[str, DedupIndex] = {}
-
-    def index_for(scope: str) -> DedupIndex:
-        return kept.setdefault(scope, DedupIndex()) if args.index == "keep" else DedupIndex()
+    print(f"{args.batch_rows:,} rows a write; corpus {corpus}")
 
     rows: dict[str, list[dict[str, object]]] = {}
     held = lines = flushes = 0
@@ -90,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
             records = [orjson.loads(r) for r in chunk.records[i : i + 300]]
             envelope = decode_message("transcript", encode_envelope("transcript", records, source))
             out = process_decoded(
-                "transcript", envelope, Location("t", 0, lines), index_for, bad_line_max_bytes=4096
+                "transcript", envelope, Location("t", 0, lines), bad_line_max_bytes=4096
             )
             with_dead_letter_rows(out)
             for table, new in out.rows.items():
@@ -99,17 +90,19 @@ def main(argv: list[str] | None = None) -> int:
             lines += len(records)
             if held >= args.batch_rows:
                 flushes += 1
-                write_batch(ch, rows, token=f"bench:{flushes}", retries=0, backoff_s=0.1)
+                write_batch(
+                    ch, rows, token=f"bench:{flushes}", retries=0, backoff_s=0.1, changes=[]
+                )
                 rows, held = {}, 0
             if lines >= next_report:
                 next_report += report_every
                 now, peak = _rss_mb()
                 print(
                     f"  {lines:>9,} lines {time.perf_counter() - began:6.1f} s  RSS {now:5} MB  "
-                    f"peak {peak:5} MB  index {sum(map(len, kept.values())):,} entries"
+                    f"peak {peak:5} MB"
                 )
     if rows:
-        write_batch(ch, rows, token="bench:last", retries=0, backoff_s=0.1)
+        write_batch(ch, rows, token="bench:last", retries=0, backoff_s=0.1, changes=[])
     gc.collect()
     now, peak = _rss_mb()
     seconds = time.perf_counter() - began
@@ -118,9 +111,6 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  ClickHouse tracks {int(tracked[0][0]) // 2**20 if tracked else '?'} MB")
     ch.execute("SYSTEM JEMALLOC PURGE")
     print(f"  after SYSTEM JEMALLOC PURGE: RSS {_rss_mb()[0]} MB")
-    kept.clear()
-    gc.collect()
-    print(f"  after dropping the index: RSS {_rss_mb()[0]} MB (freed pages may stay mapped)")
     ch.close()
     shutil.rmtree(scratch, ignore_errors=True)
     return 0

@@ -83,10 +83,8 @@ def _batches(corpus: Path, batch_rows: int) -> list[dict[str, Any]]:
     from ingestor.producer.lines import parse_chunk
     from ingestor.sink.write import Batch
     from ingestor.wire import TranscriptSource, decode_message, encode_envelope
-    from ingestor.worker.dedup import DedupIndex
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
 
-    index = DedupIndex()
     out: list[dict[str, Any]] = []
     # The worker's own batching: rows stay in the form it holds them (tuples where it has them).
     batch = Batch(batch_rows, 1e9, time.monotonic)
@@ -98,9 +96,8 @@ def _batches(corpus: Path, batch_rows: int) -> list[dict[str, Any]]:
             records = [orjson.loads(r) for r in chunk.records[i : i + 500]]
             envelope = decode_message("transcript", encode_envelope("transcript", records, source))
             processed = process_decoded(
-                "transcript", envelope, Location("t", 0, lines), lambda _s: index,
-                bad_line_max_bytes=4096,
-            )  # fmt: skip
+                "transcript", envelope, Location("t", 0, lines), bad_line_max_bytes=4096
+            )
             with_dead_letter_rows(processed)
             batch.add(processed.rows)
             lines += len(records)
@@ -171,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     for n, rows in enumerate(batches):
         with _timed("write_batch"):
-            write.write_batch(ch, rows, token=f"bench:{n}", retries=0, backoff_s=0.1)
+            write.write_batch(ch, rows, token=f"bench:{n}", retries=0, backoff_s=0.1, changes=[])
     seconds = time.perf_counter() - began
     if profiler is not None:
         profiler.disable()

@@ -23,8 +23,10 @@ file (the reports price them at query time; this is the same price, taken now), 
 id: a producer's retry that the broker had stored arrives again at a new offset, which the offset
 guard cannot tell from new spend, so the worker remembers the most recent ids (``RecentIds``).
 Transcripts: the
-counted lines only (the dedup rule's adds; a line that loses to a later copy is retracted from its
-window), at the cost ``--mode auto`` reports. Alerts themselves count for nothing.
+counted lines only, as ClickHouse's winners change (``sink/winners.py``: a line that starts
+counting adds, one that loses to a later copy is taken back from its window), at the cost
+``--mode auto`` reports, applied once those changes are stored. Alerts themselves count for
+nothing.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 
 from ingestor.alerts.budgets import Budget
+from ingestor.producer.discover import project_of
+from ingestor.usage.paths import session_parts
 from ingestor.usage.prices import PriceTable, line_cost
+from ingestor.usage.winners import CountedChange
 
 __all__ = [
     "ALERT_TYPE",
@@ -51,7 +56,7 @@ __all__ = [
     "apply_spends",
     "seed_windows",
     "events_spends",
-    "transcript_spends",
+    "change_spends",
     "window_key",
     "window_start",
 ]
@@ -75,17 +80,6 @@ class Spend:
 
     def subject(self, scope: str) -> str:
         return str(getattr(self, scope))
-
-
-class Counted(Protocol):
-    """A counted transcript line (``worker.dedup.Contribution``): what a budget needs of it."""
-
-    @property
-    def session_id(self) -> str: ...
-    @property
-    def timestamp_ms(self) -> int: ...
-    @property
-    def cost(self) -> Decimal: ...
 
 
 class RecentIds:
@@ -142,20 +136,20 @@ def _priced(row: Row, prices: PriceTable) -> Decimal:
     return _ZERO if cost is None else cost
 
 
-def transcript_spends(
-    adds: Mapping[str, Sequence[Counted]], retracts: Mapping[str, Sequence[Counted]], project: str
-) -> list[Spend]:
-    """The spend of one envelope's counted lines (adds) less the lines they superseded.
-    Transcripts name no user: they count toward session and project budgets."""
-    out: list[Spend] = []
-    for sign, by_session in ((1, adds), (-1, retracts)):
-        for lines in by_session.values():
-            out.extend(
-                Spend(c.timestamp_ms, sign * c.cost, project=project, session=c.session_id)
-                for c in lines
-                if c.cost
-            )
-    return out
+def change_spends(changes: Iterable[CountedChange]) -> list[Spend]:
+    """The spend of stored changes to what counts (``usage.winners.CountedChange``): a line that
+    starts counting adds its cost, one that stops takes it back. Transcripts name no user: they
+    count toward session and project budgets (the file's, as the watcher names them)."""
+    return [
+        Spend(
+            c.timestamp_ms,
+            c.sign * c.cost,
+            project=project_of(c.source_file),
+            session=session_parts(c.source_file)[0],
+        )
+        for c in changes
+        if c.cost
+    ]
 
 
 @dataclass(slots=True)

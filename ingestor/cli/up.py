@@ -369,6 +369,8 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
     from ingestor.sink.engine import open_clickhouse
     from ingestor.sink.migrations import apply_schema
     from ingestor.sink.positions import file_positions
+    from ingestor.sink.usage_rollup import ensure_usage_rollup
+    from ingestor.sink.winners import ensure_winners
     from ingestor.worker.restore import session_seeds
     from ingestor.worker.seed import seed_budgets, seed_sessions
 
@@ -381,6 +383,9 @@ def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
             print(f"schema: applied {', '.join(applied)}", flush=True)
         ch.insert("ingest_runs", [run.row("running")])
         positions = file_positions(ch) if fresh else None
+        if fresh:  # the seeds read the winners: complete them first (a data dir from before)
+            ensure_winners(ch)
+            ensure_usage_rollup(ch)
         seeds = session_seeds(ch) if fresh else []
         windows = _budget_windows(ch, settings) if fresh else {}
         if seeds:

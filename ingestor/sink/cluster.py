@@ -31,6 +31,7 @@ _ENGINE = re.compile(r"\bENGINE\s*=\s*(\w*MergeTree)\b(\s*\()?", re.IGNORECASE)
 _CREATE_MV = re.compile(r"^CREATE MATERIALIZED VIEW IF NOT EXISTS (\w+) TO (\w+)\b", re.IGNORECASE)
 _CREATE_VIEW = re.compile(r"^CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+)\b", re.IGNORECASE)
 _ALTER = re.compile(r"^ALTER TABLE (\w+)\b", re.IGNORECASE)
+_TRUNCATE = re.compile(r"^TRUNCATE TABLE (IF EXISTS )?(\w+)\s*$", re.IGNORECASE)
 _LOCAL_ONLY = re.compile(r"^\s*(ADD|DROP|MATERIALIZE)\s+INDEX\b", re.IGNORECASE)
 _DROP_VIEW = re.compile(r"^DROP VIEW (?:IF EXISTS )?(\w+)\b", re.IGNORECASE)
 _ROLE = re.compile(r"^CREATE ROLE IF NOT EXISTS (\w+)\b", re.IGNORECASE)
@@ -76,6 +77,9 @@ def render_for_cluster(
         if name in local:  # the shards' tables and the Distributed one alike
             return [f"ALTER TABLE {name}{LOCAL_SUFFIX}{on}{rest}", f"ALTER TABLE {name}{on}{rest}"]
         return [f"ALTER TABLE {name}{on}{rest}"]
+    if (truncate := _TRUNCATE.match(sql)) is not None:  # the rows live in the shards' tables
+        exists, name = truncate.groups()
+        return [f"TRUNCATE TABLE {exists or ''}{_localized(name, local)}{on}"]
     if (drop := _DROP_VIEW.match(sql)) is not None:
         return [sql[: drop.end()] + on + sql[drop.end() :]]
     if (role := _ROLE.match(sql)) is not None:

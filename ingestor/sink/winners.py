@@ -36,6 +36,7 @@ from ingestor.usage.dedup import Copy
 from ingestor.usage.winners import (
     COLUMNS,
     KEY_COLUMNS,
+    CountedChange,
     CountedKey,
     StoredCopy,
     changes,
@@ -44,6 +45,7 @@ from ingestor.usage.winners import (
 
 __all__ = [
     "batch_generations",
+    "changes_of",
     "ensure_winners",
     "maintain_winners",
     "rebuild_winners",
@@ -87,12 +89,14 @@ def maintain_winners(
     ch: ClickHouse,
     rows: Mapping[str, Iterable[Mapping[str, Any]]],
     positions: Iterable[Mapping[str, Any]] | None = None,
+    changed: list[CountedChange] | None = None,
 ) -> int:
     """Decide again every group the stored batch ``rows`` touched; the rows written.
 
     Call it after the batch's ``transcript_lines`` are stored and before its file positions
     (``positions``: its ``batch_positions``, when the caller has them). Idempotent; raises
-    ``StorageError``.
+    ``StorageError``. ``changed`` gets every row written, as soon as ClickHouse confirmed it
+    (a retry after a failure half way adds only what the first attempt did not write).
     """
     generations = batch_generations(rows, positions)
     written = 0
@@ -104,10 +108,10 @@ def maintain_winners(
                 f"FROM transcript_lines WHERE has_usage = 1 AND ({_lines_sql(usage)})"
             )
         )  # every copy is stored before any group is decided
-        written += _settle(ch, _touched_sql(usage), generations)
+        written += _settle(ch, _touched_sql(usage), generations, changed)
     renewed = sorted((f, g) for f, g in generations.items() if g > 0)
     for renewed_files in _pieces(renewed, 200):
-        written += _settle(ch, _stale_sql(renewed_files), generations)
+        written += _settle(ch, _stale_sql(renewed_files), generations, changed)
     return written
 
 
@@ -229,8 +233,14 @@ class _Candidate(NamedTuple):
         )  # fmt: skip
 
 
-def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
-    """Decide the groups ``where`` selects (whole groups only) and write the difference.
+def _settle(
+    ch: ClickHouse,
+    where: str,
+    generations: Mapping[str, int],
+    changed: list[CountedChange] | None = None,
+) -> int:
+    """Decide the groups ``where`` selects (whole groups only) and write the difference (also
+    to ``changed``, once stored).
 
     Only the columns the rule reads become Python values; a counted row's values go from the
     fetched Arrow columns to the insert as they are (``_counted_rows``)."""
@@ -265,7 +275,10 @@ def _settle(ch: ClickHouse, where: str, generations: Mapping[str, int]) -> int:
     import pyarrow as pa  # type: ignore[import-untyped]  # loaded by _counted_rows already
 
     batch_id = new_batch_id()
+    written = changes_of(out) if changed is not None else []
     ch.insert("counted_usage", out.append_column("batch_id", pa.array([batch_id] * out.num_rows)))
+    if changed is not None:
+        changed.extend(written)
     # A few rows are summed as they are at hand (reading them back cost ~30 ms of CPU, summing
     # 1,000 rows in Python 4 ms); many are read back (Python's 4 µs a row would then cost more,
     # with the GIL held). A crash before it: the worker's next start sums the batch.
@@ -316,6 +329,29 @@ def _counted_rows(
         else:
             merged.append(pa.array([*old.to_pylist(), *new.to_pylist()]))
     return pa.Table.from_arrays(merged, names=list(COLUMNS))
+
+
+_CHANGE_COLUMNS = (
+    *("sign", "dedup_scope", "source_file", "timestamp", "model", "input_tokens"),
+    *("output_tokens", "cache_creation_tokens", "cache_read_tokens", "cost_usd", "tool_uses"),
+)
+
+
+def changes_of(counted: Any) -> list[CountedChange]:
+    """The ``counted_usage`` rows of ``counted`` (a ``pyarrow.Table`` of ``COLUMNS``) as
+    ``CountedChange`` values."""
+    import pyarrow as pa
+
+    columns = []
+    for name in _CHANGE_COLUMNS:
+        column = counted.column(name)
+        if name == "timestamp":  # epoch milliseconds, whatever unit the engine's Arrow has
+            column = column.cast(pa.timestamp("ms", column.type.tz)).cast(pa.int64())
+        values = column.to_pylist()
+        if name == "tool_uses":
+            values = [tuple(tools or ()) for tools in values]
+        columns.append(values)
+    return list(map(CountedChange._make, zip(*columns, strict=True)))
 
 
 def _chunks(column: Any) -> list[Any]:

@@ -39,6 +39,7 @@ from ingestor.sink.retry import call_with_retry
 from ingestor.sink.rollups import pending, roll_up
 from ingestor.sink.row_tuples import Rows, RowTuples
 from ingestor.sink.winners import maintain_winners
+from ingestor.usage.winners import CountedChange
 
 __all__ = ["ID_COLUMNS", "Batch", "write_batch"]
 
@@ -156,10 +157,12 @@ def write_batch(
     sleep: Callable[[float], None] = time.sleep,
     on_retry: Callable[[], None] | None = None,
     positions: bool = True,
+    changes: list[CountedChange] | None = None,
 ) -> int:
     """Insert every table's rows (each once, retried with the same token), then the batch's file
     positions (not with ``positions=False``: a date-filtered backfill stores lines without
-    vouching for the ones before them). Returns the rows stored (positions not counted)."""
+    vouching for the ones before them). Returns the rows stored (positions not counted).
+    ``changes`` gets the lines that started or stopped counting (``maintain_winners``)."""
     stored = 0
     named = batch_positions(rows)  # the generations the batch names, vouched for or not
     vouched = named if positions else []
@@ -170,7 +173,7 @@ def write_batch(
             # Each attempt decides again from stored state: a retry after an ambiguous failure
             # writes only what is still missing.
             call_with_retry(
-                lambda: maintain_winners(ch, rows, named),
+                lambda: maintain_winners(ch, rows, named, changes),
                 retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry,
             )  # fmt: skip
         batch = vouched if table == POSITIONS_TABLE else rows[table]

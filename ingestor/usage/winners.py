@@ -30,6 +30,7 @@ from ingestor.usage.dedup import Copy, Deduper, Outcome, should_replace
 __all__ = [
     "COLUMNS",
     "KEY_COLUMNS",
+    "CountedChange",
     "CountedKey",
     "Decidable",
     "StoredCopy",
@@ -81,6 +82,7 @@ class StoredCopy(NamedTuple):
     has_cost_usd: int
     cost_calculated: Decimal
     usage_limit_reset_ms: int
+    tool_uses: tuple[str, ...] = ()  # not read by the rule: what the live sessions count
 
     def copy(self) -> Copy:
         return Copy(
@@ -108,12 +110,29 @@ class CountedKey(NamedTuple):
     slot_offset: int
 
 
+class CountedChange(NamedTuple):
+    """A line that starts (``sign`` +1) or stops (-1) counting, as written to ``counted_usage``:
+    what the live session aggregates and budgets apply (a -1 repeats its +1's values)."""
+
+    sign: int
+    dedup_scope: str
+    source_file: str
+    timestamp_ms: int
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cache_creation_tokens: int
+    cache_read_tokens: int
+    cost: Decimal  # cost_usd: the line's costUSD, else calculated (``--mode auto``)
+    tool_uses: tuple[str, ...] = ()
+
+
 KEY_COLUMNS = CountedKey._fields
 # What reports read of a counted line (the rule's own fields stay in usage_copies).
 _VALUES = (
     "timestamp", "model", "speed", "version", "input_tokens", "output_tokens",
     "cache_creation_tokens", "cache_read_tokens", "cost_usd", "has_cost_usd", "cost_calculated",
-    "usage_limit_reset_ms",
+    "usage_limit_reset_ms", "tool_uses",
 )  # fmt: skip
 # counted_usage's columns, in the order rows are written.
 COLUMNS: tuple[str, ...] = (*KEY_COLUMNS, "sign", *_VALUES)

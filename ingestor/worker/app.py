@@ -1,9 +1,13 @@
-"""The Faust app: thin agents over the pure steps in ``process``, ``dedup`` and ``sessions``.
+"""The Faust app: thin agents over the pure steps in ``process`` and ``sessions``.
 
 Commit discipline: agents iterate with acks disabled and hold each event until the batch holding
 its rows is stored in ClickHouse; only then are the events acked, so Faust commits only offsets
 whose rows are durable. A batch that cannot be stored after its retries ends the process hard
 (``os._exit``) so that the uncommitted events are delivered again — never acked and lost.
+
+Sessions and transcript budgets follow what ClickHouse decides counts: the lines a stored batch
+made start or stop counting (``sink/winners.py``) are applied to the Faust tables before the
+batch is acked, and the session summary rows go with the next batch.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Callable
+import weakref
 from typing import Any, NoReturn, cast
 
 import faust
@@ -26,22 +30,17 @@ from ingestor.sink.disk import wait_for_room_under
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.row_tuples import Rows
 from ingestor.sink.write import Batch, write_batch
+from ingestor.usage.winners import CountedChange
 from ingestor.wire import Kind, decode_message
 from ingestor.worker.budgets import BudgetTable, budget_table
-from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
 from ingestor.worker.guard import SEEK_S, missing
 from ingestor.worker.lag import partition_lag
-from ingestor.worker.process import (
-    Processed,
-    process_decoded,
-    undecodable,
-    with_dead_letter_rows,
-)
-from ingestor.worker.restore import load_index, session_seeds
-from ingestor.worker.sessions import SessionAgg, reconciled
-from ingestor.worker.state import WorkerState
+from ingestor.worker.process import process_decoded, undecodable, with_dead_letter_rows
+from ingestor.worker.restore import session_seeds
+from ingestor.worker.sessions import SessionAgg, by_session, reconciled
+from ingestor.worker.state import Source, WorkerState
 from ingestor.worker.trim import Trimmer
 from ingestor.worker.views import register_views
 from ingestor.worker.watchdog import watch_round
@@ -133,6 +132,7 @@ def build_app(
         value_type=bytes,
         partitions=settings.topic_partitions,
     )
+    state.sessions = sessions
     budgets = settings.budget_list
     alerting = (
         BudgetTable(budget_table(app, settings.topic_partitions), budgets) if budgets else None
@@ -175,21 +175,12 @@ def build_app(
             if kind == "transcript":
                 assert envelope.source is not None
                 scope = envelope.source.scope
-                if scope not in state.indexes:
-                    index, truth = await asyncio.to_thread(
-                        _restore_scope, ch, scope, lambda: _progressed(state)
-                    )
-                    state.indexes[scope] = index
-                    _reconcile_sessions(sessions, state, truth)
+                if scope not in state.scopes:
+                    await _meet_scope(state, app, scope)
+                    state.scopes[scope] = Source(message.topic, message.partition)
             processed = process_decoded(
-                kind,
-                envelope,
-                where,
-                state.indexes.__getitem__,
-                bad_line_max_bytes=settings.bad_line_max_bytes,
+                kind, envelope, where, bad_line_max_bytes=settings.bad_line_max_bytes
             )
-            if kind == "transcript":
-                _apply_sessions(sessions, state, processed, message.offset)
             if alerting is not None:
                 state.counts["alerts"] += alerting.apply(kind, processed, where)
         for dead in processed.dead:
@@ -226,7 +217,12 @@ def build_app(
 
     async def flush_by_age() -> None:
         # Never wait behind an insert in flight: the agent's next flush does that.
-        if not _busy(state) and state.batch.due(idle=_rested(state), behind=state.behind):
+        if _busy(state):
+            return
+        # Sessions changed by the last store: their summary rows, once the insert thread rested.
+        if state.batch.due(idle=_rested(state), behind=state.behind) or (
+            state.dirty and _rested(state)
+        ):
             await flush(state, app)
 
     # A tick is cheap, and up to one tick is added to the age that makes a batch due.
@@ -243,9 +239,9 @@ def build_app(
     app.timer(interval=SEEK_S / 3)(watchdog)
 
     async def on_revoked(sender: Any, revoked: Any, **_: Any) -> None:
-        # Another worker may take these partitions: store what we have, forget cached indexes.
+        # Another worker may take these partitions: store what we have first.
         await flush(state, app, wait=True)
-        state.indexes.clear()
+        state.scopes.clear()  # met again: reconciled with ClickHouse then
         state.last_offsets.clear()  # another worker may move these partitions on meanwhile
         state.ends.clear()
 
@@ -256,11 +252,22 @@ def build_app(
     return app
 
 
-def _restore_scope(
-    ch: ClickHouse, scope: str, progress: Callable[[], None]
-) -> tuple[DedupIndex, list[tuple[str, SessionAgg]]]:
-    """A scope's dedup index and its sessions' aggregates, from the same stored lines."""
-    return load_index(ch, scope, progress), session_seeds(ch, scope, progress)
+async def _meet_scope(state: WorkerState, app: faust.App, scope: str) -> None:
+    """The first envelope of ``scope`` since the start or a rebalance: reconcile its sessions
+    with ClickHouse (a change stored by a worker that died before its changelog write is in
+    ClickHouse only), and rewrite all their summary rows (one that died before the next batch
+    wrote them). Nothing of the scope is in flight meanwhile: its changes are applied only
+    after a store, and the insert in flight is waited for first."""
+    await flush(state, app, wait=True)
+    truth = await asyncio.to_thread(session_seeds, state.ch, scope, lambda: _progressed(state))
+    sessions = state.sessions
+    for _, agg in truth:
+        key = agg.session_id.encode()
+        raw = sessions.get(key)
+        value = reconciled(SessionAgg.decode(raw) if raw is not None else None, agg)
+        if value is not None:
+            sessions[key] = value.encode()  # the current event: this scope's partition
+        state.dirty[key] = value or agg
 
 
 def _progressed(state: WorkerState) -> None:
@@ -269,35 +276,33 @@ def _progressed(state: WorkerState) -> None:
     state.last_progress = time.monotonic()
 
 
-def _reconcile_sessions(
-    sessions: Any, state: WorkerState, truth: list[tuple[str, SessionAgg]]
-) -> None:
-    # The scope's sessions follow ClickHouse from the moment its index does (see reconciled);
-    # their summary rows are rewritten by the next flush.
-    for _, agg in truth:
-        key = agg.session_id.encode()
-        raw = sessions.get(key)
-        value = reconciled(SessionAgg.decode(raw) if raw is not None else None, agg)
-        if value is not None:
-            sessions[key] = value.encode()
-            state.dirty[key] = value
-
-
-def _apply_sessions(sessions: Any, state: WorkerState, processed: Processed, offset: int) -> None:
-    touched = set(processed.adds) | set(processed.retracts) | processed.sessions
-    for session_id in touched:
+def _apply_changes(state: WorkerState, changes: list[CountedChange]) -> None:
+    """Apply a stored batch's changes to what counts to their sessions (in the Faust table,
+    whose changelog partition is the session's scope's input partition)."""
+    sessions = state.sessions
+    for session_id, (project, session_changes) in by_session(changes).items():
+        source = state.scopes.get(session_changes[0].dedup_scope)
+        if source is None:  # not met since the rebalance: reconciled when it is
+            continue
         key = session_id.encode()
         raw = sessions.get(key)
-        agg = (
-            SessionAgg.decode(raw) if raw is not None else SessionAgg(session_id, processed.project)
-        )
-        if agg.apply_envelope(
-            offset, processed.adds.get(session_id, ()), processed.retracts.get(session_id, ())
-        ):
-            sessions[key] = agg.encode()
-        # Dirty even when skipped as re-delivered: a crash may have stored the lines but not
-        # the summary row, which the next flush then rewrites.
+        agg = SessionAgg.decode(raw) if raw is not None else SessionAgg(session_id, project)
+        agg.apply(session_changes)
+        _as_current(source)
+        sessions[key] = agg.encode()
         state.dirty[key] = agg
+    counted = sum(c.sign > 0 for c in changes)
+    state.counts["counted"] += counted
+    state.counts["retracted"] += len(changes) - counted
+
+
+def _as_current(source: Source) -> None:
+    """Make ``source`` Faust's current event, in this task's context only: a table write takes
+    its changelog partition from it (``Table.partition_for_key``), and the changes are applied in
+    the insert's task, outside any stream iteration."""
+    from faust.streams import _current_event
+
+    _current_event.set(weakref.ref(cast(Any, source)))
 
 
 def _behind(app: faust.App, message: Any, backlog: int) -> bool:
@@ -333,11 +338,12 @@ async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> No
     async with state.lock:
         if state.inflight is not None:
             await state.inflight
-        if state.held or state.batch.size:
+        if state.held or state.batch.size or state.dirty:
             # Changelog writes and dead letters first: ClickHouse must never be ahead of them.
             await app.producer.flush()
             rows = state.batch.take()
             held, state.held = state.held, []
+            sources = dict(state.scopes)  # where this batch's changes go
             dirty, state.dirty = state.dirty, {}
             if dirty:
                 version = time.time_ns()
@@ -346,7 +352,7 @@ async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> No
             state.inflight_rows = sum(len(r) for r in rows.values())
             state.inflight_messages = len(held)
             token = f"{state.run_id}:{state.flushes}"
-            state.inflight = asyncio.create_task(_store(state, rows, held, token))
+            state.inflight = asyncio.create_task(_store(state, app, rows, held, token, sources))
         if wait and state.inflight is not None:
             await state.inflight
 
@@ -359,10 +365,18 @@ async def store_held(app: faust.App) -> None:
     await flush(app.ingestor_state, app, wait=True)  # type: ignore[attr-defined]
 
 
-async def _store(state: WorkerState, rows: dict[str, Rows], held: list[Any], token: str) -> None:
+async def _store(
+    state: WorkerState,
+    app: faust.App,
+    rows: dict[str, Rows],
+    held: list[Any],
+    token: str,
+    sources: dict[str, Source],
+) -> None:
     metrics = state.metrics
+    changes: list[CountedChange] = []
 
-    def write() -> int:
+    def write(rows: dict[str, Rows] = rows, token: str = token) -> int:
         wait_for_room_under(state.ch.target, state.settings.disk_reserve_mb)
         started = time.perf_counter()
         stored = write_batch(
@@ -373,6 +387,7 @@ async def _store(state: WorkerState, rows: dict[str, Rows], held: list[Any], tok
             backoff_s=state.settings.insert_backoff_s,
             on_retry=metrics.retries.inc,
             positions=state.positions,
+            changes=changes,
         )
         metrics.stored(rows, time.perf_counter() - started)
         return stored
@@ -386,6 +401,17 @@ async def _store(state: WorkerState, rows: dict[str, Rows], held: list[Any], tok
             "ClickHouse insert failed after retries; exiting for re-delivery", exc_info=True
         )
         os._exit(EXIT_STORAGE_FAILED)
+    if changes:
+        _apply_changes(state, changes)
+        alerts = _budget_alerts(state, changes, held, sources)
+        try:
+            if alerts:
+                await asyncio.to_thread(write, alerts, f"{token}:alerts")
+            # The tables' changelog before the ack: a committed batch's changes are in it.
+            await app.producer.flush()
+        except Exception:
+            log.critical("could not store the batch's alerts; exiting", exc_info=True)
+            os._exit(EXIT_STORAGE_FAILED)
     state.stored_at = time.monotonic()
     state.insert_s = state.stored_at - started
     state.counts["rows_stored"] += stored  # every table's rows, positions and summaries too
@@ -401,6 +427,33 @@ async def _store(state: WorkerState, rows: dict[str, Rows], held: list[Any], tok
     rows.clear()  # this store's own: free the batch now, so that a trim can hand it back
     held.clear()
     state.trimmer.after_store()
+
+
+def _budget_alerts(
+    state: WorkerState, changes: list[CountedChange], held: list[Any], sources: dict[str, Source]
+) -> dict[str, Rows]:
+    """Apply the changes' spend to the budget windows (as from the batch's last transcript
+    offset of their scope's partition); the alert rows to store."""
+    if state.alerting is None:
+        return {}
+    last: dict[tuple[str, int], int] = {}
+    for _, event in held:
+        message = event.message
+        last[(message.topic, message.partition)] = message.offset
+    alerts: dict[str, Rows] = {}
+    by_scope: dict[str, list[CountedChange]] = {}
+    for change in changes:
+        by_scope.setdefault(change.dedup_scope, []).append(change)
+    for scope, scoped in by_scope.items():
+        source = sources.get(scope)
+        offset = None if source is None else last.get((source.topic, source.partition))
+        if source is None or offset is None:
+            continue
+        found = state.alerting.apply_changes(scoped, f"{source.topic}:{source.partition}", offset)
+        for table, rows in found.items():
+            alerts.setdefault(table, []).extend(rows)
+    state.counts["alerts"] += len(alerts.get("events", ()))
+    return alerts
 
 
 async def _restart_committed(state: WorkerState, app: faust.App) -> NoReturn:

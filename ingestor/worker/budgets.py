@@ -1,11 +1,12 @@
 """The worker's side of budget alerts: the Faust table of window totals, and the alerts it
 yields as ``events`` rows. Thin: the rules are ``ingestor/alerts/``.
 
-The alerts are stored directly, in the same ClickHouse batch as the records whose spend crossed
-the limit, rather than produced to the events topic: the batch is acked only once ClickHouse
-holds it, so an alert is never behind the records that caused it, the worker does not consume its
-own output, and a crash before the insert re-delivers the records, which re-emit the alert (same
-id; ``alerts/windows.py``). It lands in ``events`` like any event: the views and reports see it.
+The alerts are stored directly, rather than produced to the events topic, so the worker does
+not consume its own output: an event's alert in the same ClickHouse batch as the event (a crash
+before the insert re-delivers the events, which re-emit the alert, same id:
+``alerts/windows.py``); a transcript's once its lines' changes to what counts are stored (the
+spend is known only then, ``sink/winners.py``), before the batch is acked. It lands in
+``events`` like any event: the views and reports see it.
 
 The table's changelog is partitioned by key (``use_partitioner``), not by the source partition:
 one user's or project's window is fed from several partitions, and a key must recover from one
@@ -26,13 +27,14 @@ from ingestor.alerts.windows import (
     RecentIds,
     WindowTotal,
     apply_spends,
+    change_spends,
     events_spends,
-    transcript_spends,
 )
 from ingestor.errors import Location
 from ingestor.models import validate_event
 from ingestor.sink.rows import event_rows
 from ingestor.usage.prices import price_table
+from ingestor.usage.winners import CountedChange
 from ingestor.wire import Kind
 from ingestor.worker.process import Processed
 
@@ -65,32 +67,40 @@ class BudgetTable:
         self._envelopes = 0
 
     def apply(self, kind: Kind, processed: Processed, where: Location) -> int:
-        """Returns the alert rows added (re-emissions included; the sink drops stored ids)."""
-        if kind == "transcript":
-            spends = transcript_spends(processed.adds, processed.retracts, processed.project)
-        elif kind == "event":
-            spends = events_spends(processed.rows.get("events", ()), price_table(), self._seen)
-        else:
+        """An event envelope's spend: returns the alert rows added to ``processed``
+        (re-emissions included; the sink drops stored ids). Transcripts: ``apply_changes``."""
+        if kind != "event" or where.offset is None:
             return 0
-        if not spends or where.offset is None:
-            return 0
+        spends = events_spends(processed.rows.get("events", ()), price_table(), self._seen)
+        alerts = self._apply(spends, f"{where.topic}:{where.partition}", where.offset)
+        for table, rows in alerts.items():
+            processed.rows.setdefault(table, []).extend(rows)
+        return len(alerts.get("events", ()))
+
+    def apply_changes(
+        self, changes: list[CountedChange], source: str, offset: int
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Stored changes to what counts (from the batch ``source`` up to ``offset``): the alert
+        rows to store."""
+        return self._apply(change_spends(changes), source, offset)
+
+    def _apply(self, spends: list[Any], source: str, offset: int) -> dict[str, list[Any]]:
+        if not spends:
+            return {}
         updates, alerts = apply_spends(
-            self.table.get,
-            self.budgets,
-            spends,
-            source=f"{where.topic}:{where.partition}",
-            offset=where.offset,
+            self.table.get, self.budgets, spends, source=source, offset=offset
         )
         for key, window in updates.items():
             self.table[key] = window.encode()
+        out: dict[str, list[Any]] = {}
         for alert in alerts:
             for table, rows in event_rows(validate_event(alert)).items():
-                processed.rows.setdefault(table, []).extend(rows)
+                out.setdefault(table, []).extend(rows)
         self._newest_ms = max(self._newest_ms, *(s.timestamp_ms for s in spends))
         self._envelopes += 1
         if self._envelopes % _SWEEP_EVERY == 0:
             self._sweep()
-        return len(alerts)
+        return out
 
     def _sweep(self) -> None:
         horizon = self._newest_ms - KEEP_MS

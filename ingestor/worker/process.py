@@ -1,7 +1,8 @@
-"""One envelope in, rows and decisions out. Pure: no broker, no ClickHouse, no Faust.
+"""One envelope in, rows out. Pure: no broker, no ClickHouse, no Faust.
 
-The agents in ``app.py`` are thin: they decode a Kafka message, call one of these functions,
-write the returned session changes to the Faust table and hand the rows to the sink.
+The agents in ``app.py`` are thin: they decode a Kafka message, call one of these functions and
+hand the rows to the sink. What counts is decided once the rows are stored, by the winners
+ClickHouse keeps (``sink/winners.py``); the sessions follow those changes.
 """
 
 from __future__ import annotations
@@ -9,9 +10,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
-from decimal import Decimal
-from operator import itemgetter
 from typing import Any
 
 from ingestor.errors import InvalidInput, InvalidRecord, Location
@@ -24,7 +22,6 @@ from ingestor.sink.fast_rows import fast_transcript_values
 from ingestor.sink.positions import POSITIONS_TABLE
 from ingestor.sink.row_tuples import Rows, RowTuples
 from ingestor.sink.rows import (
-    EPOCH,
     TRANSCRIPT_COLUMNS,
     dead_letter_row,
     event_rows,
@@ -32,7 +29,6 @@ from ingestor.sink.rows import (
     transcript_values,
 )
 from ingestor.wire import Envelope, Kind, TranscriptSource
-from ingestor.worker.dedup import Contribution, DedupIndex
 from ingestor.worker.dlq import DeadLetter
 
 __all__ = [
@@ -54,12 +50,6 @@ class Processed:
 
     rows: dict[str, Rows] = field(default_factory=dict)  # table -> rows (tuples: transcript_lines)
     dead: list[DeadLetter] = field(default_factory=list)
-    adds: dict[str, list[Contribution]] = field(default_factory=dict)  # session -> counted
-    retracts: dict[str, list[Contribution]] = field(default_factory=dict)  # session -> superseded
-    # Sessions with a usage line here, counted or not: a re-delivered envelope whose lines the
-    # dedup index already knows (restored from ClickHouse) changes no total, but its session's
-    # summary row may be missing (a kill between the batch's inserts) and must be rewritten.
-    sessions: set[str] = field(default_factory=set)
     outcomes: Counter[str] = field(default_factory=Counter)
     project: str = ""
 
@@ -72,35 +62,20 @@ class Processed:
 
 
 _PRIMARY = frozenset({"transcript_lines", "events", "token_usage_ledger"})
-_MILLISECOND = timedelta(milliseconds=1)
 _RESET = TRANSCRIPT_COLUMNS.index("usage_limit_reset_ms")
 _HAS_USAGE = TRANSCRIPT_COLUMNS.index("has_usage")
-# What the dedup rule and the sessions read of a usage line's values, in one C call.
-_USAGE_FIELDS = itemgetter(
-    *map(
-        TRANSCRIPT_COLUMNS.index,
-        (
-            *("message_id", "request_id", "session_id", "model", "timestamp", "input_tokens"),
-            *("output_tokens", "cache_creation_tokens", "cache_read_tokens", "cost_usd"),
-            *("tool_uses", "is_sidechain", "speed", "line_session_id"),
-        ),
-    )
-)
 
 
 def process_decoded(
     kind: Kind,
     envelope: Envelope,
     where: Location,
-    index_for: Callable[[str], DedupIndex],
     *,
     bad_line_max_bytes: int,
 ) -> Processed:
     """A decoded message of ``kind``: the one dispatch the live agent and ``replay`` share."""
     if kind == "transcript":
-        return process_transcripts(
-            envelope, where, index_for, bad_line_max_bytes=bad_line_max_bytes
-        )
+        return process_transcripts(envelope, where, bad_line_max_bytes=bad_line_max_bytes)
     if kind == "event":
         return process_events(envelope, where, bad_line_max_bytes=bad_line_max_bytes)
     return process_ledger(envelope, where, bad_line_max_bytes=bad_line_max_bytes)
@@ -127,11 +102,10 @@ def with_dead_letter_rows(processed: Processed) -> Processed:
 def process_transcripts(
     envelope: Envelope,
     where: Location,
-    index_for: Callable[[str], DedupIndex],
     *,
     bad_line_max_bytes: int,
 ) -> Processed:
-    """Validate each line, build its row, and run the dedup rule in stream order.
+    """Validate each line and build its row.
 
     An envelope without records announces a generation of its file (a file replaced or truncated
     to nothing, or a deleted file's tombstone): it becomes a ``file_positions`` row at offset 0,
@@ -147,12 +121,8 @@ def process_transcripts(
         )
         out.outcomes["generation"] += 1
         return out
-    index = index_for(source.scope)
-    observe = index.observe
     outcomes = out.outcomes
-    adds, retracts, sessions = out.adds, out.retracts, out.sessions
     rows: list[tuple[Any, ...]] = []
-    file_generation = (source.file, source.generation)
     no_usage = 0
     # The hot loop (every transcript line): locals, and no call a line does not need.
     for i, record in enumerate(envelope.records):
@@ -186,48 +156,10 @@ def process_transcripts(
             outcomes["dead_letter"] += 1
             continue
         rows.append(values)
-        if not values[_HAS_USAGE]:  # a line with usage always has its timestamp (models.py)
+        if not values[_HAS_USAGE]:
             no_usage += 1
-            continue
-        (
-            message_id,
-            request_id,
-            session_id,
-            model,
-            timestamp,
-            input_tokens,
-            output_tokens,
-            creation,
-            cache_read,
-            cost,
-            tool_uses,
-            sidechain,
-            speed,
-            line_sid,
-        ) = _USAGE_FIELDS(values)
-        contribution = Contribution(
-            (*file_generation, offset),
-            session_id,
-            model,
-            (timestamp - EPOCH) // _MILLISECOND,
-            input_tokens,
-            output_tokens,
-            creation,
-            cache_read,
-            _decimal(cost),
-            tool_uses,
-            sidechain == 1,
-            speed != "",
-            line_sid,
-        )
-        sessions.add(session_id)
-        verdict = observe(message_id, request_id, contribution)
-        outcomes[verdict.outcome.value] += 1
-        if verdict.add is not None:
-            adds.setdefault(verdict.add.session_id, []).append(verdict.add)
-        if verdict.retract is not None:
-            retracts.setdefault(verdict.retract.session_id, []).append(verdict.retract)
     if rows:
+        outcomes["usage"] += len(rows) - no_usage
         out.rows["transcript_lines"] = RowTuples(TRANSCRIPT_COLUMNS, rows)
     if no_usage:
         outcomes["no_usage"] += no_usage
@@ -311,7 +243,3 @@ def _position(record: Any) -> tuple[int, int]:
     ok = isinstance(offset, int) and not isinstance(offset, bool)
     ok_len = isinstance(length, int) and not isinstance(length, bool)
     return (offset if ok else -1), (length if ok_len else 0)  # type: ignore[return-value]
-
-
-def _decimal(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))

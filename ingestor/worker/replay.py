@@ -6,10 +6,8 @@ the same ``process_decoded`` (rows, dead letters), the same ``with_dead_letter_r
 touch, it does not:
 
 * the Faust session table and ``session_summaries`` (the live aggregates are the worker's; a
-  replayed line the worker already applied would be skipped there anyway, and ``ingestor up``
-  rewrites the summaries from ClickHouse when it starts on a fresh broker);
-* the dedup indexes of the live worker: a replay builds rows only, which do not depend on the
-  index (a throwaway index per scope runs the rule to no effect);
+  replayed line ClickHouse already holds changes nothing that counts, and the worker reconciles
+  a scope's sessions with ClickHouse whenever it meets the scope after a start);
 * the dead-letter topic: its copy was sent when the message was first handled; the
   ``dead_letters`` row, keyed by the message's own topic, partition and offset, replaces itself.
 
@@ -32,7 +30,6 @@ from ingestor.sink.disk import wait_for_room_under
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import write_batch
 from ingestor.wire import Kind, decode_message
-from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.process import process_decoded, undecodable, with_dead_letter_rows
 
 __all__ = ["Replayed", "replay_rows", "write_replayed"]
@@ -59,7 +56,6 @@ def replay_rows(
     ``kinds`` maps a topic name to the wire kind of its messages; a message of another topic
     raises ``KeyError`` (the caller chose the topics).
     """
-    indexes: dict[str, DedupIndex] = {}
     out = Replayed(rows={})
     for message in messages:
         kind = kinds[message.topic]
@@ -72,11 +68,7 @@ def replay_rows(
             )
         else:
             processed = process_decoded(
-                kind,
-                envelope,
-                where,
-                lambda scope: indexes.setdefault(scope, DedupIndex()),
-                bad_line_max_bytes=bad_line_max_bytes,
+                kind, envelope, where, bad_line_max_bytes=bad_line_max_bytes
             )
         with_dead_letter_rows(processed)
         for table, rows in processed.rows.items():

@@ -1,10 +1,12 @@
 """Per-session token aggregates: the value kept in the Faust ``sessions`` table. Pure.
 
-Faust tables are at-least-once (changelog writes run ahead of committed offsets, and faust-streaming
-#502 re-delivers acked-but-uncommitted offsets after a rebalance). Every value therefore remembers
-the last source offset applied to it; ``apply_envelope`` skips an envelope at or below it, which
-makes re-delivery harmless. One session lives in one project, hence one source partition, so a
-single offset is enough.
+A session follows the winners ClickHouse keeps (``sink/winners.py``): every line that starts or
+stops counting there (a ``CountedChange``, +1 or -1) is applied to its session once that change
+is stored. So the worker holds no dedup state of the history, and a session equals what the
+reports read. A change is applied once: a re-delivered batch finds its groups decided and
+changes nothing. A worker that dies after storing a change and before its session's changelog
+write misses it; that is why a scope's sessions are reconciled with ClickHouse the first time
+the worker meets the scope (``reconciled``, ``restore.session_seeds``).
 """
 
 from __future__ import annotations
@@ -17,11 +19,27 @@ from typing import Any
 
 import orjson
 
-from ingestor.worker.dedup import Contribution
+from ingestor.producer.discover import project_of
+from ingestor.usage.paths import session_parts
+from ingestor.usage.winners import CountedChange
 
-__all__ = ["SYNTHETIC_MODEL", "ModelTotals", "SessionAgg", "reconciled"]
+__all__ = ["SYNTHETIC_MODEL", "ModelTotals", "SessionAgg", "by_session", "reconciled"]
 
 SYNTHETIC_MODEL = "<synthetic>"
+
+
+def by_session(changes: Iterable[CountedChange]) -> dict[str, tuple[str, list[CountedChange]]]:
+    """``changes`` by the session they belong to: session id -> (project, its changes). The
+    session and project are the file's, as the watcher named them (``sink/rows.py``)."""
+    out: dict[str, tuple[str, list[CountedChange]]] = {}
+    for change in changes:
+        file = change.source_file
+        session = session_parts(file)[0]
+        entry = out.get(session)
+        if entry is None:
+            entry = out[session] = (project_of(file), [])
+        entry[1].append(change)
+    return out
 
 
 @dataclass(slots=True)
@@ -33,7 +51,7 @@ class ModelTotals:
     cost: Decimal = Decimal(0)
     messages: int = 0
 
-    def add(self, c: Contribution, sign: int) -> None:
+    def add(self, c: CountedChange, sign: int) -> None:
         self.input_tokens += sign * c.input_tokens
         self.output_tokens += sign * c.output_tokens
         self.cache_creation_tokens += sign * c.cache_creation_tokens
@@ -77,27 +95,15 @@ class SessionAgg:
     tool_uses: dict[str, int] = field(default_factory=dict)
     first_activity_ms: int | None = None
     last_activity_ms: int | None = None
-    applied_offset: int = -1  # last source offset applied; see module docstring
-    revision: int = 0  # bumps on every applied envelope: the ClickHouse row version
+    revision: int = 0  # bumps on every change applied
 
-    def applies(self, offset: int) -> bool:
-        return offset > self.applied_offset
-
-    def apply_envelope(
-        self, offset: int, adds: Iterable[Contribution], retracts: Iterable[Contribution]
-    ) -> bool:
-        """Apply one envelope's changes unless the envelope was applied before."""
-        if not self.applies(offset):
-            return False
-        for c in adds:
-            self._apply(c, 1)
-        for c in retracts:
-            self._apply(c, -1)
-        self.applied_offset = offset
+    def apply(self, changes: Iterable[CountedChange]) -> None:
+        """Apply stored changes to ``counted_usage`` (each once: see the module docstring)."""
+        for c in changes:
+            self._apply(c, c.sign)
         self.revision += 1
-        return True
 
-    def _apply(self, c: Contribution, sign: int) -> None:
+    def _apply(self, c: CountedChange, sign: int) -> None:
         self.totals.add(c, sign)
         if c.model != SYNTHETIC_MODEL:
             per_model = self.models.get(c.model)
@@ -133,7 +139,6 @@ class SessionAgg:
                 "u": self.tool_uses,
                 "f": self.first_activity_ms,
                 "l": self.last_activity_ms,
-                "o": self.applied_offset,
                 "r": self.revision,
             }
         )
@@ -149,7 +154,6 @@ class SessionAgg:
             tool_uses=dict(d["u"]),
             first_activity_ms=d["f"],
             last_activity_ms=d["l"],
-            applied_offset=d["o"],
             revision=d["r"],
         )
 
@@ -220,10 +224,10 @@ def reconciled(current: SessionAgg | None, truth: SessionAgg) -> SessionAgg | No
     """The value to store so that a session agrees with ClickHouse (``truth``: its stored lines'
     aggregates), or None when it already does.
 
-    The table recovered from its changelog can be ahead of ClickHouse (written, then the insert
-    lost to a crash) or, when a changelog write was lost with the broker, behind it. The worker
-    calls this as it loads a scope's dedup index from the same stored lines: from then on the
-    index decides what a re-delivered envelope adds, so the offset guard starts afresh (-1).
+    The table recovered from its changelog is behind ClickHouse when a worker died between
+    storing a change and writing its session's changelog (or the broker lost the changelog).
+    The worker calls this the first time it meets a scope, before any change of that scope is
+    applied; from then on every stored change is applied as it is stored.
     """
     if current is not None and (
         current.project,
@@ -242,4 +246,4 @@ def reconciled(current: SessionAgg | None, truth: SessionAgg) -> SessionAgg | No
     ):
         return None
     revision = max(truth.revision, current.revision + 1 if current is not None else 0)
-    return replace(truth, applied_offset=-1, revision=revision)
+    return replace(truth, revision=revision)

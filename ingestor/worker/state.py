@@ -14,12 +14,26 @@ from ingestor.settings import Settings
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import Batch
 from ingestor.worker.budgets import BudgetTable
-from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.sessions import SessionAgg
 from ingestor.worker.trim import Trimmer
 
-__all__ = ["WorkerState"]
+__all__ = ["Source", "WorkerState"]
+
+
+class Source:
+    """A dedup scope's input partition, shaped as Faust's current event (``message.topic``,
+    ``message.partition``): a session's changelog partition is its scope's (``app.py``)."""
+
+    __slots__ = ("__weakref__", "partition", "topic")
+
+    def __init__(self, topic: str, partition: int) -> None:
+        self.topic = topic
+        self.partition = partition
+
+    @property
+    def message(self) -> Source:
+        return self
 
 
 @dataclass
@@ -30,7 +44,9 @@ class WorkerState:
     ch: ClickHouse
     batch: Batch
     limit: DeadLetterLimit
-    indexes: dict[str, DedupIndex] = field(default_factory=dict)
+    # The dedup scopes met since the start or the last rebalance, and their input partition.
+    scopes: dict[str, Source] = field(default_factory=dict)
+    sessions: Any = None  # the Faust table of SessionAgg values
     held: list[tuple[Any, Any]] = field(default_factory=list)  # (stream, event) awaiting ack
     dirty: dict[bytes, SessionAgg] = field(default_factory=dict)  # sessions changed since flush
     counts: Counter[str] = field(default_factory=Counter)

@@ -143,7 +143,7 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                     for tp, done in handled_offsets(app, state.last_offsets).items()
                     if tp.topic != transcripts and tp.topic in state.input_topics
                 },
-                "projects_indexed": len(state.indexes),
+                "scopes_met": len(state.scopes),
                 # Input partitions this member holds: several workers in a group split them.
                 "assigned": sorted(
                     f"{tp.topic}[{tp.partition}]"

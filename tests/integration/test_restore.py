@@ -1,8 +1,8 @@
-"""Worker state rebuilt from ClickHouse equals what the worker built in stream order."""
+"""Session aggregates rebuilt from ClickHouse equal those the worker built from the winners'
+changes as each batch was stored."""
 
 from __future__ import annotations
 
-import pickle
 from pathlib import Path
 
 import orjson
@@ -15,80 +15,65 @@ from ingestor.producer.discover import find_jsonl, order_key, project_of
 from ingestor.producer.lines import parse_chunk
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import write_batch
+from ingestor.usage.winners import CountedChange
 from ingestor.wire import TranscriptSource, decode_message, encode_envelope
-from ingestor.worker import restore
-from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.process import process_transcripts
-from ingestor.worker.restore import load_index, session_seeds
-from ingestor.worker.sessions import SessionAgg
+from ingestor.worker.restore import session_seeds
+from ingestor.worker.sessions import SessionAgg, by_session
 
 pytestmark = pytest.mark.integration
 
 
-def _ingest(ch: ClickHouse, root: Path, scope: str) -> tuple[dict[str, SessionAgg], DedupIndex]:
-    """Run the pure worker steps over ``root`` in ccusage order and store the rows."""
-    index = DedupIndex()
+def _ingest(
+    ch: ClickHouse, root: Path, scope: str, per_batch: int, reverse: bool
+) -> tuple[dict[str, SessionAgg], int]:
+    """Run the pure worker steps over ``root`` in ccusage's file order (or against it), store the
+    rows ``per_batch`` files at a time, and apply each store's changes to the sessions, as the
+    worker does."""
     sessions: dict[str, SessionAgg] = {}
-    files = find_jsonl([root / "projects"])
-    first = {}
-    chunks = {}
-    for path in files:
-        data = Path(path).read_bytes()
-        chunk = parse_chunk(data, 0, max_record_bytes=1 << 20)
-        chunks[path], first[path] = chunk, chunk.first_ts
-    for offset, path in enumerate(sorted(files, key=order_key)):
-        source = TranscriptSource(path, project_of(path), 0, first[path], scope)
-        records = [orjson.Fragment(r) for r in chunks[path].records]
-        envelope = decode_message("transcript", encode_envelope("transcript", records, source))
-        out = process_transcripts(
-            envelope, Location("t", 0, offset), lambda _: index, bad_line_max_bytes=4096
-        )
-        for sid in set(out.adds) | set(out.retracts):
-            agg = sessions.setdefault(sid, SessionAgg(sid, out.project))
-            agg.apply_envelope(offset, out.adds.get(sid, ()), out.retracts.get(sid, ()))
-        write_batch(ch, out.rows, token=f"t{offset}", retries=0, backoff_s=0.1)
-    return sessions, index
+    retracted = 0
+    files = sorted(find_jsonl([root / "projects"]), key=order_key, reverse=reverse)
+    batches = [files[i : i + per_batch] for i in range(0, len(files), per_batch)]
+    for n, batch in enumerate(batches):
+        rows: dict[str, list[object]] = {}
+        for offset, path in enumerate(batch):
+            chunk = parse_chunk(Path(path).read_bytes(), 0, max_record_bytes=1 << 20)
+            source = TranscriptSource(path, project_of(path), 0, chunk.first_ts, scope)
+            records = [orjson.Fragment(r) for r in chunk.records]
+            envelope = decode_message("transcript", encode_envelope("transcript", records, source))
+            out = process_transcripts(envelope, Location("t", 0, offset), bad_line_max_bytes=4096)
+            for table, table_rows in out.rows.items():
+                rows.setdefault(table, []).extend(table_rows)
+        changes: list[CountedChange] = []
+        write_batch(ch, rows, token=f"t{n}", retries=0, backoff_s=0.1, changes=changes)  # type: ignore[arg-type]
+        retracted += sum(c.sign < 0 for c in changes)
+        for sid, (project, of_session) in by_session(changes).items():
+            sessions.setdefault(sid, SessionAgg(sid, project)).apply(of_session)
+    return sessions, retracted
 
 
-def test_seeds_and_index_restore_what_the_stream_built(
-    clickhouse: ClickHouse, tmp_path: Path
+@pytest.mark.parametrize(("per_batch", "reverse"), [(7, False), (1, True)])
+def test_seeds_restore_what_the_changes_built(
+    clickhouse: ClickHouse, tmp_path: Path, per_batch: int, reverse: bool
 ) -> None:
     generate(tmp_path / "c", lines=3000, seed=9)
-    built, built_index = _ingest(clickhouse, tmp_path / "c", "host-a")
-    seeds = dict((agg.session_id, (scope, agg)) for scope, agg in session_seeds(clickhouse))
+    built, retracted = _ingest(clickhouse, tmp_path / "c", "host-a", per_batch, reverse)
+    # Files against ccusage's order: copies counted first lose to those read later.
+    assert (retracted > 0) == reverse
+    seeds = {agg.session_id: (scope, agg) for scope, agg in session_seeds(clickhouse)}
     assert {sid for sid, agg in built.items() if agg.totals.messages} == set(seeds)
+    calls: list[str] = []
     for sid, (scope, agg) in seeds.items():
         assert scope == "host-a"
+        assert agg.project == built[sid].project
         assert agg.totals == built[sid].totals
         assert agg.models == built[sid].models
-        assert agg.tool_uses == built[sid].tool_uses
+        assert agg.tool_uses == {k: v for k, v in built[sid].tool_uses.items() if v}
+    assert any(agg.tool_uses for _, agg in seeds.values())
     reference = Reference.load(tmp_path / "c")
     assert sum(a.totals.messages for _, a in seeds.values()) == reference.accounting.counted
-    index = load_index(clickhouse, "host-a")
-    assert len(index) == len(built_index) > 0
-    assert len(load_index(clickhouse, "other")) == 0
-
-
-def test_restore_in_pieces_equals_restore_at_once(
-    clickhouse: ClickHouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Pages of files (load_index) and hash chunks of usage_dedup (session_seeds) bound the
-    memory; the result is the same as reading everything at once."""
-    generate(tmp_path / "c", lines=3000, seed=9)
-    _ingest(clickhouse, tmp_path / "c", "host-a")
-    whole_seeds = session_seeds(clickhouse)
-    whole_index = load_index(clickhouse, "host-a")
-    monkeypatch.setattr(restore, "_PAGE_LINES", 50)
-    monkeypatch.setattr(restore, "_SEED_LINES", 300)
-    pages = len(restore._file_pages(clickhouse, "has_usage = 1", 50))
-    assert pages > 3
-    calls: list[str] = []
-    # Each piece is progress for the worker's watchdog (a long restore is not a stall).
-    assert session_seeds(clickhouse, progress=lambda: calls.append("seeds")) == whole_seeds
-    assert calls.count("seeds") > 1
-    assert session_seeds(clickhouse, "host-a") == whole_seeds
+    assert session_seeds(clickhouse, "host-a", lambda: calls.append("seeds")) == list(
+        seeds.values()
+    )
+    assert calls == ["seeds"]  # progress for the worker's watchdog
     assert session_seeds(clickhouse, "other") == []
-    paged = load_index(clickhouse, "host-a", lambda: calls.append("index"))
-    assert calls.count("index") == pages
-    assert len(paged) == len(whole_index) > 0
-    assert pickle.dumps(paged) == pickle.dumps(whole_index)  # same state, same order

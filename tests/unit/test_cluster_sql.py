@@ -96,3 +96,10 @@ def test_without_a_cluster_migrations_are_left_as_written() -> None:
     assert s.clickhouse.cluster == "c"
     assert Settings(clickhouse_url="clickhouse://h:9000/db").clickhouse.cluster is None
     assert Settings(clickhouse_cluster="c").clickhouse.cluster is None  # chdb: one process
+
+
+def test_truncates_empty_the_shards_tables() -> None:
+    truncates = [s for s in rendered() if s.startswith("TRUNCATE")]
+    assert "TRUNCATE TABLE IF EXISTS counted_usage_local ON CLUSTER `analytics`" in truncates
+    assert "TRUNCATE TABLE IF EXISTS usage_copies_local ON CLUSTER `analytics`" in truncates
+    assert all(" ON CLUSTER " in s for s in truncates)

@@ -41,13 +41,10 @@ def test_generations_are_separate_and_a_batch_without_files_has_none() -> None:
 def test_an_envelope_without_records_announces_its_generation_at_offset_0() -> None:
     from ingestor.errors import Location
     from ingestor.wire import Envelope, TranscriptSource
-    from ingestor.worker.dedup import DedupIndex
     from ingestor.worker.process import process_transcripts
 
     tomb = Envelope("transcript", [], TranscriptSource("/p/-r/s.jsonl", "-r", 3, None, "host"))
-    processed = process_transcripts(
-        tomb, Location("t", 0, 7), lambda _: DedupIndex(), bad_line_max_bytes=100
-    )
+    processed = process_transcripts(tomb, Location("t", 0, 7), bad_line_max_bytes=100)
     assert processed.rows == {
         "file_positions": [
             {"source_file": "/p/-r/s.jsonl", "source_generation": 3, "end_offset": 0}

@@ -3,7 +3,6 @@ window, deterministic ids, re-delivery skipped (and its alert re-emitted), retra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -15,14 +14,15 @@ from ingestor.alerts.windows import (
     WindowTotal,
     alert_id,
     apply_spends,
+    change_spends,
     events_spends,
     seed_windows,
-    transcript_spends,
     window_start,
 )
 from ingestor.models import validate_event
 from ingestor.sink.rows import event_rows
 from ingestor.usage.prices import price_table
+from ingestor.usage.winners import CountedChange
 
 H = 3_600_000
 T0 = int(datetime(2026, 1, 5, 10, tzinfo=UTC).timestamp() * 1000)  # 10:00 UTC
@@ -173,19 +173,21 @@ def test_an_event_id_seen_before_is_no_new_spend() -> None:
     assert len(events_spends([_row(cost_usd="1")], price_table(), seen)) == 1
 
 
-@dataclass(frozen=True)
-class Line:
-    session_id: str
-    timestamp_ms: int
-    cost: Decimal
+def change(sign: int, file: str, at: int, usd: str) -> CountedChange:
+    return CountedChange(sign, "host", file, at, "m", 1, 1, 0, 0, Decimal(usd))
 
 
-def test_transcript_spend_is_the_counted_lines_less_the_superseded() -> None:
-    adds = {"s": [Line("s", T0, Decimal("2")), Line("s", T0 + 1, Decimal(0))]}
-    retracts = {"s": [Line("s", T0 - 1, Decimal("1.5"))]}
-    assert transcript_spends(adds, retracts, "proj") == [
+def test_change_spend_is_the_lines_that_start_counting_less_those_that_stop() -> None:
+    file = "/h/.claude/projects/proj/s.jsonl"
+    agent = "/h/.claude/projects/proj/s/subagents/agent-1.jsonl"
+    changes = [
+        change(1, file, T0, "2"),
+        change(1, file, T0 + 1, "0"),
+        change(-1, agent, T0 - 1, "1.5"),
+    ]
+    assert change_spends(changes) == [
         Spend(T0, Decimal(2), project="proj", session="s"),
-        Spend(T0 - 1, Decimal("-1.5"), project="proj", session="s"),
+        Spend(T0 - 1, Decimal("-1.5"), project="proj", session="s"),  # a subagent's: its session's
     ]
 
 

@@ -11,7 +11,6 @@ from ingestor.producer.lines import parse_chunk
 from ingestor.redact import sha256_hex
 from ingestor.sink.rows import dead_letter_row
 from ingestor.wire import Envelope, TranscriptSource
-from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.dlq import DeadLetter
 from ingestor.worker.process import process_events, process_transcripts
 
@@ -22,8 +21,7 @@ WHERE = Location("ingestor.transcripts", 0, 5)
 def transcripts(*records: Any) -> list[DeadLetter]:
     source = TranscriptSource("/p/-r/s.jsonl", "-r", 0, None, "host")
     envelope = Envelope("transcript", records, source)
-    index = DedupIndex()
-    return process_transcripts(envelope, WHERE, lambda _: index, bad_line_max_bytes=4096).dead
+    return process_transcripts(envelope, WHERE, bad_line_max_bytes=4096).dead
 
 
 def at_rest(dead: DeadLetter) -> str:
@@ -92,33 +90,3 @@ def test_an_undecodable_message_keeps_its_hash_only() -> None:
     dead = DeadLetter.of_input("event", InvalidEnvelope("bad").at(WHERE), data, max_bytes=99)
     assert dead.raw == "" and dead.raw_sha256 == sha256_hex(data) and dead.raw_length == len(data)
     assert MARK not in at_rest(dead)
-
-
-def test_a_redelivered_envelope_names_its_session_though_nothing_new_counts() -> None:
-    # The second worker of a group (or a restarted one) restores the dedup index from ClickHouse:
-    # lines a killed worker stored come again, change no total, and must still mark their session
-    # so that its summary row, which the kill may have left unwritten, is rewritten.
-    line = {
-        "type": "assistant",
-        "sessionId": "s",
-        "timestamp": "2025-01-01T00:00:00Z",
-        "version": "1.0.0",
-        "requestId": "r1",
-        "message": {
-            "id": "m1",
-            "model": "claude-sonnet-4",
-            "usage": {"input_tokens": 5, "output_tokens": 7},
-        },
-    }
-    chunk = parse_chunk(orjson.dumps(line) + b"\n", 0, max_record_bytes=10**6)
-    records = [orjson.loads(r) for r in chunk.records]
-    source = TranscriptSource("/p/-r/s.jsonl", "-r", 0, None, "host")
-    index = DedupIndex()
-    first = process_transcripts(
-        Envelope("transcript", records, source), WHERE, lambda _: index, bad_line_max_bytes=4096
-    )
-    again = process_transcripts(
-        Envelope("transcript", records, source), WHERE, lambda _: index, bad_line_max_bytes=4096
-    )
-    assert first.sessions == set(first.adds) and len(first.sessions) == 1
-    assert (again.adds, again.retracts, again.sessions) == ({}, {}, first.sessions)

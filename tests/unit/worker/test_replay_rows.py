@@ -1,8 +1,5 @@
-"""``replay_rows``: a replayed message becomes exactly the rows the live worker stored for it.
-
-Replay builds rows with a fresh dedup index while the live worker had one that already held
-other lines; the rows must not depend on that (only the session aggregates do), or a replay
-would replace stored rows with different ones."""
+"""``replay_rows``: a replayed message becomes exactly the rows the live worker stored for it,
+or a replay would replace stored rows with different ones."""
 
 from __future__ import annotations
 
@@ -17,7 +14,6 @@ from ingestor.kafka.ranges import Message
 from ingestor.producer.discover import find_jsonl
 from ingestor.producer.lines import parse_chunk
 from ingestor.wire import Envelope, TranscriptSource, decode_message, encode_envelope
-from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.process import process_decoded, with_dead_letter_rows
 from ingestor.worker.replay import replay_rows
 
@@ -43,21 +39,17 @@ def _timeless(rows: dict[str, list[dict[str, object]]]) -> object:
     }
 
 
-def test_rows_do_not_depend_on_what_the_dedup_index_held(tmp_path: Path) -> None:
+def test_replayed_rows_are_the_live_workers_rows(tmp_path: Path) -> None:
     generate(tmp_path, lines=400, seed=3)
     messages = _messages(tmp_path)
     replayed = replay_rows(messages, KINDS, bad_line_max_bytes=4096)  # type: ignore[arg-type]
-    # The live worker: one index for the scope, filled by every message before (and here, a
-    # first pass over all of them, as after a restart that re-reads what it stored).
-    index = DedupIndex()
+    # The live worker, here on its second pass over them (a restart re-reads what it stored).
     live: dict[str, list[dict[str, object]]] = {}
     for again in (False, True):
         for m in messages:
             envelope = decode_message("transcript", m.value)
             where = Location(m.topic, m.partition, m.offset)
-            processed = process_decoded(
-                "transcript", envelope, where, lambda _: index, bad_line_max_bytes=4096
-            )
+            processed = process_decoded("transcript", envelope, where, bad_line_max_bytes=4096)
             with_dead_letter_rows(processed)
             if again:
                 for table, rows in processed.rows.items():

@@ -10,7 +10,6 @@ from ingestor.sink.fast_rows import fast_transcript_values
 from ingestor.sink.row_tuples import RowTuples
 from ingestor.sink.rows import TRANSCRIPT_COLUMNS, transcript_row
 from ingestor.wire import Envelope, TranscriptSource
-from ingestor.worker.dedup import DedupIndex
 from ingestor.worker.process import process_transcripts
 
 SOURCE = TranscriptSource("/h/.claude/projects/-p/s-1.jsonl", "-p", 1, "2025-01-01T00:00:00Z", "h")
@@ -48,7 +47,6 @@ def test_rows_are_tuples_of_the_model_paths_rows() -> None:
     out = process_transcripts(
         Envelope("transcript", records, SOURCE),
         Location("t", 0, 7),
-        lambda _scope: DedupIndex(),
         bad_line_max_bytes=4096,
     )
     rows = out.rows["transcript_lines"]
@@ -59,5 +57,4 @@ def test_rows_are_tuples_of_the_model_paths_rows() -> None:
     ]
     want[3]["usage_limit_reset_ms"] = 1_759_320_000_000
     assert list(rows) == want
-    assert len(out.dead) == 1 and out.outcomes["counted"] == 3
-    assert sorted(c.identity[2] for adds in out.adds.values() for c in adds) == [0, 200, 300]
+    assert len(out.dead) == 1 and out.outcomes["usage"] == 3 and out.outcomes["no_usage"] == 1
