@@ -31,12 +31,14 @@ from ingestor.report.local_day import day_of, local_day_sql
 from ingestor.report.render import render_json
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.engine import ClickHouse, open_clickhouse
+from ingestor.sink.migrations import apply_schema
 from ingestor.sink.usage_rollup import ensure_usage_rollup, roll_up_counted, usage_rollup_ready
-from ingestor.sink.winners import maintain_winners, rebuild_winners, winners_ready
+from ingestor.sink.winners import ensure_winners, maintain_winners, rebuild_winners, winners_ready
 from ingestor.usage.entry import Entry
 from ingestor.usage.prices import CostMode
 from ingestor.usage.reports_core import local_date, zone
 from ingestor.wire import TranscriptSource
+from ingestor.worker.restore import session_seeds
 
 pytestmark = pytest.mark.integration
 
@@ -63,6 +65,13 @@ def assert_reports_equal_the_oracle(ch: ClickHouse) -> None:
         ours = render_json(build(ch, request, now_ms=NOW_MS))
         theirs = build_from_entries(oracle(ch, request.mode), request, now_ms=NOW_MS)
         assert ours == render_json(theirs), request
+
+
+def assert_reports_equal_the_oracle_from_lines(ch: ClickHouse) -> None:
+    """Winners not kept yet: reports decide from the stored lines themselves."""
+    request = ReportRequest("daily", tz="UTC")
+    ours = render_json(build(ch, request, now_ms=NOW_MS))
+    assert ours == render_json(build_from_entries(oracle(ch), request, now_ms=NOW_MS))
 
 
 def up_once(corpus: Path, data: Path) -> None:
@@ -229,6 +238,32 @@ def test_rebuild_decides_data_stored_before_the_table(clickhouse: ClickHouse) ->
     assert ensure_usage_rollup(clickhouse) == 1
     assert usage_rollup_ready(clickhouse)
     assert_reports_equal_the_oracle(clickhouse)  # from the sums
+
+
+def test_a_data_dir_from_before_0016_has_its_winners_made_again_with_their_tool_uses(
+    clickhouse: ClickHouse,
+) -> None:
+    ts = "2025-01-05T10:00:00Z"
+    lines = [
+        (0, usage_line(ts=ts, message_id="m1", request_id="r1", inp=5, tools=("Bash",))),
+        (100, usage_line(ts=ts, message_id="m1", request_id="r1", inp=50, tools=("Read",))),
+        (200, usage_line(ts=ts, inp=1, tools=("Bash", "Bash"))),
+    ]
+    store_lines(clickhouse, SOURCE, lines)
+    expected = _counted(clickhouse)
+    # As 0015 left a data dir: no tool uses on the copies and counted lines, 0016 not applied.
+    for table in ("usage_copies", "counted_usage"):
+        clickhouse.execute(f"ALTER TABLE {table} DROP COLUMN tool_uses")
+    clickhouse.execute("DELETE FROM schema_migrations WHERE version = 16")
+    assert apply_schema(clickhouse) == ["0016_counted_tool_uses"]
+    assert not winners_ready(clickhouse) and not usage_rollup_ready(clickhouse)
+    assert_reports_equal_the_oracle_from_lines(clickhouse)
+    ensure_winners(clickhouse)  # the worker's start
+    assert ensure_usage_rollup(clickhouse) == 1
+    assert _counted(clickhouse) == expected
+    assert_reports_equal_the_oracle(clickhouse)
+    [(_, agg)] = session_seeds(clickhouse)
+    assert agg.tool_uses == {"Read": 1, "Bash": 2} and agg.totals.messages == 2
 
 
 @pytest.mark.parametrize(
