@@ -177,10 +177,10 @@ def _summed(
         sized_query(
             f"""
             SELECT {", ".join(keys)}, model, fast, min(first_ms), max(last_ms), sum(i), sum(o),
-                   sum(cc), sum(cr), sum(cost), min(first) AS slot
+                   sum(cc), sum(cr), sum(cost)
             FROM ({rows})
             GROUP BY {", ".join(k.split(" AS ")[-1] for k in keys)}, model, fast
-            ORDER BY dedup_scope, slot.1, slot.2
+            ORDER BY dedup_scope, min(first).1, min(first).2
             """
         )
     )
@@ -216,7 +216,7 @@ def _grouped(ch: ClickHouse, *, mode: CostMode, zone_: ZoneInfo) -> Summed | Non
 
 def _columns(table: Any, *, by_day: bool, by_file: bool) -> Summed:
     """``Summed`` of a result ([day,] scope, [file,] model, fast, first ms, last ms, input,
-    output, cache creation, cache read, cost[, slot]) read by position."""
+    output, cache creation, cache read, cost) read by position."""
     n = table.num_rows
     if n == 0:
         return Summed([], [], [], [], [], [], [], [], [], [], [], [], scale=10)
@@ -225,7 +225,7 @@ def _columns(table: Any, *, by_day: bool, by_file: bool) -> Summed:
         columns.insert(0, None)
     if not by_file:
         columns.insert(2, None)
-    day, scope, file, model, fast, first, last, i, o, cc, cr, cost = columns[:12]
+    day, scope, file, model, fast, first, last, i, o, cc, cr, cost = columns
     units, scale = decimal_units(cost)
     return Summed(
         day=[0] * n if day is None else day.to_pylist(),
