@@ -10,9 +10,9 @@ for a large report's build. Every table the reports read is a MergeTree (``schem
 are read through to theirs.
 
 Kept only for reports that read nothing but stored data (not ``--last`` or ``blocks``, which
-count from the clock), and an answer only when the parts were the same before and after its
-build (no store half way through it). Only where every writer's parts are in this server's
-``system.parts``: the embedded engine, not a cluster of servers (``enabled_for``).
+count from the clock), each under the parts seen before its build. Only where every writer's
+parts are in this server's ``system.parts``: the embedded engine, not a cluster of servers
+(``enabled_for``).
 """
 
 from __future__ import annotations
@@ -73,12 +73,13 @@ class Answers:
                 self._kept.move_to_end(request)
                 return kept
         answer = self._build(ch, request)
-        if _state(ch) == before:
-            with self._lock:
-                if self._state == before:
-                    self._kept[request] = answer
-                    while len(self._kept) > self._size:
-                        self._kept.popitem(last=False)
+        with self._lock:
+            # Kept under the parts seen before the build: if a store came during it, the parts
+            # have changed for good, so a later ``get`` drops this answer unread.
+            if self._state == before:
+                self._kept[request] = answer
+                while len(self._kept) > self._size:
+                    self._kept.popitem(last=False)
         return answer
 
 
