@@ -10,7 +10,6 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ingestor.obs.metrics import rule_of
 from ingestor.report.counted import Summed, line_entries, rollup_entries, summed_columns
 from ingestor.report.entries import counted_entries
 from ingestor.report.events import build_event_report
@@ -195,6 +194,10 @@ def skipped(ch: ClickHouse) -> Json:
     """Ours: how many transcript lines each rule kept out of the counts (ccusage only has
     ``--debug``). A ccusage rule or ``out_of_range`` is named in the reason's parentheses; other
     dead letters (not JSON, not an object, blank, invalid for our tables) by their reason."""
+    # Imported here: the metrics module (prometheus_client) is a tenth of `ingestor report`'s
+    # start, and only this report reads it.
+    from ingestor.obs.metrics import rule_of
+
     counts: dict[str, int] = {}
     for reason, lines in ch.query(
         "SELECT reason, count() FROM dead_letters FINAL WHERE kind = 'transcript' GROUP BY reason"
