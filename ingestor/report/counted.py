@@ -172,7 +172,6 @@ def _summed(
     rows = _ROLLED.format(cost=_SUMMED_COST[mode], files=files)
     if retracted:
         rows += _RETRACTED.format(bucket_ms=BUCKET_MS, line_cost=_COST[mode], files=files)
-    # Ordered by the first slot's parts: ClickHouse sorts a tuple column several times slower.
     table = ch.query_arrow(
         sized_query(
             f"""
@@ -180,7 +179,7 @@ def _summed(
                    sum(cc), sum(cr), sum(cost)
             FROM ({rows})
             GROUP BY {", ".join(k.split(" AS ")[-1] for k in keys)}, model, fast
-            ORDER BY dedup_scope, min(first).1, min(first).2
+            ORDER BY dedup_scope, min({_SLOT_TEXT})
             """
         )
     )
@@ -188,6 +187,10 @@ def _summed(
 
 
 _BUCKETS_A_DAY = 86_400_000 // BUCKET_MS
+# A slot (file, offset) as text that sorts as the tuple does: no path holds a NUL, which sorts
+# before every other byte, and the offset in 16 hex digits sorts as the number. The least of
+# these strings costs ClickHouse a third of the least of the tuples, and sorts faster.
+_SLOT_TEXT = "concat(first.1, '\\0', leftPad(hex(first.2), 16, '0'))"
 
 
 def _grouped(ch: ClickHouse, *, mode: CostMode, zone_: ZoneInfo) -> Summed | None:
