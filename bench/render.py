@@ -166,4 +166,14 @@ def _reports(lines: int, fig: dict[str, Any]) -> list[str]:
         out.append(f"  served: {served['error']}")
     elif "first_daily_s" in served:
         out.append(f"  the worker's first answer (daily, just up): {served['first_daily_s']:.2f} s")
+        built = [
+            f"{kind} {served[kind]['worker_built_s']:.3f} s"
+            for kind in ("daily", "monthly", "session")
+            if (served.get(kind) or {}).get("worker_built_s") is not None
+        ]
+        if built:
+            out.append(
+                "  the worker building each answer (its first ask; kept until a store): "
+                + ", ".join(built)
+            )
     return out

@@ -18,16 +18,19 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ingestor.errors import ConfigError, StorageError
 from ingestor.local.pidlock import held
 from ingestor.report.request import KINDS, ReportRequest
 from ingestor.settings import Settings, load_settings
 from ingestor.usage.prices import CostMode
+
+if TYPE_CHECKING:
+    from ingestor.sink.engine import ClickHouse
 
 __all__ = ["register", "request_of", "run", "system_zone"]
 
@@ -123,12 +126,17 @@ def system_zone() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingestor.report.render import render_json, render_table
+    from ingestor.report.render import render_table
 
     request = request_of(args)
     settings = load_settings()
-    report = _report(settings, request)
+    if args.json and request.kind in _JSON_AS_WRITTEN:
+        print(_answer(settings, request, _worker_json, _local_json).decode())
+        return 0
+    report = _answer(settings, request, _worker_report, _local)
     if args.json:
+        from ingestor.report.render import render_json
+
         print(render_json(report))
     else:
         on_tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
@@ -137,27 +145,43 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _report(settings: Settings, request: ReportRequest) -> dict[str, Any]:
-    """From the embedded engine, or from the running worker that holds it."""
+# Reports whose JSON, read with Decimal numbers and written again, is the same text (no float in
+# them): printed as the worker (or ``build_json``) wrote them, without reading them into objects.
+_JSON_AS_WRITTEN = frozenset({"daily", "weekly", "monthly", "session", "models", "skipped"})
+_T = TypeVar("_T")
+
+
+def _answer(
+    settings: Settings,
+    request: ReportRequest,
+    worker: Callable[[Settings, ReportRequest], _T],
+    local: Callable[[Settings, ReportRequest], _T],
+) -> _T:
+    """From the embedded engine (``local``), or from the running worker that holds it."""
     embedded = settings.clickhouse.kind == "chdb"
     if embedded and held(settings.data_dir):
         # `up` runs, so its worker holds the engine: ask it first, without loading the engine
         # only to be refused (a second of a report's time).
         with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            return _worker_report(settings, request)
+            return worker(settings, request)
     try:
-        return _local(settings, request)
+        return local(settings, request)
     except StorageError as exc:
         if not embedded:
             raise
         # Most likely the running worker holds the embedded engine: ask it instead.
         try:
-            return _worker_report(settings, request)
+            return worker(settings, request)
         except OSError:
             raise exc from None  # no worker answers either: the engine's error is the one
 
 
 def _worker_report(settings: Settings, request: ReportRequest) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(_worker_json(settings, request), parse_float=Decimal)
+    return report
+
+
+def _worker_json(settings: Settings, request: ReportRequest) -> bytes:
     try:
         return _from_worker(settings, request)
     except urllib.error.HTTPError as reply:
@@ -166,6 +190,17 @@ def _worker_report(settings: Settings, request: ReportRequest) -> dict[str, Any]
 
 def _local(settings: Settings, request: ReportRequest) -> dict[str, Any]:
     from ingestor.report.build import build
+
+    return _locally(settings, lambda ch: build(ch, request))
+
+
+def _local_json(settings: Settings, request: ReportRequest) -> bytes:
+    from ingestor.report.build import build_json
+
+    return _locally(settings, lambda ch: build_json(ch, request))
+
+
+def _locally(settings: Settings, answer: Callable[[ClickHouse], _T]) -> _T:
     from ingestor.sink.engine import open_clickhouse
 
     target = settings.clickhouse
@@ -177,7 +212,7 @@ def _local(settings: Settings, request: ReportRequest) -> dict[str, Any]:
     with _quiet_stderr():  # chdb prints its lock error itself when the worker holds the engine
         ch = open_clickhouse(target)
     try:
-        return build(ch, request)
+        return answer(ch)
     finally:
         ch.close()
 
@@ -196,11 +231,11 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _from_worker(settings: Settings, request: ReportRequest) -> dict[str, Any]:
+def _from_worker(settings: Settings, request: ReportRequest) -> bytes:
     url = f"http://{settings.web_host}:{settings.web_port}/report/{request.kind}/?"
     with urllib.request.urlopen(url + urllib.parse.urlencode(request.to_query()), timeout=60) as r:
-        report: dict[str, Any] = json.loads(r.read(), parse_float=Decimal)
-    return report
+        answer: bytes = r.read()
+    return answer
 
 
 def _reason(reply: urllib.error.HTTPError) -> str:

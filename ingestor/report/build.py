@@ -10,19 +10,27 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ingestor.obs.metrics import rule_of
-from ingestor.report.counted import line_entries, rollup_entries
+from ingestor.report.counted import Summed, line_entries, rollup_entries, summed_columns
 from ingestor.report.entries import counted_entries
 from ingestor.report.events import build_event_report
 from ingestor.report.ops import OPS_KINDS, build_ops_report
+from ingestor.report.render import render_json
 from ingestor.report.request import EVENT_KINDS, ReportRequest
+from ingestor.report.session_columns import session_json, session_report
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.winners import winners_ready
 from ingestor.usage import reports
 from ingestor.usage.entry import Entry
 from ingestor.usage.reports_core import Json, Summary, local_date, totals_json, zone
 
-__all__ = ["build", "build_from_entries", "build_many", "report_entries", "skipped"]
+__all__ = [
+    "build",
+    "build_from_entries",
+    "build_json",
+    "build_many",
+    "report_entries",
+    "skipped",
+]
 
 
 def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) -> Json:
@@ -33,7 +41,34 @@ def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) 
         return build_ops_report(ch, request)
     if request.kind in EVENT_KINDS:
         return build_event_report(ch, request)
+    summed = _session_columns(ch, request)
+    if summed is not None:
+        return session_report(summed, tz=request.tz, since=request.since, until=request.until)
     return build_from_entries(report_entries(ch, request), request, now_ms=now_ms)
+
+
+def build_json(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) -> bytes:
+    """``render_json(build(ch, request))``, encoded: what the worker answers. The session report
+    is written from its summed columns (``session_columns.py``) when the winners hold them."""
+    summed = _session_columns(ch, request)
+    if summed is not None:
+        tz, since, until = request.tz, request.since, request.until
+        text = session_json(summed, tz=tz, since=since, until=until)
+        if text is None:
+            return render_json(session_report(summed, tz=tz, since=since, until=until)).encode()
+        return text
+    return render_json(build(ch, request, now_ms=now_ms)).encode()
+
+
+def _session_columns(ch: ClickHouse, request: ReportRequest) -> Summed | None:
+    """The summed groups a session report is built from, when it reads the winners' sums (not
+    per machine, not ``--project``, not a day cut unlike Python's)."""
+    if request.kind != "session" or request.machines:
+        return None
+    if _source(request, winners_ready(ch))[0] != "winners":
+        return None
+    by_file, by_day = _grain(request)
+    return summed_columns(ch, mode=request.mode, tz=request.tz, by_file=by_file, by_day=by_day)
 
 
 # Reports that only add entries up per day and file: summed in ClickHouse (``counted.py``).
@@ -159,6 +194,10 @@ def skipped(ch: ClickHouse) -> Json:
     """Ours: how many transcript lines each rule kept out of the counts (ccusage only has
     ``--debug``). A ccusage rule or ``out_of_range`` is named in the reason's parentheses; other
     dead letters (not JSON, not an object, blank, invalid for our tables) by their reason."""
+    # Imported here: the metrics module (prometheus_client) is a tenth of `ingestor report`'s
+    # start, and only this report reads it.
+    from ingestor.obs.metrics import rule_of
+
     counts: dict[str, int] = {}
     for reason, lines in ch.query(
         "SELECT reason, count() FROM dead_letters FINAL WHERE kind = 'transcript' GROUP BY reason"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+import re
 import shutil
 from collections.abc import Mapping
 from decimal import ROUND_HALF_UP, Decimal
@@ -17,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from rich.table import Table
 
-__all__ = ["render_json", "render_table"]
+__all__ = ["ascii_json", "render_json", "render_table"]
 
 # The list a report keeps its rows under, the key that labels each row, and its title.
 _ROWS = ("daily", "weekly", "monthly", "sessions", "blocks", "models")
@@ -39,6 +40,18 @@ _BLOCK_KEYS = {
 def render_json(report: Any, *, indent: int = 2) -> str:
     """``report`` as JSON; Decimals become exact JSON numbers."""
     return _encode(report, indent, 0)
+
+
+_NOT_ASCII = re.compile(r"[^\x00-\x7e]+")
+
+
+def ascii_json(raw: bytes) -> bytes:
+    """orjson's text (``OPT_INDENT_2``) as ``render_json`` writes the same values: orjson writes
+    characters past ASCII, and DEL, as they are, ``render_json`` escapes them as ``json.dumps``
+    does. Both only occur inside strings, so they are escaped wherever they are."""
+    if raw.isascii() and b"\x7f" not in raw:
+        return raw
+    return _NOT_ASCII.sub(lambda run: _quote(run.group())[1:-1], raw.decode()).encode()
 
 
 def _encode(value: Any, indent: int, depth: int) -> str:

@@ -18,7 +18,12 @@ _PROJECTS = "projects"
 
 
 def _parts(path: str) -> list[str]:
-    return [part for part in PurePosixPath(path).parts if part != "/"]
+    parts = path.split("/")
+    if parts[0] == "":  # absolute: the root is not a part
+        del parts[0]
+    if "" in parts or "." in parts:  # what PurePosixPath collapses: let it (4x slower)
+        return [part for part in PurePosixPath(path).parts if part != "/"]
+    return parts
 
 
 @lru_cache(maxsize=65536)

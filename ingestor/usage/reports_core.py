@@ -62,8 +62,16 @@ def local_date(timestamp_ms: int, tz: ZoneInfo) -> date:
 def iso_ms(timestamp_ms: int) -> str:
     """``2025-09-08T05:12:28.276Z``: ccusage's ``format_rfc3339_millis``, always UTC."""
     seconds, millis = divmod(timestamp_ms, 1000)
-    stamp = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(seconds=seconds)
-    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
+    days, seconds = divmod(seconds, 86_400)
+    hours, seconds = divmod(seconds, 3_600)
+    minutes, seconds = divmod(seconds, 60)
+    return f"{_iso_day(days)}T{hours:02d}:{minutes:02d}:{seconds:02d}.{millis:03d}Z"
+
+
+@lru_cache(maxsize=4096)
+def _iso_day(days: int) -> str:
+    # A day's text once: formatting a datetime was most of a large session report's time.
+    return f"{datetime(1970, 1, 1, tzinfo=UTC) + timedelta(days=days):%Y-%m-%d}"
 
 
 def normalize_bound(value: str | None) -> str | None:
