@@ -116,11 +116,7 @@ def _report(sessions: dict[tuple[str, str], list[Any]], money: Callable[[int], A
         rows.append(
             {
                 "sessionId": session_id,
-                "inputTokens": i,
-                "outputTokens": o,
-                "cacheCreationTokens": cc,
-                "cacheReadTokens": cr,
-                "totalTokens": i + o + cc + cr,
+                **_tokens(i, o, cc, cr),
                 "totalCost": money(cost),
                 "modelsUsed": list(models),
                 "modelBreakdowns": [
@@ -149,14 +145,17 @@ def _report(sessions: dict[tuple[str, str], list[Any]], money: Callable[[int], A
     i, o, cc, cr, cost = totals
     return {
         "sessions": rows,
-        "totals": {
-            "inputTokens": i,
-            "outputTokens": o,
-            "cacheCreationTokens": cc,
-            "cacheReadTokens": cr,
-            "totalTokens": i + o + cc + cr,
-            "totalCost": money(cost),
-        },
+        "totals": {**_tokens(i, o, cc, cr), "totalCost": money(cost)},
+    }
+
+
+def _tokens(i: int, o: int, cc: int, cr: int) -> Json:
+    return {
+        "inputTokens": i,
+        "outputTokens": o,
+        "cacheCreationTokens": cc,
+        "cacheReadTokens": cr,
+        "totalTokens": i + o + cc + cr,
     }
 
 
