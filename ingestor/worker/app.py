@@ -17,7 +17,6 @@ import logging
 import os
 import sys
 import time
-import weakref
 from typing import Any, NoReturn, cast
 
 import faust
@@ -35,11 +34,12 @@ from ingestor.wire import Kind, decode_message
 from ingestor.worker.budgets import BudgetTable, budget_table
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.exits import EXIT_BAD_INPUT, EXIT_OFFSET_GAP, EXIT_STORAGE_FAILED
+from ingestor.worker.follow import apply_changes, budget_alerts
 from ingestor.worker.guard import SEEK_S, missing
 from ingestor.worker.lag import partition_lag
 from ingestor.worker.process import process_decoded, undecodable, with_dead_letter_rows
 from ingestor.worker.restore import session_seeds
-from ingestor.worker.sessions import SessionAgg, by_session, reconciled
+from ingestor.worker.sessions import SessionAgg, reconciled
 from ingestor.worker.state import Source, WorkerState
 from ingestor.worker.trim import Trimmer
 from ingestor.worker.views import register_views
@@ -276,35 +276,6 @@ def _progressed(state: WorkerState) -> None:
     state.last_progress = time.monotonic()
 
 
-def _apply_changes(state: WorkerState, changes: list[CountedChange]) -> None:
-    """Apply a stored batch's changes to what counts to their sessions (in the Faust table,
-    whose changelog partition is the session's scope's input partition)."""
-    sessions = state.sessions
-    for session_id, (project, session_changes) in by_session(changes).items():
-        source = state.scopes.get(session_changes[0].dedup_scope)
-        if source is None:  # not met since the rebalance: reconciled when it is
-            continue
-        key = session_id.encode()
-        raw = sessions.get(key)
-        agg = SessionAgg.decode(raw) if raw is not None else SessionAgg(session_id, project)
-        agg.apply(session_changes)
-        _as_current(source)
-        sessions[key] = agg.encode()
-        state.dirty[key] = agg
-    counted = sum(c.sign > 0 for c in changes)
-    state.counts["counted"] += counted
-    state.counts["retracted"] += len(changes) - counted
-
-
-def _as_current(source: Source) -> None:
-    """Make ``source`` Faust's current event, in this task's context only: a table write takes
-    its changelog partition from it (``Table.partition_for_key``), and the changes are applied in
-    the insert's task, outside any stream iteration."""
-    from faust.streams import _current_event
-
-    _current_event.set(weakref.ref(cast(Any, source)))
-
-
 def _behind(app: faust.App, message: Any, backlog: int) -> bool:
     """Whether ``message`` has ``backlog`` or more records after it in its partition (as the
     last fetch saw its end)."""
@@ -402,8 +373,8 @@ async def _store(
         )
         os._exit(EXIT_STORAGE_FAILED)
     if changes:
-        _apply_changes(state, changes)
-        alerts = _budget_alerts(state, changes, held, sources)
+        apply_changes(state, changes)
+        alerts = budget_alerts(state, changes, held, sources)
         try:
             if alerts:
                 await asyncio.to_thread(write, alerts, f"{token}:alerts")
@@ -427,33 +398,6 @@ async def _store(
     rows.clear()  # this store's own: free the batch now, so that a trim can hand it back
     held.clear()
     state.trimmer.after_store()
-
-
-def _budget_alerts(
-    state: WorkerState, changes: list[CountedChange], held: list[Any], sources: dict[str, Source]
-) -> dict[str, Rows]:
-    """Apply the changes' spend to the budget windows (as from the batch's last transcript
-    offset of their scope's partition); the alert rows to store."""
-    if state.alerting is None:
-        return {}
-    last: dict[tuple[str, int], int] = {}
-    for _, event in held:
-        message = event.message
-        last[(message.topic, message.partition)] = message.offset
-    alerts: dict[str, Rows] = {}
-    by_scope: dict[str, list[CountedChange]] = {}
-    for change in changes:
-        by_scope.setdefault(change.dedup_scope, []).append(change)
-    for scope, scoped in by_scope.items():
-        source = sources.get(scope)
-        offset = None if source is None else last.get((source.topic, source.partition))
-        if source is None or offset is None:
-            continue
-        found = state.alerting.apply_changes(scoped, f"{source.topic}:{source.partition}", offset)
-        for table, rows in found.items():
-            alerts.setdefault(table, []).extend(rows)
-    state.counts["alerts"] += len(alerts.get("events", ()))
-    return alerts
 
 
 async def _restart_committed(state: WorkerState, app: faust.App) -> NoReturn:

@@ -5,9 +5,10 @@ the same ``process_decoded`` (rows, dead letters), the same ``with_dead_letter_r
 ``write_batch`` stores them with its id checks and deduplication tokens. What a replay must not
 touch, it does not:
 
-* the Faust session table and ``session_summaries`` (the live aggregates are the worker's; a
-  replayed line ClickHouse already holds changes nothing that counts, and the worker reconciles
-  a scope's sessions with ClickHouse whenever it meets the scope after a start);
+* the live aggregates, but through ClickHouse: a replayed line ClickHouse already holds changes
+  nothing that counts; one it did not hold may, and the worker that stores a replayed chunk
+  applies those changes to its sessions as it does a batch's (``worker/follow.py``; budget
+  windows are not fed from replays);
 * the dead-letter topic: its copy was sent when the message was first handled; the
   ``dead_letters`` row, keyed by the message's own topic, partition and offset, replaces itself.
 
@@ -29,6 +30,7 @@ from ingestor.settings import Settings
 from ingestor.sink.disk import wait_for_room_under
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import write_batch
+from ingestor.usage.winners import CountedChange
 from ingestor.wire import Kind, decode_message
 from ingestor.worker.process import process_decoded, undecodable, with_dead_letter_rows
 
@@ -79,10 +81,18 @@ def replay_rows(
     return out
 
 
-def write_replayed(ch: ClickHouse, replayed: Replayed, settings: Settings, *, token: str) -> int:
+def write_replayed(
+    ch: ClickHouse,
+    replayed: Replayed,
+    settings: Settings,
+    *,
+    token: str,
+    changes: list[CountedChange] | None = None,
+) -> int:
     """Store ``replayed.rows`` as the worker stores a batch (blocking; raises ``StorageError``).
 
-    Returns the rows inserted (events and ledger rows already stored are not)."""
+    Returns the rows inserted (events and ledger rows already stored are not); ``changes`` gets
+    the lines that started or stopped counting (``write_batch``)."""
     wait_for_room_under(ch.target, settings.disk_reserve_mb)
     return write_batch(
         ch,
@@ -90,4 +100,5 @@ def write_replayed(ch: ClickHouse, replayed: Replayed, settings: Settings, *, to
         token=token,
         retries=settings.insert_retries,
         backoff_s=settings.insert_backoff_s,
+        changes=changes,
     )

@@ -30,6 +30,8 @@ from ingestor.kafka.config import client_kwargs
 from ingestor.kafka.ranges import Range, read_range
 from ingestor.kafka.topics import load_topic_defs
 from ingestor.report.verify_topics import check_rows
+from ingestor.usage.winners import CountedChange
+from ingestor.worker.follow import apply_changes
 from ingestor.worker.hosts import HostCheck
 from ingestor.worker.replay import Replayed, replay_rows, write_replayed
 
@@ -89,15 +91,19 @@ def register_replay(app: Any, state: WorkerState, hosts: HostCheck) -> None:
             replayed, following = got
             chunks += 1
             token = f"replay:{run}:{chunks}"
+            changes: list[CountedChange] = []
             async with state.lock:  # the live flushes wait, and we wait for theirs
                 if state.inflight is not None:
                     await state.inflight
                 try:
                     rows = await asyncio.to_thread(
-                        write_replayed, state.ch, replayed, settings, token=token
+                        write_replayed, state.ch, replayed, settings, token=token, changes=changes
                     )
                 except IngestorError as exc:
                     return reply(self, {"error": str(exc)}, status=503)
+                if changes:  # lines ClickHouse did not hold: the sessions follow (follow.py)
+                    apply_changes(state, changes)
+                    await app.producer.flush()
             return reply(
                 self,
                 {
