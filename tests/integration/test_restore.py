@@ -17,6 +17,7 @@ from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import write_batch
 from ingestor.usage.winners import CountedChange
 from ingestor.wire import TranscriptSource, decode_message, encode_envelope
+from ingestor.worker import restore
 from ingestor.worker.process import process_transcripts
 from ingestor.worker.restore import session_seeds
 from ingestor.worker.sessions import SessionAgg, by_session
@@ -77,3 +78,16 @@ def test_seeds_restore_what_the_changes_built(
     )
     assert calls == ["seeds"]  # progress for the worker's watchdog
     assert session_seeds(clickhouse, "other") == []
+
+
+def test_seeds_in_chunks_are_the_seeds_at_once(
+    clickhouse: ClickHouse, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Chunks by a hash of the line bound ClickHouse's memory; the result is the same."""
+    generate(tmp_path / "c", lines=3000, seed=9)
+    _ingest(clickhouse, tmp_path / "c", "host-a", 1, True)
+    whole = session_seeds(clickhouse)
+    monkeypatch.setattr(restore, "_SEED_ROWS", 300)
+    calls: list[str] = []
+    assert session_seeds(clickhouse, progress=lambda: calls.append("chunk")) == whole
+    assert len(calls) > 1
