@@ -318,7 +318,7 @@ def _counted_rows(
     if not parts:
         return None
     if len(parts) == 1:
-        return pa.Table.from_arrays(parts[0], names=list(COLUMNS))
+        return pa.Table.from_arrays([_typed(a) for a in parts[0]], names=list(COLUMNS))
     # Both results hold the same ClickHouse columns, so on chdb the same Arrow types; an engine
     # that builds them from Python values (the default ``query_arrow``) infers each its own:
     # there the values are joined as Python values and inferred once.
@@ -328,7 +328,18 @@ def _counted_rows(
             merged.append(pa.chunked_array([*_chunks(old), *_chunks(new)], type=old.type))
         else:
             merged.append(pa.array([*old.to_pylist(), *new.to_pylist()]))
-    return pa.Table.from_arrays(merged, names=list(COLUMNS))
+    return pa.Table.from_arrays([_typed(a) for a in merged], names=list(COLUMNS))
+
+
+def _typed(column: Any) -> Any:
+    """``column``, a list of nothing but empty lists typed as ClickHouse's arrays of strings: an
+    engine that infers Arrow types from Python values makes it a list of nulls, which ClickHouse
+    refuses to read into ``Array(String)`` (``tool_uses``)."""
+    import pyarrow as pa
+
+    if pa.types.is_list(column.type) and pa.types.is_null(column.type.value_type):
+        return column.cast(pa.list_(pa.string()))
+    return column
 
 
 _CHANGE_COLUMNS = (

@@ -131,12 +131,14 @@ class _NoArrow(Wrapped):
         super().insert(table, rows, token=token)
 
 
-@pytest.mark.parametrize("arrow", [True, False], ids=["arrow", "no-arrow"])
+@pytest.mark.parametrize("arrow", ["arrow", "no-arrow", "inferred"])
 def test_a_tombstone_hands_a_group_to_the_other_file_and_replays_change_nothing(
-    clickhouse: ClickHouse, arrow: bool
+    clickhouse: ClickHouse, arrow: str
 ) -> None:
-    if not arrow:
+    if arrow == "no-arrow":
         clickhouse = _NoArrow(clickhouse)
+    elif arrow == "inferred":  # Arrow types from Python values, inserted as Arrow (chdb+tcp)
+        clickhouse = Wrapped(clickhouse)
     ts = "2025-01-05T10:00:00Z"
     big = usage_line(ts=ts, message_id="m1", request_id="r1", inp=500)
     small = usage_line(ts=ts, message_id="m1", request_id="r1", inp=5)
