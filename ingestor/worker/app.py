@@ -381,7 +381,11 @@ async def _store(
             # The tables' changelog before the ack: a committed batch's changes are in it.
             await app.producer.flush()
         except Exception:
-            log.critical("could not store the batch's alerts; exiting", exc_info=True)
+            log.critical(
+                "could not store the batch's alerts or write the tables' changelog; exiting "
+                "for re-delivery",
+                exc_info=True,
+            )
             os._exit(EXIT_STORAGE_FAILED)
     state.stored_at = time.monotonic()
     state.insert_s = state.stored_at - started
