@@ -51,7 +51,6 @@ class Processed:
     rows: dict[str, Rows] = field(default_factory=dict)  # table -> rows (tuples: transcript_lines)
     dead: list[DeadLetter] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
-    project: str = ""
 
     @property
     def valid(self) -> int:
@@ -113,7 +112,7 @@ def process_transcripts(
     """
     source = envelope.source
     assert source is not None  # decode_message guarantees it for transcripts
-    out = Processed(project=source.project)
+    out = Processed()
     if not envelope.records:
         out._row(
             POSITIONS_TABLE,
