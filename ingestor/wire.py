@@ -10,6 +10,11 @@ Envelope (JSON, UTF-8)::
      "source": {...} | null,          # transcripts: the file every record comes from
      "records": [ {...}, ... ]}
 
+Version 2 (transcripts only) adds ``"lines": {column: [values...]}``: well-formed lines as one list
+a column (``LINE_COLUMNS``), the form the worker stores them in without a Python object a line
+(``worker/line_columns.py`` checks every value); ``records`` then holds the other lines. The
+watcher sends version 1 when no line of an envelope has the common shape.
+
 Transcript records are ``{"offset": int, "length": int, "line": {...stripped line...}}``, or
 ``{"offset", "length", "error": str, "sha256": str}`` (plus ``"shape"``, the structure of a JSON
 object, and ``"field"``) for a line that cannot be stored: no text of it travels, only enough for
@@ -22,7 +27,7 @@ and replacements of the file, ``first_ts`` is the file's earliest timestamp (ccu
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Literal
@@ -32,6 +37,9 @@ import orjson
 from ingestor.errors import InvalidEnvelope
 
 __all__ = [
+    "LINES_VERSION",
+    "LINE_COLUMNS",
+    "LINE_STRINGS",
     "WIRE_VERSION",
     "Envelope",
     "Kind",
@@ -41,7 +49,21 @@ __all__ = [
 ]
 
 WIRE_VERSION = 1
+LINES_VERSION = 2
 Kind = Literal["transcript", "event", "ledger"]
+# The columns of a version 2 envelope's ``lines``, in this order on the watcher's side. Strings
+# are '' where the line has none; ``ts`` is epoch milliseconds (0: none); the token columns are
+# 0 and ``tier``/``speed`` '' on a line without usage; ``cost`` is the line's ``costUSD`` as
+# decimal text or null; ``reset`` is the usage limit's reset in epoch milliseconds (0: none).
+LINE_COLUMNS = (
+    *("offset", "length", "type", "session", "uuid", "parent", "request", "message", "ts"),
+    *("sidechain", "api_error", "model", "usage", "input", "output", "cache_read", "cache_5m"),
+    *("cache_1h", "tier", "speed", "cost", "reset", "tools", "cwd", "version"),
+)
+LINE_STRINGS = (
+    *("type", "session", "uuid", "parent", "request", "message", "model", "tier", "speed"),
+    *("cwd", "version"),
+)  # the columns of strings
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +112,41 @@ class Envelope:
     records: Sequence[Any]
     source: TranscriptSource | None = None
     version: int = WIRE_VERSION
+    lines: Mapping[str, list[Any]] | None = None  # version 2: LINE_COLUMNS -> values
+
+    @property
+    def empty(self) -> bool:
+        """No record and no line: a transcript envelope that announces a generation."""
+        return not self.records and not (self.lines and self.lines["offset"])
+
+    def in_file_order(self) -> list[Any]:
+        """The records and the lines sent in columns, by offset in the file; a line as a record
+        ``{"offset", "length", "line": {column: value}}`` without its empty strings (what a
+        record's line lacks). For tools and tests: the worker reads the columns as they are."""
+        if self.lines is None:
+            return list(self.records)
+        items = list(self.records)
+        for values in zip(*(self.lines[c] for c in LINE_COLUMNS), strict=True):
+            line = {c: v for c, v in zip(LINE_COLUMNS, values, strict=True) if v != ""}
+            items.append({"offset": line["offset"], "length": line["length"], "line": line})
+        return sorted(
+            items, key=lambda item: item.get("offset", -1) if isinstance(item, dict) else -1
+        )
 
 
 def encode_envelope(
-    kind: Kind, records: Sequence[Any], source: TranscriptSource | None = None
+    kind: Kind,
+    records: Sequence[Any],
+    source: TranscriptSource | None = None,
+    lines: Mapping[str, Sequence[Any]] | None = None,
 ) -> bytes:
-    body: dict[str, Any] = {"v": WIRE_VERSION, "kind": kind, "records": list(records)}
+    """An envelope's bytes; with ``lines`` (LINE_COLUMNS -> values), version 2."""
+    version = WIRE_VERSION if lines is None else LINES_VERSION
+    body: dict[str, Any] = {"v": version, "kind": kind, "records": list(records)}
     if source is not None:
         body["source"] = source.as_dict()
+    if lines is not None:
+        body["lines"] = lines
     return orjson.dumps(body, default=_default)
 
 
@@ -126,7 +175,7 @@ def decode_message(kind: Kind, data: bytes | None) -> Envelope:
             return _single_transcript(body)
         return Envelope(kind=kind, records=(body,))
     version = body.get("v")
-    if version != WIRE_VERSION:
+    if version != WIRE_VERSION and not (version == LINES_VERSION and kind == "transcript"):
         shown = repr(version) if isinstance(version, int) else f"of type {type(version).__name__}"
         raise InvalidEnvelope(f"unsupported envelope version {shown}", "v")
     if (other := body.get("kind", kind)) != kind:
@@ -139,7 +188,33 @@ def decode_message(kind: Kind, data: bytes | None) -> Envelope:
     source = None
     if kind == "transcript":
         source = TranscriptSource.from_dict(body.get("source"))
+    if version == LINES_VERSION:
+        lines = _lines(body.get("lines"))
+        return Envelope(kind, records, source, LINES_VERSION, lines)
     return Envelope(kind=kind, records=records, source=source)
+
+
+def _lines(lines: Any) -> dict[str, list[Any]]:
+    """A version 2 envelope's ``lines``: every column of ``LINE_COLUMNS`` a list, all of one
+    length (their values are the worker's to check, line by line)."""
+    if not isinstance(lines, dict):
+        raise InvalidEnvelope("must be an object", "lines")
+    if lines.keys() != set(LINE_COLUMNS):
+        missing = sorted(set(LINE_COLUMNS) - lines.keys())
+        # Only names of ours are echoed: a producer's key may be text.
+        raise InvalidEnvelope(
+            f"lacks columns {missing}" if missing else "has columns this worker does not know",
+            "lines",
+        )
+    length = -1
+    for name in LINE_COLUMNS:
+        values = lines[name]
+        if not isinstance(values, list):
+            raise InvalidEnvelope("must be a list", f"lines.{name}")
+        if length >= 0 and len(values) != length:
+            raise InvalidEnvelope("columns of unequal length", f"lines.{name}")
+        length = len(values)
+    return lines
 
 
 def _single_transcript(body: dict[str, Any]) -> Envelope:

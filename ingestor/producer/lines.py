@@ -20,6 +20,11 @@ resumes from. Only complete (``\\n``-terminated) lines are handled; a partial la
 This is the watcher's hot path: one ``orjson.loads``, one ``strip_line`` and one ``orjson.dumps``
 a line, no pydantic. Records are encoded once, here, and spliced into envelopes as
 ``orjson.Fragment`` so that envelope sizes are known exactly without encoding twice.
+
+With ``columns=True`` (the watcher) a line of the common shape (``fast_rows.line_fields``) is
+kept as a tuple of its ``LINE_COLUMNS`` values instead, and ``envelopes`` sends those lines as
+columns (a version 2 envelope, ``ingestor/wire.py``): the worker then stores them with no Python
+object a line. Every other line stays a record.
 """
 
 from __future__ import annotations
@@ -33,11 +38,16 @@ import orjson
 
 from ingestor.producer.usage import usage_record
 from ingestor.redact import sha256_hex, structure
+from ingestor.sink.fast_rows import line_fields
+from ingestor.sink.row_columns import epoch_ms
+from ingestor.wire import LINE_COLUMNS, LINE_STRINGS, TranscriptSource, encode_envelope
 
 __all__ = [
     "BLANK",
     "ParsedChunk",
     "bad_record",
+    "column_row",
+    "envelopes",
     "first_timestamp",
     "line_record",
     "long_line_chunk",
@@ -133,14 +143,18 @@ class ParsedChunk:
 
     start: int  # file offset of the chunk
     end: int  # just past the last complete line (blank ones included): the next position
-    records: list[bytes] = field(default_factory=list)  # each record, orjson-encoded
+    # Each line's record, orjson-encoded, or (``columns=True``) its LINE_COLUMNS values.
+    records: list[bytes | tuple[Any, ...]] = field(default_factory=list)
     ends: list[int] = field(default_factory=list)  # just past each record's line
     first_ts: str | None = None  # of the first line in this chunk that has one
     bad_lines: int = 0
 
 
-def parse_chunk(data: bytes, offset: int, *, max_record_bytes: int) -> ParsedChunk:
-    """Records for the complete lines of ``data`` read at file ``offset``.
+def parse_chunk(
+    data: bytes, offset: int, *, max_record_bytes: int, columns: bool = False
+) -> ParsedChunk:
+    """Records for the complete lines of ``data`` read at file ``offset`` (with ``columns``, a
+    line of the common shape as its ``column_row``).
 
     A record whose stripped line still encodes to more than ``max_record_bytes`` travels as a bad
     line, so that one absurd line cannot wedge a file behind a message the broker refuses (a
@@ -167,6 +181,14 @@ def parse_chunk(data: bytes, offset: int, *, max_record_bytes: int) -> ParsedChu
             obj = None
         if type(obj) is dict:
             record, skipped = usage_record(line, obj, pos, length)
+            row = column_row(record, max_record_bytes) if columns and skipped is None else None
+            if row is not None:
+                records.append(row)
+                pos += length
+                ends.append(pos)
+                if chunk.first_ts is None and parse_ts(ts := obj.get("timestamp")) is not None:
+                    chunk.first_ts = ts
+                continue
             encoded = dumps(record)
             if skipped is not None:
                 chunk.bad_lines += 1
@@ -183,6 +205,101 @@ def parse_chunk(data: bytes, offset: int, *, max_record_bytes: int) -> ParsedChu
         pos += length
         ends.append(pos)
     return chunk
+
+
+_STRINGS = tuple(LINE_COLUMNS.index(name) for name in LINE_STRINGS)
+
+
+def column_row(record: dict[str, Any], max_record_bytes: int) -> tuple[Any, ...] | None:
+    """A record's line as its ``LINE_COLUMNS`` values, or None when it travels as a record: it
+    is not a line (a bad record), has not the common shape (``line_fields``), or has strings long
+    enough that it might not fit an envelope alone (a record's size is checked exactly)."""
+    line = record.get("line")
+    fields = None if line is None else line_fields(line)
+    if fields is None:
+        return None
+    tokens, has_usage = fields.tokens, fields.has_usage
+    reset = record.get("reset_ms", 0)
+    cost = fields.cost_usd
+    row: tuple[Any, ...] = (
+        record["offset"],
+        record["length"],
+        fields.line_type,
+        fields.session_id or "",
+        fields.uuid or "",
+        fields.parent_uuid or "",
+        fields.request_id or "",
+        fields.message_id or "",
+        0 if fields.timestamp is None else epoch_ms(fields.timestamp),
+        fields.is_sidechain,
+        fields.is_api_error,
+        fields.model,
+        has_usage,
+        tokens[0],
+        tokens[1],
+        tokens[3],
+        tokens[4],
+        tokens[5],
+        fields.tier,
+        fields.speed,
+        None if cost is None or not has_usage else str(cost),  # only a usage line's is read
+        reset if type(reset) is int else 0,
+        fields.tool_uses,
+        fields.cwd or "",
+        fields.version or "",
+    )
+    # JSON escapes a character in at most 6 bytes (UTF-8 takes at most 4).
+    text = sum(len(row[i]) for i in _STRINGS) + sum(map(len, fields.tool_uses)) * 2
+    return row if 6 * text + 4096 <= max_record_bytes else None
+
+
+def envelopes(
+    records: Sequence[bytes | tuple[Any, ...]],
+    source: TranscriptSource,
+    *,
+    max_records: int,
+    max_bytes: int,
+) -> list[tuple[int, bytes]]:
+    """A chunk's ``records`` (``parse_chunk``) as transcript envelopes of at most
+    ``max_records`` records and ``max_bytes`` bytes: (the stop index, the envelope) each, in
+    order. A record alone over ``max_bytes`` goes alone (``parse_chunk`` makes none)."""
+    overhead = len(encode_envelope("transcript", [], source, dict.fromkeys(LINE_COLUMNS, [])))
+    sizes = [len(r) if type(r) is bytes else _ROW_BYTES for r in records]
+    out: list[tuple[int, bytes]] = []
+    start = 0
+    for stop in pack(sizes, overhead=overhead, max_records=max_records, max_bytes=max_bytes):
+        _encode(records, start, stop, source, max_bytes, out)
+        start = stop
+    return out
+
+
+# What a line of columns is taken to add to an envelope when packing; an envelope that comes
+# out larger than allowed is halved (``_encode``), so this only needs to be right mostly.
+_ROW_BYTES = 400
+
+
+def _encode(
+    records: Sequence[bytes | tuple[Any, ...]],
+    start: int,
+    stop: int,
+    source: TranscriptSource,
+    max_bytes: int,
+    out: list[tuple[int, bytes]],
+) -> None:
+    part = records[start:stop]
+    rows = [r for r in part if type(r) is tuple]
+    fragments = [orjson.Fragment(r) for r in part if type(r) is bytes]
+    if rows:
+        lines = dict(zip(LINE_COLUMNS, map(list, zip(*rows, strict=True)), strict=True))
+        value = encode_envelope("transcript", fragments, source, lines)
+    else:
+        value = encode_envelope("transcript", fragments, source)
+    if len(value) > max_bytes and stop - start > 1:
+        middle = (start + stop) // 2
+        _encode(records, start, middle, source, max_bytes, out)
+        _encode(records, middle, stop, source, max_bytes, out)
+        return
+    out.append((stop, value))
 
 
 def pack(sizes: Sequence[int], *, overhead: int, max_records: int, max_bytes: int) -> list[int]:

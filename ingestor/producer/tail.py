@@ -98,8 +98,10 @@ class Tail:
         max_record_bytes: int,
         chunk_bytes: int = CHUNK_BYTES,
         max_line_bytes: int = MAX_LINE_BYTES,
+        columns: bool = False,
     ) -> None:
         self.path = path
+        self._columns = columns  # lines of the common shape as column rows (``parse_chunk``)
         self.project = project
         self.position = position or FilePosition()
         self._max_record_bytes = max_record_bytes
@@ -170,7 +172,9 @@ class Tail:
             os.close(fd)
         if long_line is not None:
             return long_line
-        chunk = parse_chunk(data, offset, max_record_bytes=self._max_record_bytes)
+        chunk = parse_chunk(
+            data, offset, max_record_bytes=self._max_record_bytes, columns=self._columns
+        )
         if chunk.end == offset:  # only a partial line: wait for the file to change
             self._idle = _stat_key(st)
             return ParsedChunk(start=0, end=0) if renewed else None

@@ -40,13 +40,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import orjson
-
 from ingestor.errors import BrokerError
 from ingestor.producer.changes import Changes
 from ingestor.producer.checkpoint import Checkpoint, FilePosition
 from ingestor.producer.discover import find_jsonl, order_key, project_of
-from ingestor.producer.lines import ParsedChunk, pack
+from ingestor.producer.lines import ParsedChunk, envelopes
 from ingestor.producer.sender import Sender
 from ingestor.producer.tail import Tail
 from ingestor.settings import Settings, default_watch_dirs
@@ -220,6 +218,7 @@ class Watcher:
                     self._checkpoint.get(path),
                     max_record_bytes=self._max_record_bytes(path, project),
                     max_line_bytes=self._settings.line_max_bytes,
+                    columns=True,
                 )
         self.stats.files = len(self._tails)
 
@@ -285,21 +284,18 @@ class Watcher:
     async def _send_chunk(self, tail: Tail, key: bytes, chunk: ParsedChunk) -> None:
         settings = self._settings
         source = dataclasses.replace(tail.source, scope=settings.dedup_scope)
-        overhead = len(encode_envelope("transcript", [], source))
-        stops = pack(
-            [len(r) for r in chunk.records],
-            overhead=overhead,
+        sent = envelopes(
+            chunk.records,
+            source,
             max_records=settings.envelope_max_records,
             max_bytes=settings.envelope_max_bytes,
         )
         start, position = 0, chunk.start
-        for number, stop in enumerate(stops, 1):
-            records = [orjson.Fragment(r) for r in chunk.records[start:stop]]
-            value = encode_envelope("transcript", records, source)
+        for number, (stop, value) in enumerate(sent, 1):
             await self._make_room(len(value))
             delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, value))
             # Blank lines between envelopes go with the earlier one; the last takes the rest.
-            last = number == len(stops)
+            last = number == len(sent)
             end = chunk.end if last else chunk.ends[stop - 1]
             bad = chunk.bad_lines if last else 0  # counted once the whole chunk is acknowledged
             self._push(
@@ -314,7 +310,7 @@ class Watcher:
                 )
             )
             start, position = stop, end
-        if not stops:  # no record: a new generation with no complete line yet, announced
+        if not sent:  # no record: a new generation with no complete line yet, announced
             end = chunk.end
             value = encode_envelope("transcript", [], source)
             await self._make_room(len(value))

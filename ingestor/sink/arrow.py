@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from ingestor.sink.row_tuples import RowTuples
+from ingestor.sink.row_columns import RowColumns
 
 __all__ = ["arrow_table", "arrow_type"]
 
@@ -95,8 +95,8 @@ def arrow_table(
         kinds.append(kind)
     timely = [pa.types.is_timestamp(kind) for kind in kinds]
     try:
-        if isinstance(rows, RowTuples):
-            arrays = _by_position(rows, columns, kinds, timely)
+        if isinstance(rows, RowColumns):
+            arrays = _by_column(rows, columns, kinds, timely)
         else:
             arrays = _by_struct(rows, columns, kinds, timely)
     except (pa.ArrowException, TypeError, ValueError, OverflowError):
@@ -130,21 +130,38 @@ def _by_struct(
     return [arrays[column] for column in columns]
 
 
-def _by_position(
-    rows: RowTuples,
+def _by_column(
+    rows: RowColumns,
     columns: Sequence[str],
     kinds: Sequence[pa.DataType],
     timely: Sequence[bool],
 ) -> list[pa.Array]:
-    """The columns of tuple rows, each read by its position (an ``itemgetter`` mapped in C)
-    and converted as ``pa.array`` converts it (what ``_by_struct`` does a field)."""
+    """The columns of ``RowColumns``, each converted from its list as ``pa.array`` converts it
+    (what ``_by_struct`` does a field); their time columns hold epoch milliseconds already."""
     arrays = []
     for column, kind, t in zip(columns, kinds, timely, strict=True):
         if column not in rows.columns:
             raise KeyError(column)
-        values = rows.column(column)
-        arrays.append(pa.array(_ticks(values, kind) if t else values, type=kind))
+        if t and column in rows.times:
+            arrays.append(_from_ms(rows.raw(column), kind))
+        else:
+            values = rows.raw(column)
+            arrays.append(pa.array(_ticks(values, kind) if t else values, type=kind))
     return arrays
+
+
+_PER_MS = {"s": None, "ms": 1, "us": 1000, "ns": 1_000_000}
+
+
+def _from_ms(values: Sequence[Any], kind: pa.DataType) -> pa.Array:
+    """Epoch milliseconds as a timestamp array of ``kind`` (a unit coarser than milliseconds
+    floors them, as the datetimes' conversion does)."""
+    scale = _PER_MS[kind.unit]
+    if scale is None:
+        values = [None if v is None else v // 1000 for v in values]
+    elif scale != 1:
+        values = [None if v is None else v * scale for v in values]
+    return pa.array(values, type=pa.int64()).view(kind)
 
 
 def _ticks(column: Sequence[Any], kind: pa.DataType) -> Sequence[Any]:

@@ -15,7 +15,7 @@ import math
 import re
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any, TypeGuard
+from typing import Any, NamedTuple, TypeGuard
 
 from ingestor.sink.rows import (
     NO_COSTS,
@@ -25,7 +25,7 @@ from ingestor.sink.rows import (
 )
 from ingestor.wire import TranscriptSource
 
-__all__ = ["fast_transcript_row", "fast_transcript_values"]
+__all__ = ["LineFields", "fast_transcript_row", "fast_transcript_values", "line_fields"]
 
 _TOKEN_LIMIT = 1 << 63
 # Snake-case names the model also accepts (populate_by_name): which spelling wins is its call.
@@ -68,6 +68,64 @@ def fast_transcript_values(
 ) -> tuple[Any, ...] | None:
     """The values ``transcript_values`` would give for ``data``, or ``None`` to take the model
     path."""
+    fields = line_fields(data)
+    if fields is None:
+        return None
+    tokens, speed, cost_usd = fields.tokens, fields.speed, fields.cost_usd
+    has_usage = fields.has_usage
+    costs = usage_costs(fields.model, tokens, speed, cost_usd) if has_usage else NO_COSTS
+    return assemble_transcript_values(
+        source,
+        offset,
+        length,
+        fields.session_id,
+        fields.line_type,
+        fields.uuid,
+        fields.parent_uuid,
+        fields.request_id,
+        fields.message_id,
+        fields.timestamp,
+        fields.is_sidechain,
+        fields.is_api_error,
+        fields.model,
+        has_usage,
+        tokens,
+        fields.tier,
+        speed,
+        costs,
+        fields.tool_uses,
+        fields.cwd,
+        fields.version,
+    )
+
+
+class LineFields(NamedTuple):
+    """What a well-formed line gives its row, before the file's values and the costs."""
+
+    session_id: str | None
+    line_type: str
+    uuid: str | None
+    parent_uuid: str | None
+    request_id: str | None
+    message_id: str | None
+    timestamp: datetime | None
+    is_sidechain: bool
+    is_api_error: bool
+    model: str
+    has_usage: bool
+    tokens: tuple[int, int, int, int, int, int]  # in, out, creation, read, 5m, 1h
+    tier: str
+    speed: str
+    cost_usd: Decimal | None
+    tool_uses: list[str]
+    cwd: str | None
+    version: str | None
+
+
+def line_fields(data: Any) -> LineFields | None:
+    """The fields of ``data`` when it has the common shape (the module's docstring), else None:
+    the worker's fast path and the watcher's columns (``producer/lines.py``) both read a line
+    through this one function."""
     if type(data) is not dict or not _ALIASES.isdisjoint(data):
         return None
     get = data.get
@@ -170,12 +228,7 @@ def fast_transcript_values(
             cost_usd = Decimal(repr(raw_cost))  # models._to_decimal's spelling
         else:
             return None
-    costs = NO_COSTS if usage is None else usage_costs(model_name, tokens, speed, cost_usd)
-
-    return assemble_transcript_values(
-        source,
-        offset,
-        length,
+    return LineFields(
         session_id,
         line_type,
         uuid,
@@ -190,7 +243,7 @@ def fast_transcript_values(
         tokens,
         tier,
         speed,
-        costs,
+        cost_usd,
         tool_uses,
         cwd,
         version,

@@ -12,11 +12,10 @@ batch did store are sent again, and replace themselves.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
-from operator import itemgetter
 from typing import Any
 
 from ingestor.sink.engine import ClickHouse
-from ingestor.sink.row_tuples import RowTuples
+from ingestor.sink.row_columns import RowColumns
 
 __all__ = ["POSITIONS_TABLE", "batch_positions", "file_positions", "line_spans"]
 
@@ -57,9 +56,9 @@ _SPAN = ("source_file", "source_generation", "source_offset", "source_length")
 def line_spans(rows: Iterable[Mapping[str, Any]]) -> Iterator[tuple[str, int, int, int]]:
     """(file, generation, offset, length) of each row of a transcript line (not an event's or
     ledger entry's dead letter; a dead letter of a message, not a line, has no file). Pure."""
-    if isinstance(rows, RowTuples) and "kind" not in rows.columns:
-        # Read by position, no dict a row (a batch's transcript lines).
-        yield from map(itemgetter(*map(rows.columns.index, _SPAN)), rows.tuples)
+    if isinstance(rows, RowColumns) and "kind" not in rows.columns:
+        # Read by column, no dict a row (a batch's transcript lines).
+        yield from zip(*map(rows.raw, _SPAN), strict=True)
         return
     for row in rows:
         if row.get("kind", "transcript") == "transcript":

@@ -1,7 +1,7 @@
 """ClickHouse rows from records: pure functions, one dict per row, keys = column names.
 
 ``transcript_values`` runs once per transcript line, so it builds a tuple of the values in
-``TRANSCRIPT_COLUMNS``' order (``sink/row_tuples.py``) and caches what repeats per file (first
+``TRANSCRIPT_COLUMNS``' order (``sink/row_columns.py``) and caches what repeats per file (first
 timestamp, file stem); ``transcript_row`` is the same as a dict. Values are the types both
 engines accept: ``int``, ``str``, ``Decimal``, aware UTC ``datetime``, ``list``, ``dict``,
 ``None``.
@@ -38,10 +38,13 @@ __all__ = [
     "UNKNOWN_FIRST_TS",
     "dead_letter_row",
     "event_rows",
+    "file_first_ts",
     "ledger_row",
     "money",
+    "session_of",
     "transcript_row",
     "transcript_values",
+    "usage_costs",
 ]
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)  # a line without a timestamp
@@ -66,13 +69,15 @@ def money(value: Decimal) -> Decimal:
 
 
 @lru_cache(maxsize=4096)
-def _session_of(path: str) -> str:
+def session_of(path: str) -> str:
+    """ccusage's session of a transcript file: its stem."""
     # Once per file, not per line: every line of an envelope has the same file.
     return session_parts(path)[0]
 
 
 @lru_cache(maxsize=4096)
-def _first_ts(text: str | None) -> datetime:
+def file_first_ts(text: str | None) -> datetime:
+    """A file's ``first_ts`` as the aware datetime stored (unknown: sorts last)."""
     if not text:
         return UNKNOWN_FIRST_TS
     try:
@@ -251,10 +256,10 @@ def assemble_transcript_values(
         source.generation,
         offset,
         length,
-        _first_ts(source.first_ts),
+        file_first_ts(source.first_ts),
         source.project,
         source.scope,
-        _session_of(source.file),  # ccusage's session: the file
+        session_of(source.file),  # ccusage's session: the file
         line_session_id or "",
         line_type,
         uuid or "",

@@ -23,7 +23,7 @@ from ingestor.sink.engine import (
     storage_error,
     table_name,
 )
-from ingestor.sink.row_tuples import RowTuples
+from ingestor.sink.row_columns import RowColumns
 
 __all__ = ["ServerClickHouse"]
 
@@ -84,7 +84,7 @@ class ServerClickHouse(ClickHouse):
         if not rows:
             return
         try:
-            if isinstance(rows, RowTuples):
+            if isinstance(rows, RowColumns):
                 columns = list(rows.columns)
                 data = [rows.column(c) for c in columns]
             else:

@@ -17,7 +17,7 @@ from typing import Any
 from ingestor.errors import StorageError, TransientStorageError
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.engine import ClickHouse
-from ingestor.sink.row_tuples import RowTuples
+from ingestor.sink.row_columns import RowColumns
 
 __all__ = ["SharedChdbClickHouse"]
 
@@ -70,8 +70,8 @@ class SharedChdbClickHouse(ClickHouse):
     def insert(
         self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
     ) -> None:
-        if rows:  # a pyarrow.Table and tuples travel as they are (they pickle), dicts as a list
-            sent = rows if hasattr(rows, "num_rows") or isinstance(rows, RowTuples) else list(rows)
+        if rows:  # a pyarrow.Table and columns travel as they are (they pickle), dicts as a list
+            sent = rows if hasattr(rows, "num_rows") or isinstance(rows, RowColumns) else list(rows)
             self._call("insert", table, sent, token=token)
 
     def close(self) -> None:

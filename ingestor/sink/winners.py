@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
-from operator import itemgetter
+from itertools import compress
 from typing import Any, NamedTuple
 
 import orjson
@@ -30,7 +30,7 @@ import orjson
 from ingestor.errors import StorageError
 from ingestor.sink.engine import ClickHouse, quote_string, sized_query
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
-from ingestor.sink.row_tuples import RowTuples
+from ingestor.sink.row_columns import RowColumns
 from ingestor.sink.usage_rollup import new_batch_id, roll_up_counted
 from ingestor.usage.dedup import Copy
 from ingestor.usage.winners import (
@@ -119,15 +119,13 @@ _WINNER_COLUMNS = ("dedup_scope", "message_id", "source_file", "source_generatio
 
 
 def _usage_lines(lines: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
-    """The batch's usage lines, with the columns the winners read (a batch's tuples are read by
-    position: a dict of every column a row cost what the worker's loop saved by not making one)."""
-    if isinstance(lines, RowTuples):
-        columns = lines.columns
-        has_usage = columns.index("has_usage")
-        values = itemgetter(*map(columns.index, _WINNER_COLUMNS))
-        return [
-            dict(zip(_WINNER_COLUMNS, values(t), strict=True)) for t in lines.tuples if t[has_usage]
-        ]
+    """The batch's usage lines, with the columns the winners read (a batch's columns are read as
+    columns: a dict of every column a row cost what the worker's loop saved by not making one)."""
+    if isinstance(lines, RowColumns):
+        picked = compress(
+            zip(*map(lines.raw, _WINNER_COLUMNS), strict=True), lines.raw("has_usage")
+        )
+        return [dict(zip(_WINNER_COLUMNS, values, strict=True)) for values in picked]
     return [row for row in lines if row["has_usage"]]
 
 

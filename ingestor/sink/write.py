@@ -37,7 +37,7 @@ from ingestor.sink.engine import ClickHouse, quote_string
 from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
 from ingestor.sink.retry import call_with_retry
 from ingestor.sink.rollups import pending, roll_up
-from ingestor.sink.row_tuples import Rows, RowTuples
+from ingestor.sink.row_columns import RowColumns, Rows
 from ingestor.sink.winners import maintain_winners
 from ingestor.usage.winners import CountedChange
 
@@ -107,8 +107,8 @@ class Batch:
         self.nbytes += nbytes
         for table, new in rows.items():
             bucket = self.rows.get(table)
-            if bucket is None:  # tuples stay tuples: concatenated, not made dicts
-                bucket = RowTuples(new.columns) if isinstance(new, RowTuples) else []
+            if bucket is None:  # columns stay columns: concatenated, not made dicts
+                bucket = new.like() if isinstance(new, RowColumns) else []
                 self.rows[table] = bucket
             before = len(bucket)
             bucket.extend(new)

@@ -27,7 +27,7 @@ from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
 from ingestor.sink.disk import wait_for_room_under
 from ingestor.sink.engine import ClickHouse
-from ingestor.sink.row_tuples import Rows
+from ingestor.sink.row_columns import Rows
 from ingestor.sink.write import Batch, write_batch
 from ingestor.usage.winners import CountedChange
 from ingestor.wire import Kind, decode_message

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from ingestor.sink.row_tuples import Rows
+from ingestor.sink.row_columns import Rows
 from ingestor.usage.winners import CountedChange
 from ingestor.worker.sessions import SessionAgg, by_session
 from ingestor.worker.state import Source, WorkerState

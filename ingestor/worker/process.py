@@ -20,7 +20,7 @@ from ingestor.models import (
 )
 from ingestor.sink.fast_rows import fast_transcript_values
 from ingestor.sink.positions import POSITIONS_TABLE
-from ingestor.sink.row_tuples import Rows, RowTuples
+from ingestor.sink.row_columns import RowColumns, Rows
 from ingestor.sink.rows import (
     TRANSCRIPT_COLUMNS,
     dead_letter_row,
@@ -30,6 +30,7 @@ from ingestor.sink.rows import (
 )
 from ingestor.wire import Envelope, Kind, TranscriptSource
 from ingestor.worker.dlq import DeadLetter
+from ingestor.worker.line_columns import line_columns
 
 __all__ = [
     "Processed",
@@ -48,7 +49,7 @@ Row = dict[str, Any]
 class Processed:
     """What one envelope produced."""
 
-    rows: dict[str, Rows] = field(default_factory=dict)  # table -> rows (tuples: transcript_lines)
+    rows: dict[str, Rows] = field(default_factory=dict)  # table -> rows (columns: transcript_lines)
     dead: list[DeadLetter] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
 
@@ -63,6 +64,7 @@ class Processed:
 _PRIMARY = frozenset({"transcript_lines", "events", "token_usage_ledger"})
 _RESET = TRANSCRIPT_COLUMNS.index("usage_limit_reset_ms")
 _HAS_USAGE = TRANSCRIPT_COLUMNS.index("has_usage")
+_TIMES = ("file_first_ts", "timestamp")  # epoch milliseconds in a batch (``RowColumns``)
 
 
 def process_decoded(
@@ -104,16 +106,18 @@ def process_transcripts(
     *,
     bad_line_max_bytes: int,
 ) -> Processed:
-    """Validate each line and build its row.
+    """Validate each line and build its row: the lines sent as columns (``line_columns``), then
+    the records.
 
-    An envelope without records announces a generation of its file (a file replaced or truncated
-    to nothing, or a deleted file's tombstone): it becomes a ``file_positions`` row at offset 0,
-    which makes that generation the file's current one (``schema/0011_current_generations.sql``).
+    An envelope without records or lines announces a generation of its file (a file replaced or
+    truncated to nothing, or a deleted file's tombstone): it becomes a ``file_positions`` row at
+    offset 0, which makes that generation the file's current one
+    (``schema/0011_current_generations.sql``).
     """
     source = envelope.source
     assert source is not None  # decode_message guarantees it for transcripts
     out = Processed()
-    if not envelope.records:
+    if envelope.empty:
         out._row(
             POSITIONS_TABLE,
             {"source_file": source.file, "source_generation": source.generation, "end_offset": 0},
@@ -121,8 +125,12 @@ def process_transcripts(
         out.outcomes["generation"] += 1
         return out
     outcomes = out.outcomes
-    rows: list[tuple[Any, ...]] = []
+    table = RowColumns(TRANSCRIPT_COLUMNS, times=_TIMES)
     no_usage = 0
+    if envelope.lines is not None:
+        first = len(envelope.records)  # a line's index in dead letters counts after the records
+        no_usage = _add_lines(out, table, envelope.lines, source, where, first, bad_line_max_bytes)
+    rows: list[tuple[Any, ...]] = []
     # The hot loop (every transcript line): locals, and no call a line does not need.
     for i, record in enumerate(envelope.records):
         offset, length = _position(record)
@@ -157,12 +165,49 @@ def process_transcripts(
         rows.append(values)
         if not values[_HAS_USAGE]:
             no_usage += 1
-    if rows:
-        outcomes["usage"] += len(rows) - no_usage
-        out.rows["transcript_lines"] = RowTuples(TRANSCRIPT_COLUMNS, rows)
+    table.add_tuples(rows)
+    if table:
+        outcomes["usage"] += len(table) - no_usage
+        out.rows["transcript_lines"] = table
     if no_usage:
         outcomes["no_usage"] += no_usage
     return out
+
+
+def _add_lines(
+    out: Processed,
+    table: RowColumns,
+    lines: Mapping[str, list[Any]],
+    source: TranscriptSource,
+    where: Location,
+    first: int,
+    bad_line_max_bytes: int,
+) -> int:
+    """The lines of a version 2 envelope: those that pass to ``table``, the others dead-lettered
+    (line ``i`` as the envelope's item ``first + i``). Returns the lines stored without usage."""
+    columns, bad = line_columns(lines, source)
+    table.add_columns(columns)
+    offsets, lengths = lines["offset"], lines["length"]
+    for index, error in bad:
+        offset, length = offsets[index], lengths[index]
+        offset = offset if type(offset) is int else -1
+        length = length if type(length) is int and length >= 0 else 0
+        loc = Location(
+            where.topic, where.partition, where.offset, first + index, source.file, offset
+        )
+        out.dead.append(
+            DeadLetter.of(
+                "transcript",
+                error.at(loc),
+                None,
+                max_bytes=bad_line_max_bytes,
+                raw_length=max(length - 1, 0),
+                source_generation=source.generation,
+                source_length=length,
+            )
+        )
+    out.outcomes["dead_letter"] += len(bad)
+    return columns[_HAS_USAGE].count(0)
 
 
 def _transcript_values(

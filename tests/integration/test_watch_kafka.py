@@ -96,7 +96,7 @@ def test_watched_files_arrive_keyed_by_scope_in_order(kafka_bootstrap: str, tmp_
         assert b"SECRET" not in message.value
         envelope = decode_message("transcript", message.value)
         assert envelope.source is not None and envelope.source.scope == "host-a"
-        by_file.setdefault(envelope.source.file, []).extend(envelope.records)
+        by_file.setdefault(envelope.source.file, []).extend(envelope.in_file_order())
         if not files_in_order or files_in_order[-1] != envelope.source.file:
             files_in_order.append(envelope.source.file)
 
@@ -161,5 +161,5 @@ def test_envelopes_travel_compressed_as_configured(
     topic = settings.topic("transcripts")
     assert asyncio.run(_batch_codecs(kafka_bootstrap, topic, 1)) == {codec}
     messages = asyncio.run(consume_all(settings, kafka_bootstrap, envelopes))
-    records = [r for m in messages for r in decode_message("transcript", m.value).records]
+    records = [r for m in messages for r in decode_message("transcript", m.value).in_file_order()]
     assert len(records) == 51  # 50 lines and the broken one, decoded whatever the codec

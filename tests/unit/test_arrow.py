@@ -11,7 +11,7 @@ import pytest
 from ingestor.settings import ClickHouseTarget
 from ingestor.sink.arrow import arrow_table, arrow_type
 from ingestor.sink.engine import open_clickhouse
-from ingestor.sink.row_tuples import RowTuples
+from ingestor.sink.row_columns import RowColumns
 
 TYPES = {
     "k": "LowCardinality(String)",
@@ -88,21 +88,21 @@ def test_chdb_stores_the_same_values_either_way(tmp_path: Path, monkeypatch: Any
         monkeypatch.setattr(chdb_engine, "ARROW_MIN_ROWS", 1)  # else these few go as JSON
         ch.insert("t", rows, token="arrow")
         ch.insert("t", rows, token="arrow")  # a retry with the same token is a no-op
-        ch.insert("t", _tuples(rows, "-tuples-arrow"), token="tuples-arrow")
+        ch.insert("t", _columns(rows, "-rows-arrow"), token="columns-arrow")
         monkeypatch.setattr(chdb_engine, "arrow_table", lambda *_: None)
         ch.insert("t", [{**row, "k": row["k"] + "-json"} for row in rows], token="json")
-        ch.insert("t", _tuples(rows, "-tuples-json"), token="tuples-json")
+        ch.insert("t", _columns(rows, "-rows-json"), token="columns-json")
         stored = ch.query("SELECT * FROM t ORDER BY k")
     assert len(stored) == 12
     for arrow, *others in zip(*(stored[i::4] for i in range(4)), strict=True):
         assert [o[0] for o in others] == [
-            arrow[0] + s for s in ("-json", "-tuples-arrow", "-tuples-json")
+            arrow[0] + s for s in ("-json", "-rows-arrow", "-rows-json")
         ]
         assert all(o[1:] == arrow[1:] for o in others)
 
 
-def _tuples(rows: list[dict[str, Any]], suffix: str) -> RowTuples:
-    out = RowTuples(list(ROW))
+def _columns(rows: list[dict[str, Any]], suffix: str) -> RowColumns:
+    out = RowColumns(list(ROW))
     out.extend({**row, "k": row["k"] + suffix} for row in rows)
     return out
 
@@ -174,13 +174,13 @@ def test_one_pass_equals_a_pass_a_column() -> None:
         ]
         want = _by_column(rows, TYPES)
         got = arrow_table(rows, list(TYPES), TYPES)
-        tuples = RowTuples(list(ROW))
-        tuples.extend(rows)
-        by_position = arrow_table(tuples, list(TYPES), TYPES)
-        assert (got is None) == (want is None) == (by_position is None), rows
+        columns = RowColumns(list(ROW))
+        columns.extend(rows)
+        by_column = arrow_table(columns, list(TYPES), TYPES)
+        assert (got is None) == (want is None) == (by_column is None), rows
         if got is not None:
             assert got.equals(want), rows
-            assert by_position.equals(want), rows
+            assert by_column.equals(want), rows
         agreed += got is not None
         refused += got is None
     assert agreed > 50 and refused > 50  # both sides of the rule were exercised
@@ -192,7 +192,7 @@ def test_a_row_without_a_column_is_an_error() -> None:
         arrow_table(rows, list(ROW), TYPES)
     with pytest.raises(KeyError):
         arrow_table([ROW, {c: v for c, v in ROW.items() if c != "ts"}], list(ROW), TYPES)
-    without_latency = RowTuples([c for c in ROW if c != "latency"])
+    without_latency = RowColumns([c for c in ROW if c != "latency"])
     without_latency.append(ROW)
     with pytest.raises(KeyError):
         arrow_table(without_latency, list(ROW), TYPES)

@@ -4,6 +4,7 @@ own offset and end, and drops lines that have no time (dead letters among them).
 from __future__ import annotations
 
 import orjson
+import pytest
 
 from ingestor.cli.backfill import parse_bound
 from ingestor.producer.lines import parse_chunk
@@ -17,7 +18,8 @@ def _line(ts: str | None, n: int) -> bytes:
     return orjson.dumps(body)
 
 
-def test_records_inside_the_window_are_kept_with_their_offsets() -> None:
+@pytest.mark.parametrize("columns", [False, True])
+def test_records_inside_the_window_are_kept_with_their_offsets(columns: bool) -> None:
     lines = [
         _line("2025-09-01T23:59:59.999Z", 0),
         _line("2025-09-02T00:00:00Z", 1),
@@ -28,10 +30,11 @@ def test_records_inside_the_window_are_kept_with_their_offsets() -> None:
         _line("2025-09-03T00:00:00Z", 6),
     ]
     data = b"\n".join(lines) + b"\n"
-    chunk = parse_chunk(data, 100, max_record_bytes=10_000)
+    chunk = parse_chunk(data, 100, max_record_bytes=10_000, columns=columns)
+    assert sum(type(r) is tuple for r in chunk.records) == (5 if columns else 0)
     window = Window(parse_bound("20250902", end=False), parse_bound("2025-09-02", end=True))
     kept = window(chunk)
-    offsets = [orjson.loads(r)["offset"] for r in kept.records]
+    offsets = [r[0] if type(r) is tuple else orjson.loads(r)["offset"] for r in kept.records]
     starts = [100 + sum(len(x) + 1 for x in lines[:i]) for i in range(len(lines))]
     assert offsets == [starts[1], starts[5]]
     assert kept.ends == [starts[2], starts[6]]

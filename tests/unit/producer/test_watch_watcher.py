@@ -421,7 +421,7 @@ def test_deleted_and_emptied_files_announce_an_empty_generation_once(
     empty = [
         (Path(e.source.file).name, e.source.generation)
         for e in sender.envelopes()
-        if e.source and not e.records
+        if e.source and e.empty
     ]
     assert sorted(empty) == [("emptied.jsonl", 1), ("gone.jsonl", 1)]
     tomb = checkpoint.get(str(gone))

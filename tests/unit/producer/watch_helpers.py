@@ -65,12 +65,13 @@ class FakeSender:
         return [decode_message("transcript", value) for _, _, value in self.sent]
 
     def records(self) -> list[tuple[str, int, dict[str, Any]]]:
-        """(file, generation, record) for every record sent, in send order."""
+        """(file, generation, record) for every record sent, in send order (a line sent in
+        columns as a record of its offset, length and ``line_record``)."""
         return [
             (env.source.file, env.source.generation, rec)
             for env in self.envelopes()
             if env.source is not None
-            for rec in env.records
+            for rec in env.in_file_order()
         ]
 
 

@@ -7,7 +7,7 @@ from typing import Any
 from ingestor.errors import Location
 from ingestor.models import validate_transcript_line
 from ingestor.sink.fast_rows import fast_transcript_values
-from ingestor.sink.row_tuples import RowTuples
+from ingestor.sink.row_columns import RowColumns
 from ingestor.sink.rows import TRANSCRIPT_COLUMNS, transcript_row
 from ingestor.wire import Envelope, TranscriptSource
 from ingestor.worker.process import process_transcripts
@@ -50,7 +50,7 @@ def test_rows_are_tuples_of_the_model_paths_rows() -> None:
         bad_line_max_bytes=4096,
     )
     rows = out.rows["transcript_lines"]
-    assert isinstance(rows, RowTuples) and rows.columns == TRANSCRIPT_COLUMNS
+    assert isinstance(rows, RowColumns) and rows.columns == TRANSCRIPT_COLUMNS
     want = [
         transcript_row(validate_transcript_line(line), SOURCE, 100 * i, 50)
         for i, line in enumerate(lines)
