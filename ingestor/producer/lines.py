@@ -36,10 +36,13 @@ from typing import Any
 
 import orjson
 
-from ingestor.producer.usage import usage_record
+from ingestor.models import strip_line
+from ingestor.producer.usage import out_of_range, usage_columns, usage_record
 from ingestor.redact import sha256_hex, structure
 from ingestor.sink.fast_rows import line_fields
 from ingestor.sink.row_columns import epoch_ms
+from ingestor.usage.accept import read_usage_line
+from ingestor.usage.verdict import Rejected
 from ingestor.wire import LINE_COLUMNS, LINE_STRINGS, TranscriptSource, encode_envelope
 
 __all__ = [
@@ -50,6 +53,7 @@ __all__ = [
     "envelopes",
     "first_timestamp",
     "line_record",
+    "line_row",
     "long_line_chunk",
     "pack",
     "parse_chunk",
@@ -180,8 +184,7 @@ def parse_chunk(
         except decode_error:
             obj = None
         if type(obj) is dict:
-            record, skipped = usage_record(line, obj, pos, length)
-            row = column_row(record, max_record_bytes) if columns and skipped is None else None
+            row = line_row(line, obj, pos, length, max_record_bytes) if columns else None
             if row is not None:
                 records.append(row)
                 pos += length
@@ -189,6 +192,7 @@ def parse_chunk(
                 if chunk.first_ts is None and parse_ts(ts := obj.get("timestamp")) is not None:
                     chunk.first_ts = ts
                 continue
+            record, skipped = usage_record(line, obj, pos, length)
             encoded = dumps(record)
             if skipped is not None:
                 chunk.bad_lines += 1
@@ -208,6 +212,21 @@ def parse_chunk(
 
 
 _STRINGS = tuple(LINE_COLUMNS.index(name) for name in LINE_STRINGS)
+
+
+def line_row(
+    line: bytes, obj: dict[str, Any], offset: int, length: int, max_record_bytes: int
+) -> tuple[Any, ...] | None:
+    """The ``LINE_COLUMNS`` values of a JSON-object line, or None when it travels as the record
+    ``usage_record`` makes: ``column_row`` of that record, a usage line's without the record
+    (``usage_columns``)."""
+    verdict = read_usage_line(line, obj)
+    if verdict is None:
+        record = {"offset": offset, "length": length, "line": strip_line(obj)}
+        return column_row(record, max_record_bytes)
+    if isinstance(verdict, Rejected) or out_of_range(verdict) is not None:
+        return None
+    return usage_columns(verdict, obj, offset, length)
 
 
 def column_row(record: dict[str, Any], max_record_bytes: int) -> tuple[Any, ...] | None:

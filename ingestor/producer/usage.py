@@ -23,8 +23,10 @@ bounds (2**40 tokens × 2**23 lines per query still fit UInt64).
 from __future__ import annotations
 
 import hashlib
+import math
 import re
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 from ingestor.models import strip_line
@@ -40,10 +42,13 @@ __all__ = [
     "bounded",
     "canonical_line",
     "out_of_range",
+    "usage_columns",
     "usage_record",
 ]
 
 MAX_TOKENS = 1 << 40
+_TOKEN_LIMIT = 1 << 63  # what a token count may be on the worker's per-line path (fast_rows)
+_SPEEDS = frozenset({"", "standard", "fast"})
 MAX_COST_USD = 10**9
 _MIN_MS = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp() * 1000)
 _MAX_MS = int(datetime(2300, 1, 1, tzinfo=UTC).timestamp() * 1000)  # exclusive
@@ -78,6 +83,81 @@ def usage_record(
         return record, None
     bad = {"offset": offset, "length": length, "error": error, "field": field}
     return bad | {"sha256": sha256_hex(line), "shape": structure(obj)}, error
+
+
+def usage_columns(
+    usage: UsageLine, obj: dict[str, Any], offset: int, length: int
+) -> tuple[Any, ...] | None:
+    """An accepted, in-range usage line's ``LINE_COLUMNS`` values (``ingestor/wire.py``): what
+    ``lines.column_row`` makes of its ``canonical_line`` record, built from ``usage`` without
+    that dict (the watcher's hot path; a test holds both equal), or None where that declines.
+    Its strings are bounded, so it always fits an envelope alone."""
+    tokens = (
+        usage.input_tokens,
+        usage.output_tokens,
+        usage.cache_creation_input_tokens,
+        usage.cache_read_input_tokens,
+    )
+    write_5m, write_1h = usage.cache_creation_input_tokens, 0
+    if usage.ephemeral_5m is not None and usage.ephemeral_1h is not None:
+        write_5m, write_1h = usage.ephemeral_5m, usage.ephemeral_1h
+    for count in (*tokens, write_5m, write_1h):
+        if type(count) is not int or not 0 <= count < _TOKEN_LIMIT:
+            return None
+    sidechain = False if usage.is_sidechain is None else usage.is_sidechain
+    api_error = False if usage.is_api_error_message is None else usage.is_api_error_message
+    if type(sidechain) is not bool or type(api_error) is not bool:
+        return None
+    speed = "" if usage.speed is None else bounded(usage.speed)
+    if speed not in _SPEEDS:
+        return None
+    cost = usage.cost_usd
+    if cost is not None:
+        if type(cost) is int and -_TOKEN_LIMIT < cost < _TOKEN_LIMIT:
+            cost_text: str | None = str(Decimal(cost))
+        elif type(cost) is float and math.isfinite(cost):
+            cost_text = str(Decimal(repr(cost)))  # fast_rows' spelling of a float
+        else:
+            return None
+    else:
+        cost_text = None
+    tier, tools = "", []
+    raw_message = obj.get("message")
+    if isinstance(raw_message, dict):
+        stripped = strip_line({"message": raw_message}).get("message", {})
+        if isinstance(names := stripped.get("tool_uses"), list):
+            tools = [bounded(name, MAX_TOOL_NAME_CHARS) for name in names[:MAX_TOOL_USES]]
+        raw_usage = raw_message.get("usage")
+        if isinstance(raw_usage, dict) and type(raw_usage.get("service_tier")) is str:
+            tier = bounded(raw_usage["service_tier"])
+    kept = [bounded(obj[key]) if type(obj.get(key)) is str else "" for key in _KEEP_STRINGS]
+    return (
+        offset,
+        length,
+        kept[0],  # type
+        _bounded(usage.session_id) or "",
+        kept[1],  # uuid
+        kept[2],  # parentUuid
+        _bounded(usage.request_id) or "",
+        _bounded(usage.message_id) or "",
+        usage.timestamp_ms,
+        sidechain,
+        api_error,
+        _bounded(usage.model) or "",
+        True,
+        tokens[0],
+        tokens[1],
+        tokens[3],
+        write_5m,
+        write_1h,
+        tier,
+        speed,
+        cost_text,
+        0 if usage.usage_limit_reset_ms is None else usage.usage_limit_reset_ms,
+        tools,
+        kept[3],  # cwd
+        _bounded(usage.version) or "",
+    )
 
 
 def bounded(value: str, limit: int = MAX_KEPT_CHARS) -> str:

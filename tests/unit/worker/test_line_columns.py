@@ -12,7 +12,8 @@ import pytest
 from ingestor.corpus.generate import generate
 from ingestor.errors import InvalidEnvelope, Location
 from ingestor.producer.discover import find_jsonl
-from ingestor.producer.lines import envelopes, parse_chunk
+from ingestor.producer.lines import column_row, envelopes, line_row, parse_chunk
+from ingestor.producer.usage import usage_record
 from ingestor.sink.row_columns import RowColumns
 from ingestor.sink.rows import TRANSCRIPT_COLUMNS, session_of
 from ingestor.wire import LINE_COLUMNS, TranscriptSource, decode_message, encode_envelope
@@ -119,6 +120,30 @@ def test_columns_store_what_records_store(tmp_path: Path) -> None:
         (d.location.file_offset, d.reason, d.field) for d in dead_records
     )
     assert len(dead_records) > 10
+
+
+def test_a_usage_lines_columns_are_its_records_columns(tmp_path: Path) -> None:
+    # The watcher builds a usage line's columns from what ccusage read (``usage_columns``), not
+    # from its record: both must give the same values.
+    seen = 0
+    for path in _tree(tmp_path):
+        offset = 0
+        for line in path.read_bytes().split(b"\n")[:-1]:
+            length = len(line) + 1
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                obj = None
+            if type(obj) is dict:
+                record, skipped = usage_record(line, obj, offset, length)
+                row = line_row(line, obj, offset, length, MAX_RECORD)
+                want = None if skipped is not None else column_row(record, MAX_RECORD)
+                assert row == want and [type(v) for v in row or ()] == [
+                    type(v) for v in want or ()
+                ], line
+                seen += row is not None and row[LINE_COLUMNS.index("usage")]
+            offset += length
+    assert seen > 500
 
 
 def _lines(n: int = 3) -> dict[str, list[Any]]:
