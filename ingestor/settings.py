@@ -14,12 +14,12 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
 
-from platformdirs import user_data_dir
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingestor.alerts.budgets import Budget, parse_budgets
 from ingestor.errors import ConfigError
+from ingestor.plain_settings import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, default_data_dir, env_file
 
 __all__ = ["ClickHouseTarget", "Settings", "default_watch_dirs", "load_settings"]
 
@@ -98,13 +98,12 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(
         env_prefix="INGESTOR_",
-        env_file=os.environ.get("INGESTOR_ENV_FILE", ".ingestor.env"),
+        env_file=env_file(),
         extra="ignore",
         frozen=True,
     )
 
-    # The platform's user data dir (~/.local/share/ingestor on Linux), whatever the cwd.
-    data_dir: Path = Field(default_factory=lambda: Path(user_data_dir("ingestor", appauthor=False)))
+    data_dir: Path = Field(default_factory=default_data_dir)
 
     # Kafka. None = start the embedded Tansu broker.
     kafka_bootstrap: str | None = None
@@ -183,8 +182,8 @@ class Settings(BaseSettings):
     # (glibc's malloc_trim) when this long has passed; 0: never. Freed rows and envelopes
     # otherwise stay resident between the objects that outlive them.
     worker_trim_interval_s: float = Field(default=2.0, ge=0)
-    web_host: str = "127.0.0.1"  # Faust binds 0.0.0.0 by default; we do not
-    web_port: int = Field(default=6066, ge=0, le=65535)
+    web_host: str = DEFAULT_WEB_HOST
+    web_port: int = Field(default=DEFAULT_WEB_PORT, ge=0, le=65535)
     # Unset: 10 s on a Kafka cluster, TANSU_SESSION_TIMEOUT_S on the embedded broker (which holds
     # a group's first join for half of it: local/compat.py).
     broker_session_timeout_s: float | None = Field(default=None, gt=0)

@@ -11,7 +11,7 @@ import logging
 import sys
 import traceback
 from collections.abc import Sequence
-from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from ingestor.errors import IngestorError
 
@@ -32,10 +32,24 @@ COMMANDS = (
 
 
 def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
         return version("ingestor")
     except PackageNotFoundError:  # running from a source tree that is not installed
         return "unknown"
+
+
+class _Version(argparse.Action):
+    """``--version``: the installed version, looked up only when asked (importlib.metadata is
+    a tenth of a report's start)."""
+
+    def __init__(self, option_strings: list[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: object) -> None:
+        print(f"ingestor {_version()}")
+        parser.exit()
 
 
 def command_of(argv: Sequence[str]) -> str | None:
@@ -71,7 +85,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         "Linux). Settings: INGESTOR_* variables or .ingestor.env (see README).",
         parents=[common],
     )
-    parser.add_argument("--version", action="version", version=f"ingestor {_version()}")
+    parser.add_argument("--version", action=_Version, help="show program's version number and exit")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     original = sub.add_parser
 

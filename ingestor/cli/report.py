@@ -25,11 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from ingestor.errors import ConfigError, StorageError
 from ingestor.local.pidlock import held
+from ingestor.plain_settings import PlainLocal
 from ingestor.report.request import KINDS, ReportRequest
-from ingestor.settings import Settings, load_settings
 from ingestor.usage.prices import CostMode
 
 if TYPE_CHECKING:
+    from ingestor.settings import Settings
     from ingestor.sink.engine import ClickHouse
 
 __all__ = ["register", "request_of", "run", "system_zone"]
@@ -126,19 +127,18 @@ def system_zone() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingestor.report.render import render_table
-
     request = request_of(args)
-    settings = load_settings()
     if args.json and request.kind in _JSON_AS_WRITTEN:
-        print(_answer(settings, request, _worker_json, _local_json).decode())
+        print(_answer(request, _worker_json, _local_json).decode())
         return 0
-    report = _answer(settings, request, _worker_report, _local)
+    report = _answer(request, _worker_report, _local)
     if args.json:
         from ingestor.report.render import render_json
 
         print(render_json(report))
     else:
+        from ingestor.report.render import render_table
+
         on_tty = sys.stdout.isatty() and not os.environ.get("NO_COLOR")
         color = args.color if args.color is not None else on_tty
         sys.stdout.write(render_table(report, breakdown=args.breakdown, color=color))
@@ -149,21 +149,31 @@ def run(args: argparse.Namespace) -> int:
 # them): printed as the worker (or ``build_json``) wrote them, without reading them into objects.
 _JSON_AS_WRITTEN = frozenset({"daily", "weekly", "monthly", "session", "models", "skipped"})
 _T = TypeVar("_T")
+# Where a worker's HTTP views answer: (host, port).
+_Address = tuple[str, int]
 
 
 def _answer(
-    settings: Settings,
     request: ReportRequest,
-    worker: Callable[[Settings, ReportRequest], _T],
+    worker: Callable[[_Address, ReportRequest], _T],
     local: Callable[[Settings, ReportRequest], _T],
 ) -> _T:
     """From the embedded engine (``local``), or from the running worker that holds it."""
-    embedded = settings.clickhouse.kind == "chdb"
-    if embedded and held(settings.data_dir):
+    plain = PlainLocal.read()
+    if plain is not None and held(plain.data_dir):
         # `up` runs, so its worker holds the engine: ask it first, without loading the engine
-        # only to be refused (a second of a report's time).
+        # only to be refused (a second of a report's time), nor the settings (a third of the
+        # rest: ``plain_settings.py``).
         with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            return worker(settings, request)
+            return worker((plain.web_host, plain.web_port), request)
+    from ingestor.settings import load_settings
+
+    settings = load_settings()
+    address = (settings.web_host, settings.web_port)
+    embedded = settings.clickhouse.kind == "chdb"
+    if plain is None and embedded and held(settings.data_dir):
+        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+            return worker(address, request)
     try:
         return local(settings, request)
     except StorageError as exc:
@@ -171,19 +181,19 @@ def _answer(
             raise
         # Most likely the running worker holds the embedded engine: ask it instead.
         try:
-            return worker(settings, request)
+            return worker(address, request)
         except OSError:
             raise exc from None  # no worker answers either: the engine's error is the one
 
 
-def _worker_report(settings: Settings, request: ReportRequest) -> dict[str, Any]:
-    report: dict[str, Any] = json.loads(_worker_json(settings, request), parse_float=Decimal)
+def _worker_report(address: _Address, request: ReportRequest) -> dict[str, Any]:
+    report: dict[str, Any] = json.loads(_worker_json(address, request), parse_float=Decimal)
     return report
 
 
-def _worker_json(settings: Settings, request: ReportRequest) -> bytes:
+def _worker_json(address: _Address, request: ReportRequest) -> bytes:
     try:
-        return _from_worker(settings, request)
+        return _from_worker(address, request)
     except urllib.error.HTTPError as reply:
         raise ConfigError(_reason(reply)) from None
 
@@ -231,8 +241,9 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
-def _from_worker(settings: Settings, request: ReportRequest) -> bytes:
-    url = f"http://{settings.web_host}:{settings.web_port}/report/{request.kind}/?"
+def _from_worker(address: _Address, request: ReportRequest) -> bytes:
+    host, port = address
+    url = f"http://{host}:{port}/report/{request.kind}/?"
     with urllib.request.urlopen(url + urllib.parse.urlencode(request.to_query()), timeout=60) as r:
         answer: bytes = r.read()
     return answer

@@ -1,0 +1,93 @@
+"""``PlainLocal`` reads what ``Settings`` reads, or nothing: the report command's fast path and
+the settings it skips agree on the data dir and the worker's address."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from ingestor.plain_settings import PlainLocal
+from ingestor.settings import load_settings
+
+
+@pytest.fixture
+def clean(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    import os
+
+    for name in list(os.environ):
+        if name.upper().startswith("INGESTOR_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {},
+        {"INGESTOR_DATA_DIR": "/srv/data", "INGESTOR_WEB_PORT": "7070"},
+        {"ingestor_data_dir": "relative/dir", "Ingestor_Web_Host": "localhost"},
+        {"INGESTOR_WEB_PORT": "0"},
+        {"INGESTOR_WEB_PORT": "65535", "INGESTOR_BUDGETS": "session:1h:20"},
+    ],
+)
+def test_plain_values_are_the_settings(
+    clean: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    plain = PlainLocal.read()
+    settings = load_settings()
+    assert plain is not None
+    assert (plain.data_dir, plain.web_host, plain.web_port) == (
+        settings.data_dir,
+        settings.web_host,
+        settings.web_port,
+    )
+    assert settings.clickhouse.kind == "chdb"
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"INGESTOR_CLICKHOUSE_URL": "clickhouse://localhost:9000/db"},
+        {"INGESTOR_CLICKHOUSE_URL": "chdb:///elsewhere"},
+        {"INGESTOR_WEB_PORT": "70000"},
+        {"INGESTOR_WEB_PORT": " 7070"},
+        {"INGESTOR_WEB_PORT": "x"},
+        {"INGESTOR_DATA_DIR": ""},
+        {"INGESTOR_WEB_HOST": ""},
+    ],
+)
+def test_anything_else_is_left_to_settings(
+    clean: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    assert PlainLocal.read() is None
+
+
+def test_a_settings_file_is_left_to_settings(clean: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (clean / ".ingestor.env").write_text("INGESTOR_WEB_PORT=7070\n")
+    assert PlainLocal.read() is None
+    other = clean / "other.env"
+    other.write_text("INGESTOR_DATA_DIR=/srv\n")
+    monkeypatch.setenv("INGESTOR_ENV_FILE", str(other))
+    assert PlainLocal.read() is None
+
+
+def test_a_report_asked_of_the_worker_loads_no_pydantic_nor_engine() -> None:
+    """What ``ingestor report daily --json`` imports before it asks the running worker."""
+    code = (
+        "import sys\n"
+        "import ingestor.cli.main, ingestor.cli.report, ingestor.plain_settings\n"
+        "import ingestor.local.pidlock\n"
+        "heavy = ('pydantic', 'pyarrow', 'chdb', 'faust', 'rich', 'ingestor.settings',\n"
+        "         'ingestor.report.build', 'importlib.metadata')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
