@@ -2,13 +2,13 @@
 without an ``Entry``, a ``Summary`` or a ``Decimal`` per group.
 
 It is the report that stays large: a row per session and a breakdown per (session, model), so
-~14k rows from ~27k summed groups over 1M lines, where ``usage.reports.session`` over
-``rollup_entries`` spent most of a second making and adding objects. Same rules, same result
-(``tests/unit/report/test_session_columns.py`` holds the two equal, byte for byte):
+~14k rows from ~27k summed groups over 1M lines. The groups are added up here, per session and
+per model, as ``usage.reports.session`` adds entries up, and the rows go to the same
+``usage.reports.session_rows_json`` (``tests/unit/report/test_session_columns.py`` holds the two
+equal, byte for byte):
 
 * groups are added in the columns' order, which is ccusage's: a session's first group places
-  it, a model's first group within a session places the model, so ``modelsUsed`` and the two
-  stable cost sorts (sessions, then each one's breakdowns) come out as ``Summary`` makes them;
+  it, a model's first group within a session places the model;
 * ``since``/``until`` keep a group by its first instant's day in ``tz``, as they keep an entry;
 * costs are added as integers of ``10 ** -scale`` USD, exactly, and become a number once per
   printed cost: a ``Decimal`` (``session_report``, what ``build`` returns) or its JSON text
@@ -17,23 +17,18 @@ It is the report that stays large: a row per session and a breakdown per (sessio
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from decimal import Decimal
 from functools import lru_cache
-from typing import Any
 
 import orjson
 
 from ingestor.report.counted import Summed, model_name
 from ingestor.report.render import ascii_json
 from ingestor.usage.paths import session_parts
-from ingestor.usage.reports_core import Json, in_bounds, iso_ms, local_date, normalize_bound, zone
+from ingestor.usage.reports import SessionRow, session_rows_json
+from ingestor.usage.reports_core import Json, in_bounds, local_date, normalize_bound, zone
 
-__all__ = ["session_json", "session_report"]
-
-# A session while its groups are added: first and last instant, the four counts, cost, and per
-# model (first-seen order) the same counts and cost.
-_FIRST, _LAST, _INPUT, _OUTPUT, _CREATE, _READ, _COST, _MODELS = range(8)
+__all__ = ["money_text", "session_json", "session_report"]
 
 
 def session_report(
@@ -41,7 +36,8 @@ def session_report(
 ) -> Json:
     """``usage.reports.session`` of ``summed``'s entries, costs as ``Decimal``."""
     scale = summed.scale
-    return _report(_sessions(summed, tz, since, until), lambda units: _decimal(units, scale))
+    rows = _sessions(summed, tz, since, until)
+    return session_rows_json(rows.items(), lambda units: Decimal(f"{units}E-{scale}"))
 
 
 def session_json(
@@ -50,8 +46,9 @@ def session_json(
     """``render_json(session_report(...))``, encoded; None when orjson cannot write it (an
     integer past 64 bits, a string that is not Unicode): render the report instead."""
     scale = summed.scale
-    report = _report(
-        _sessions(summed, tz, since, until), lambda units: orjson.Fragment(money_text(units, scale))
+    rows = _sessions(summed, tz, since, until)
+    report = session_rows_json(
+        rows.items(), lambda units: orjson.Fragment(money_text(units, scale))
     )
     try:
         return ascii_json(orjson.dumps(report, option=orjson.OPT_INDENT_2))
@@ -61,37 +58,44 @@ def session_json(
 
 def _sessions(
     s: Summed, tz: str, since: str | None, until: str | None
-) -> dict[tuple[str, str], list[Any]]:
+) -> dict[tuple[str, str], SessionRow]:
+    """The groups added up per session (``usage.reports.SessionRow``), in first-seen order."""
     since, until = normalize_bound(since), normalize_bound(until)
     zone_ = zone(tz)
     bounded = bool(since or until)
-    sessions: dict[tuple[str, str], list[Any]] = {}
+    sessions: dict[tuple[str, str], SessionRow] = {}
+    keys: dict[str, tuple[str, str]] = {}
+    names: dict[tuple[str, int], str | None] = {}
     for file, name, fast, first, last, i, o, cc, cr, cost in zip(
         s.file, s.model, s.fast, s.first_ms, s.last_ms, s.input_tokens, s.output_tokens,
         s.cache_creation_tokens, s.cache_read_tokens, s.cost, strict=True,
     ):  # fmt: skip
         if bounded and not in_bounds(local_date(first, zone_).isoformat(), since, until):
             continue
-        key = _key(file)
+        key = keys.get(file)
+        if key is None:
+            key = keys[file] = _key(file)
         row = sessions.get(key)
         if row is None:
-            row = sessions[key] = [first, last, i, o, cc, cr, cost, {}]
+            sessions[key] = row = [first, last, i, o, cc, cr, cost, {}]
         else:
-            if first < row[_FIRST]:
-                row[_FIRST] = first
-            if last > row[_LAST]:
-                row[_LAST] = last
-            row[_INPUT] += i
-            row[_OUTPUT] += o
-            row[_CREATE] += cc
-            row[_READ] += cr
-            row[_COST] += cost
-        model = model_name(name, fast)
+            if first < row[0]:
+                row[0] = first
+            if last > row[1]:
+                row[1] = last
+            row[2] += i
+            row[3] += o
+            row[4] += cc
+            row[5] += cr
+            row[6] += cost
+        model = names.get((name, fast), "")
+        if model == "":
+            model = names[name, fast] = model_name(name, fast)
         if model is None:
             continue
-        part = row[_MODELS].get(model)
+        part = row[7].get(model)
         if part is None:
-            row[_MODELS][model] = [i, o, cc, cr, cost]
+            row[7][model] = [i, o, cc, cr, cost]
         else:
             part[0] += i
             part[1] += o
@@ -101,73 +105,11 @@ def _sessions(
     return sessions
 
 
-def _report(sessions: dict[tuple[str, str], list[Any]], money: Callable[[int], Any]) -> Json:
-    kept = [
-        (key, row)
-        for key, row in sessions.items()
-        if row[_INPUT] + row[_OUTPUT] + row[_CREATE] + row[_READ] > 0
-    ]
-    kept.sort(key=lambda item: item[1][_COST], reverse=True)  # stable, as Rust's sort_by
-    rows = []
-    totals = [0, 0, 0, 0, 0]
-    for (project_path, session_id), row in kept:
-        i, o, cc, cr, cost = row[_INPUT : _COST + 1]
-        models: dict[str, list[int]] = row[_MODELS]
-        rows.append(
-            {
-                "sessionId": session_id,
-                **_tokens(i, o, cc, cr),
-                "totalCost": money(cost),
-                "modelsUsed": list(models),
-                "modelBreakdowns": [
-                    {
-                        "modelName": model,
-                        "inputTokens": part[0],
-                        "outputTokens": part[1],
-                        "cacheCreationTokens": part[2],
-                        "cacheReadTokens": part[3],
-                        "cost": money(part[4]),
-                    }
-                    for model, part in sorted(
-                        models.items(), key=lambda item: item[1][4], reverse=True
-                    )
-                ],
-                "lastActivity": iso_ms(row[_LAST]),
-                "firstActivity": iso_ms(row[_FIRST]),
-                "projectPath": project_path,
-            }
-        )
-        totals[0] += i
-        totals[1] += o
-        totals[2] += cc
-        totals[3] += cr
-        totals[4] += cost
-    i, o, cc, cr, cost = totals
-    return {
-        "sessions": rows,
-        "totals": {**_tokens(i, o, cc, cr), "totalCost": money(cost)},
-    }
-
-
-def _tokens(i: int, o: int, cc: int, cr: int) -> Json:
-    return {
-        "inputTokens": i,
-        "outputTokens": o,
-        "cacheCreationTokens": cc,
-        "cacheReadTokens": cr,
-        "totalTokens": i + o + cc + cr,
-    }
-
-
 @lru_cache(maxsize=65_536)
 def _key(file: str) -> tuple[str, str]:
     """``(projectPath, sessionId)``: the session report's group of ``file``'s entries."""
     session_id, project_path = session_parts(file)
     return project_path, session_id
-
-
-def _decimal(units: int, scale: int) -> Decimal:
-    return Decimal(f"{units}E-{scale}")
 
 
 def money_text(units: int, scale: int) -> str:

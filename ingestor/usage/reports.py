@@ -28,7 +28,9 @@ test ``tests/unit/usage/test_reports_vs_ccusage.py``):
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from typing import Any
 
 from ingestor.usage.blocks import blocks
 from ingestor.usage.entry import Entry
@@ -36,31 +38,31 @@ from ingestor.usage.periods import WeekDay, daily, monthly, weekly
 from ingestor.usage.reports_core import (
     Json,
     Order,
-    Summary,
     in_bounds,
     iso_ms,
     local_date,
     normalize_bound,
-    totals_json,
     zone,
 )
 
-__all__ = ["Json", "Order", "WeekDay", "blocks", "daily", "monthly", "session", "weekly"]
+__all__ = [
+    "Json",
+    "Order",
+    "SessionRow",
+    "WeekDay",
+    "blocks",
+    "daily",
+    "monthly",
+    "session",
+    "session_rows_json",
+    "weekly",
+]
 
-
-class _Session:
-    __slots__ = ("first_ms", "last_ms", "summary")
-
-    def __init__(self, timestamp_ms: int) -> None:
-        self.summary = Summary()
-        self.first_ms = timestamp_ms
-        self.last_ms = timestamp_ms
-
-    def add(self, entry: Entry) -> None:
-        self.summary.add(entry)
-        self.first_ms = min(self.first_ms, entry.timestamp_ms)
-        last = entry.timestamp_ms if entry.last_ms is None else entry.last_ms
-        self.last_ms = max(self.last_ms, last)
+# A session while its entries are added (a list: the loops that fill it run once per entry or
+# summed group): first and last instant, input, output, cache creation and cache read tokens,
+# cost, and per model in first-seen order the four counts and cost.
+SessionRow = list[Any]
+FIRST, LAST, INPUT, OUTPUT, CREATE, READ, COST, MODELS = range(8)
 
 
 def session(
@@ -73,32 +75,107 @@ def session(
     """``ccusage claude session --json`` (``--order`` has no effect on it)."""
     zone_ = zone(tz)
     since, until = normalize_bound(since), normalize_bound(until)
-    groups: dict[tuple[str, str], _Session] = {}
+    sessions: dict[tuple[str, str], SessionRow] = {}
     for entry in entries:
-        if (since or until) and not in_bounds(
-            local_date(entry.timestamp_ms, zone_).isoformat(), since, until
-        ):
+        first = entry.timestamp_ms
+        if (since or until) and not in_bounds(local_date(first, zone_).isoformat(), since, until):
             continue
+        last = first if entry.last_ms is None else max(first, entry.last_ms)
+        i, o = entry.input_tokens, entry.output_tokens
+        cc, cr, cost = entry.cache_creation_tokens, entry.cache_read_tokens, entry.cost
         key = (entry.project_path, entry.session_id)
-        group = groups.get(key)
-        if group is None:
-            group = groups[key] = _Session(entry.timestamp_ms)
-        group.add(entry)
-    kept = [(key, group) for key, group in groups.items() if group.summary.total_tokens > 0]
-    kept.sort(key=lambda item: item[1].summary.cost, reverse=True)
-    return {
-        "sessions": [_session_json(key, group) for key, group in kept],
-        "totals": totals_json([group.summary for _, group in kept]),
-    }
+        row = sessions.get(key)
+        if row is None:
+            row = sessions[key] = [first, last, i, o, cc, cr, cost, {}]
+        else:
+            row[FIRST] = min(row[FIRST], first)
+            row[LAST] = max(row[LAST], last)
+            row[INPUT] += i
+            row[OUTPUT] += o
+            row[CREATE] += cc
+            row[READ] += cr
+            row[COST] += cost
+        if entry.model is None:
+            continue
+        part = row[MODELS].get(entry.model)
+        if part is None:
+            row[MODELS][entry.model] = [i, o, cc, cr, cost]
+        else:
+            part[0] += i
+            part[1] += o
+            part[2] += cc
+            part[3] += cr
+            part[4] += cost
+    return session_rows_json(sessions.items(), _decimal)
 
 
-def _session_json(key: tuple[str, str], group: _Session) -> Json:
-    row = group.summary.json()
-    project_path, session_id = key
-    return {
-        "sessionId": session_id,
-        **row,
-        "lastActivity": iso_ms(group.last_ms),
-        "firstActivity": iso_ms(group.first_ms),
-        "projectPath": project_path,
+def _decimal(cost: Decimal | int) -> Decimal:
+    return cost if isinstance(cost, Decimal) else Decimal(cost)
+
+
+def session_rows_json(
+    sessions: Iterable[tuple[tuple[str, str], SessionRow]], money: Callable[[Any], Any]
+) -> Json:
+    """The report of ``(projectPath, sessionId)`` rows in first-seen order, each with its models
+    in first-seen order: rows without tokens dropped, rows then each row's models sorted by cost
+    (descending, stable: ties stay in first-seen order, as Rust's ``sort_by``), totals over the
+    rows kept. ``money``: a cost as the report holds it (``Decimal``, or text for orjson)."""
+    kept = [
+        (key, row)
+        for key, row in sessions
+        if row[INPUT] + row[OUTPUT] + row[CREATE] + row[READ] > 0
+    ]
+    kept.sort(key=_cost, reverse=True)
+    out = []
+    ti = to = tcc = tcr = 0
+    tcost: Any = 0
+    for (project_path, session_id), (first, last, i, o, cc, cr, cost, models) in kept:
+        parts = sorted(models.items(), key=_part_cost, reverse=True)
+        out.append(
+            {
+                "sessionId": session_id,
+                "inputTokens": i,
+                "outputTokens": o,
+                "cacheCreationTokens": cc,
+                "cacheReadTokens": cr,
+                "totalTokens": i + o + cc + cr,
+                "totalCost": money(cost),
+                "modelsUsed": list(models),
+                "modelBreakdowns": [
+                    {
+                        "modelName": model,
+                        "inputTokens": mi,
+                        "outputTokens": mo,
+                        "cacheCreationTokens": mcc,
+                        "cacheReadTokens": mcr,
+                        "cost": money(mcost),
+                    }
+                    for model, (mi, mo, mcc, mcr, mcost) in parts
+                ],
+                "lastActivity": iso_ms(last),
+                "firstActivity": iso_ms(first),
+                "projectPath": project_path,
+            }
+        )
+        ti += i
+        to += o
+        tcc += cc
+        tcr += cr
+        tcost += cost
+    totals = {
+        "inputTokens": ti,
+        "outputTokens": to,
+        "cacheCreationTokens": tcc,
+        "cacheReadTokens": tcr,
+        "totalTokens": ti + to + tcc + tcr,
+        "totalCost": money(tcost),
     }
+    return {"sessions": out, "totals": totals}
+
+
+def _cost(item: tuple[Any, SessionRow]) -> Any:
+    return item[1][COST]
+
+
+def _part_cost(item: tuple[str, list[Any]]) -> Any:
+    return item[1][4]

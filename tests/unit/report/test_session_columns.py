@@ -1,8 +1,10 @@
 """The session report written from summed columns equals ``usage.reports.session`` over the
-entries those columns make (``counted.rollup_entries``'s path), byte for byte: two
-implementations held equal, over seeded random groups with the cases that decide the output
-(ties, sessions of several files and scopes, no tokens, no model, fast, costs past 64 bits,
-non-ASCII names, day bounds in a zone)."""
+entries those columns make (``counted.rollup_entries``'s path), byte for byte: the two ways of
+adding groups up per session (columns and integer costs, entries and ``Decimal`` costs) held
+equal, over seeded random groups with the cases that decide the output (ties, sessions of
+several files and scopes, no tokens, no model, fast, costs past 64 bits, non-ASCII names, day
+bounds in a zone). Both feed ``usage.reports.session_rows_json``, which the parity tests hold
+to ccusage."""
 
 from __future__ import annotations
 
