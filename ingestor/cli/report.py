@@ -129,7 +129,7 @@ def system_zone() -> str:
 def run(args: argparse.Namespace) -> int:
     request = request_of(args)
     if args.json and request.kind in _JSON_AS_WRITTEN:
-        print(_answer(request, _worker_json, _local_json).decode())
+        _print_bytes(_answer(request, _worker_json, _local_json))
         return 0
     report = _answer(request, _worker_report, _local)
     if args.json:
@@ -143,6 +143,19 @@ def run(args: argparse.Namespace) -> int:
         color = args.color if args.color is not None else on_tty
         sys.stdout.write(render_table(report, breakdown=args.breakdown, color=color))
     return 0
+
+
+def _print_bytes(text: bytes) -> None:
+    """``print(text.decode())``, written as it is where stdout has bytes underneath (the JSON
+    is ASCII): a session report is megabytes, decoded and encoded again for nothing."""
+    out = getattr(sys.stdout, "buffer", None)
+    if out is None:
+        print(text.decode())
+        return
+    sys.stdout.flush()  # what was printed before goes first
+    out.write(text)
+    out.write(b"\n")
+    out.flush()
 
 
 # Reports whose JSON, read with Decimal numbers and written again, is the same text (no float in

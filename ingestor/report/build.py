@@ -8,20 +8,20 @@ from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ingestor.report.counted import Summed, line_entries, rollup_entries, summed_columns
-from ingestor.report.entries import counted_entries
-from ingestor.report.events import build_event_report
-from ingestor.report.ops import OPS_KINDS, build_ops_report
 from ingestor.report.render import render_json
 from ingestor.report.request import EVENT_KINDS, ReportRequest
-from ingestor.report.session_columns import session_json, session_report
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.winners import winners_ready
 from ingestor.usage import reports
 from ingestor.usage.entry import Entry
 from ingestor.usage.reports_core import Json, Summary, local_date, totals_json, zone
+
+# What reads ClickHouse is loaded by the function that reads it: ``ingestor.report`` (this
+# module) is loaded by ``ingestor report`` asking the running worker, which needs none of it
+# (the engine's modules bring pydantic, pyarrow and chdb: most of that command's start).
+if TYPE_CHECKING:
+    from ingestor.report.counted import Summed
+    from ingestor.sink.engine import ClickHouse
 
 __all__ = [
     "build",
@@ -35,6 +35,10 @@ __all__ = [
 
 def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) -> Json:
     """``request``'s report over every counted entry ClickHouse holds."""
+    from ingestor.report.events import build_event_report
+    from ingestor.report.ops import OPS_KINDS, build_ops_report
+    from ingestor.report.session_columns import session_report
+
     if request.kind == "skipped":
         return skipped(ch)
     if request.kind in OPS_KINDS:
@@ -50,6 +54,8 @@ def build(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) 
 def build_json(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = None) -> bytes:
     """``render_json(build(ch, request))``, encoded: what the worker answers. The session report
     is written from its summed columns (``session_columns.py``) when the winners hold them."""
+    from ingestor.report.session_columns import session_json, session_report
+
     summed = _session_columns(ch, request)
     if summed is not None:
         tz, since, until = request.tz, request.since, request.until
@@ -63,6 +69,9 @@ def build_json(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = N
 def _session_columns(ch: ClickHouse, request: ReportRequest) -> Summed | None:
     """The summed groups a session report is built from, when it reads the winners' sums (not
     per machine, not ``--project``, not a day cut unlike Python's)."""
+    from ingestor.report.counted import summed_columns
+    from ingestor.sink.winners import winners_ready
+
     if request.kind != "session" or request.machines:
         return None
     if _source(request, winners_ready(ch))[0] != "winners":
@@ -86,6 +95,10 @@ def report_entries(
     holds them all, else (and for ``--project``, deduplicated within the project, as ccusage
     does) the rule run over every stored line. ``ready``: ``winners_ready(ch)``, when known;
     ``grain``: a finer one than ``request`` needs (``_grain``), to share the entries."""
+    from ingestor.report.counted import line_entries, rollup_entries
+    from ingestor.report.entries import counted_entries
+    from ingestor.sink.winners import winners_ready
+
     if _source(request, winners_ready(ch) if ready is None else ready)[0] == "winners":
         if request.kind in _ROLLUP_KINDS:
             by_file, by_day = _grain(request) if grain is None else grain
@@ -122,6 +135,8 @@ def build_many(
     """Each of ``requests``' reports, as ``build`` returns it, under the same name. Usage reports
     that read the same entries share one read of them: reading the entries is nearly all of a
     usage report's cost, and the dashboard wants four at once."""
+    from ingestor.sink.winners import winners_ready
+
     now = int(time.time() * 1000) if now_ms is None else now_ms
     ready = winners_ready(ch)
     usage = {

@@ -86,8 +86,19 @@ def test_a_report_asked_of_the_worker_loads_no_pydantic_nor_engine() -> None:
         "import ingestor.cli.main, ingestor.cli.report, ingestor.plain_settings\n"
         "import ingestor.local.pidlock\n"
         "heavy = ('pydantic', 'pyarrow', 'chdb', 'faust', 'rich', 'ingestor.settings',\n"
-        "         'ingestor.report.build', 'importlib.metadata')\n"
+        "         'ingestor.report.counted', 'ingestor.sink', 'importlib.metadata')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_the_report_package_exports_the_build_function() -> None:
+    """A lazy ``build`` in ``ingestor/report/__init__.py`` (a module ``__getattr__``) would
+    hand out the ``build`` submodule once it is imported."""
+    import importlib
+
+    module = importlib.import_module("ingestor.report.build")
+    from ingestor.report import build
+
+    assert build is module.build
