@@ -1,7 +1,7 @@
 """``python -m bench.hot_path``: the worker's stream side alone, per transcript line, in CPU.
 
-Envelopes are built as the watcher builds them (``parse_chunk`` -> ``orjson.Fragment`` records
--> ``encode_envelope``, ``envelope_max_records`` a message), then handled as the transcript
+Envelopes are built as the watcher builds them (``parse_chunk`` with columns -> ``envelopes``,
+``envelope_max_records`` a message), then handled as the transcript
 agent handles them without Faust: ``decode_message``, ``process_decoded``, the session table
 (``SessionAgg`` decode / apply / encode, in a dict), ``with_dead_letter_rows`` and
 ``Batch.add``. Each step's thread CPU is summed; the figure to compare is CPU seconds per
@@ -18,24 +18,9 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import orjson
+from bench.envelopes import watcher_envelopes
 
 __all__ = ["main"]
-
-
-def _messages(corpus: Path, max_records: int) -> list[bytes]:
-    from ingestor.producer.discover import find_jsonl
-    from ingestor.producer.lines import parse_chunk
-    from ingestor.wire import TranscriptSource, encode_envelope
-
-    out: list[bytes] = []
-    for path in find_jsonl([corpus / "projects"]):
-        chunk = parse_chunk(Path(path).read_bytes(), 0, max_record_bytes=890_000)
-        source = TranscriptSource(file=path, project="p", first_ts=chunk.first_ts, scope="s")
-        for i in range(0, len(chunk.records), max_records):
-            records = [orjson.Fragment(r) for r in chunk.records[i : i + max_records]]
-            out.append(encode_envelope("transcript", records, source))
-    return out
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
             from bench.e2e import ensure_corpus
 
             args.corpus = ensure_corpus(args.lines, 0)[0]
-        messages = _messages(args.corpus, args.max_records)
+        messages = list(watcher_envelopes(args.corpus, args.max_records))
         if args.cache:
             args.cache.write_bytes(pickle.dumps(messages))
     print(f"{len(messages):,} envelopes built in {time.perf_counter() - began:.1f} s")
@@ -91,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         if batch.due():
             batch.take()
         t4 = clock()
-        lines += len(envelope.records)
+        lines += envelope.count
         cpu["decode_message"] += t1 - t0
         cpu["process_decoded"] += t3 - t1
         cpu["batch"] += t4 - t3

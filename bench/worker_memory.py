@@ -20,9 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
-import orjson
-
 from bench.e2e import ensure_corpus
+from bench.envelopes import watcher_envelopes
 
 __all__ = ["main"]
 
@@ -50,13 +49,11 @@ def main(argv: list[str] | None = None) -> int:
     import chdb  # noqa: F401 - the engine's own baseline, measured before anything else
 
     from ingestor.errors import Location
-    from ingestor.producer.discover import find_jsonl
-    from ingestor.producer.lines import parse_chunk
     from ingestor.settings import ClickHouseTarget
     from ingestor.sink.engine import open_clickhouse
     from ingestor.sink.migrations import apply_schema
-    from ingestor.sink.write import write_batch
-    from ingestor.wire import TranscriptSource, decode_message, encode_envelope
+    from ingestor.sink.write import Batch, write_batch
+    from ingestor.wire import decode_message
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
 
     engine = _rss_mb()[0]
@@ -69,40 +66,34 @@ def main(argv: list[str] | None = None) -> int:
     print(f"RSS MB: python {start}, + import chdb {engine}, + schema {_rss_mb()[0]}")
     print(f"{args.batch_rows:,} rows a write; corpus {corpus}")
 
-    rows: dict[str, list[dict[str, object]]] = {}
-    held = lines = flushes = 0
+    # The worker's own batching: rows stay in the form it holds them (columns where it has them).
+    batch = Batch(args.batch_rows, 1e9, time.monotonic)
+    lines = flushes = 0
     began = time.perf_counter()
     report_every = max(args.lines // 10, 1)
     next_report = report_every
-    for path in find_jsonl([corpus / "projects"]):
-        chunk = parse_chunk(Path(path).read_bytes(), 0, max_record_bytes=890_000)
-        source = TranscriptSource(file=path, project="p", first_ts=chunk.first_ts, scope="s")
-        for i in range(0, len(chunk.records), 300):
-            records = [orjson.loads(r) for r in chunk.records[i : i + 300]]
-            envelope = decode_message("transcript", encode_envelope("transcript", records, source))
-            out = process_decoded(
-                "transcript", envelope, Location("t", 0, lines), bad_line_max_bytes=4096
+    for offset, value in enumerate(watcher_envelopes(corpus, 300)):
+        envelope = decode_message("transcript", value)
+        out = process_decoded(
+            "transcript", envelope, Location("t", 0, offset), bad_line_max_bytes=4096
+        )
+        with_dead_letter_rows(out)
+        batch.add(out.rows)
+        lines += envelope.count
+        if batch.size >= args.batch_rows:
+            flushes += 1
+            write_batch(
+                ch, batch.take(), token=f"bench:{flushes}", retries=0, backoff_s=0.1, changes=[]
             )
-            with_dead_letter_rows(out)
-            for table, new in out.rows.items():
-                rows.setdefault(table, []).extend(new)
-                held += len(new)
-            lines += len(records)
-            if held >= args.batch_rows:
-                flushes += 1
-                write_batch(
-                    ch, rows, token=f"bench:{flushes}", retries=0, backoff_s=0.1, changes=[]
-                )
-                rows, held = {}, 0
-            if lines >= next_report:
-                next_report += report_every
-                now, peak = _rss_mb()
-                print(
-                    f"  {lines:>9,} lines {time.perf_counter() - began:6.1f} s  RSS {now:5} MB  "
-                    f"peak {peak:5} MB"
-                )
-    if rows:
-        write_batch(ch, rows, token="bench:last", retries=0, backoff_s=0.1, changes=[])
+        if lines >= next_report:
+            next_report += report_every
+            now, peak = _rss_mb()
+            print(
+                f"  {lines:>9,} lines {time.perf_counter() - began:6.1f} s  RSS {now:5} MB  "
+                f"peak {peak:5} MB"
+            )
+    if batch.size:
+        write_batch(ch, batch.take(), token="bench:last", retries=0, backoff_s=0.1, changes=[])
     gc.collect()
     now, peak = _rss_mb()
     seconds = time.perf_counter() - began

@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-import orjson
+from bench.envelopes import watcher_envelopes
 
 __all__ = ["main"]
 
@@ -79,30 +79,22 @@ def _gc_counter() -> dict[int, list[float]]:
 
 def _batches(corpus: Path, batch_rows: int) -> list[dict[str, Any]]:
     from ingestor.errors import Location
-    from ingestor.producer.discover import find_jsonl
-    from ingestor.producer.lines import parse_chunk
     from ingestor.sink.write import Batch
-    from ingestor.wire import TranscriptSource, decode_message, encode_envelope
+    from ingestor.wire import decode_message
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
 
     out: list[dict[str, Any]] = []
     # The worker's own batching: rows stay in the form it holds them (tuples where it has them).
     batch = Batch(batch_rows, 1e9, time.monotonic)
-    lines = 0
-    for path in find_jsonl([corpus / "projects"]):
-        chunk = parse_chunk(Path(path).read_bytes(), 0, max_record_bytes=890_000)
-        source = TranscriptSource(file=path, project="p", first_ts=chunk.first_ts, scope="s")
-        for i in range(0, len(chunk.records), 500):
-            records = [orjson.loads(r) for r in chunk.records[i : i + 500]]
-            envelope = decode_message("transcript", encode_envelope("transcript", records, source))
-            processed = process_decoded(
-                "transcript", envelope, Location("t", 0, lines), bad_line_max_bytes=4096
-            )
-            with_dead_letter_rows(processed)
-            batch.add(processed.rows)
-            lines += len(records)
-            if batch.size >= batch_rows:
-                out.append(batch.take())
+    for offset, value in enumerate(watcher_envelopes(corpus)):
+        envelope = decode_message("transcript", value)
+        processed = process_decoded(
+            "transcript", envelope, Location("t", 0, offset), bad_line_max_bytes=4096
+        )
+        with_dead_letter_rows(processed)
+        batch.add(processed.rows)
+        if batch.size >= batch_rows:
+            out.append(batch.take())
     if batch.size:
         out.append(batch.take())
     return out

@@ -115,6 +115,11 @@ class Envelope:
     lines: Mapping[str, list[Any]] | None = None  # version 2: LINE_COLUMNS -> values
 
     @property
+    def count(self) -> int:
+        """The lines it carries: its records and the lines sent in columns."""
+        return len(self.records) + (len(self.lines["offset"]) if self.lines else 0)
+
+    @property
     def empty(self) -> bool:
         """No record and no line: a transcript envelope that announces a generation."""
         return not self.records and not (self.lines and self.lines["offset"])
