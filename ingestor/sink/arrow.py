@@ -1,4 +1,4 @@
-"""Rows (dicts keyed by column, or tuples: ``RowTuples``) as a columnar Arrow table typed by the
+"""Rows (dicts keyed by column, or lists a column: ``RowColumns``) as a columnar Arrow table typed by the
 ClickHouse columns. Pure.
 
 chdb reads an Arrow table in place (``INSERT … SELECT * FROM Python(table)``) with the GIL
