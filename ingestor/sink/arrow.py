@@ -1,5 +1,5 @@
-"""Rows (dicts keyed by column, or lists a column: ``RowColumns``) as a columnar Arrow table typed by the
-ClickHouse columns. Pure.
+"""Rows (dicts keyed by column, or lists a column: ``RowColumns``) as a columnar Arrow table
+typed by the ClickHouse columns. Pure.
 
 chdb reads an Arrow table in place (``INSERT … SELECT * FROM Python(table)``) with the GIL
 released, where JSON text costs an orjson encode under the GIL and a parse in ClickHouse. Each
