@@ -46,6 +46,7 @@ __all__ = [
     "TranscriptLine",
     "Usage",
     "strip_line",
+    "tool_use_names",
     "validate_event",
     "validate_ledger",
     "validate_transcript_line",
@@ -118,7 +119,7 @@ class Message(_Frozen):
     @classmethod
     def _drop_content(cls, data: Any) -> Any:
         if isinstance(data, dict) and "content" in data:
-            names = _tool_use_names(data["content"])
+            names = tool_use_names(data["content"])
             data = {k: v for k, v in data.items() if k != "content"}
             data["tool_uses"] = tuple(data.get("tool_uses", ())) + names
         return data
@@ -153,7 +154,8 @@ class TranscriptLine(_Frozen):
         return None if self.message is None else self.message.usage
 
 
-def _tool_use_names(content: Any) -> tuple[str, ...]:
+def tool_use_names(content: Any) -> tuple[str, ...]:
+    """The names of a message content's ``tool_use`` items, in order (what ``strip_line`` keeps)."""
     if not isinstance(content, list):
         return ()
     return tuple(
@@ -188,7 +190,7 @@ def strip_line(obj: dict[str, Any]) -> dict[str, Any]:
     message = obj.get("message")
     if isinstance(message, dict):
         stripped = {key: message[key] for key in _MESSAGE_KEYS if key in message}
-        names = _tool_use_names(message.get("content"))
+        names = tool_use_names(message.get("content"))
         if names:
             stripped["tool_uses"] = list(names)
         out["message"] = stripped

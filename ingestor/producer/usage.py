@@ -29,7 +29,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
-from ingestor.models import strip_line
+from ingestor.models import strip_line, tool_use_names
 from ingestor.redact import sha256_hex, structure
 from ingestor.usage.accept import read_usage_line
 from ingestor.usage.verdict import Rejected, UsageLine
@@ -124,9 +124,8 @@ def usage_columns(
     tier, tools = "", []
     raw_message = obj.get("message")
     if isinstance(raw_message, dict):
-        stripped = strip_line({"message": raw_message}).get("message", {})
-        if isinstance(names := stripped.get("tool_uses"), list):
-            tools = [bounded(name, MAX_TOOL_NAME_CHARS) for name in names[:MAX_TOOL_USES]]
+        names = tool_use_names(raw_message.get("content"))
+        tools = [bounded(name, MAX_TOOL_NAME_CHARS) for name in names[:MAX_TOOL_USES]]
         raw_usage = raw_message.get("usage")
         if isinstance(raw_usage, dict) and type(raw_usage.get("service_tier")) is str:
             tier = bounded(raw_usage["service_tier"])
@@ -221,8 +220,7 @@ def canonical_line(usage: UsageLine, obj: dict[str, Any]) -> dict[str, Any]:
     message: dict[str, Any] = {"usage": tokens}
     raw_message = obj.get("message")
     if isinstance(raw_message, dict):
-        stripped = strip_line({"message": raw_message}).get("message", {})
-        if isinstance(names := stripped.get("tool_uses"), list):
+        if names := tool_use_names(raw_message.get("content")):
             message["tool_uses"] = [
                 bounded(name, MAX_TOOL_NAME_CHARS) for name in names[:MAX_TOOL_USES]
             ]
