@@ -25,7 +25,7 @@ import orjson
 from ingestor.report.counted import Summed, model_name
 from ingestor.report.render import ascii_json
 from ingestor.usage.paths import session_parts
-from ingestor.usage.reports import SessionRow, session_rows_json
+from ingestor.usage.reports import SessionRow, add_to_model, session_rows_json
 from ingestor.usage.reports_core import Json, in_bounds, local_date, normalize_bound, zone
 
 __all__ = ["money_text", "session_json", "session_report"]
@@ -93,15 +93,7 @@ def _sessions(
             model = names[name, fast] = model_name(name, fast)
         if model is None:
             continue
-        part = row[7].get(model)
-        if part is None:
-            row[7][model] = [i, o, cc, cr, cost]
-        else:
-            part[0] += i
-            part[1] += o
-            part[2] += cc
-            part[3] += cr
-            part[4] += cost
+        add_to_model(row[7], model, i, o, cc, cr, cost)
     return sessions
 
 

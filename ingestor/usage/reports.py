@@ -49,6 +49,7 @@ __all__ = [
     "Json",
     "Order",
     "SessionRow",
+    "add_to_model",
     "WeekDay",
     "blocks",
     "daily",
@@ -97,16 +98,23 @@ def session(
             row[COST] += cost
         if entry.model is None:
             continue
-        part = row[MODELS].get(entry.model)
-        if part is None:
-            row[MODELS][entry.model] = [i, o, cc, cr, cost]
-        else:
-            part[0] += i
-            part[1] += o
-            part[2] += cc
-            part[3] += cr
-            part[4] += cost
+        add_to_model(row[MODELS], entry.model, i, o, cc, cr, cost)
     return session_rows_json(sessions.items(), _decimal)
+
+
+def add_to_model(
+    models: dict[str, list[Any]], model: str, i: int, o: int, cc: int, cr: int, cost: Any
+) -> None:
+    """Add a group's tokens and cost to ``model``'s part of a session row's breakdown."""
+    part = models.get(model)
+    if part is None:
+        models[model] = [i, o, cc, cr, cost]
+    else:
+        part[0] += i
+        part[1] += o
+        part[2] += cc
+        part[3] += cr
+        part[4] += cost
 
 
 def _decimal(cost: Decimal | int) -> Decimal:
