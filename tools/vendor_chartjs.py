@@ -8,7 +8,7 @@ its licence beside it. To update, change ``VERSION`` and run
 It runs ``npm pack chart.js@VERSION`` in a temporary directory (nothing installed), checks the
 build's banner names that version, drops the trailing ``sourceMappingURL`` comment (the map is
 not shipped, and a browser with developer tools open would ask for it), and copies the build
-and ``LICENSE.md``. ``tests/unit/test_web_assets.py`` holds the vendored banner to ``VERSION``.
+and ``LICENSE.md``. ``tests/unit/web/test_web_assets.py`` holds the vendored banner to ``VERSION``.
 """
 
 from __future__ import annotations

@@ -14,7 +14,7 @@ Where the kinds disagree with each other (two ccusage loaders, which date each f
 ``--order`` ignored by ``session``): ``docs/ccusage-report-notes.md``.
 
 ``session`` (``commands::run_session`` plus the 20.0.24 binary's differences, found by the parity
-test ``tests/unit/usage/test_reports_vs_ccusage.py``):
+test ``tests/parity/test_reports_vs_ccusage.py``):
 
 - rows group entries by (``project_path``, ``session_id``) in first-seen order;
 - ``since``/``until`` filter *entries* by their day in ``tz`` before grouping (the 20.0.11 source

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,10 @@ import pytest
 from ingestor.errors import ConfigError
 from ingestor.kafka.topics import DEFINITIONS, load_topic_defs
 from ingestor.models import validate_event, validate_ledger, validate_transcript_line
+from ingestor.producer.lines import column_row
 from ingestor.settings import Settings
-from ingestor.wire import Kind, decode_message
+from ingestor.wire import LINE_COLUMNS, LINES_VERSION, WIRE_VERSION, Kind, decode_message
+from ingestor.worker.line_columns import line_columns
 
 EXAMPLES = DEFINITIONS.parent / "examples"
 DAY_MS = 24 * 3600 * 1000
@@ -32,7 +35,7 @@ def test_definitions_cover_every_topic() -> None:
         "dead-letters": None,
     }
     assert {b: d.key for b, d in defs.items()} == {
-        "transcripts": "project",
+        "transcripts": "scope",
         "events": "session_id",
         "ledger": "user_id",
         "dead-letters": "source",
@@ -106,18 +109,48 @@ def _validate(kind: Kind, record: dict[str, Any]) -> None:
         validate_ledger(record)
 
 
-@pytest.mark.parametrize("kind", ["transcript", "event", "ledger"])
-@pytest.mark.parametrize("shape", ["envelope", "record"])
+EXAMPLE_FILES = [
+    *itertools.product(("transcript", "event", "ledger"), ("envelope", "record")),
+    ("transcript", "columns"),  # version 2: lines as columns
+]
+
+
+@pytest.mark.parametrize(("kind", "shape"), EXAMPLE_FILES)
 def test_examples_decode_and_validate(kind: Kind, shape: str) -> None:
     data = (EXAMPLES / f"{kind}.{shape}.json").read_bytes()
 
     envelope = decode_message(kind, data)
 
     assert envelope.kind == kind
-    assert len(envelope.records) >= (2 if shape == "envelope" else 1)
+    assert envelope.version == (LINES_VERSION if shape == "columns" else WIRE_VERSION)
+    assert envelope.count >= (1 if shape == "record" else 2)
     assert (envelope.source is not None) == (kind == "transcript")
     for record in envelope.records:
         _validate(kind, record)
+    if envelope.lines is not None:
+        assert envelope.source is not None
+        stored, bad = line_columns(envelope.lines, envelope.source)
+        assert bad == [] and len(stored[0]) == len(envelope.lines["offset"])
+
+
+def test_the_columns_example_is_the_envelope_example_as_the_watcher_sends_it() -> None:
+    """Its lines as columns (``column_row`` of each of the envelope's lines), the bad line still
+    a record, and the same source."""
+    columns = decode_message("transcript", (EXAMPLES / "transcript.columns.json").read_bytes())
+    envelope = decode_message("transcript", (EXAMPLES / "transcript.envelope.json").read_bytes())
+
+    assert columns.source == envelope.source
+    assert columns.lines is not None and columns.records
+    items = columns.in_file_order()
+    assert len(items) == len(envelope.records)
+    for item, record in zip(items, envelope.records, strict=True):
+        if "line" not in record:
+            assert item == record
+            continue
+        row = column_row(record, max_record_bytes=1 << 20)
+        assert row is not None, record
+        line = {c: v for c, v in zip(LINE_COLUMNS, row, strict=True) if v != ""}
+        assert item == {"offset": record["offset"], "length": record["length"], "line": line}
 
 
 def test_examples_carry_their_topic_key() -> None:
@@ -127,7 +160,7 @@ def test_examples_carry_their_topic_key() -> None:
             data = (EXAMPLES / f"{kind}.{shape}.json").read_bytes()
             for record in decode_message(kind, data).records:
                 assert keys[kind] in record, (kind, shape)
-    for shape in ("envelope", "record"):
+    for shape in ("envelope", "record", "columns"):
         data = (EXAMPLES / f"transcript.{shape}.json").read_bytes()
         source = decode_message("transcript", data).source
-        assert source is not None and source.project
+        assert source is not None and getattr(source, keys["transcript"]), shape
