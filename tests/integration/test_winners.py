@@ -22,7 +22,10 @@ from builders import Wrapped, store_lines, usage_line
 from pipeline import stack_env
 
 from ingestor.corpus.generate import generate
+from ingestor.errors import Location
 from ingestor.local.tansu import tansu_binary
+from ingestor.producer.discover import find_jsonl
+from ingestor.producer.lines import envelopes, parse_chunk
 from ingestor.report import ReportRequest
 from ingestor.report.build import build, build_from_entries
 from ingestor.report.counted import line_entries
@@ -30,14 +33,21 @@ from ingestor.report.entries import ENTRY_SQL, entries_from_columns
 from ingestor.report.local_day import day_of, local_day_sql
 from ingestor.report.render import render_json
 from ingestor.settings import ClickHouseTarget
+from ingestor.sink import winners
 from ingestor.sink.engine import ClickHouse, open_clickhouse
 from ingestor.sink.migrations import apply_schema
+from ingestor.sink.positions import file_positions
+from ingestor.sink.row_columns import RowColumns
+from ingestor.sink.rows import transcript_row
 from ingestor.sink.usage_rollup import ensure_usage_rollup, roll_up_counted, usage_rollup_ready
 from ingestor.sink.winners import ensure_winners, maintain_winners, rebuild_winners, winners_ready
+from ingestor.sink.write import Batch, write_batch
 from ingestor.usage.entry import Entry
 from ingestor.usage.prices import CostMode
 from ingestor.usage.reports_core import local_date, zone
-from ingestor.wire import TranscriptSource
+from ingestor.usage.winners import StoredCopy
+from ingestor.wire import TranscriptSource, decode_message
+from ingestor.worker.process import process_decoded, with_dead_letter_rows
 from ingestor.worker.restore import session_seeds
 
 pytestmark = pytest.mark.integration
@@ -191,6 +201,35 @@ def test_a_batch_names_its_groups_whatever_their_ids_and_decides_them_only(
     assert clickhouse.query("SELECT count() FROM counted_usage") == before
 
 
+@pytest.mark.parametrize("listed_scopes", [0, 100], ids=["pairs", "one-list-a-scope"])
+def test_a_batch_of_many_scopes_decides_each_scopes_groups_apart(
+    clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch, listed_scopes: int
+) -> None:
+    """Groups are looked up by (scope, message id) both ways ``_touched_sql`` names them: the
+    same message id in two scopes is two groups, each decided by its own copies."""
+    monkeypatch.setattr(winners, "_LISTED_SCOPES", listed_scopes)
+    ts = "2025-01-05T10:00:00Z"
+    odd = "m'\\\"x\u00e9"
+    scopes = [f"h{n}" for n in range(8)]
+    first = {s: TranscriptSource(f"/p/projects/{s}/a.jsonl", s, scope=s) for s in scopes}
+    later = {s: TranscriptSource(f"/p/projects/{s}/b.jsonl", s, scope=s) for s in scopes}
+    for n, scope in enumerate(scopes):  # the copy a later batch's line beats, in every scope
+        store_lines(clickhouse, first[scope], [(0, usage_line(ts=ts, message_id=odd, inp=n))])
+    rows = [
+        transcript_row(line, later[scope], offset, 100)
+        for scope in scopes
+        for offset, line in [
+            (0, usage_line(ts=ts, message_id=odd, inp=100)),
+            (100, usage_line(ts=ts, message_id="shared", request_id="r", out=2)),
+            (200, usage_line(ts=ts, inp=7)),
+        ]
+    ]
+    write_batch(clickhouse, {"transcript_lines": rows}, token="b", retries=0, backoff_s=0)
+    assert _counted(clickhouse) == {(later[s].file, 0, o) for s in scopes for o in (0, 100, 200)}
+    assert_copies_are_the_lines(clickhouse)
+    assert_reports_equal_the_oracle(clickhouse)
+
+
 def test_a_batch_whose_sums_a_crash_lost_is_summed_at_start_and_twice_is_once(
     clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -327,3 +366,136 @@ def test_a_batch_summed_from_its_rows_is_what_the_sql_sums(
     ours = [tuple(r.values()) for r in rollup_rows(table)]
     theirs = clickhouse.query(_SELECT.format(where="batch_id = 'b1'"))
     assert [tuple(tuple(v) if isinstance(v, list) else v for v in r) for r in theirs] == ours
+
+
+_COPIED = ", ".join(StoredCopy._fields)
+
+
+def assert_copies_are_the_lines(ch: ClickHouse) -> None:
+    """``usage_copies`` holds each stored usage line once, as reading it back gives it."""
+    order = "ORDER BY source_file, source_generation, source_offset"
+    copies = ch.query(f"SELECT {_COPIED} FROM usage_copies FINAL {order}")
+    lines = ch.query(f"SELECT {_COPIED} FROM transcript_lines FINAL WHERE has_usage = 1 {order}")
+    assert copies == lines
+
+
+def test_a_worker_batchs_copies_are_its_lines_as_stored(
+    clickhouse: ClickHouse, tmp_path: Path
+) -> None:
+    """Lines as the worker holds them (columns from the watcher's envelopes, odd lines among
+    them) are copied as ClickHouse stores them, and their winners are the oracle's."""
+    corpus = tmp_path / "claude"
+    generate(corpus, lines=3_000, seed=17, odd_rate=0.02)
+    batch = Batch(1_000, 1e9, lambda: 0.0)
+    flushed = 0
+    for path in find_jsonl([corpus / "projects"]):
+        chunk = parse_chunk(Path(path).read_bytes(), 0, max_record_bytes=890_000, columns=True)
+        source = TranscriptSource(file=path, project="p", first_ts=chunk.first_ts, scope="s")
+        for n, (_stop, value) in enumerate(
+            envelopes(chunk.records, source, max_records=200, max_bytes=900_000)
+        ):
+            envelope = decode_message("transcript", value)
+            processed = process_decoded(
+                "transcript", envelope, Location("t", 0, n), bad_line_max_bytes=4096
+            )
+            batch.add(with_dead_letter_rows(processed).rows)
+            if batch.full():
+                rows = batch.take()
+                assert isinstance(rows["transcript_lines"], RowColumns)
+                flushed += 1
+                write_batch(clickhouse, rows, token=f"b{flushed}", retries=0, backoff_s=0)
+    write_batch(clickhouse, batch.take(), token="last", retries=0, backoff_s=0)
+    assert flushed >= 2
+    assert_copies_are_the_lines(clickhouse)
+    assert_reports_equal_the_oracle(clickhouse)
+
+
+class _DiesAt(Wrapped):
+    """The real engine, until its ``at``-th statement (from 0), which raises instead of running:
+    the worker killed (kill -9, full disk) at that step of a batch's write."""
+
+    def __init__(self, real: ClickHouse, at: int) -> None:
+        super().__init__(real)
+        self.at = at
+        self.statements = 0
+
+    def _step(self, what: str) -> None:
+        if self.statements == self.at:
+            raise KeyboardInterrupt(f"killed before {what[:60]}")  # no handler catches it
+        self.statements += 1
+
+    def execute(self, sql: str) -> None:
+        self._step(sql)
+        super().execute(sql)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        self._step(sql)
+        return super().query(sql)
+
+    def query_arrow(self, sql: str) -> Any:
+        self._step(sql)
+        return self._real.query_arrow(sql)
+
+    def insert(
+        self, table: str, rows: Sequence[Mapping[str, Any]], *, token: str | None = None
+    ) -> None:
+        self._step(f"INSERT INTO {table}")
+        super().insert(table, rows, token=token)
+
+
+def _unstored(ch: ClickHouse, table: str) -> list[tuple[Any, ...]]:
+    """Lines ``table`` names that ``transcript_lines`` does not hold."""
+    identity = "(source_file, source_generation, source_offset)"
+    return ch.query(
+        f"SELECT {identity} FROM {table} WHERE {identity} NOT IN "
+        f"(SELECT {identity} FROM transcript_lines)"
+    )
+
+
+def test_a_batch_killed_at_any_step_is_exact_once_delivered_again(clickhouse: ClickHouse) -> None:
+    """Every statement of a batch's write, in turn, is where the worker dies; Kafka then
+    delivers the batch again (a new token) and the winners, their sums and the positions are
+    exact, with nothing counted twice. Each round has files and groups of its own, and groups
+    that an earlier batch had already decided (so a round rewrites recorded rows too). Whatever
+    the step, a copy or a counted line is one of a stored line."""
+    ts = "2025-01-05T10:00:00Z"
+    at = 0
+    while True:
+        first = TranscriptSource(file=f"/p/projects/alpha/k{at}.jsonl", project="alpha", scope="h")
+        second = TranscriptSource(
+            file=f"/p/projects/alpha/k{at}b.jsonl", project="alpha", scope="h"
+        )
+        shared = f"m{at}"
+        store_lines(clickhouse, second, [(0, usage_line(ts=ts, message_id=shared, request_id="r"))])
+        lines = [
+            (0, usage_line(ts=ts, message_id=shared, request_id="r", inp=50)),  # wins the group
+            (100, usage_line(ts=ts, message_id=f"n{at}", request_id="r", out=3)),
+            (200, usage_line(ts=ts, inp=7)),  # a group by itself
+        ]
+        rows = {"transcript_lines": [transcript_row(line, first, o, 100) for o, line in lines]}
+        dying = _DiesAt(clickhouse, at)
+        try:
+            write_batch(dying, rows, token=f"run1:{at}", retries=0, backoff_s=0)
+        except KeyboardInterrupt:
+            assert _unstored(clickhouse, "usage_copies") == []
+            assert _unstored(clickhouse, "counted_usage") == []
+            write_batch(clickhouse, rows, token=f"run2:{at}", retries=0, backoff_s=0)
+        else:
+            assert dying.statements > 8  # every step of a batch was a place to die
+            break
+        ensure_usage_rollup(clickhouse)  # the worker's start: a batch whose sums were lost
+        assert usage_rollup_ready(clickhouse)
+        assert _counted(clickhouse) >= {
+            (first.file, 0, 0),
+            (first.file, 0, 100),
+            (first.file, 0, 200),
+        }
+        assert (second.file, 0, 0) not in _counted(clickhouse)
+        assert file_positions(clickhouse)[(first.file, 0)] == 300
+        at += 1
+    assert_copies_are_the_lines(clickhouse)
+    assert_reports_equal_the_oracle(clickhouse)
+    [(summed, signs)] = clickhouse.query(
+        "SELECT (SELECT sum(lines) FROM usage_rollup), (SELECT sum(sign) FROM counted_usage)"
+    )
+    assert summed == signs == len(_counted(clickhouse)) == 3 * at + 3

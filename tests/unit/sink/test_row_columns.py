@@ -9,8 +9,9 @@ import pytest
 
 from ingestor.sink.positions import batch_positions, line_spans
 from ingestor.sink.row_columns import RowColumns, column_of, epoch_ms
-from ingestor.sink.winners import _usage_lines, batch_generations
+from ingestor.sink.winners import batch_generations, usage_copies
 from ingestor.sink.write import Batch
+from ingestor.usage.winners import StoredCopy
 
 COLUMNS = ("source_file", "source_generation", "source_offset", "source_length", "n")
 
@@ -92,14 +93,20 @@ def test_positions_and_spans_read_columns_as_dicts() -> None:
     assert batch_generations(as_columns) == batch_generations(as_dicts) == {"f": 0, "g": 2}
 
 
-def test_the_winners_read_the_usage_lines_of_columns_as_of_dicts() -> None:
-    rows = RowColumns((*COLUMNS, "has_usage", "dedup_scope", "message_id"))
+def test_the_winners_copy_the_usage_lines_of_columns_as_of_dicts() -> None:
+    copied = StoredCopy._fields
+    columns = (*COLUMNS, "has_usage", *(c for c in copied if c not in COLUMNS))
+    values = tuple(1_736_071_200_123 if c == "timestamp" else f"{c}-v" for c in columns[6:])
+    rows = RowColumns(columns, times=("timestamp",))
     rows.add_tuples([
-        ("f", 0, 0, 5, 1, 1, "s", "m1"),
-        ("f", 0, 5, 7, 2, 0, "s", ""),
-        ("g", 2, 3, 4, 3, 1, "s", ""),
+        ("f", 0, 0, 5, 1, 1, *values),
+        ("f", 0, 5, 7, 2, 0, *values),
+        ("g", 2, 3, 4, 3, 1, *values),
     ])  # fmt: skip
-    wanted = ("dedup_scope", "message_id", "source_file", "source_generation", "source_offset")
-    from_dicts = [{k: row[k] for k in wanted} for row in _usage_lines(list(rows))]
-    assert _usage_lines(rows) == from_dicts
-    assert [row["source_offset"] for row in from_dicts] == [0, 3]
+    from_columns = usage_copies(rows)
+    assert isinstance(from_columns, RowColumns) and from_columns.columns == copied
+    assert from_columns.raw("timestamp") == [1_736_071_200_123] * 2  # as the lines hold it
+    assert from_columns == usage_copies(list(rows))  # the rows as dicts show them
+    assert [(r["source_file"], r["source_offset"]) for r in from_columns] == [("f", 0), ("g", 3)]
+    assert from_columns[1]["message_id"] == "message_id-v"
+    assert from_columns[1]["timestamp"] == datetime(2025, 1, 5, 10, 0, 0, 123_000, tzinfo=UTC)
