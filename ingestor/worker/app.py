@@ -106,7 +106,7 @@ def build_app(
     state.metrics = WorkerMetrics(
         scrape=lambda: (
             partition_lag(app, state.last_offsets, state.ends),
-            state.batch.size + state.inflight_rows,
+            state.pending_rows,
         )
     )
 

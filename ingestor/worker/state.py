@@ -72,3 +72,9 @@ class WorkerState:
     positions: bool = True  # write file_positions (see build_app)
     alerting: BudgetTable | None = None  # budget alerts, when budgets are configured
     trimmer: Trimmer = field(default_factory=lambda: Trimmer(0, time.monotonic))
+
+    @property
+    def pending_rows(self) -> int:
+        """Rows not yet confirmed by ClickHouse: the batch, the insert in flight, and the summary
+        rows of the sessions the last store changed (written with the next batch)."""
+        return self.batch.size + self.inflight_rows + len(self.dirty)

@@ -133,8 +133,9 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 # Partitions assigned and tables recovered: producers may start (see cli/up.py).
                 "ready": bool(app.consumer.assignment()) and not app.rebalancing,
                 "counts": dict(state.counts),
-                # Rows and messages not yet confirmed by ClickHouse, the insert in flight included.
-                "pending_rows": state.batch.size + state.inflight_rows,
+                # Rows and messages not yet confirmed by ClickHouse, the insert in flight and the
+                # changed sessions' summary rows included.
+                "pending_rows": state.pending_rows,
                 "pending_messages": len(state.held) + state.inflight_messages,
                 "flushes": state.flushes,
                 # Records in input partitions not yet handled by this process (see _behind).

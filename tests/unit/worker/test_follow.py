@@ -64,6 +64,19 @@ def test_changes_reach_their_sessions_and_mark_them_for_a_summary_row() -> None:
     assert current_event() is None  # only while writing
 
 
+def test_a_changed_sessions_summary_row_is_pending_until_written() -> None:
+    """``pending_rows`` (``/stats/``, what ``up --once`` and the tests wait on) counts the summary
+    row a store's changes owe: a worker stopped before writing it left sessions behind."""
+    s = state()
+    s.scopes["host"] = Source("t.transcripts", 2)
+    s.batch.add({"transcript_lines": [{"a": 1}, {"a": 2}]})
+    s.inflight_rows = 3
+    apply_changes(s, [change(1, f"{ROOT}/a.jsonl"), change(1, f"{ROOT}/b.jsonl")])
+    assert s.pending_rows == 2 + 3 + 2
+    s.dirty.clear()  # taken by the next flush, whose rows count as in flight
+    assert s.pending_rows == 5
+
+
 def test_a_scope_not_met_since_the_rebalance_waits_for_its_reconciliation() -> None:
     s = state()
     apply_changes(s, [change(1, f"{ROOT}/a.jsonl", scope="elsewhere")])
