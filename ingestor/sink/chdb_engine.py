@@ -91,6 +91,7 @@ class ChdbClickHouse(ClickHouse):
         self._closed = False
         self._session: Any = None
         self._described: dict[str, dict[str, str]] = {}
+        self._lost = 0
         with self._lock:
             self._open()
 
@@ -144,11 +145,15 @@ class ChdbClickHouse(ClickHouse):
                 database, table, name,
             )  # fmt: skip
             lost.append((Path(path).parent.parent, str(partition), int(low), int(high)))
+        self._lost += len(lost)
         if lost:  # ClickHouse reads the log when it loads the table: not while it is open
             self._session.close()
             for table_dir, partition, low, high in lost:
                 dedup_log.release(table_dir, partition, low, high)
             self._open(release=False)
+
+    def lost_inserts(self) -> int:
+        return self._lost
 
     def _run(self, sql: str | bytes, fmt: str, what: str) -> Any:
         with self._lock:

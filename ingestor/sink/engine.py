@@ -152,6 +152,12 @@ class ClickHouse(ABC):
         ``query_arrow`` returned, rearranged): the same rows, without a dict per row.
         """
 
+    def lost_inserts(self) -> int:
+        """Inserts whose part this engine found broken and detached since it opened (chdb under
+        a full disk, ``sink/disk.py``): their rows are gone unless delivered again. A server
+        keeps its own disks: 0."""
+        return 0
+
     @abstractmethod
     def close(self) -> None:
         """Release the connection; idempotent."""

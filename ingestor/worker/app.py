@@ -25,7 +25,7 @@ from ingestor.errors import DeadLetterLimitExceeded, InvalidInput, Location
 from ingestor.kafka.config import faust_credentials
 from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
-from ingestor.sink.disk import wait_for_room_under
+from ingestor.sink.disk import check_written, wait_for_room_under
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.row_columns import Rows
 from ingestor.sink.write import Batch, write_batch
@@ -348,7 +348,9 @@ async def _store(
     changes: list[CountedChange] = []
 
     def write(rows: dict[str, Rows] = rows, token: str = token) -> int:
-        wait_for_room_under(state.ch.target, state.settings.disk_reserve_mb)
+        reserve = state.settings.disk_reserve_mb
+        wait_for_room_under(state.ch.target, reserve)
+        began, lost = time.time(), state.ch.lost_inserts()
         started = time.perf_counter()
         stored = write_batch(
             state.ch,
@@ -360,6 +362,7 @@ async def _store(
             positions=state.positions,
             changes=changes,
         )
+        check_written(state.ch, reserve, since_s=began, lost_before=lost)
         metrics.stored(rows, time.perf_counter() - started)
         return stored
 

@@ -101,5 +101,8 @@ class Wrapped(ClickHouse):
     ) -> None:
         self._real.insert(table, rows, token=token)
 
+    def lost_inserts(self) -> int:
+        return self._real.lost_inserts()
+
     def close(self) -> None:
         pass

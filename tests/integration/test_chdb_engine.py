@@ -11,20 +11,24 @@ deduplication token, must store them rather than be "deduplicated" against the l
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
 
+from ingestor.errors import StorageError
+from ingestor.sink.disk import check_written
 from ingestor.sink.engine import ClickHouse
 
 pytestmark = pytest.mark.integration
 
 
-def _break_the_active_part(ch: ClickHouse, table: str) -> str:
-    """Empty the marks of the table's first active part; its name."""
+def _break_the_active_part(ch: ClickHouse, table: str, *, newest: bool = False) -> str:
+    """Empty the marks of the table's first (or ``newest``) active part; its name."""
+    order = "DESC" if newest else "ASC"
     [(path, name), *_] = ch.query(
         f"SELECT path, name FROM system.parts WHERE table = '{table}' AND active"
-        " AND database = currentDatabase() ORDER BY min_block_number"
+        f" AND database = currentDatabase() ORDER BY min_block_number {order}"
     )
     marks = [f for f in Path(path).iterdir() if ".mrk" in f.name or ".cmrk" in f.name]
     assert marks, list(Path(path).iterdir())
@@ -82,4 +86,31 @@ def test_a_lost_insert_delivered_again_is_stored_not_deduplicated(
     )
     ch.insert("t", first, token="batch-1")  # the worker delivers that batch again
     ch.insert("t", [{"k": 1000, "v": "b"}], token="batch-2")  # and this one is still stored
+    assert ch.query("SELECT count(), sum(k) FROM t") == [(151, sum(range(150)) + 1000)]
+
+
+def test_a_batch_written_as_the_disk_filled_is_read_back_and_refused_if_a_part_broke(
+    ch: ClickHouse,
+) -> None:
+    """A part committed with empty files is found before the batch is acknowledged: the disk
+    under its reserve after the write, ``check_written`` reads the parts written since the batch
+    began, the engine detaches the broken one, and the batch is refused, to be delivered (and
+    stored, its token released) again. A healthy batch passes the same read."""
+    full = 1 << 30  # a reserve (MB) no disk has free: the write ended on a full disk
+    ch.execute(
+        "CREATE TABLE t (k UInt64, v String) ENGINE = ReplacingMergeTree ORDER BY k"
+        " SETTINGS non_replicated_deduplication_window = 100"
+    )
+    began, lost = time.time(), ch.lost_inserts()
+    ch.insert("t", [{"k": 1000, "v": "b"}], token="batch-0")
+    check_written(ch, full, since_s=began, lost_before=lost)  # read back, healthy: acknowledged
+
+    began = time.time()
+    first = [{"k": k, "v": "a"} for k in range(150)]
+    ch.insert("t", first, token="batch-1")
+    _break_the_active_part(ch, "t", newest=True)  # batch-1's, committed with empty marks
+    with pytest.raises(StorageError, match="full disk"):
+        check_written(ch, full, since_s=began, lost_before=lost)
+    assert ch.lost_inserts() == lost + 1
+    ch.insert("t", first, token="batch-1")  # delivered again: stored, not deduplicated
     assert ch.query("SELECT count(), sum(k) FROM t") == [(151, sum(range(150)) + 1000)]
