@@ -6,8 +6,8 @@ whose rows are durable. A batch that cannot be stored after its retries ends the
 (``os._exit``) so that the uncommitted events are delivered again — never acked and lost.
 
 Sessions and transcript budgets follow what ClickHouse decides counts: the lines a stored batch
-made start or stop counting (``sink/winners.py``) are applied to the Faust tables before the
-batch is acked, and the session summary rows go with the next batch.
+made start or stop counting (``sink/winners.py``) are applied to the Faust tables, and the
+changed sessions' summary rows stored, before the batch is acked.
 """
 
 from __future__ import annotations
@@ -255,8 +255,8 @@ def build_app(
 async def _meet_scope(state: WorkerState, app: faust.App, scope: str) -> None:
     """The first envelope of ``scope`` since the start or a rebalance: reconcile its sessions
     with ClickHouse (a change stored by a worker that died before its changelog write is in
-    ClickHouse only), and rewrite all their summary rows (one that died before the next batch
-    wrote them). Nothing of the scope is in flight meanwhile: its changes are applied only
+    ClickHouse only), and rewrite all their summary rows (one that died before writing them
+    left them behind). Nothing of the scope is in flight meanwhile: its changes are applied only
     after a store, and the insert in flight is waited for first."""
     await flush(state, app, wait=True)
     truth = await asyncio.to_thread(session_seeds, state.ch, scope, lambda: _progressed(state))
@@ -315,10 +315,7 @@ async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> No
             rows = state.batch.take()
             held, state.held = state.held, []
             sources = dict(state.scopes)  # where this batch's changes go
-            dirty, state.dirty = state.dirty, {}
-            if dirty:
-                version = time.time_ns()
-                rows["session_summaries"] = [agg.summary_row(version) for agg in dirty.values()]
+            rows.update(_owed_summaries(state))
             state.flushes += 1
             state.inflight_rows = sum(len(r) for r in rows.values())
             state.inflight_messages = len(held)
@@ -377,16 +374,20 @@ async def _store(
         os._exit(EXIT_STORAGE_FAILED)
     if changes:
         apply_changes(state, changes)
-        alerts = budget_alerts(state, changes, held, sources)
+        # The alerts, and the summary rows of the sessions changed, before the ack: a worker
+        # that died after acking a batch whose summaries were still owed left no message whose
+        # re-delivery makes the next worker reconcile the scope (the failover test: a survivor
+        # that took over when every line was stored never wrote them).
+        after = {**budget_alerts(state, changes, held, sources), **_owed_summaries(state)}
         try:
-            if alerts:
-                await asyncio.to_thread(write, alerts, f"{token}:alerts")
+            if after:
+                await asyncio.to_thread(write, after, f"{token}:after")
             # The tables' changelog before the ack: a committed batch's changes are in it.
             await app.producer.flush()
         except Exception:
             log.critical(
-                "could not store the batch's alerts or write the tables' changelog; exiting "
-                "for re-delivery",
+                "could not store the batch's alerts and session summaries or write the tables' "
+                "changelog; exiting for re-delivery",
                 exc_info=True,
             )
             os._exit(EXIT_STORAGE_FAILED)
@@ -405,6 +406,15 @@ async def _store(
     rows.clear()  # this store's own: free the batch now, so that a trim can hand it back
     held.clear()
     state.trimmer.after_store()
+
+
+def _owed_summaries(state: WorkerState) -> dict[str, Rows]:
+    """The summary rows of the sessions changed since they were last written (taken)."""
+    dirty, state.dirty = state.dirty, {}
+    if not dirty:
+        return {}
+    version = time.time_ns()
+    return {"session_summaries": [agg.summary_row(version) for agg in dirty.values()]}
 
 
 async def _restart_committed(state: WorkerState, app: faust.App) -> NoReturn:

@@ -76,5 +76,5 @@ class WorkerState:
     @property
     def pending_rows(self) -> int:
         """Rows not yet confirmed by ClickHouse: the batch, the insert in flight, and the summary
-        rows of the sessions the last store changed (written with the next batch)."""
+        rows owed to changed sessions (a reconciliation's go with the next batch)."""
         return self.batch.size + self.inflight_rows + len(self.dirty)

@@ -66,7 +66,7 @@ def test_changes_reach_their_sessions_and_mark_them_for_a_summary_row() -> None:
 
 def test_a_changed_sessions_summary_row_is_pending_until_written() -> None:
     """``pending_rows`` (``/stats/``, what ``up --once`` and the tests wait on) counts the summary
-    row a store's changes owe: a worker stopped before writing it left sessions behind."""
+    rows owed to changed sessions: a worker stopped before writing them left sessions behind."""
     s = state()
     s.scopes["host"] = Source("t.transcripts", 2)
     s.batch.add({"transcript_lines": [{"a": 1}, {"a": 2}]})
