@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from ingestor.errors import StorageError
 from ingestor.settings import ClickHouseTarget
@@ -38,9 +39,11 @@ __all__ = [
     "room",
     "wait_for_room",
     "wait_for_room_under",
+    "write_with_room",
 ]
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 _RESERVE_FRACTION = 0.05
 _RESERVE_MAX = 1 << 30
@@ -96,9 +99,26 @@ def wait_for_room(
 
 def wait_for_room_under(target: ClickHouseTarget, reserve_mb: int | None) -> float:
     """``wait_for_room`` for a chdb target's directory; a server's disks are its own (0 s)."""
+    path = _checked_dir(target, reserve_mb)
+    return 0.0 if path is None else wait_for_room(path, reserve_mb)
+
+
+def _checked_dir(target: ClickHouseTarget, reserve_mb: int | None) -> Path | None:
+    """The directory whose disk is watched: a chdb target's, unless the reserve is off."""
     if target.kind != "chdb" or target.path is None or reserve_mb == 0:
-        return 0.0
-    return wait_for_room(target.path, reserve_mb)
+        return None
+    return target.path
+
+
+def write_with_room(ch: ClickHouse, reserve_mb: int | None, write: Callable[[], _T]) -> _T:
+    """``write()`` (a batch's ``write_batch``) once the disk has its reserve
+    (``wait_for_room_under``), then ``check_written`` before its result is returned: the
+    caller acknowledges the batch only after this."""
+    wait_for_room_under(ch.target, reserve_mb)
+    began, lost = time.time(), ch.lost_inserts()
+    out = write()
+    check_written(ch, reserve_mb, since_s=began, lost_before=lost)
+    return out
 
 
 def check_written(
@@ -108,9 +128,8 @@ def check_written(
     seconds) may be lost: the engine detached an insert's broken part meanwhile
     (``lost_inserts`` grew past ``lost_before``), or, the disk now being under its reserve,
     reading every column of the parts written since then made it detach one."""
-    target = ch.target
-    checked = target.kind == "chdb" and target.path is not None and reserve_mb != 0
-    if checked and target.path is not None and not room(target.path, reserve_mb).enough:
+    path = _checked_dir(ch.target, reserve_mb)
+    if path is not None and not room(path, reserve_mb).enough:
         _read_back(ch, since_s)
     if ch.lost_inserts() > lost_before:
         raise StorageError(

@@ -25,7 +25,7 @@ from ingestor.errors import DeadLetterLimitExceeded, InvalidInput, Location
 from ingestor.kafka.config import faust_credentials
 from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
-from ingestor.sink.disk import check_written, wait_for_room_under
+from ingestor.sink.disk import write_with_room
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.row_columns import Rows
 from ingestor.sink.write import Batch, write_batch
@@ -345,23 +345,22 @@ async def _store(
     changes: list[CountedChange] = []
 
     def write(rows: dict[str, Rows] = rows, token: str = token) -> int:
-        reserve = state.settings.disk_reserve_mb
-        wait_for_room_under(state.ch.target, reserve)
-        began, lost = time.time(), state.ch.lost_inserts()
-        started = time.perf_counter()
-        stored = write_batch(
-            state.ch,
-            rows,
-            token=token,
-            retries=state.settings.insert_retries,
-            backoff_s=state.settings.insert_backoff_s,
-            on_retry=metrics.retries.inc,
-            positions=state.positions,
-            changes=changes,
-        )
-        check_written(state.ch, reserve, since_s=began, lost_before=lost)
-        metrics.stored(rows, time.perf_counter() - started)
-        return stored
+        def store() -> int:
+            started = time.perf_counter()  # the insert's time, not the wait for disk room
+            stored = write_batch(
+                state.ch,
+                rows,
+                token=token,
+                retries=state.settings.insert_retries,
+                backoff_s=state.settings.insert_backoff_s,
+                on_retry=metrics.retries.inc,
+                positions=state.positions,
+                changes=changes,
+            )
+            metrics.stored(rows, time.perf_counter() - started)
+            return stored
+
+        return write_with_room(state.ch, state.settings.disk_reserve_mb, store)
 
     started = time.monotonic()
     try:

@@ -20,7 +20,6 @@ position at or below the stored one does not move ``max(end_offset)``.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -28,7 +27,7 @@ from typing import Any
 from ingestor.errors import InvalidInput, Location
 from ingestor.kafka.ranges import Message
 from ingestor.settings import Settings
-from ingestor.sink.disk import check_written, wait_for_room_under
+from ingestor.sink.disk import write_with_room
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import write_batch
 from ingestor.usage.winners import CountedChange
@@ -94,15 +93,15 @@ def write_replayed(
 
     Returns the rows inserted (events and ledger rows already stored are not); ``changes`` gets
     the lines that started or stopped counting (``write_batch``)."""
-    wait_for_room_under(ch.target, settings.disk_reserve_mb)
-    began, lost = time.time(), ch.lost_inserts()
-    stored = write_batch(
+    return write_with_room(
         ch,
-        replayed.rows,
-        token=token,
-        retries=settings.insert_retries,
-        backoff_s=settings.insert_backoff_s,
-        changes=changes,
+        settings.disk_reserve_mb,
+        lambda: write_batch(
+            ch,
+            replayed.rows,
+            token=token,
+            retries=settings.insert_retries,
+            backoff_s=settings.insert_backoff_s,
+            changes=changes,
+        ),
     )
-    check_written(ch, settings.disk_reserve_mb, since_s=began, lost_before=lost)
-    return stored
