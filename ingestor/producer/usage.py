@@ -31,6 +31,7 @@ from typing import Any
 
 from ingestor.models import strip_line, tool_use_names
 from ingestor.redact import sha256_hex, structure
+from ingestor.sink.fast_rows import TOKEN_LIMIT
 from ingestor.usage.accept import read_usage_line
 from ingestor.usage.verdict import Rejected, UsageLine
 
@@ -47,8 +48,6 @@ __all__ = [
 ]
 
 MAX_TOKENS = 1 << 40
-_TOKEN_LIMIT = 1 << 63  # what a token count may be on the worker's per-line path (fast_rows)
-_SPEEDS = frozenset({"", "standard", "fast"})
 MAX_COST_USD = 10**9
 _MIN_MS = int(datetime(1900, 1, 1, tzinfo=UTC).timestamp() * 1000)
 _MAX_MS = int(datetime(2300, 1, 1, tzinfo=UTC).timestamp() * 1000)  # exclusive
@@ -102,18 +101,16 @@ def usage_columns(
     if usage.ephemeral_5m is not None and usage.ephemeral_1h is not None:
         write_5m, write_1h = usage.ephemeral_5m, usage.ephemeral_1h
     for count in (*tokens, write_5m, write_1h):
-        if type(count) is not int or not 0 <= count < _TOKEN_LIMIT:
+        if type(count) is not int or not 0 <= count < TOKEN_LIMIT:
             return None
     sidechain = False if usage.is_sidechain is None else usage.is_sidechain
     api_error = False if usage.is_api_error_message is None else usage.is_api_error_message
     if type(sidechain) is not bool or type(api_error) is not bool:
         return None
-    speed = "" if usage.speed is None else bounded(usage.speed)
-    if speed not in _SPEEDS:
-        return None
+    speed = "" if usage.speed is None else usage.speed  # accepted: "standard" or "fast"
     cost = usage.cost_usd
     if cost is not None:
-        if type(cost) is int and -_TOKEN_LIMIT < cost < _TOKEN_LIMIT:
+        if type(cost) is int and -TOKEN_LIMIT < cost < TOKEN_LIMIT:
             cost_text: str | None = str(Decimal(cost))
         elif type(cost) is float and math.isfinite(cost):
             cost_text = str(Decimal(repr(cost)))  # fast_rows' spelling of a float

@@ -25,9 +25,15 @@ from ingestor.sink.rows import (
 )
 from ingestor.wire import TranscriptSource
 
-__all__ = ["LineFields", "fast_transcript_row", "fast_transcript_values", "line_fields"]
+__all__ = [
+    "TOKEN_LIMIT",
+    "LineFields",
+    "fast_transcript_row",
+    "fast_transcript_values",
+    "line_fields",
+]
 
-_TOKEN_LIMIT = 1 << 63
+TOKEN_LIMIT = 1 << 63  # token counts (and integer costs) this path takes; others go the slow way
 # Snake-case names the model also accepts (populate_by_name): which spelling wins is its call.
 _ALIASES = frozenset(
     {"session_id", "parent_uuid", "request_id", "is_sidechain", "is_api_error_message", "cost_usd"}
@@ -43,7 +49,7 @@ _SPEEDS = frozenset({"standard", "fast"})
 
 
 def _token(value: Any) -> TypeGuard[int]:
-    return type(value) is int and 0 <= value < _TOKEN_LIMIT
+    return type(value) is int and 0 <= value < TOKEN_LIMIT
 
 
 def _timestamp(value: str) -> datetime | None:
@@ -219,7 +225,7 @@ def line_fields(data: Any) -> LineFields | None:
     cost_usd: Decimal | None = None
     if raw_cost is not None:
         if type(raw_cost) is int:
-            if not -_TOKEN_LIMIT < raw_cost < _TOKEN_LIMIT:
+            if not -TOKEN_LIMIT < raw_cost < TOKEN_LIMIT:
                 return None
             cost_usd = Decimal(raw_cost)
         elif type(raw_cost) is float:
