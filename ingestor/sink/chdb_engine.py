@@ -187,15 +187,14 @@ class ChdbClickHouse(ClickHouse):
             self._described.clear()  # DDL may change a table's columns
         self._run(sql, "CSV", _what(sql))
 
-    def _types(self, table: str) -> dict[str, str]:
+    def column_types(self, table: str) -> dict[str, str]:
         """The column types of ``table``, read once (a DESCRIBE per insert cost ~5% of the
         insert thread's time) until a statement other than an INSERT runs: only this process
         opens the data dir, so only its own DDL can change them. Stale types could not store a
         wrong value anyway: ``arrow_table`` types exactly or declines (then JSON goes)."""
         types = self._described.get(table)
         if types is None:
-            described = self.query(f"DESCRIBE TABLE {table_name(table)}")
-            types = self._described[table] = {str(r[0]): str(r[1]) for r in described}
+            types = self._described[table] = super().column_types(table)
         return types
 
     def query(self, sql: str) -> list[tuple[Any, ...]]:
@@ -246,7 +245,7 @@ class ChdbClickHouse(ClickHouse):
         names = ", ".join(quote_identifier(c) for c in columns)
         head = f"INSERT INTO {table_name(table)} ({names}) SETTINGS {settings} "
         what = f"INSERT INTO {table} ({len(rows)} rows)"
-        types = self._types(table)
+        types = self.column_types(table)
         batch = None
         if len(rows) >= ARROW_MIN_ROWS or not _plain_json(rows, columns, types):
             try:

@@ -15,6 +15,8 @@ replayed line, the same ``(source_file, generation, offset)``) lands on the same
 on the local tables (``FROM events_local`` ``TO hourly_metrics_local``): they fire where the
 rows are stored. Inserts through a ``Distributed`` table must be synchronous for "ClickHouse
 confirmed the batch" to mean stored (``insert_distributed_sync``, set by the server engine).
+A table of another engine (``copy_groups``, EmbeddedRocksDB) is created on every node as it is:
+the worker does not use it on a cluster (``sink/winners.py``).
 """
 
 from __future__ import annotations
@@ -61,6 +63,8 @@ def render_for_cluster(
     on = f" ON CLUSTER {_ident(cluster)}"
     if (create := _CREATE_TABLE.match(sql)) is not None and (engine := _ENGINE.search(sql)):
         return _table(sql, create.group(1), engine, on, cluster, database)
+    if create is not None:  # another engine (copy_groups): a table of its own on every node
+        return [sql[: create.end()] + on + sql[create.end() :]]
     if (mv := _CREATE_MV.match(sql)) is not None:
         name, target = mv.groups()
         head = f"CREATE MATERIALIZED VIEW IF NOT EXISTS {name}{on} TO {_localized(target, local)}"

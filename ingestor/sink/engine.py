@@ -152,6 +152,10 @@ class ClickHouse(ABC):
         ``query_arrow`` returned, rearranged): the same rows, without a dict per row.
         """
 
+    def column_types(self, table: str) -> dict[str, str]:
+        """The ClickHouse type of each column of ``table`` (engines may cache it until DDL)."""
+        return {str(r[0]): str(r[1]) for r in self.query(f"DESCRIBE TABLE {table_name(table)}")}
+
     def lost_inserts(self) -> int:
         """Inserts whose part this engine found broken and detached since it opened (chdb under
         a full disk, ``sink/disk.py``): their rows are gone unless delivered again. A server

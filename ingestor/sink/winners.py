@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
+from hashlib import md5
 from itertools import compress
 from typing import Any, NamedTuple
 
@@ -71,8 +72,11 @@ _DECIDING = (
 )
 _DECIDE = ", ".join(_DECIDING)
 _DECIDE_WIDTH = len(_DECIDING)
-_VALUES = ", ".join(COLUMNS[len(KEY_COLUMNS) + 1 :])
-_RECORDED_VALUES = ", ".join(f"any({c})" for c in COLUMNS[len(KEY_COLUMNS) + 1 :])
+_VALUE_NAMES = COLUMNS[len(KEY_COLUMNS) + 1 :]
+_VALUES = ", ".join(_VALUE_NAMES)
+_RECORDED_VALUES = ", ".join(f"any({c})" for c in _VALUE_NAMES)
+_TOKENS = ("input_tokens", "output_tokens", "cache_creation_tokens", "cache_read_tokens")
+_GROUPS_TABLE = "copy_groups"
 _KEYS = ", ".join(KEY_COLUMNS)
 _READY_TABLE = "counted_usage_ready"
 _REBUILD_CHUNK = 200_000  # copies decided at once when rebuilding: bounds the memory
@@ -110,12 +114,87 @@ def maintain_winners(
     written = 0
     copies = usage_copies(rows.get("transcript_lines", ()))
     if copies:
-        ch.insert("usage_copies", copies)  # every copy is stored before any group is decided
-        written += _settle(ch, _touched_sql(copies), generations, changed)
+        written += _settle_batch(ch, copies, generations, changed)
     renewed = sorted((f, g) for f, g in generations.items() if g > 0)
     for renewed_files in _pieces(renewed, 200):
         written += _settle(ch, _stale_sql(renewed_files), generations, changed)
     return written
+
+
+def _settle_batch(
+    ch: ClickHouse,
+    copies: Rows,
+    generations: Mapping[str, int],
+    changed: list[CountedChange] | None,
+) -> int:
+    """Store the batch's copies and decide their groups; the counted rows written.
+
+    A group ``copy_groups`` did not name before this batch has no copy stored before it, so no
+    counted row either (a counted row is a copy's): it is decided from the batch's own copies,
+    read nothing. The others (and lines without message id, looked up by identity) are decided
+    from every stored copy. The new groups' keys go in before the copies, so a crash in between
+    leaves keys whose groups the re-sent batch looks up, never copies without a key."""
+    import pyarrow as pa  # type: ignore[import-untyped]  # only where batches are written
+
+    from ingestor.sink.arrow import arrow_table
+
+    identities = list(zip(*(column_of(copies, c) for c in _COPIED[:5]), strict=True))
+    table = arrow_table(copies, _COPIED, ch.column_types("usage_copies"))
+    new: set[tuple[str, str]] = set()
+    if _indexed(ch):
+        groups = {(scope, message_id) for scope, message_id, *_ in identities if message_id}
+        keys = {_group_key(*group): group for group in groups}
+        fresh_keys = keys.keys() - _stored_keys(ch, keys)
+        if fresh_keys:
+            listed = pa.array(sorted(fresh_keys), pa.uint64())
+            ch.insert(_GROUPS_TABLE, pa.table({"group_hash": listed}))
+            new = {keys[key] for key in fresh_keys}
+    ch.insert("usage_copies", copies if table is None else table)  # before deciding any group
+    if not new or table is None:  # (a value Arrow refuses: every group looked up)
+        return _settle(ch, _touched_sql(identities), generations, changed)
+    own = [(scope, message_id) in new for scope, message_id, *_ in identities]
+    fetched = _own_copies(table.filter(own))
+    looked_up = [identity for identity, mine in zip(identities, own, strict=True) if not mine]
+    if not looked_up:
+        return _decide(ch, fetched, None, generations, changed)
+    stored, found = _stored(ch, _touched_sql(looked_up))
+    return _decide(ch, _joined(stored, fetched), found, generations, changed)
+
+
+def _indexed(ch: ClickHouse) -> bool:
+    """Whether ``copy_groups`` answers for every stored group: one per server; a cluster's
+    nodes would each hold their own (schema/0017)."""
+    return not (ch.target.kind == "server" and ch.target.cluster)
+
+
+def _group_key(scope: str, message_id: str) -> int:
+    """A group's key in ``copy_groups``: schema/0017 computes the same in SQL."""
+    digest = md5(f"{scope}\x00{message_id}".encode(), usedforsecurity=False).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _stored_keys(ch: ClickHouse, keys: Iterable[int]) -> set[int]:
+    """Those of ``keys`` that ``copy_groups`` holds: point lookups, whatever the history."""
+    listed = ",".join(map(str, keys))
+    found = ch.query(
+        sized_query(f"SELECT group_hash FROM {_GROUPS_TABLE} WHERE group_hash IN ({listed})")
+    )
+    return {int(key) for (key,) in found}
+
+
+def _own_copies(table: Any) -> Any:
+    """Copies as Arrow (``usage_copies``' columns) as ``_settle`` fetches them: the rule's
+    columns (``_DECIDING``), then the values."""
+    import pyarrow as pa
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    tokens = [table.column(c) for c in _TOKENS]
+    total = pc.add(pc.add(tokens[0], tokens[1]), pc.add(tokens[2], tokens[3]))  # UInt64 wraps
+    stamp = table.column("timestamp")
+    ms = stamp.cast(pa.timestamp("ms", stamp.type.tz)).cast(pa.int64())
+    columns = [*(table.column(c) for c in _DECIDING[:9]), ms, total]
+    columns += [table.column(c) for c in _VALUE_NAMES]
+    return pa.Table.from_arrays(columns, names=[f"c{i}" for i in range(len(columns))])
 
 
 # usage_copies' columns: transcript_lines' of the same names and types (schema/0013, 0016).
@@ -134,15 +213,15 @@ def usage_copies(lines: Iterable[Mapping[str, Any]]) -> Rows:
     return [{column: row[column] for column in _COPIED} for row in lines if row["has_usage"]]
 
 
-def _touched_sql(copies: Rows) -> str:
-    """The groups of these copies, by ``usage_copies``' and ``counted_usage``'s sorting key:
+def _touched_sql(identities: Iterable[tuple[str, str, str, int, int]]) -> str:
+    """The groups of copies of these identities (scope, message id, file, generation, offset),
+    by ``usage_copies``' and ``counted_usage``'s sorting key:
     ``(scope, message id)``, a line without one by itself. The keys travel as JSON strings
     (ClickHouse parsed a list of 1,000 literal tuples in ~50 ms of CPU): message ids one list a
     scope for a few scopes, else (scope, message id) pairs (5,000 groups over 300k copies: one
     scope 11 ms against 21 for pairs, 6 scopes 17 against 20, 50 scopes 104 against 36)."""
     ids: dict[str, set[str]] = {}
     loose: set[tuple[str, str, int, int]] = set()
-    identities = zip(*(column_of(copies, c) for c in _COPIED[:5]), strict=True)
     for scope, message_id, file, generation, offset in identities:
         if message_id:
             ids.setdefault(scope, set()).add(message_id)
@@ -218,17 +297,44 @@ def _settle(
     generations: Mapping[str, int],
     changed: list[CountedChange] | None = None,
 ) -> int:
-    """Decide the groups ``where`` selects (whole groups only) and write the difference (also
-    to ``changed``, once stored).
+    """Decide the groups ``where`` selects (whole groups only) from their stored copies and
+    counted rows, and write the difference (also to ``changed``, once stored)."""
+    fetched, found = _stored(ch, where)
+    return _decide(ch, fetched, found, generations, changed)
 
-    Only the columns the rule reads become Python values; a counted row's values go from the
-    fetched Arrow columns to the insert as they are (``_counted_rows``)."""
+
+def _stored(ch: ClickHouse, where: str) -> tuple[Any, Any]:
+    """The stored copies (``_settle``'s columns) and the counted rows with ``sum(sign) != 0``
+    of the groups ``where`` selects; no counted row is read where no copy is (a counted row is
+    a copy's, written from one or repeating one written so, and usage_copies never loses a
+    line)."""
     fetched = ch.query_arrow(
         sized_query(f"SELECT {_DECIDE}, {_VALUES} FROM usage_copies WHERE {where}")
     )
     if not fetched.num_rows:
-        # No copy, no counted row: a counted row is a copy's (written from one, or repeating
-        # one written so), and usage_copies never loses a line.
+        return fetched, None
+    found = ch.query_arrow(
+        sized_query(
+            f"SELECT {_KEYS}, sum(sign), {_RECORDED_VALUES} FROM counted_usage WHERE {where} "
+            f"GROUP BY {_KEYS} HAVING sum(sign) != 0"
+        )
+    )
+    return fetched, found
+
+
+def _decide(
+    ch: ClickHouse,
+    fetched: Any,
+    found: Any,
+    generations: Mapping[str, int],
+    changed: list[CountedChange] | None,
+) -> int:
+    """Decide the groups of the copies ``fetched`` (every copy of each; ``_settle``'s columns)
+    against their counted rows ``found`` (None: they have none), and write the difference.
+
+    Only the columns the rule reads become Python values; a counted row's values go from the
+    fetched Arrow columns to the insert as they are (``_counted_rows``)."""
+    if not fetched.num_rows:
         return 0
     columns = [fetched.column(i).to_pylist() for i in range(_DECIDE_WIDTH)]
     copies = list(map(_Candidate._make, zip(*columns, range(fetched.num_rows), strict=True)))
@@ -238,14 +344,8 @@ def _settle(
         known[c.source_file] = max(generation, generations.get(c.source_file, 0))
     current = _current_generations(ch, known)
     counted = decide(copies, current)
-    found = ch.query_arrow(
-        sized_query(
-            f"SELECT {_KEYS}, sum(sign), {_RECORDED_VALUES} FROM counted_usage WHERE {where} "
-            f"GROUP BY {_KEYS} HAVING sum(sign) != 0"
-        )
-    )
     recorded: dict[CountedKey, tuple[int, int]] = {}  # key -> (sum(sign), its row in found)
-    if found.num_rows:
+    if found is not None and found.num_rows:
         width = len(KEY_COLUMNS)
         keys = [found.column(i).to_pylist() for i in range(width + 1)]
         for at, values in enumerate(zip(*keys, strict=True)):
@@ -254,7 +354,7 @@ def _settle(
     out = _counted_rows(found, rewrites, fetched, fresh)
     if out is None:
         return 0
-    import pyarrow as pa  # type: ignore[import-untyped]  # loaded by _counted_rows already
+    import pyarrow as pa  # loaded by _counted_rows already
 
     batch_id = new_batch_id()
     written = changes_of(out) if changed is not None else []
@@ -301,16 +401,33 @@ def _counted_rows(
         return None
     if len(parts) == 1:
         return pa.Table.from_arrays([_typed(a) for a in parts[0]], names=list(COLUMNS))
-    # Both results hold the same ClickHouse columns, so on chdb the same Arrow types; an engine
-    # that builds them from Python values (the default ``query_arrow``) infers each its own:
-    # there the values are joined as Python values and inferred once.
-    merged = []
-    for old, new in zip(*parts, strict=True):
-        if new.type == old.type:
-            merged.append(pa.chunked_array([*_chunks(old), *_chunks(new)], type=old.type))
-        else:
-            merged.append(pa.array([*old.to_pylist(), *new.to_pylist()]))
+    merged = [_appended(old, new) for old, new in zip(*parts, strict=True)]
     return pa.Table.from_arrays([_typed(a) for a in merged], names=list(COLUMNS))
+
+
+def _joined(stored: Any, own: Any) -> Any:
+    """The rows of ``own`` after those of ``stored`` (tables of the same columns)."""
+    import pyarrow as pa
+
+    if not stored.num_rows:
+        return own
+    columns = [_appended(a, b) for a, b in zip(stored.columns, own.columns, strict=True)]
+    return pa.Table.from_arrays(columns, names=stored.column_names)
+
+
+def _appended(old: Any, new: Any) -> Any:
+    """Column ``new`` after column ``old``. Both hold the same ClickHouse column, so on chdb the
+    same Arrow type; an engine that builds them from Python values (the default
+    ``query_arrow``) infers each its own: there the values are joined as Python values and
+    inferred once."""
+    import pyarrow as pa
+
+    if new.type != old.type:
+        try:  # (a list's items "not null" on one side only: chdb's tool uses against ours)
+            new = new.cast(old.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            return pa.array([*old.to_pylist(), *new.to_pylist()])
+    return pa.chunked_array([*_chunks(old), *_chunks(new)], type=old.type)
 
 
 def _typed(column: Any) -> Any:

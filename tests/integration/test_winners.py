@@ -307,6 +307,61 @@ def test_a_data_dir_from_before_0016_has_its_winners_made_again_with_their_tool_
     assert agg.tool_uses == {"Read": 1, "Bash": 2} and agg.totals.messages == 2
 
 
+class _Recorded(Wrapped):
+    """The real engine, keeping the text of every statement that reads."""
+
+    def __init__(self, real: ClickHouse) -> None:
+        super().__init__(real)
+        self.reads: list[str] = []
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        self.reads.append(sql)
+        return super().query(sql)
+
+    def query_arrow(self, sql: str) -> Any:
+        self.reads.append(sql)
+        return self._real.query_arrow(sql)
+
+
+def test_a_batch_reads_the_stored_copies_of_the_groups_stored_before_it_only(
+    clickhouse: ClickHouse,
+) -> None:
+    """A group no earlier batch stored is decided from the batch's own copies (``copy_groups``
+    said so): the copies and counted lines read are those of groups stored before."""
+    ts = "2025-01-05T10:00:00Z"
+    seen = _Recorded(clickhouse)
+    store_lines(seen, SOURCE, [(0, usage_line(ts=ts, message_id="old", request_id="r"))])
+    assert not [sql for sql in seen.reads if "FROM usage_copies" in sql]
+    seen.reads.clear()
+    lines = [
+        (0, usage_line(ts="2025-01-05T09:00:00Z", message_id="old", request_id="r", inp=9)),
+        (100, usage_line(ts=ts, message_id="new", request_id="r", out=3)),
+        (200, usage_line(ts=ts, message_id="new", request_id="r", out=4)),
+    ]
+    store_lines(seen, OTHER, lines)
+    [copies] = [sql for sql in seen.reads if "FROM usage_copies" in sql]
+    assert "old" in copies and "new" not in copies
+    counted = _counted(clickhouse)
+    assert len(counted) == 2 and (SOURCE.file, 0, 0) not in counted  # one line a group
+    assert_reports_equal_the_oracle(clickhouse)
+
+
+def test_a_data_dir_from_before_0017_has_the_groups_of_its_copies_keyed(
+    clickhouse: ClickHouse,
+) -> None:
+    """Copies stored before ``copy_groups`` existed get their keys from the migration: a later
+    copy of such a group is decided with them, not as a group of its own."""
+    ts = "2025-01-05T10:00:00Z"
+    store_lines(clickhouse, SOURCE, [(0, usage_line(ts=ts, message_id="m1", request_id="r1"))])
+    clickhouse.execute("TRUNCATE TABLE copy_groups")  # as a data dir before 0017
+    clickhouse.execute("DELETE FROM schema_migrations WHERE version = 17")
+    assert apply_schema(clickhouse) == ["0017_copy_groups"]
+    earlier = "2025-01-05T09:00:00Z"
+    store_lines(clickhouse, OTHER, [(0, usage_line(ts=earlier, message_id="m1", request_id="r1"))])
+    assert _counted(clickhouse) == {(SOURCE.file, 0, 0)}  # the first file's copy still counts
+    assert_reports_equal_the_oracle(clickhouse)
+
+
 @pytest.mark.parametrize(
     "tz", ["UTC", "America/New_York", "Asia/Kathmandu", "Australia/Lord_Howe", "Europe/Paris"]
 )

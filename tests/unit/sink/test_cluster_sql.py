@@ -103,3 +103,9 @@ def test_truncates_empty_the_shards_tables() -> None:
     assert "TRUNCATE TABLE IF EXISTS counted_usage_local ON CLUSTER `analytics`" in truncates
     assert "TRUNCATE TABLE IF EXISTS usage_copies_local ON CLUSTER `analytics`" in truncates
     assert all(" ON CLUSTER " in s for s in truncates)
+
+
+def test_a_table_of_another_engine_is_created_on_every_node_as_it_is() -> None:
+    [create] = [s for s in rendered() if s.startswith("CREATE TABLE IF NOT EXISTS copy_groups")]
+    assert create.startswith("CREATE TABLE IF NOT EXISTS copy_groups ON CLUSTER `analytics`")
+    assert "ENGINE = EmbeddedRocksDB" in create and "copy_groups_local" not in create
