@@ -38,6 +38,7 @@ from ingestor.sink.engine import (
     ClickHouse,
     is_broken_part,
     quote_identifier,
+    quote_string,
     storage_error,
     table_name,
 )
@@ -127,8 +128,8 @@ class ChdbClickHouse(ClickHouse):
         )["data"]:
             covered = self._query(
                 _COVERED.format(
-                    database=_string_literal(database), table=_string_literal(table),
-                    partition=_string_literal(partition), low=int(low), high=int(high),
+                    database=quote_string(database), table=quote_string(table),
+                    partition=quote_string(partition), low=int(low), high=int(high),
                 ),
                 "CSV", "covered",
             )  # fmt: skip
@@ -305,7 +306,7 @@ def _insert_settings(token: str | None, table: str) -> str:
     if token is None:
         return settings
     return (
-        f"{settings}, insert_deduplication_token = {_string_literal(token)}"
+        f"{settings}, insert_deduplication_token = {quote_string(token)}"
         ", deduplicate_blocks_in_dependent_materialized_views = 1"
     )
 
@@ -350,10 +351,6 @@ def _encode(value: Any) -> Any:
     if isinstance(value, (tuple, frozenset, set)):
         return list(value)
     raise TypeError(f"cannot encode {type(value).__name__} for ClickHouse")
-
-
-def _string_literal(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _split_args(inner: str) -> list[str]:

@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
+from ingestor.sink.engine import quote_identifier, quote_string
+
 __all__ = ["LOCAL_SUFFIX", "merge_tree_tables", "render_for_cluster"]
 
 LOCAL_SUFFIX = "_local"
@@ -60,7 +62,7 @@ def render_for_cluster(
     through the ``Distributed`` tables.
     """
     sql = statement.strip()
-    on = f" ON CLUSTER {_ident(cluster)}"
+    on = f" ON CLUSTER {quote_identifier(cluster)}"
     if (create := _CREATE_TABLE.match(sql)) is not None and (engine := _ENGINE.search(sql)):
         return _table(sql, create.group(1), engine, on, cluster, database)
     if create is not None:  # another engine (copy_groups): a table of its own on every node
@@ -109,7 +111,7 @@ def _table(
     shard = f"cityHash64({key})" if key else "rand()"
     distributed = (
         f"CREATE TABLE IF NOT EXISTS {name}{on} AS {local}\n"
-        f"ENGINE = Distributed({_string(cluster)}, {_string(database)}, {_string(local)}, {shard})"
+        f"ENGINE = Distributed({', '.join(map(quote_string, (cluster, database, local)))}, {shard})"
     )
     return [local_sql, distributed]
 
@@ -137,11 +139,3 @@ def _sorting_key(sql: str) -> str | None:
 
 def _localized(name: str, local: set[str]) -> str:
     return name + LOCAL_SUFFIX if name in local else name
-
-
-def _ident(name: str) -> str:
-    return "`" + name.replace("\\", "\\\\").replace("`", "\\`") + "`"
-
-
-def _string(text: str) -> str:
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
