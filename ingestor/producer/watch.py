@@ -12,8 +12,11 @@ envelope before it *and every earlier one* is acknowledged; a ``Tail``'s own pos
 to what has been queued. On a failed delivery the watcher stops, waits for what is still in flight,
 keeps every position at the last envelope acknowledged in order, forgets the tails that ran ahead
 (the next pass rebuilds them from the checkpoint, as a restart would, and resends the rest) and
-raises ``BrokerError``. The checkpoint is saved at the end of every pass and, during a long pass,
-every ``checkpoint_interval_s`` of the injected clock.
+raises ``BrokerError``. The checkpoint is saved at the end of a ``run_once`` pass, after a failed
+one, when ``run`` stops, and meanwhile every ``checkpoint_interval_s`` of the injected clock or 20
+times as long as the last save took, whichever is longer: a save writes every file's position
+(68k files: 13 MB, 75 ms), so once a second it took 7% of a 5M-line backfill, and a pass a file
+event while following files. A checkpoint that lags only makes lines be sent again.
 
 A file that disappears gets a tombstone: an envelope without records for a new generation (its
 ``generation + 1``), which makes the older generations stop counting; once the broker acknowledged
@@ -121,6 +124,7 @@ class Watcher:
         self._topic = settings.topic("transcripts")
         self._tails: dict[str, Tail] = {}
         self._last_save = clock()
+        self._save_every = checkpoint_interval_s
         self._max_in_flight = max_in_flight
         self._max_in_flight_bytes = max_in_flight_bytes
         self._queue: deque[_Queued] = deque()  # in send order
@@ -152,15 +156,17 @@ class Watcher:
         try:
             while not stop.is_set():
                 try:
-                    await self.run_once()
+                    await self.run_once(save=False)
                 except BrokerError as exc:
                     log.warning("watcher: %s; retrying from the acknowledged positions", exc)
                 await changes.wait(stop)
         finally:
+            self._save()
             await changes.close()
 
-    async def run_once(self) -> int:
-        """One pass: discover files, send everything complete after each position, save.
+    async def run_once(self, *, save: bool = True) -> int:
+        """One pass: discover files, send everything complete after each position, save (or,
+        ``save=False``, save when due).
 
         Returns the number of lines acknowledged. On an error the positions acknowledged so far
         are saved and the error propagates.
@@ -176,12 +182,26 @@ class Watcher:
             while self._queue:
                 await self._take()
         except BaseException as exc:
-            await self._abandon(cancelled=isinstance(exc, asyncio.CancelledError))
+            try:
+                await self._abandon(cancelled=isinstance(exc, asyncio.CancelledError))
+            finally:
+                self._save()
             raise
-        finally:
-            self._checkpoint.save()
-            self._last_save = self._clock()
+        if save:
+            self._save()
+        else:
+            self._save_when_due()
         return self.stats.lines_read - before
+
+    def _save(self) -> None:
+        started = self._clock()
+        self._checkpoint.save()
+        self._last_save = self._clock()
+        self._save_every = max(self._checkpoint_interval_s, 20 * (self._last_save - started))
+
+    def _save_when_due(self) -> None:
+        if self._clock() - self._last_save >= self._save_every:
+            self._save()
 
     def backlog(self) -> tuple[int, int]:
         """(bytes acknowledged, bytes present) over the files followed: how far the reading is.
@@ -271,9 +291,7 @@ class Watcher:
             await self._send_chunk(tail, key, chunk)
             self._ran_ahead.discard(tail.path)
             await asyncio.sleep(0)  # let the sender ship what is queued while we parse on
-            if self._clock() - self._last_save >= self._checkpoint_interval_s:
-                self._checkpoint.save()
-                self._last_save = self._clock()
+            self._save_when_due()
 
     def _skip_unreadable(self, path: str, exc: OSError) -> None:
         error = f"{type(exc).__name__}: {exc.strerror or exc}"

@@ -446,3 +446,40 @@ def test_deleted_and_emptied_files_announce_an_empty_generation_once(
     ]
     back = checkpoint2.get(str(gone))
     assert back is not None and not back.gone
+
+
+class _SlowCheckpoint(Checkpoint):
+    """A checkpoint whose save takes ``cost`` seconds of the watcher's (fake) clock."""
+
+    def __init__(self, now: list[float], cost: float) -> None:
+        super().__init__(None)
+        self.now, self.cost, self.saves = now, cost, 0
+
+    def save(self) -> None:
+        self.saves += 1
+        self.now[0] += self.cost
+
+
+def test_a_costly_checkpoint_is_saved_less_often_while_following_files(
+    tmp_path: Path, projects: Path, sender: FakeSender
+) -> None:
+    """Between passes a save waits ``checkpoint_interval_s`` or 20 times its last cost: one that
+    took 0.2 s comes again after 4 s, not after 1 s."""
+    now = [0.0]
+    checkpoint = _SlowCheckpoint(now, cost=0.2)
+    conf = Settings(data_dir=tmp_path / "data")
+    watcher = Watcher(conf, [projects], sender, checkpoint, clock=lambda: now[0])
+    write(projects / "-r1" / "s1.jsonl", usage_line(1, ts(1)))
+
+    async def passes() -> None:
+        await watcher.run_once()  # a pass of its own ends with a save
+        assert checkpoint.saves == 1
+        for _ in range(3):  # following: 3 passes 1 s apart, none due yet
+            now[0] += 1.0
+            await watcher.run_once(save=False)
+        assert checkpoint.saves == 1
+        now[0] += 1.0  # 4.2 s after the save: due
+        await watcher.run_once(save=False)
+        assert checkpoint.saves == 2
+
+    asyncio.run(passes())
