@@ -34,9 +34,10 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.e2e import OUT, ROOT, ensure_corpus, free_port, run_measure
-from bench.measure import Tree, measure
+from bench.corpus import OUT, ROOT, ensure_corpus
+from bench.measure import Tree, measure, run_measure
 from bench.render import render
+from ingestor.local.stack import free_port
 
 __all__ = ["main"]
 

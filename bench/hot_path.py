@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         messages = pickle.loads(args.cache.read_bytes())
     else:
         if args.corpus is None:
-            from bench.e2e import ensure_corpus
+            from bench.corpus import ensure_corpus
 
             args.corpus = ensure_corpus(args.lines, 0)[0]
         messages = list(watcher_envelopes(args.corpus, args.max_records))

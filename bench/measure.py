@@ -6,20 +6,28 @@ children that open ClickHouse), keeping each process's ``VmHWM`` (the kernel's o
 mark, so a peak between samples is not missed while the process lives) and its CPU time as last
 seen. A process that lives less than a sample may be missed; none of ours that matter does.
 Linux only (``/proc``); elsewhere the tree holds the top process alone, without RSS.
+
+``proc_usage(pid)`` is one such sample of one process, with its main thread's CPU apart, and
+``run_measure`` runs one of ``bench._ceiling``'s measurements in a fresh process.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
-__all__ = ["Proc", "Tree", "interrupt", "measure", "role_of"]
+from bench.corpus import ROOT
+
+__all__ = ["Proc", "Tree", "Usage", "interrupt", "measure", "proc_usage", "role_of", "run_measure"]
 
 SAMPLE_S = 0.05
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -78,6 +86,20 @@ def _children_map() -> dict[int, list[int]]:
     return children
 
 
+def _stat_cpu(stat: str) -> float:
+    """utime + stime in seconds, from the text of a ``/proc/.../stat`` file."""
+    fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is field 3 (state)
+    return (int(fields[11]) + int(fields[12])) / _TICK
+
+
+def _vm_hwm_mb(status: str) -> float:
+    """``VmHWM`` in MB from the text of ``/proc/PID/status`` (0.0 for a zombie: it has none)."""
+    for line in status.splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
 def _sample(pid: int) -> tuple[float, float] | None:
     """(VmHWM MB, CPU s) of ``pid``, None when it is gone."""
     try:
@@ -85,13 +107,24 @@ def _sample(pid: int) -> tuple[float, float] | None:
         status = Path(f"/proc/{pid}/status").read_text()
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2 :].split()
-    cpu = (int(fields[11]) + int(fields[12])) / _TICK
-    hwm = 0.0
-    for line in status.splitlines():
-        if line.startswith("VmHWM:"):
-            hwm = int(line.split()[1]) / 1024
-    return hwm, cpu
+    return _vm_hwm_mb(status), _stat_cpu(stat)
+
+
+@dataclass(frozen=True)
+class Usage:
+    """CPU seconds (user + sys, every thread) and peak RSS in MB of one process."""
+
+    cpu_s: float
+    peak_rss_mb: float
+    main_thread_cpu_s: float | None = None  # the Python event-loop thread alone
+
+
+def proc_usage(pid: int) -> Usage:
+    """``/proc/PID/stat`` (utime + stime), the main thread's, and ``/proc/PID/status`` VmHWM.
+    Raises ``OSError`` when the process is gone."""
+    cpu = _stat_cpu(Path(f"/proc/{pid}/stat").read_text())
+    main = _stat_cpu(Path(f"/proc/{pid}/task/{pid}/stat").read_text())
+    return Usage(cpu, _vm_hwm_mb(Path(f"/proc/{pid}/status").read_text()), main)
 
 
 def _cmdline(pid: int) -> list[str]:
@@ -172,3 +205,25 @@ def interrupt(proc: subprocess.Popen[bytes], grace_s: float = 60.0) -> None:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
+
+
+def run_measure(args: list[str], timeout_s: float) -> dict[str, Any]:
+    """``python -m bench._ceiling ARGS`` in a fresh process; its JSON, or ``{"error": …}``."""
+    if timeout_s <= 0:
+        return {"error": "skipped: overall timeout reached"}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "bench._ceiling", *args],
+            capture_output=True,
+            timeout=timeout_s,
+            cwd=ROOT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        return {"error": f"timed out after {timeout_s:.0f}s"}
+    out = done.stdout.decode(errors="replace").strip().splitlines()
+    if done.returncode != 0 or not out:
+        err = done.stderr.decode(errors="replace").strip().splitlines()
+        return {"error": f"exit {done.returncode}: {(err or ['no output'])[-1]}"}
+    body = json.loads(out[-1])
+    return body if isinstance(body, dict) else {"error": "bad output"}

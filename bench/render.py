@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["render", "table"]
+__all__ = ["render", "table", "verdict"]
 
 BACKFILL_RATIO_TARGET = 4.0  # ours / ccusage at 1M lines (issue #9); 2x next, 1x the goal
 FIXED_COST_TARGET_S = 3.0
@@ -26,7 +26,7 @@ def _f(value: float | None, spec: str = ".1f") -> str:
     return "—" if value is None else format(value, spec)
 
 
-def _verdict(ok: bool | None) -> str:
+def verdict(ok: bool | None) -> str:
     return "" if ok is None else ("ok" if ok else "MISSED")
 
 
@@ -56,7 +56,7 @@ def render(fig: dict[str, Any]) -> str:
         "  "
         + ", ".join(f"{t['wall_s']:.2f} s" for t in fig.get("fixed", []))
         + f"  (target ≤ {FIXED_COST_TARGET_S:.0f} s: "
-        + f"{_verdict(None if best is None else best <= FIXED_COST_TARGET_S)})",
+        + f"{verdict(None if best is None else best <= FIXED_COST_TARGET_S)})",
     ]
 
     rows: list[tuple[str, ...]] = [
@@ -73,7 +73,7 @@ def render(fig: dict[str, Any]) -> str:
         ratio = ours_s / cc_s if ours_s and cc_s else None
         target = ""
         if lines >= 1_000_000 and ratio is not None:
-            target = f"≤ {BACKFILL_RATIO_TARGET:.0f}x {_verdict(ratio <= BACKFILL_RATIO_TARGET)}"
+            target = f"≤ {BACKFILL_RATIO_TARGET:.0f}x {verdict(ratio <= BACKFILL_RATIO_TARGET)}"
         if ours is not None and not _ok(ours):
             target = f"FAILED (exit {ours.get('returncode')})"
         rows.append(
@@ -98,7 +98,7 @@ def render(fig: dict[str, Any]) -> str:
                 _f(lines / cc_s if cc_s else None, ",.0f"),
                 *(_f(p, ".0f") for p in ours_peaks),
                 _f((cc or {}).get("peak_rss_mb", {}).get("ccusage"), ".0f"),
-                f"{_f(worst, '.0f')} {_verdict(within)}",
+                f"{_f(worst, '.0f')} {verdict(within)}",
             )
         )
     parts += [

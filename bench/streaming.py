@@ -28,8 +28,8 @@ from pathlib import Path
 
 import orjson
 
-from bench.e2e import fetch_json, free_port
 from bench.measure import interrupt
+from ingestor.local.stack import free_port, wait_ready, worker_stats
 
 __all__ = ["main"]
 
@@ -97,7 +97,6 @@ def main(argv: list[str] | None = None) -> int:
         INGESTOR_WEB_HOST="127.0.0.1",
     )
     env.update(dict(item.split("=", 1) for item in args.env))
-    stats_url = f"http://127.0.0.1:{port}/stats/"
     sessions = [str(uuid.uuid4()) for _ in range(args.files)]
     files = [(project / f"{s}.jsonl").open("ab", buffering=0) for s in sessions]
     log = (scratch / "up.log").open("wb")
@@ -110,15 +109,12 @@ def main(argv: list[str] | None = None) -> int:
     )
 
     def stored() -> int | None:
-        counts = fetch_json(stats_url).get("counts")
+        counts = worker_stats("127.0.0.1", port).get("counts")
         return int(counts.get("records_stored", 0)) if isinstance(counts, dict) else None
 
     try:
-        deadline = time.monotonic() + 120
-        while not fetch_json(stats_url).get("ready"):
-            if up.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"ingestor up did not get ready (see {scratch / 'up.log'})")
-            time.sleep(0.2)
+        if not wait_ready("127.0.0.1", port, up, timeout_s=120, poll_s=0.2):
+            raise SystemExit(f"ingestor up did not get ready (see {scratch / 'up.log'})")
         # Warm-up: one line a file, until stored (the watcher has every file open).
         for i, f in enumerate(files):
             f.write(_line(sessions[i], 0))

@@ -20,7 +20,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from bench.e2e import ensure_corpus
+from bench.corpus import ensure_corpus
 from bench.envelopes import watcher_envelopes
 
 __all__ = ["main"]

@@ -122,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.cache and args.cache.exists():
         batches = pickle.loads(args.cache.read_bytes())
     else:
-        from bench.e2e import ensure_corpus
+        from bench.corpus import ensure_corpus
 
         batches = _batches(args.corpus or ensure_corpus(args.lines, 0)[0], args.batch_rows)
         if args.cache:

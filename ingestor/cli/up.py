@@ -14,10 +14,11 @@ and the watcher load their modules meanwhile, held until ClickHouse is ready (wo
 worker consumes (watcher).
 
 A worker or watcher that dies, for whatever reason, is restarted with backoff
-(``local/restarts.py``); the worker's dead-letter limit (exit 65) is final. Everything that opens
-ClickHouse runs in a child process, so this supervisor stays small (no chdb, no Faust). SIGTERM
-or Ctrl-C stops the tree within ``STOP_GRACE_S`` (the worker bounds its own stop:
-``worker/stop.py``).
+(``local/restarts.py``); the worker's dead-letter limit (exit 65) is final. The children are
+spawned, awaited and stopped as the test harness and the benchmarks do it (``local/stack.py``).
+Everything that opens ClickHouse runs in a child process, so this supervisor stays small (no
+chdb, no Faust). SIGTERM or Ctrl-C stops the tree within ``STOP_GRACE_S`` (the worker bounds
+its own stop: ``worker/stop.py``).
 """
 
 from __future__ import annotations
@@ -32,10 +33,8 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
-import urllib.request
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from ingestor.cli.progress import Rate, Snapshot, Tally, eta
 from ingestor.local.pidlock import PidLock
 from ingestor.local.recycle import BrokerAction, BrokerRecycle
 from ingestor.local.restarts import RestartPolicy
+from ingestor.local.stack import release, spawn_ingestor, stop_processes, wait_ready, worker_stats
 from ingestor.settings import Settings, default_watch_dirs, load_settings
 from ingestor.worker.exits import FINAL
 
@@ -66,6 +66,7 @@ LOOK_S = 0.25  # progress shown and `--once`'s end judged (twice in a row: two l
 # broker (compat.TANSU_FETCH_MAX_WAIT_MS), so its view of the end offsets is renewed.
 CONFIRM_S = TICK_S
 READY_POLL_S = 0.05  # the worker's /stats/ asked whether it is ready (the watcher waits on it)
+READY_TIMEOUT_S = 180.0  # then the watcher starts anyway
 
 
 def register(sub: Any) -> None:
@@ -466,20 +467,6 @@ def _budget_windows(ch: Any, settings: Any) -> dict[bytes, Any]:
     return budget_seeds(ch, settings.budget_list, since_ms=since, prices=price_table())
 
 
-def _spawn(args: list[str], log: Path, *, hold: bool = False) -> subprocess.Popen[bytes]:
-    from ingestor.local.tansu import die_with_parent_hook
-
-    with log.open("ab") as out:  # the child keeps its own descriptor
-        return subprocess.Popen(
-            [sys.executable, "-m", "ingestor.cli.main", *args, *(["--hold"] if hold else [])],
-            preexec_fn=die_with_parent_hook(),
-            env=os.environ.copy(),
-            stdin=subprocess.PIPE if hold else None,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-
-
 def _worker_args(bootstrap: str, fresh: bool, extra: list[str] | None = None) -> list[str]:
     tansu = ["--tansu"] if fresh else []
     return ["worker", "--bootstrap", bootstrap, "--loglevel", "info", *tansu, *(extra or [])]
@@ -532,17 +519,13 @@ class _Child:
     def _spawn(self, *, hold: bool = False) -> subprocess.Popen[bytes]:
         self.policy.started()
         self.started_at = time.time()
-        return _spawn(self.args, self.log, hold=hold)
+        return spawn_ingestor(self.args, self.log, hold=hold)
 
     def go(self, policy: RestartPolicy) -> None:
         """Let a held process go on; from now on it is restarted under ``policy``."""
         self.policy = policy
         self.policy.started()
-        stdin = self.proc.stdin
-        if stdin is not None:
-            with contextlib.suppress(OSError):  # it died: _tend restarts it
-                stdin.write(b"go\n")
-                stdin.close()
+        release(self.proc)  # one that died is restarted by _tend
 
     def restart(self) -> None:
         self.proc, self.restart_at = self._spawn(), None
@@ -640,7 +623,14 @@ def _supervise(
             # A windowed backfill stores no file position to resume from after a broker
             # restart: its watcher starts the window again (what was stored replaces itself).
             _backfill_checkpoint(settings)
-        _wait_ready(settings, worker.proc, stop)
+        wait_ready(
+            settings.web_host,
+            settings.web_port,
+            worker.proc,
+            timeout_s=READY_TIMEOUT_S,
+            poll_s=READY_POLL_S,
+            stop=stop,
+        )
         if not stop.is_set():
             watcher.go(policies["watcher"])
 
@@ -794,33 +784,9 @@ def _describe(code: int) -> str:
 
 
 def _stop_children(procs: list[subprocess.Popen[bytes]]) -> None:
-    """SIGTERM, then SIGKILL after ``STOP_GRACE_S``; returns once every child is gone."""
-    for proc in procs:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    for proc in procs:
-        try:
-            proc.wait(timeout=max(0.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()  # reaped: the embedded ClickHouse is free for _finish
-
-
-def _wait_ready(
-    settings: Settings,
-    worker: subprocess.Popen[bytes],
-    stop: threading.Event,
-    timeout_s: float = 180,
-) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and worker.poll() is None and not stop.is_set():
-        with contextlib.suppress(OSError, ValueError):
-            url = f"http://{settings.web_host}:{settings.web_port}/stats/"
-            with urllib.request.urlopen(url, timeout=1) as reply:
-                if json.loads(reply.read()).get("ready"):
-                    return
-        stop.wait(READY_POLL_S)
+    """SIGTERM, then SIGKILL after ``STOP_GRACE_S``; returns once every child is gone (the
+    embedded ClickHouse is then free for ``_finish``)."""
+    stop_processes(procs, STOP_GRACE_S)
 
 
 def _drained(settings: Settings, bootstrap: str, *, stopped: bool = False) -> bool:
@@ -854,10 +820,10 @@ def _drained(settings: Settings, bootstrap: str, *, stopped: bool = False) -> bo
                 return all(committed[tp] >= end for tp, end in ends.items())
         finally:
             await consumer.stop()
-        with urllib.request.urlopen(
-            f"http://{settings.web_host}:{settings.web_port}/stats/", timeout=3
-        ) as reply:
-            handled = json.loads(reply.read()).get("handled_unreplayable", {})
+        stats = worker_stats(settings.web_host, settings.web_port, timeout_s=3)
+        if not stats:
+            return False  # no answer: unsure
+        handled = stats.get("handled_unreplayable", {})
         return all(
             int(handled.get(f"{tp.topic}[{tp.partition}]", -1)) >= end - 1
             for tp, end in ends.items()
@@ -921,26 +887,16 @@ class _Meter:
 
     def only_replayable_now(self, timeout_s: float) -> bool:
         """Ask the worker now: is it behind on no events or ledger partition?"""
-        with contextlib.suppress(OSError, ValueError):
-            s = self.settings
-            with urllib.request.urlopen(
-                f"http://{s.web_host}:{s.web_port}/stats/", timeout=timeout_s
-            ) as reply:
-                return bool(json.loads(reply.read()).get("behind_unreplayable") == 0)
-        return False
+        s = self.settings
+        stats = worker_stats(s.web_host, s.web_port, timeout_s=timeout_s)
+        return bool(stats.get("behind_unreplayable") == 0)
 
     def look(self, now: float, *, ask_worker: bool = True) -> tuple[Snapshot, int | None]:
         """The snapshot, and when everything present is stored the worker's message count
         (else None)."""
         watch = self._read_watcher()
         if ask_worker:
-            self.worker = {}
-            with contextlib.suppress(OSError, ValueError):
-                s = self.settings
-                with urllib.request.urlopen(
-                    f"http://{s.web_host}:{s.web_port}/stats/", timeout=1
-                ) as reply:
-                    self.worker = json.loads(reply.read())
+            self.worker = worker_stats(self.settings.web_host, self.settings.web_port)
         stats = self.worker
         counts = stats.get("counts", {})
         tally = self.tally

@@ -36,7 +36,7 @@ from types import TracebackType
 from typing import IO, Self
 
 from ingestor.errors import ConfigError, LocalBrokerError
-from ingestor.local.tansu import die_with_parent_hook
+from ingestor.local.stack import die_with_parent_hook, free_port
 
 __all__ = ["KAFKA_VERSION", "KafkaCluster", "NodePorts", "kafka_jars", "server_properties"]
 
@@ -148,12 +148,6 @@ def server_properties(
     return "".join(f"{k}={v}\n" for k, v in props.items())
 
 
-def _free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
 class KafkaCluster:
     """``brokers`` KRaft nodes under ``root`` (a temp dir by default). A context manager."""
 
@@ -176,7 +170,7 @@ class KafkaCluster:
         self.root = root if root is not None else Path(tempfile.mkdtemp(prefix="ingestor-kafka-"))
         self._timeout = startup_timeout_s
         self._graceful = graceful_stop
-        self.nodes = [NodePorts(_free_port(host), _free_port(host)) for _ in range(brokers)]
+        self.nodes = [NodePorts(free_port(host), free_port(host)) for _ in range(brokers)]
         self._procs: dict[int, subprocess.Popen[bytes]] = {}
         self._logs: dict[int, IO[bytes]] = {}
         self._jars: Path | None = None

@@ -17,27 +17,25 @@ Contract:
 from __future__ import annotations
 
 import asyncio
-import ctypes
 import importlib.resources
 import os
-import signal
 import socket
 import struct
 import subprocess
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Self, cast
+from typing import IO, Self
 
 from ingestor.errors import ConfigError, LocalBrokerError
+from ingestor.local.stack import die_with_parent_hook
+from ingestor.local.stack import free_port as _free_port  # a name tests replace
 from ingestor.settings import Settings
 
-__all__ = ["TansuBroker", "die_with_parent_hook", "rss_bytes", "tansu_binary"]
+__all__ = ["TansuBroker", "rss_bytes", "tansu_binary"]
 
 _ENV_BIN = "INGESTOR_TANSU_BIN"
-_PR_SET_PDEATHSIG = 1
 _TAIL_BYTES = 4096
 _PORT_ATTEMPTS = 3  # a freshly probed free port can be taken before Tansu binds it
 _PROBE_EVERY_S = 0.01  # Tansu listens ~25 ms after its exec: `up` waits on this
@@ -212,7 +210,6 @@ class TansuBroker:
         self._port = _free_port(self._host)
         url = f"tcp://{self._host}:{self._port}"
         self._log = self._open_log()
-        prctl, parent = _prctl(), os.getpid()
         args = ["broker", "--listener-url", url, "--advertised-listener-url", url]
         self._proc = subprocess.Popen(
             [str(binary), *args, "--storage-engine", "memory://tansu/"],
@@ -222,7 +219,7 @@ class TansuBroker:
             # Own session: a terminal Ctrl-C reaches only us, so the worker can still commit to
             # the broker while shutting down; we stop the broker last.
             start_new_session=True,
-            preexec_fn=lambda: _die_with_parent(prctl, parent),
+            preexec_fn=die_with_parent_hook(),
         )
 
     def _open_log(self) -> IO[bytes]:
@@ -274,29 +271,6 @@ def rss_bytes(pid: int) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     return resident * os.sysconf("SC_PAGE_SIZE")
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return int(s.getsockname()[1])
-
-
-def _prctl() -> Callable[..., int] | None:
-    """libc's prctl, looked up in the parent: the child between fork and exec must stay minimal."""
-    try:
-        return cast(Callable[..., int], ctypes.CDLL(None, use_errno=True).prctl)
-    except (OSError, AttributeError):  # not Linux
-        return None
-
-
-def _die_with_parent(prctl: Callable[..., int] | None, parent: int) -> None:
-    """Runs in the child before exec: ask for SIGKILL when the parent goes (Linux only)."""
-    if prctl is None:
-        return
-    prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
 
 
 # ---------------------------------------------------------------------- readiness probe
@@ -352,9 +326,3 @@ def _metadata_brokers(body: bytes) -> list[tuple[str, int]]:
         pos += 4
         brokers.append((host, port))
     return brokers
-
-
-def die_with_parent_hook() -> Callable[[], None]:
-    """A ``preexec_fn`` that makes a child process die with the calling process (Linux)."""
-    prctl, parent = _prctl(), os.getpid()
-    return lambda: _die_with_parent(prctl, parent)

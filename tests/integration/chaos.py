@@ -41,6 +41,7 @@ from pipeline import child_pid, daily_totals, free_port, report_totals, session_
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.local.kafka import KafkaCluster
+from ingestor.local.stack import worker_stats
 from ingestor.report import ReportRequest, build
 from ingestor.sdk import Tracker
 from ingestor.settings import ClickHouseTarget
@@ -252,13 +253,7 @@ class Chaos:
         )
 
     def stats(self) -> dict[str, Any]:
-        url = f"http://127.0.0.1:{self.env['INGESTOR_WEB_PORT']}/stats/"
-        try:
-            with urllib.request.urlopen(url, timeout=5) as reply:
-                body = json.loads(reply.read())
-        except (OSError, ValueError):
-            return {}
-        return body if isinstance(body, dict) else {}
+        return worker_stats("127.0.0.1", self.env["INGESTOR_WEB_PORT"], timeout_s=5)
 
     def watcher_done(self) -> bool:
         """The watcher's stats file says it is idle with every file of the corpus read."""

@@ -3,7 +3,8 @@
 Real parts only: the session's broker (Tansu, or Kafka when configured), chdb in ``tmp_path``
 (or the configured ClickHouse server), the real Faust worker. Each harness gets its own topic
 prefix, app id (consumer group, changelog) and HTTP port, so tests share one broker safely.
-Waiting is on conditions (bounded), never on sleeps or timings.
+Waiting is on conditions (bounded), never on sleeps or timings. The worker is started, awaited
+and stopped as ``ingestor up`` does it (``ingestor.local.stack``).
 """
 
 from __future__ import annotations
@@ -12,9 +13,7 @@ import asyncio
 import json
 import os
 import signal
-import socket
 import subprocess
-import sys
 import time
 import urllib.request
 import uuid
@@ -25,21 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from ingestor.corpus.reference import Reference, Totals
-from ingestor.kafka.topics import create_topics
+from ingestor.local.stack import free_port, prepare, spawn_ingestor, stop_processes, wait_ready
 from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
 from ingestor.producer.sender import KafkaSender
 from ingestor.producer.watch import Watcher
 from ingestor.settings import Settings
 from ingestor.sink.engine import ClickHouse, open_clickhouse
-from ingestor.sink.migrations import apply_schema
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def stack_env(data: Path, **settings: str) -> dict[str, str]:
@@ -131,9 +123,7 @@ class Pipeline:
     # ------------------------------------------------------------------ set-up
 
     def prepare(self) -> None:
-        with open_clickhouse(self.settings.clickhouse) as ch:
-            apply_schema(ch)
-        asyncio.run(create_topics(self.settings, self.bootstrap))
+        prepare(self.settings, self.bootstrap)
 
     def worker_args(self) -> list[str]:
         """``ingestor worker``'s arguments for this broker."""
@@ -145,26 +135,17 @@ class Pipeline:
         return [*(["--tansu"] if on_tansu else []), "--loglevel", "info"]
 
     def start_worker(self) -> None:
-        log = open(self.tmp / "worker.log", "ab")  # noqa: SIM115 - lives as long as the child
-        self.worker = subprocess.Popen(
-            [sys.executable, "-m", "ingestor.cli.main", "worker", *self.worker_args()],
-            env=self.env,
-            cwd=self.tmp,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        wait_for(self.stats, timeout_s=90, what="the worker's HTTP views")
+        log = self.tmp / "worker.log"
+        args = ["worker", *self.worker_args()]
+        self.worker = spawn_ingestor(args, log, env=self.env, cwd=self.tmp)
+        port = self.env["INGESTOR_WEB_PORT"]
+        if not wait_ready("127.0.0.1", port, self.worker, timeout_s=90, poll_s=0.2, ready=bool):
+            tail = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"gave up waiting for the worker's HTTP views after 90s:\n{tail}")
 
     def stop_worker(self, *, kill: bool = False) -> None:
-        if self.worker is None:
-            return
-        if self.worker.poll() is None:
-            self.worker.send_signal(signal.SIGKILL if kill else signal.SIGTERM)
-            try:
-                self.worker.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                self.worker.kill()
-                self.worker.wait()
+        if self.worker is not None:
+            stop_processes([self.worker], 60, sig=signal.SIGKILL if kill else signal.SIGTERM)
         self.worker = None
 
     def send(self, root: Path) -> int:

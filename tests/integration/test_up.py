@@ -19,6 +19,7 @@ from pipeline import child_pid, daily_totals, report_totals, session_totals, sta
 
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
+from ingestor.local.stack import worker_stats
 from ingestor.local.tansu import tansu_binary
 from ingestor.report import ReportRequest, build
 from ingestor.report.counted import line_entries
@@ -58,15 +59,8 @@ def _up(env: dict[str, str], corpus: Path, *extra: str) -> subprocess.Popen[byte
 
 
 def _stored(env: dict[str, str]) -> int:
-    import json
-    import urllib.request
-
-    try:
-        url = f"http://127.0.0.1:{env['INGESTOR_WEB_PORT']}/stats/"
-        with urllib.request.urlopen(url, timeout=5) as reply:
-            return int(json.loads(reply.read())["counts"].get("rows_stored", 0))
-    except (OSError, ValueError, KeyError):
-        return 0
+    stats = worker_stats("127.0.0.1", env["INGESTOR_WEB_PORT"], timeout_s=5)
+    return int(stats.get("counts", {}).get("rows_stored", 0))
 
 
 def test_up_survives_a_whole_tree_kill(env: dict[str, str], tmp_path: Path) -> None:

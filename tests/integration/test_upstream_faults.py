@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +24,7 @@ from pipeline import Pipeline, daily_totals, free_port, report_totals, wait_for
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.local.compat import end_offsets
+from ingestor.local.stack import spawn_ingestor
 from ingestor.report import ReportRequest, build
 
 pytestmark = [
@@ -82,11 +81,8 @@ def test_faust_502_reprocessing_after_a_rebalance_changes_no_total(
         "FAULT_FAIL_INSERTS": "transcript_lines:1",
         "FAULT_FIRED": str(other / "fired"),
     }
-    with (other / "worker.log").open("ab") as log:
-        second = subprocess.Popen(
-            [sys.executable, "-m", "ingestor.cli.main", "worker", "--tansu", "--loglevel", "info"],
-            env=env, cwd=other, stdout=log, stderr=subprocess.STDOUT,
-        )  # fmt: skip
+    args = ["worker", "--tansu", "--loglevel", "info"]
+    second = spawn_ingestor(args, other / "worker.log", env=env, cwd=other)
     try:
         joined = "Setting newly assigned partitions"
         wait_for(lambda: second.poll() is not None or joined in (other / "worker.log").read_text(),
