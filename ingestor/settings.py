@@ -147,8 +147,9 @@ class Settings(BaseSettings):
     batch_max_bytes: int = Field(default=64 * 1024 * 1024, ge=1024)
     batch_max_age_s: float = Field(default=1.0, gt=0)
     # With no insert in flight, and the insert thread rested as long as the last insert took
-    # (worker/app.py's _idle), a batch goes once its oldest row waited this long (sink/write.py's
-    # Batch): a live line is stored within about three inserts' time, not the age bound.
+    # (worker/flusher.py's rested), a batch goes once its oldest row waited this long
+    # (sink/write.py's Batch): a live line is stored within about three inserts' time, not the
+    # age bound.
     batch_min_age_s: float = Field(default=0.2, gt=0)
     # While the worker is this many messages or more behind a partition's end (a backfill), a
     # batch waits for `batch_backlog_rows` rows (or `batch_backlog_age_s`): its rows wait in

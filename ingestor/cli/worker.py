@@ -66,7 +66,8 @@ def run(args: argparse.Namespace) -> int:
         timeout_s = tansu_session_timeout(settings.broker_session_timeout_s)
         settings = settings.model_copy(update={"broker_session_timeout_s": timeout_s})
     from ingestor.sink.engine import open_clickhouse
-    from ingestor.worker.app import build_app, store_held
+    from ingestor.worker.app import build_app
+    from ingestor.worker.flusher import store_held
     from ingestor.worker.stop import BoundedWorker, start_tables_at_once
 
     tune_gc()

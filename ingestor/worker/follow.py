@@ -1,9 +1,9 @@
 """Stored changes to what counts (``CountedChange``, from ``sink/winners.py``) applied to the
 worker's Faust tables: the sessions they belong to, and their spend to the budget windows.
 
-Called with a batch's changes once ClickHouse confirmed them, from the insert's task (``app.py``)
-or a replayed chunk's request (``replay_view.py``), outside any stream iteration; the caller
-flushes the tables' changelog before it acks anything.
+Called with a batch's changes once ClickHouse confirmed them, from the insert's task
+(``flusher.py``) or a replayed chunk's request (``replay_view.py``), outside any stream
+iteration; the caller flushes the tables' changelog before it acks anything.
 """
 
 from __future__ import annotations

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, cast
 
-__all__ = ["behind", "furthest", "handled_offsets", "partition_lag"]
+__all__ = ["behind", "furthest", "handled_offsets", "has_backlog", "partition_lag"]
 
 
 def partition_lag(
@@ -74,3 +74,13 @@ def behind(
     if len(lag) < len(handled):
         return None
     return sum(lag.values())
+
+
+def has_backlog(app: Any, message: Any, backlog: int) -> bool:
+    """Whether ``message`` has ``backlog`` or more records after it in its partition (as the
+    last fetch saw its end)."""
+    try:
+        highwater = cast(Any, app.consumer).highwater(message.tp)
+    except Exception:  # noqa: BLE001 - not known: batch as when caught up
+        return False
+    return isinstance(highwater, int) and highwater - 1 - message.offset >= backlog

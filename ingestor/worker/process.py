@@ -1,8 +1,11 @@
-"""One envelope in, rows out. Pure: no broker, no ClickHouse, no Faust.
+"""One message in, rows out. Pure: no broker, no ClickHouse, no Faust.
 
-The agents in ``app.py`` are thin: they decode a Kafka message, call one of these functions and
-hand the rows to the sink. What counts is decided once the rows are stored, by the winners
-ClickHouse keeps (``sink/winners.py``); the sessions follow those changes.
+``process_message`` is a message's whole handling: ``decode``, then ``process_decoded`` (rows and
+dead letters), or ``undecodable`` for a message that is no envelope. The agents in ``app.py`` are
+thin: they take those two steps apart only to meet a transcript envelope's scope in between (I/O:
+its sessions are reconciled before its rows join a batch), and hand the rows to the sink. What
+counts is decided once the rows are stored, by the winners ClickHouse keeps
+(``sink/winners.py``); the sessions follow those changes.
 """
 
 from __future__ import annotations
@@ -28,15 +31,17 @@ from ingestor.sink.rows import (
     ledger_row,
     transcript_values,
 )
-from ingestor.wire import Envelope, Kind, TranscriptSource
+from ingestor.wire import Envelope, Kind, TranscriptSource, decode_message
 from ingestor.worker.dlq import DeadLetter
 from ingestor.worker.line_columns import line_columns
 
 __all__ = [
     "Processed",
+    "decode",
     "process_decoded",
     "process_events",
     "process_ledger",
+    "process_message",
     "process_transcripts",
     "undecodable",
     "with_dead_letter_rows",
@@ -65,6 +70,26 @@ _PRIMARY = frozenset({"transcript_lines", "events", "token_usage_ledger"})
 _RESET = TRANSCRIPT_COLUMNS.index("usage_limit_reset_ms")
 _HAS_USAGE = TRANSCRIPT_COLUMNS.index("has_usage")
 _TIMES = ("file_first_ts", "timestamp")  # epoch milliseconds in a batch (``RowColumns``)
+
+
+def process_message(
+    kind: Kind, value: bytes | None, where: Location, *, bad_line_max_bytes: int
+) -> Processed:
+    """A Kafka message of ``kind`` (its value), found at ``where``: its rows and dead letters."""
+    decoded = decode(kind, value, where, bad_line_max_bytes=bad_line_max_bytes)
+    if isinstance(decoded, Processed):
+        return decoded
+    return process_decoded(kind, decoded, where, bad_line_max_bytes=bad_line_max_bytes)
+
+
+def decode(
+    kind: Kind, value: bytes | None, where: Location, *, bad_line_max_bytes: int
+) -> Envelope | Processed:
+    """The message's envelope; for a message that is none, what it produced (``undecodable``)."""
+    try:
+        return decode_message(kind, value)
+    except InvalidInput as exc:
+        return undecodable(kind, exc, where, value or b"", bad_line_max_bytes=bad_line_max_bytes)
 
 
 def process_decoded(

@@ -1,7 +1,7 @@
 """Replayed Kafka messages into ClickHouse through the live worker's own path.
 
-``replay_rows`` is the agent's handling without its side effects on live state: the same decode,
-the same ``process_decoded`` (rows, dead letters), the same ``with_dead_letter_rows``; then
+``replay_rows`` is the agent's handling without its side effects on live state: the same
+``process_message`` (decode, rows, dead letters), the same ``with_dead_letter_rows``; then
 ``write_batch`` stores them with its id checks and deduplication tokens. What a replay must not
 touch, it does not:
 
@@ -24,15 +24,15 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ingestor.errors import InvalidInput, Location
+from ingestor.errors import Location
 from ingestor.kafka.ranges import Message
 from ingestor.settings import Settings
 from ingestor.sink.disk import write_with_room
 from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import write_batch
 from ingestor.usage.winners import CountedChange
-from ingestor.wire import Kind, decode_message
-from ingestor.worker.process import process_decoded, undecodable, with_dead_letter_rows
+from ingestor.wire import Kind
+from ingestor.worker.process import process_message, with_dead_letter_rows
 
 __all__ = ["Replayed", "replay_rows", "write_replayed"]
 
@@ -62,16 +62,9 @@ def replay_rows(
     for message in messages:
         kind = kinds[message.topic]
         where = Location(message.topic, message.partition, message.offset)
-        try:
-            envelope = decode_message(kind, message.value)
-        except InvalidInput as exc:
-            processed = undecodable(
-                kind, exc, where, message.value, bad_line_max_bytes=bad_line_max_bytes
-            )
-        else:
-            processed = process_decoded(
-                kind, envelope, where, bad_line_max_bytes=bad_line_max_bytes
-            )
+        processed = process_message(
+            kind, message.value, where, bad_line_max_bytes=bad_line_max_bytes
+        )
         with_dead_letter_rows(processed)
         for table, rows in processed.rows.items():
             out.rows.setdefault(table, []).extend(rows)

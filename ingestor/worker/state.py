@@ -23,7 +23,7 @@ __all__ = ["Source", "WorkerState"]
 
 class Source:
     """A dedup scope's input partition, shaped as Faust's current event (``message.topic``,
-    ``message.partition``): a session's changelog partition is its scope's (``app.py``)."""
+    ``message.partition``): a session's changelog partition is its scope's (``scopes.py``)."""
 
     __slots__ = ("__weakref__", "partition", "topic")
 
@@ -72,6 +72,29 @@ class WorkerState:
     positions: bool = True  # write file_positions (see build_app)
     alerting: BudgetTable | None = None  # budget alerts, when budgets are configured
     trimmer: Trimmer = field(default_factory=lambda: Trimmer(0, time.monotonic))
+
+    @classmethod
+    def of(
+        cls, settings: Settings, ch: ClickHouse, *, bootstrap: str, positions: bool
+    ) -> WorkerState:
+        """A worker's state at its start: an empty batch and dead-letter window, as configured."""
+        return cls(
+            settings=settings,
+            ch=ch,
+            batch=Batch(
+                settings.batch_max_rows,
+                settings.batch_max_age_s,
+                time.monotonic,
+                max_bytes=settings.batch_max_bytes,
+                min_age_s=settings.batch_min_age_s,
+                backlog_rows=settings.batch_backlog_rows,
+                backlog_age_s=settings.batch_backlog_age_s,
+            ),
+            limit=DeadLetterLimit(settings.dlq_max_invalid_ratio, settings.dlq_window),
+            bootstrap=bootstrap,
+            positions=positions,
+            trimmer=Trimmer(settings.worker_trim_interval_s, time.monotonic),
+        )
 
     @property
     def pending_rows(self) -> int:

@@ -138,7 +138,7 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
                 "pending_rows": state.pending_rows,
                 "pending_messages": len(state.held) + state.inflight_messages,
                 "flushes": state.flushes,
-                # Records in input partitions not yet handled by this process (see _behind).
+                # Records in input partitions not yet handled by this process (``lag.behind``).
                 "behind": behind(app, state.last_offsets, state.ends),
                 # Of those, records that exist only in the broker (events, ledger entries): the
                 # watcher can send transcript lines again, nobody sends these again.

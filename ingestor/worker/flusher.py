@@ -1,0 +1,164 @@
+"""The flusher: one insert in flight while the next batch is built, and the acks after the store.
+
+``flush`` hands the batch to a task that stores it in a thread; a batch's events are acked only
+once ClickHouse confirmed its rows, so Faust commits only offsets whose rows are durable. A batch
+that cannot be stored after its retries ends the process hard (``os._exit``) so that the
+uncommitted events are delivered again — never acked and lost.
+
+Sessions and transcript budgets follow what ClickHouse decides counts: the lines a stored batch
+made start or stop counting (``sink/winners.py``) are applied to the Faust tables, and the
+changed sessions' summary rows stored, before the batch is acked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from typing import Any
+
+import faust
+
+from ingestor.sink.disk import write_with_room
+from ingestor.sink.row_columns import Rows
+from ingestor.sink.write import write_batch
+from ingestor.usage.winners import CountedChange
+from ingestor.worker.exits import EXIT_STORAGE_FAILED
+from ingestor.worker.follow import apply_changes, budget_alerts
+from ingestor.worker.restart import reset_restarts
+from ingestor.worker.state import Source, WorkerState
+
+__all__ = ["busy", "flush", "rested", "store_held"]
+
+log = logging.getLogger(__name__)
+
+
+def busy(state: WorkerState) -> bool:
+    """An insert is in flight, or a flush holds the lock to start one: a flush called then
+    would wait for that whole insert (the agent stalled ~0.5 s on each such race)."""
+    return state.lock.locked() or (state.inflight is not None and not state.inflight.done())
+
+
+def rested(state: WorkerState) -> bool:
+    """The insert thread has rested as long as the last insert took (``Batch.ready``): inserts
+    back to back took the CPU the stream needed and doubled the latency at 5k lines/s. Under load
+    inserts slow down, so do the short-age flushes; the age bound and the size limits still
+    apply."""
+    return time.monotonic() - state.stored_at >= state.insert_s
+
+
+async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> None:
+    """Start storing the batch; its events are acked once ClickHouse confirmed it.
+
+    At most one insert is in flight: it overlaps with stream processing, and a second flush first
+    waits for it (back-pressure). ``wait`` also waits for the insert just started (rebalances).
+    """
+    async with state.lock:
+        if state.inflight is not None:
+            await state.inflight
+        if state.held or state.batch.size or state.dirty:
+            # Changelog writes and dead letters first: ClickHouse must never be ahead of them.
+            await app.producer.flush()
+            rows = state.batch.take()
+            held, state.held = state.held, []
+            sources = dict(state.scopes)  # where this batch's changes go
+            rows.update(_owed_summaries(state))
+            state.flushes += 1
+            state.inflight_rows = sum(len(r) for r in rows.values())
+            state.inflight_messages = len(held)
+            token = f"{state.run_id}:{state.flushes}"
+            state.inflight = asyncio.create_task(_store(state, app, rows, held, token, sources))
+        if wait and state.inflight is not None:
+            await state.inflight
+
+
+_RECORD_TABLES = ("transcript_lines", "events", "token_usage_ledger")
+
+
+async def store_held(app: faust.App) -> None:
+    """Store everything the agents hold and ack it (before a stop)."""
+    await flush(app.ingestor_state, app, wait=True)  # type: ignore[attr-defined]
+
+
+async def _store(
+    state: WorkerState,
+    app: faust.App,
+    rows: dict[str, Rows],
+    held: list[Any],
+    token: str,
+    sources: dict[str, Source],
+) -> None:
+    metrics = state.metrics
+    changes: list[CountedChange] = []
+
+    def write(rows: dict[str, Rows] = rows, token: str = token) -> int:
+        def store() -> int:
+            started = time.perf_counter()  # the insert's time, not the wait for disk room
+            stored = write_batch(
+                state.ch,
+                rows,
+                token=token,
+                retries=state.settings.insert_retries,
+                backoff_s=state.settings.insert_backoff_s,
+                on_retry=metrics.retries.inc,
+                positions=state.positions,
+                changes=changes,
+            )
+            metrics.stored(rows, time.perf_counter() - started)
+            return stored
+
+        return write_with_room(state.ch, state.settings.disk_reserve_mb, store)
+
+    started = time.monotonic()
+    try:
+        stored = await asyncio.to_thread(write)
+    except Exception:
+        # Faust would commit the held offsets on a clean stop: exit hard so they are re-delivered.
+        log.critical(
+            "ClickHouse insert failed after retries; exiting for re-delivery", exc_info=True
+        )
+        os._exit(EXIT_STORAGE_FAILED)
+    if changes:
+        apply_changes(state, changes)
+        # The alerts, and the summary rows of the sessions changed, before the ack: a worker
+        # that died after acking a batch whose summaries were still owed left no message whose
+        # re-delivery makes the next worker reconcile the scope (the failover test: a survivor
+        # that took over when every line was stored never wrote them).
+        after = {**budget_alerts(state, changes, held, sources), **_owed_summaries(state)}
+        try:
+            if after:
+                await asyncio.to_thread(write, after, f"{token}:after")
+            # The tables' changelog before the ack: a committed batch's changes are in it.
+            await app.producer.flush()
+        except Exception:
+            log.critical(
+                "could not store the batch's alerts and session summaries or write the tables' "
+                "changelog; exiting for re-delivery",
+                exc_info=True,
+            )
+            os._exit(EXIT_STORAGE_FAILED)
+    state.stored_at = time.monotonic()
+    state.insert_s = state.stored_at - started
+    state.counts["rows_stored"] += stored  # every table's rows, positions and summaries too
+    # What a person counts: input records (transcript lines, events, ledger entries) now in
+    # ClickHouse, and dead letters.
+    state.counts["records_stored"] += sum(len(rows.get(t, ())) for t in _RECORD_TABLES)
+    state.counts["dead_letters_stored"] += len(rows.get("dead_letters", ()))
+    for stream, event in held:
+        await stream.ack(event)
+    if held:
+        reset_restarts()  # progress: in-place restarts count anew
+    state.inflight_rows = state.inflight_messages = 0
+    rows.clear()  # this store's own: free the batch now, so that a trim can hand it back
+    held.clear()
+    state.trimmer.after_store()
+
+
+def _owed_summaries(state: WorkerState) -> dict[str, Rows]:
+    """The summary rows of the sessions changed since they were last written (taken)."""
+    dirty, state.dirty = state.dirty, {}
+    if not dirty:
+        return {}
+    version = time.time_ns()
+    return {"session_summaries": [agg.summary_row(version) for agg in dirty.values()]}
