@@ -26,6 +26,7 @@ from ingestor.sink.write import write_batch
 from ingestor.usage.winners import CountedChange
 from ingestor.worker.exits import EXIT_STORAGE_FAILED
 from ingestor.worker.follow import apply_changes, budget_alerts
+from ingestor.worker.process import RECORD_TABLES
 from ingestor.worker.restart import reset_restarts
 from ingestor.worker.state import Source, WorkerState
 
@@ -71,9 +72,6 @@ async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> No
             state.inflight = asyncio.create_task(_store(state, app, rows, held, token, sources))
         if wait and state.inflight is not None:
             await state.inflight
-
-
-_RECORD_TABLES = ("transcript_lines", "events", "token_usage_ledger")
 
 
 async def store_held(app: faust.App) -> None:
@@ -143,7 +141,7 @@ async def _store(
     state.counts["rows_stored"] += stored  # every table's rows, positions and summaries too
     # What a person counts: input records (transcript lines, events, ledger entries) now in
     # ClickHouse, and dead letters.
-    state.counts["records_stored"] += sum(len(rows.get(t, ())) for t in _RECORD_TABLES)
+    state.counts["records_stored"] += sum(len(rows.get(t, ())) for t in RECORD_TABLES)
     state.counts["dead_letters_stored"] += len(rows.get("dead_letters", ()))
     for stream, event in held:
         await stream.ack(event)

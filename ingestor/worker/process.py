@@ -36,6 +36,7 @@ from ingestor.worker.dlq import DeadLetter
 from ingestor.worker.line_columns import line_columns
 
 __all__ = [
+    "RECORD_TABLES",
     "Processed",
     "decode",
     "process_decoded",
@@ -60,13 +61,14 @@ class Processed:
 
     @property
     def valid(self) -> int:
-        return sum(len(rows) for table, rows in self.rows.items() if table in _PRIMARY)
+        return sum(len(rows) for table, rows in self.rows.items() if table in RECORD_TABLES)
 
     def _row(self, table: str, row: Row) -> None:
         self.rows.setdefault(table, []).append(row)
 
 
-_PRIMARY = frozenset({"transcript_lines", "events", "token_usage_ledger"})
+# The tables of input records (a transcript line, an event, a ledger entry): what a person counts.
+RECORD_TABLES = ("transcript_lines", "events", "token_usage_ledger")
 _RESET = TRANSCRIPT_COLUMNS.index("usage_limit_reset_ms")
 _HAS_USAGE = TRANSCRIPT_COLUMNS.index("has_usage")
 _TIMES = ("file_first_ts", "timestamp")  # epoch milliseconds in a batch (``RowColumns``)

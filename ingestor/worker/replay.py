@@ -32,12 +32,11 @@ from ingestor.sink.engine import ClickHouse
 from ingestor.sink.write import write_batch
 from ingestor.usage.winners import CountedChange
 from ingestor.wire import Kind
-from ingestor.worker.process import process_message, with_dead_letter_rows
+from ingestor.worker.process import RECORD_TABLES, process_message, with_dead_letter_rows
 
 __all__ = ["Replayed", "replay_rows", "write_replayed"]
 
 Row = dict[str, Any]
-_RECORD_TABLES = ("transcript_lines", "events", "token_usage_ledger")
 
 
 @dataclass(slots=True)
@@ -69,7 +68,7 @@ def replay_rows(
         for table, rows in processed.rows.items():
             out.rows.setdefault(table, []).extend(rows)
         out.messages += 1
-        out.records += sum(len(processed.rows.get(t, ())) for t in _RECORD_TABLES)
+        out.records += sum(len(processed.rows.get(t, ())) for t in RECORD_TABLES)
         out.dead_letters += len(processed.dead)
     return out
 
