@@ -67,10 +67,10 @@ _FIELDS = (
 
 
 def check(corpus: Path, chdb_dir: Path) -> Check:
+    from ingestor.clickhouse.engine import open_clickhouse
     from ingestor.corpus.reference import Reference
     from ingestor.report import ReportRequest, build
     from ingestor.settings import ClickHouseTarget
-    from ingestor.sink.engine import open_clickhouse
 
     out = Check()
     ch = open_clickhouse(ClickHouseTarget(kind="chdb", database="ingestor", path=chdb_dir))

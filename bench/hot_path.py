@@ -33,8 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=Path, help="write a cProfile of the handling here")
     args = p.parse_args(argv)
 
+    from ingestor.clickhouse.write import Batch
     from ingestor.errors import Location
-    from ingestor.sink.write import Batch
     from ingestor.wire import decode_message
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
 

@@ -48,11 +48,11 @@ def main(argv: list[str] | None = None) -> int:
     start = _rss_mb()[0]
     import chdb  # noqa: F401 - the engine's own baseline, measured before anything else
 
+    from ingestor.clickhouse.engine import open_clickhouse
+    from ingestor.clickhouse.migrations import apply_schema
+    from ingestor.clickhouse.write import Batch, write_batch
     from ingestor.errors import Location
     from ingestor.settings import ClickHouseTarget
-    from ingestor.sink.engine import open_clickhouse
-    from ingestor.sink.migrations import apply_schema
-    from ingestor.sink.write import Batch, write_batch
     from ingestor.wire import decode_message
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
 

@@ -78,8 +78,8 @@ def _gc_counter() -> dict[int, list[float]]:
 
 
 def _batches(corpus: Path, batch_rows: int) -> list[dict[str, Any]]:
+    from ingestor.clickhouse.write import Batch
     from ingestor.errors import Location
-    from ingestor.sink.write import Batch
     from ingestor.wire import decode_message
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
 
@@ -113,10 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=Path, help="write a cProfile of the writes here")
     args = p.parse_args(argv)
 
+    from ingestor.clickhouse import arrow, chdb_engine, winners, write
+    from ingestor.clickhouse.engine import open_clickhouse
+    from ingestor.clickhouse.migrations import apply_schema
     from ingestor.settings import ClickHouseTarget
-    from ingestor.sink import arrow, chdb_engine, winners, write
-    from ingestor.sink.engine import open_clickhouse
-    from ingestor.sink.migrations import apply_schema
 
     began = time.perf_counter()
     if args.cache and args.cache.exists():

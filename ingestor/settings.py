@@ -148,7 +148,7 @@ class Settings(BaseSettings):
     batch_max_age_s: float = Field(default=1.0, gt=0)
     # With no insert in flight, and the insert thread rested as long as the last insert took
     # (worker/flusher.py's rested), a batch goes once its oldest row waited this long
-    # (sink/write.py's Batch): a live line is stored within about three inserts' time, not the
+    # (clickhouse/write.py's Batch): a live line is stored within about three inserts' time, not the
     # age bound.
     batch_min_age_s: float = Field(default=0.2, gt=0)
     # While the worker is this many messages or more behind a partition's end (a backfill), a
@@ -160,7 +160,7 @@ class Settings(BaseSettings):
     batch_backlog_rows: int = Field(default=20_000, ge=1)
     batch_backlog_age_s: float = Field(default=10.0, gt=0)
     # Inserts into chdb wait while its disk has less than this free (MB; unset: 5% of the
-    # filesystem, at most 1 GiB; 0: never wait): sink/disk.py says why.
+    # filesystem, at most 1 GiB; 0: never wait): clickhouse/disk.py says why.
     disk_reserve_mb: int | None = Field(default=None, ge=0)
     insert_retries: int = Field(default=8, ge=0)
     insert_backoff_s: float = Field(default=0.2, gt=0)

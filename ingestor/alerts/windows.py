@@ -8,7 +8,8 @@ the subject and the window's start; the worker keeps these values in a Faust tab
 limit. Its alert is a ``cost_threshold_exceeded`` event whose id is derived from the budget, the
 subject and the window start (``alert_id``), so any second emission of it, after a replay, a
 re-processing with a fresh consumer group, a restart that lost the table, is the same event id,
-which the sink drops (``sink/write.py``: ids the ``events`` table holds are not inserted again).
+which the sink drops (``clickhouse/write.py``: ids the ``events`` table holds are not inserted
+again).
 A window alerts at most once even if a retraction takes it below its limit and it rises again.
 
 **Exact totals under re-delivery.** The Faust table is at-least-once: its changelog can be ahead
@@ -23,7 +24,7 @@ file (the reports price them at query time; this is the same price, taken now), 
 id: a producer's retry that the broker had stored arrives again at a new offset, which the offset
 guard cannot tell from new spend, so the worker remembers the most recent ids (``RecentIds``).
 Transcripts: the
-counted lines only, as ClickHouse's winners change (``sink/winners.py``: a line that starts
+counted lines only, as ClickHouse's winners change (``clickhouse/winners.py``: a line that starts
 counting adds, one that loses to a later copy is taken back from its window), at the cost
 ``--mode auto`` reports, applied once those changes are stored. Alerts themselves count for
 nothing.
@@ -104,7 +105,7 @@ class RecentIds:
 def events_spends(
     rows: Iterable[Row], prices: PriceTable, seen: RecentIds | None = None
 ) -> list[Spend]:
-    """The spend of ``events`` rows (``sink.rows.event_rows``), alerts and ids ``seen`` before
+    """The spend of ``events`` rows (``rows.records.event_rows``), alerts and ids ``seen`` before
     left out."""
     out = []
     for row in rows:

@@ -225,8 +225,8 @@ class _LocalStore:
     """This process reads the range and writes ClickHouse itself (no worker holds it)."""
 
     def __init__(self, settings: Settings, kinds: dict[str, Kind], consumer: Any) -> None:
-        from ingestor.sink.engine import open_clickhouse
-        from ingestor.sink.migrations import apply_schema
+        from ingestor.clickhouse.engine import open_clickhouse
+        from ingestor.clickhouse.migrations import apply_schema
 
         self.settings, self.kinds, self.consumer = settings, kinds, consumer
         target = settings.clickhouse

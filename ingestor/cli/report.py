@@ -30,8 +30,8 @@ from ingestor.report.request import KINDS, ReportRequest
 from ingestor.usage.prices import CostMode
 
 if TYPE_CHECKING:
+    from ingestor.clickhouse.engine import ClickHouse
     from ingestor.settings import Settings
-    from ingestor.sink.engine import ClickHouse
 
 __all__ = ["register", "request_of", "run", "system_zone"]
 
@@ -224,7 +224,7 @@ def _local_json(settings: Settings, request: ReportRequest) -> bytes:
 
 
 def _locally(settings: Settings, answer: Callable[[ClickHouse], _T]) -> _T:
-    from ingestor.sink.engine import open_clickhouse
+    from ingestor.clickhouse.engine import open_clickhouse
 
     target = settings.clickhouse
     if target.kind == "chdb" and target.path is not None and not target.path.is_dir():

@@ -23,8 +23,8 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingestor.sink.engine import open_clickhouse
-    from ingestor.sink.migrations import apply_schema
+    from ingestor.clickhouse.engine import open_clickhouse
+    from ingestor.clickhouse.migrations import apply_schema
 
     settings = load_settings()
     ch = open_clickhouse(settings.clickhouse)

@@ -345,8 +345,8 @@ class RunRecord:
 
 def _finish(run: RunRecord, status: int, stopped: bool) -> None:
     from ingestor.cli.progress import summary_lines
+    from ingestor.clickhouse.engine import open_clickhouse
     from ingestor.report.build import skipped
-    from ingestor.sink.engine import open_clickhouse
 
     settings = load_settings()
     # The worker has stopped, so this process may open the embedded engine again.
@@ -366,12 +366,12 @@ def _finish(run: RunRecord, status: int, stopped: bool) -> None:
 
 
 def _prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
+    from ingestor.clickhouse.engine import open_clickhouse
+    from ingestor.clickhouse.migrations import apply_schema
+    from ingestor.clickhouse.positions import file_positions
+    from ingestor.clickhouse.usage_rollup import ensure_usage_rollup
+    from ingestor.clickhouse.winners import ensure_winners
     from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
-    from ingestor.sink.engine import open_clickhouse
-    from ingestor.sink.migrations import apply_schema
-    from ingestor.sink.positions import file_positions
-    from ingestor.sink.usage_rollup import ensure_usage_rollup
-    from ingestor.sink.winners import ensure_winners
     from ingestor.worker.restore import session_seeds
     from ingestor.worker.seed import seed_budgets, seed_sessions
 

@@ -28,10 +28,10 @@ from ingestor.errors import ConfigError, StorageError
 from ingestor.settings import Settings, default_watch_dirs, load_settings
 
 if TYPE_CHECKING:
+    from ingestor.clickhouse.engine import ClickHouse
     from ingestor.corpus.reference import FileTally
     from ingestor.report.verify import SessionTally
     from ingestor.report.verify_topics import TopicCheck
-    from ingestor.sink.engine import ClickHouse
     from ingestor.wire import Kind
 
 __all__ = ["register", "run"]
@@ -74,9 +74,9 @@ def register(sub: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ingestor.clickhouse.engine import open_clickhouse
     from ingestor.corpus.reference import Reference
     from ingestor.report.verify import compare, stored_files, stored_sessions
-    from ingestor.sink.engine import open_clickhouse
 
     settings = load_settings()
     if args.topics is not None:
@@ -211,7 +211,7 @@ async def _check_topics(
 
 
 def _open_stored(settings: Settings) -> ClickHouse:
-    from ingestor.sink.engine import open_clickhouse
+    from ingestor.clickhouse.engine import open_clickhouse
 
     target = settings.clickhouse
     if target.kind == "chdb" and target.path is not None and not target.path.is_dir():

@@ -52,7 +52,7 @@ _LEVELS = {name: getattr(logging, name.upper()) for name in LOGLEVELS}
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingestor.sink.allocators import refuse_pandas
+    from ingestor.clickhouse.allocators import refuse_pandas
     from ingestor.worker.trim import tune_malloc
 
     tune_malloc()  # before the threads that allocate start
@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         patch_faust_for_tansu()
         timeout_s = tansu_session_timeout(settings.broker_session_timeout_s)
         settings = settings.model_copy(update={"broker_session_timeout_s": timeout_s})
-    from ingestor.sink.engine import open_clickhouse
+    from ingestor.clickhouse.engine import open_clickhouse
     from ingestor.worker.app import build_app
     from ingestor.worker.flusher import store_held
     from ingestor.worker.stop import BoundedWorker, start_tables_at_once
@@ -74,7 +74,7 @@ def run(args: argparse.Namespace) -> int:
     start_tables_at_once()
     if args.hold:
         # The imports above (Faust, aiokafka, pyarrow) took the time `up` spends on the schema.
-        import ingestor.sink.chdb_engine  # noqa: F401 - chdb's load, too
+        import ingestor.clickhouse.chdb_engine  # noqa: F401 - chdb's load, too
 
         # Faust loads most of itself on its first App (agents, tables, its web server's
         # aiohttp: ~0.2 s): one built now and dropped. Building uses no ClickHouse.
@@ -83,8 +83,8 @@ def run(args: argparse.Namespace) -> int:
             return 0  # `up` went away before the schema was ready
     ch = open_clickhouse(settings.clickhouse)
     try:
-        from ingestor.sink.usage_rollup import ensure_usage_rollup
-        from ingestor.sink.winners import ensure_winners
+        from ingestor.clickhouse.usage_rollup import ensure_usage_rollup
+        from ingestor.clickhouse.winners import ensure_winners
 
         ensure_winners(ch)  # data stored before the winners were kept at write time
         ensure_usage_rollup(ch)  # ... before they were summed, or a batch a crash left unsummed

@@ -35,7 +35,7 @@ from ingestor.models import validate_transcript_line
 from ingestor.producer.discover import find_jsonl
 from ingestor.producer.tail import MAX_LINE_BYTES, open_regular
 from ingestor.producer.usage import usage_record
-from ingestor.sink.rows import NO_COSTS, usage_costs
+from ingestor.rows.records import NO_COSTS, usage_costs
 from ingestor.usage.dedup import Copy, Deduper
 from ingestor.usage.entry import Entry
 from ingestor.usage.paths import project_of, session_parts

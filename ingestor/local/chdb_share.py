@@ -3,7 +3,8 @@
 chdb admits one process per data directory, so two workers cannot both open it. ``serve()`` owns
 the directory and answers the ``ClickHouse`` interface (``execute``, ``query``,
 ``query_columns``, ``insert``) for clients that open ``chdb+tcp://:KEY@host:port/db``
-(``sink/shared_engine.py``): every statement runs in the one engine, so two workers write the same
+(``clickhouse/shared_engine.py``): every statement runs in the one engine, so two workers write the
+same
 tables, with the same idempotence and materialized-view rules, as they would on a server. Tests
 and local scale-out experiments use it where no ClickHouse server is available; it is not a
 server for production (one engine lock, no replication).
@@ -26,9 +27,9 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
+from ingestor.clickhouse.chdb_engine import ChdbClickHouse
 from ingestor.errors import StorageError
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.chdb_engine import ChdbClickHouse
 
 __all__ = ["KEY_ENV", "METHODS", "serve"]
 

@@ -195,9 +195,9 @@ def wait_ready(
 def prepare(settings: Settings, bootstrap: str) -> None:
     """Apply the schema, closing ClickHouse again (chdb admits one process per directory: the
     worker's, next), and create the topics."""
+    from ingestor.clickhouse.engine import open_clickhouse
+    from ingestor.clickhouse.migrations import apply_schema
     from ingestor.kafka.topics import create_topics
-    from ingestor.sink.engine import open_clickhouse
-    from ingestor.sink.migrations import apply_schema
 
     with open_clickhouse(settings.clickhouse) as ch:
         apply_schema(ch)

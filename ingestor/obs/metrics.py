@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ingestor.sink.row_columns import column_of
+from ingestor.rows.columns import column_of
 
 __all__ = [
     "CONTENT_TYPE",

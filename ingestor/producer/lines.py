@@ -39,8 +39,8 @@ import orjson
 from ingestor.models import strip_line
 from ingestor.producer.usage import out_of_range, usage_columns, usage_record
 from ingestor.redact import sha256_hex, structure
-from ingestor.sink.fast_rows import line_fields
-from ingestor.sink.row_columns import epoch_ms
+from ingestor.rows.columns import epoch_ms
+from ingestor.rows.fast import line_fields
 from ingestor.usage.accept import read_usage_line
 from ingestor.usage.verdict import Rejected
 from ingestor.wire import LINE_COLUMNS, LINE_STRINGS, TranscriptSource, encode_envelope

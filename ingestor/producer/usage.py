@@ -31,7 +31,7 @@ from typing import Any
 
 from ingestor.models import strip_line, tool_use_names
 from ingestor.redact import sha256_hex, structure
-from ingestor.sink.fast_rows import TOKEN_LIMIT
+from ingestor.rows.fast import TOKEN_LIMIT
 from ingestor.usage.accept import read_usage_line
 from ingestor.usage.verdict import Rejected, UsageLine
 

@@ -21,9 +21,9 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable
 
+from ingestor.clickhouse.engine import ClickHouse
 from ingestor.report.request import ReportRequest
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import ClickHouse
 
 __all__ = ["Answers", "enabled_for"]
 

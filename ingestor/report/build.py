@@ -20,8 +20,8 @@ from ingestor.usage.reports_core import Json, Summary, local_date, totals_json, 
 # module) is loaded by ``ingestor report`` asking the running worker, which needs none of it
 # (the engine's modules bring pydantic, pyarrow and chdb: most of that command's start).
 if TYPE_CHECKING:
+    from ingestor.clickhouse.engine import ClickHouse
     from ingestor.report.counted import Summed
-    from ingestor.sink.engine import ClickHouse
 
 __all__ = [
     "build",
@@ -69,8 +69,8 @@ def build_json(ch: ClickHouse, request: ReportRequest, *, now_ms: int | None = N
 def _session_columns(ch: ClickHouse, request: ReportRequest) -> Summed | None:
     """The summed groups a session report is built from, when it reads the winners' sums (not
     per machine, not ``--project``, not a day cut unlike Python's)."""
+    from ingestor.clickhouse.winners import winners_ready
     from ingestor.report.counted import summed_columns
-    from ingestor.sink.winners import winners_ready
 
     if request.kind != "session" or request.machines:
         return None
@@ -95,9 +95,9 @@ def report_entries(
     holds them all, else (and for ``--project``, deduplicated within the project, as ccusage
     does) the rule run over every stored line. ``ready``: ``winners_ready(ch)``, when known;
     ``grain``: a finer one than ``request`` needs (``_grain``), to share the entries."""
+    from ingestor.clickhouse.winners import winners_ready
     from ingestor.report.counted import line_entries, rollup_entries
     from ingestor.report.entries import counted_entries
-    from ingestor.sink.winners import winners_ready
 
     if _source(request, winners_ready(ch) if ready is None else ready)[0] == "winners":
         if request.kind in _ROLLUP_KINDS:
@@ -135,7 +135,7 @@ def build_many(
     """Each of ``requests``' reports, as ``build`` returns it, under the same name. Usage reports
     that read the same entries share one read of them: reading the entries is nearly all of a
     usage report's cost, and the dashboard wants four at once."""
-    from ingestor.sink.winners import winners_ready
+    from ingestor.clickhouse.winners import winners_ready
 
     now = int(time.time() * 1000) if now_ms is None else now_ms
     ready = winners_ready(ch)

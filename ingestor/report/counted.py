@@ -28,9 +28,9 @@ from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ingestor.clickhouse.engine import ClickHouse, quote_string, sized_query
+from ingestor.clickhouse.usage_rollup import BUCKET_MS, usage_rollup_ready
 from ingestor.report.local_day import day_of, local_day_sql
-from ingestor.sink.engine import ClickHouse, quote_string, sized_query
-from ingestor.sink.usage_rollup import BUCKET_MS, usage_rollup_ready
 from ingestor.usage.entry import Entry
 from ingestor.usage.paths import project_of, session_parts
 from ingestor.usage.prices import SYNTHETIC_MODEL, CostMode

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any
 
-from ingestor.sink.engine import ClickHouse
+from ingestor.clickhouse.engine import ClickHouse
 from ingestor.usage.dedup import Copy, Deduper, Outcome
 from ingestor.usage.entry import Entry
 from ingestor.usage.paths import project_of, session_parts

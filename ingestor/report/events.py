@@ -26,8 +26,8 @@ from decimal import Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from ingestor.clickhouse.engine import ClickHouse, quote_string
 from ingestor.report.request import EVENT_KINDS, ReportRequest
-from ingestor.sink.engine import ClickHouse, quote_string
 from ingestor.usage.prices import PriceTable, line_cost, price_table
 from ingestor.usage.reports_core import Json
 

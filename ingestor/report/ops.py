@@ -14,9 +14,9 @@ import math
 from decimal import Decimal
 from typing import Any
 
+from ingestor.clickhouse.engine import ClickHouse
 from ingestor.report.events import _avg, _iso, _where
 from ingestor.report.request import ReportRequest
-from ingestor.sink.engine import ClickHouse
 from ingestor.usage.reports_core import Json
 
 __all__ = ["OPS_KINDS", "build_ops_report"]

@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from ingestor.clickhouse.engine import ClickHouse, quote_string
 from ingestor.corpus.reference import FileTally, Reference
 from ingestor.report.entries import counted_entries
-from ingestor.sink.engine import ClickHouse, quote_string
 from ingestor.usage.entry import Entry
 from ingestor.usage.paths import session_parts
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from ingestor.sink.engine import ClickHouse, quote_string
-from ingestor.sink.write import ID_COLUMNS
+from ingestor.clickhouse.engine import ClickHouse, quote_string
+from ingestor.clickhouse.write import ID_COLUMNS
 
 __all__ = ["ROW_KEYS", "TableCheck", "TopicCheck", "check_rows", "rollup_differences"]
 

@@ -18,11 +18,11 @@ from typing import Any, NoReturn, cast
 
 import faust
 
+from ingestor.clickhouse.engine import ClickHouse
 from ingestor.errors import DeadLetterLimitExceeded, Location
 from ingestor.kafka.config import faust_credentials
 from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
-from ingestor.sink.engine import ClickHouse
 from ingestor.wire import Kind
 from ingestor.worker.budgets import BudgetTable, budget_table
 from ingestor.worker.exits import EXIT_BAD_INPUT

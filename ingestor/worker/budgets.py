@@ -5,7 +5,7 @@ The alerts are stored directly, rather than produced to the events topic, so the
 not consume its own output: an event's alert in the same ClickHouse batch as the event (a crash
 before the insert re-delivers the events, which re-emit the alert, same id:
 ``alerts/windows.py``); a transcript's once its lines' changes to what counts are stored (the
-spend is known only then, ``sink/winners.py``), before the batch is acked. It lands in
+spend is known only then, ``clickhouse/winners.py``), before the batch is acked. It lands in
 ``events`` like any event: the views and reports see it.
 
 The table's changelog is partitioned by key (``use_partitioner``), not by the source partition:
@@ -32,7 +32,7 @@ from ingestor.alerts.windows import (
 )
 from ingestor.errors import Location
 from ingestor.models import validate_event
-from ingestor.sink.rows import event_rows
+from ingestor.rows.records import event_rows
 from ingestor.usage.prices import price_table
 from ingestor.usage.winners import CountedChange
 from ingestor.wire import Kind

@@ -6,7 +6,7 @@ that cannot be stored after its retries ends the process hard (``os._exit``) so 
 uncommitted events are delivered again — never acked and lost.
 
 Sessions and transcript budgets follow what ClickHouse decides counts: the lines a stored batch
-made start or stop counting (``sink/winners.py``) are applied to the Faust tables, and the
+made start or stop counting (``clickhouse/winners.py``) are applied to the Faust tables, and the
 changed sessions' summary rows stored, before the batch is acked.
 """
 
@@ -20,9 +20,9 @@ from typing import Any
 
 import faust
 
-from ingestor.sink.disk import write_with_room
-from ingestor.sink.row_columns import Rows
-from ingestor.sink.write import write_batch
+from ingestor.clickhouse.disk import write_with_room
+from ingestor.clickhouse.write import write_batch
+from ingestor.rows.columns import Rows
 from ingestor.usage.winners import CountedChange
 from ingestor.worker.exits import EXIT_STORAGE_FAILED
 from ingestor.worker.follow import apply_changes, budget_alerts

@@ -1,4 +1,4 @@
-"""Stored changes to what counts (``CountedChange``, from ``sink/winners.py``) applied to the
+"""Stored changes to what counts (``CountedChange``, from ``clickhouse/winners.py``) applied to the
 worker's Faust tables: the sessions they belong to, and their spend to the budget windows.
 
 Called with a batch's changes once ClickHouse confirmed them, from the insert's task
@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, cast
 
-from ingestor.sink.row_columns import Rows
+from ingestor.rows.columns import Rows
 from ingestor.usage.winners import CountedChange
 from ingestor.worker.sessions import SessionAgg, by_session
 from ingestor.worker.state import Source, WorkerState

@@ -3,7 +3,7 @@ columns. Pure: no broker, no ClickHouse.
 
 The watcher sends well-formed lines as one list a column; the worker checks every value of
 every column and stores the lines as columns, with no Python object a line (the per-line path,
-``sink/fast_rows.py``, cost ~10 µs a line in the worker's profile; a column costs a few
+``rows/fast.py``, cost ~10 µs a line in the worker's profile; a column costs a few
 C-level passes). A check runs over a whole column first (the set of its value types, its least
 and greatest value); only a column that fails is walked value by value, to name the lines it
 fails, which become dead letters while the others are stored.
@@ -22,8 +22,8 @@ from operator import add, not_
 from typing import Any
 
 from ingestor.errors import InvalidRecord
-from ingestor.sink.row_columns import epoch_ms
-from ingestor.sink.rows import (
+from ingestor.rows.columns import epoch_ms
+from ingestor.rows.records import (
     NO_COSTS,
     TRANSCRIPT_COLUMNS,
     file_first_ts,

@@ -5,7 +5,7 @@ dead letters), or ``undecodable`` for a message that is no envelope. The agents 
 thin: they take those two steps apart only to meet a transcript envelope's scope in between (I/O:
 its sessions are reconciled before its rows join a batch), and hand the rows to the sink. What
 counts is decided once the rows are stored, by the winners ClickHouse keeps
-(``sink/winners.py``); the sessions follow those changes.
+(``clickhouse/winners.py``); the sessions follow those changes.
 """
 
 from __future__ import annotations
@@ -15,16 +15,16 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingestor.clickhouse.positions import POSITIONS_TABLE
 from ingestor.errors import InvalidInput, InvalidRecord, Location
 from ingestor.models import (
     validate_event,
     validate_ledger,
     validate_transcript_line,
 )
-from ingestor.sink.fast_rows import fast_transcript_values
-from ingestor.sink.positions import POSITIONS_TABLE
-from ingestor.sink.row_columns import RowColumns, Rows
-from ingestor.sink.rows import (
+from ingestor.rows.columns import RowColumns, Rows
+from ingestor.rows.fast import fast_transcript_values
+from ingestor.rows.records import (
     TRANSCRIPT_COLUMNS,
     dead_letter_row,
     event_rows,

@@ -24,12 +24,12 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from ingestor.clickhouse.disk import write_with_room
+from ingestor.clickhouse.engine import ClickHouse
+from ingestor.clickhouse.write import write_batch
 from ingestor.errors import Location
 from ingestor.kafka.ranges import Message
 from ingestor.settings import Settings
-from ingestor.sink.disk import write_with_room
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.write import write_batch
 from ingestor.usage.winners import CountedChange
 from ingestor.wire import Kind
 from ingestor.worker.process import RECORD_TABLES, process_message, with_dead_letter_rows

@@ -6,7 +6,7 @@ its worker holds it; so ``ingestor replay`` plans the ranges and asks the worker
 store them, a chunk a request. The worker is also the right writer on a server: it stores a
 replayed chunk under the lock its own flushes take, after the insert in flight, so a replayed
 event and a live copy of it cannot both pass the "id not stored yet" check
-(``sink/write.py``) and reach the rollups twice.
+(``clickhouse/write.py``) and reach the rollups twice.
 
 Body (JSON): ``{"topic": str, "partition": int, "start": int, "end": int}``, a topic among the
 worker's input topics. Reply: ``{"messages", "records", "dead_letters", "rows", "next"}``, where

@@ -17,8 +17,8 @@ from decimal import Decimal
 
 from ingestor.alerts.budgets import Budget
 from ingestor.alerts.windows import ALERT_TYPE, Spend, WindowTotal, seed_windows
+from ingestor.clickhouse.engine import ClickHouse, quote_string
 from ingestor.producer.discover import project_of
-from ingestor.sink.engine import ClickHouse, quote_string
 from ingestor.usage.paths import session_parts
 from ingestor.usage.prices import PriceTable, line_cost
 from ingestor.usage.winners import KEY_COLUMNS

@@ -1,7 +1,7 @@
 """Per-session token aggregates: the value kept in the Faust ``sessions`` table. Pure.
 
-A session follows the winners ClickHouse keeps (``sink/winners.py``): every line that starts or
-stops counting there (a ``CountedChange``, +1 or -1) is applied to its session once that change
+A session follows the winners ClickHouse keeps (``clickhouse/winners.py``): every line that starts
+or stops counting there (a ``CountedChange``, +1 or -1) is applied to its session once that change
 is stored. So the worker holds no dedup state of the history, and a session equals what the
 reports read. A change is applied once: a re-delivered batch finds its groups decided and
 changes nothing. A worker that dies after storing a change and before its session's changelog
@@ -30,7 +30,7 @@ SYNTHETIC_MODEL = "<synthetic>"
 
 def by_session(changes: Iterable[CountedChange]) -> dict[str, tuple[str, list[CountedChange]]]:
     """``changes`` by the session they belong to: session id -> (project, its changes). The
-    session and project are the file's, as the watcher named them (``sink/rows.py``)."""
+    session and project are the file's, as the watcher named them (``rows/records.py``)."""
     out: dict[str, tuple[str, list[CountedChange]]] = {}
     for change in changes:
         file = change.source_file

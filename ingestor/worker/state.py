@@ -9,10 +9,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ingestor.clickhouse.engine import ClickHouse
+from ingestor.clickhouse.write import Batch
 from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.write import Batch
 from ingestor.worker.budgets import BudgetTable
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.sessions import SessionAgg

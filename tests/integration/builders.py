@@ -6,11 +6,11 @@ from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
+from ingestor.clickhouse.engine import ClickHouse
+from ingestor.clickhouse.winners import maintain_winners
+from ingestor.clickhouse.write import write_batch
 from ingestor.models import TranscriptLine, validate_event, validate_transcript_line
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.rows import event_rows, transcript_row
-from ingestor.sink.winners import maintain_winners
-from ingestor.sink.write import write_batch
+from ingestor.rows.records import event_rows, transcript_row
 from ingestor.wire import TranscriptSource
 
 

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 from pipeline import child_pid, daily_totals, free_port, report_totals, session_totals, wait_for
 
+from ingestor.clickhouse.engine import ClickHouse, open_clickhouse
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.local.kafka import KafkaCluster
@@ -45,7 +46,6 @@ from ingestor.local.stack import worker_stats
 from ingestor.report import ReportRequest, build
 from ingestor.sdk import Tracker
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import ClickHouse, open_clickhouse
 
 FAULTS_DIR = Path(__file__).parent / "faults"  # sitecustomize.py, loaded by every child
 SCENARIOS = (

@@ -18,9 +18,9 @@ from chdb_share import shared_clickhouse  # noqa: F401 - fixture
 from kafka_cluster import kafka1, kafka3  # noqa: F401 - fixtures
 from pipeline import Pipeline
 
+from ingestor.clickhouse.engine import ClickHouse, open_clickhouse, quote_identifier
+from ingestor.clickhouse.migrations import apply_schema
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import ClickHouse, open_clickhouse, quote_identifier
-from ingestor.sink.migrations import apply_schema
 
 SERVER_URL_ENV = "INGESTOR_TEST_CLICKHOUSE_URL"
 

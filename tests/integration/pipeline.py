@@ -23,13 +23,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from ingestor.clickhouse.engine import ClickHouse, open_clickhouse
 from ingestor.corpus.reference import Reference, Totals
 from ingestor.local.stack import free_port, prepare, spawn_ingestor, stop_processes, wait_ready
 from ingestor.producer.checkpoint import Checkpoint, default_checkpoint_path
 from ingestor.producer.sender import KafkaSender
 from ingestor.producer.watch import Watcher
 from ingestor.settings import Settings
-from ingestor.sink.engine import ClickHouse, open_clickhouse
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -16,10 +16,10 @@ import pytest
 from pipeline import stack_env
 from totals import snapshot
 
+from ingestor.clickhouse.engine import ClickHouse, open_clickhouse
 from ingestor.corpus.generate import generate
 from ingestor.local.tansu import tansu_binary
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import ClickHouse, open_clickhouse
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -1,4 +1,4 @@
-"""chdb's jemalloc and Arrow's pool take the options ``sink/allocators.py`` sets, in a fresh
+"""chdb's jemalloc and Arrow's pool take the options ``clickhouse/allocators.py`` sets, in a fresh
 process (jemalloc reads its options once, when chdb's library loads)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import sys
 from pathlib import Path
 import pyarrow as pa
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.chdb_engine import ChdbClickHouse
+from ingestor.clickhouse.chdb_engine import ChdbClickHouse
 
 ch = ChdbClickHouse(ClickHouseTarget(kind="chdb", database="probe", path=Path(sys.argv[1])))
 stats = ch.query("SELECT * FROM system.jemalloc_stats")[0][0]

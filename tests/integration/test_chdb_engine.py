@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from ingestor.clickhouse.disk import check_written
+from ingestor.clickhouse.engine import ClickHouse
 from ingestor.errors import StorageError
-from ingestor.sink.disk import check_written
-from ingestor.sink.engine import ClickHouse
 
 pytestmark = pytest.mark.integration
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from ingestor.clickhouse.engine import open_clickhouse
+from ingestor.clickhouse.migrations import apply_schema
 from ingestor.errors import StorageError, TransientStorageError
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import open_clickhouse
-from ingestor.sink.migrations import apply_schema
 
 pytestmark = pytest.mark.integration
 

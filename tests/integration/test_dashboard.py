@@ -29,7 +29,7 @@ from pipeline import Pipeline
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.models import validate_ledger
-from ingestor.sink.rows import ledger_row
+from ingestor.rows.records import ledger_row
 
 pytestmark = [pytest.mark.integration]
 

@@ -10,14 +10,14 @@ from typing import Any
 import pytest
 from builders import store_events
 
+from ingestor.clickhouse.engine import ClickHouse
+from ingestor.clickhouse.write import write_batch
 from ingestor.models import validate_event, validate_ledger
 from ingestor.report.build import build
 from ingestor.report.events import build_event_report
 from ingestor.report.render import render_json, render_table
 from ingestor.report.request import ReportRequest
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.rows import event_rows, ledger_row
-from ingestor.sink.write import write_batch
+from ingestor.rows.records import event_rows, ledger_row
 from ingestor.usage.prices import PriceTable, parse_price_file, price_table
 
 pytestmark = pytest.mark.integration

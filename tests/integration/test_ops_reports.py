@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 from builders import store_events, store_lines, usage_line
 
+from ingestor.clickhouse.engine import ClickHouse
 from ingestor.report.build import build, build_many
 from ingestor.report.render import render_json, render_table
 from ingestor.report.request import ReportRequest
-from ingestor.sink.engine import ClickHouse
 from ingestor.web import DASHBOARD_REPORTS, report_url
 from ingestor.wire import TranscriptSource
 

@@ -6,12 +6,12 @@ from __future__ import annotations
 import pytest
 from builders import store_lines, usage_line
 
+from ingestor.clickhouse.engine import ClickHouse
 from ingestor.models import TranscriptLine
 from ingestor.report import ReportRequest, build
 from ingestor.report.answers import Answers
 from ingestor.report.build import build_json
 from ingestor.report.render import render_json
-from ingestor.sink.engine import ClickHouse
 from ingestor.wire import TranscriptSource
 
 pytestmark = pytest.mark.integration

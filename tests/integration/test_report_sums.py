@@ -7,8 +7,8 @@ import itertools
 
 import pytest
 
+from ingestor.clickhouse.engine import ClickHouse, quote_string
 from ingestor.report.counted import _SLOT_TEXT
-from ingestor.sink.engine import ClickHouse, quote_string
 
 pytestmark = pytest.mark.integration
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 from builders import store_lines, usage_line
 
+from ingestor.clickhouse.engine import ClickHouse
 from ingestor.report import ReportRequest, build
 from ingestor.report.render import render_json, render_table
-from ingestor.sink.engine import ClickHouse
 from ingestor.wire import TranscriptSource
 
 pytestmark = pytest.mark.integration

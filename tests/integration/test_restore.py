@@ -8,13 +8,13 @@ from pathlib import Path
 import orjson
 import pytest
 
+from ingestor.clickhouse.engine import ClickHouse
+from ingestor.clickhouse.write import write_batch
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.errors import Location
 from ingestor.producer.discover import find_jsonl, order_key, project_of
 from ingestor.producer.lines import parse_chunk
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.write import write_batch
 from ingestor.usage.winners import CountedChange
 from ingestor.wire import TranscriptSource, decode_message, encode_envelope
 from ingestor.worker import restore

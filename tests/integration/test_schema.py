@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.migrations import apply_schema, load_migrations, split_statements
+from ingestor.clickhouse.engine import ClickHouse
+from ingestor.clickhouse.migrations import apply_schema, load_migrations, split_statements
 
 pytestmark = pytest.mark.integration
 
@@ -68,8 +68,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import open_clickhouse
-from ingestor.sink.migrations import apply_schema
+from ingestor.clickhouse.engine import open_clickhouse
+from ingestor.clickhouse.migrations import apply_schema
 
 target = ClickHouseTarget(kind="chdb", database="ingestor", path=Path(sys.argv[1]))
 with open_clickhouse(target) as ch:
@@ -84,7 +84,7 @@ assert "pandas" not in sys.modules, "an insert built an Arrow array"
 
 def test_preparing_a_data_dir_loads_no_pandas(tmp_path: Path) -> None:
     # pyarrow's first array imports pandas, ~0.4 s of `ingestor up`'s fixed cost in each process
-    # that only records a few rows: those go as JSON (sink/chdb_engine.py, ARROW_MIN_ROWS).
+    # that only records a few rows: those go as JSON (clickhouse/chdb_engine.py, ARROW_MIN_ROWS).
     code = _PREPARE_WITHOUT_PANDAS
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "ch")], check=True, timeout=120)
 
@@ -93,12 +93,12 @@ _ARROW_WITHOUT_PANDAS = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from ingestor.sink.allocators import refuse_pandas
+from ingestor.clickhouse.allocators import refuse_pandas
 
 assert refuse_pandas()
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import open_clickhouse
-from ingestor.sink.migrations import apply_schema
+from ingestor.clickhouse.engine import open_clickhouse
+from ingestor.clickhouse.migrations import apply_schema
 
 target = ClickHouseTarget(kind="chdb", database="ingestor", path=Path(sys.argv[1]))
 with open_clickhouse(target) as ch:
@@ -115,7 +115,7 @@ assert "pandas" not in sys.modules
 
 
 def test_the_worker_stores_and_reads_arrow_without_pandas(tmp_path: Path) -> None:
-    # The worker refuses pandas (sink/allocators.py): its engine must not need it.
+    # The worker refuses pandas (clickhouse/allocators.py): its engine must not need it.
     code = _ARROW_WITHOUT_PANDAS
     subprocess.run([sys.executable, "-c", code, str(tmp_path / "ch")], check=True, timeout=120)
 
@@ -125,7 +125,7 @@ def test_roles_are_skipped_on_chdb_with_a_log_line(
 ) -> None:
     if clickhouse_empty.target.kind != "chdb":
         pytest.skip("chdb-only behaviour")
-    with caplog.at_level(logging.INFO, logger="ingestor.sink.migrations"):
+    with caplog.at_level(logging.INFO, logger="ingestor.clickhouse.migrations"):
         applied = apply_schema(clickhouse_empty)
     assert "0007_roles" not in applied
     assert any(

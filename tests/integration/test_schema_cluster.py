@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from ingestor.clickhouse.engine import ClickHouse, open_clickhouse, quote_identifier
+from ingestor.clickhouse.migrations import apply_schema, cluster_statements
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import ClickHouse, open_clickhouse, quote_identifier
-from ingestor.sink.migrations import apply_schema, cluster_statements
 
 pytestmark = pytest.mark.integration
 

@@ -10,12 +10,12 @@ from typing import Any
 import pytest
 from builders import Wrapped, store_events, store_lines, usage_line, user_line
 
+from ingestor.clickhouse.engine import ClickHouse
+from ingestor.clickhouse.positions import file_positions
+from ingestor.clickhouse.write import write_batch
 from ingestor.errors import InvalidRecord, Location, StorageError
 from ingestor.models import validate_event, validate_ledger
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.positions import file_positions
-from ingestor.sink.rows import dead_letter_row, event_rows, ledger_row
-from ingestor.sink.write import write_batch
+from ingestor.rows.records import dead_letter_row, event_rows, ledger_row
 from ingestor.wire import TranscriptSource
 from ingestor.worker.dlq import DeadLetter
 
@@ -211,7 +211,8 @@ def test_line_accounting_and_positions(clickhouse: ClickHouse) -> None:
         "no_usage_lines, dead_letters FROM line_accounting ORDER BY source_file"
     )
     assert rows == [(A.file, 5, 4, 2, 2, 1, 1), (B.file, 5, 5, 4, 1, 0, 0)]
-    # The worker writes each batch's positions after its lines (sink/write.py); the furthest wins.
+    # The worker writes each batch's positions after its lines (clickhouse/write.py); the
+    # furthest wins.
     clickhouse.insert(
         "file_positions",
         [{"source_file": A.file, "source_generation": 0, "end_offset": end} for end in (550, 300)]

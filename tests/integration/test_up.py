@@ -17,6 +17,8 @@ from pathlib import Path
 import pytest
 from pipeline import child_pid, daily_totals, report_totals, session_totals, stack_env, wait_for
 
+from ingestor.clickhouse.engine import open_clickhouse
+from ingestor.clickhouse.winners import winners_ready
 from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.local.stack import worker_stats
@@ -25,8 +27,6 @@ from ingestor.report import ReportRequest, build
 from ingestor.report.counted import line_entries
 from ingestor.report.entries import ENTRY_SQL, entries_from_columns
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import open_clickhouse
-from ingestor.sink.winners import winners_ready
 from ingestor.usage.prices import CostMode
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -21,6 +21,22 @@ import pytest
 from builders import Wrapped, store_lines, usage_line
 from pipeline import stack_env
 
+from ingestor.clickhouse import winners
+from ingestor.clickhouse.engine import ClickHouse, open_clickhouse
+from ingestor.clickhouse.migrations import apply_schema
+from ingestor.clickhouse.positions import file_positions
+from ingestor.clickhouse.usage_rollup import (
+    ensure_usage_rollup,
+    roll_up_counted,
+    usage_rollup_ready,
+)
+from ingestor.clickhouse.winners import (
+    ensure_winners,
+    maintain_winners,
+    rebuild_winners,
+    winners_ready,
+)
+from ingestor.clickhouse.write import Batch, write_batch
 from ingestor.corpus.generate import generate
 from ingestor.errors import Location
 from ingestor.local.tansu import tansu_binary
@@ -32,16 +48,9 @@ from ingestor.report.counted import line_entries
 from ingestor.report.entries import ENTRY_SQL, entries_from_columns
 from ingestor.report.local_day import day_of, local_day_sql
 from ingestor.report.render import render_json
+from ingestor.rows.columns import RowColumns
+from ingestor.rows.records import transcript_row
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink import winners
-from ingestor.sink.engine import ClickHouse, open_clickhouse
-from ingestor.sink.migrations import apply_schema
-from ingestor.sink.positions import file_positions
-from ingestor.sink.row_columns import RowColumns
-from ingestor.sink.rows import transcript_row
-from ingestor.sink.usage_rollup import ensure_usage_rollup, roll_up_counted, usage_rollup_ready
-from ingestor.sink.winners import ensure_winners, maintain_winners, rebuild_winners, winners_ready
-from ingestor.sink.write import Batch, write_batch
 from ingestor.usage.entry import Entry
 from ingestor.usage.prices import CostMode
 from ingestor.usage.reports_core import local_date, zone
@@ -233,7 +242,7 @@ def test_a_batch_of_many_scopes_decides_each_scopes_groups_apart(
 def test_a_batch_whose_sums_a_crash_lost_is_summed_at_start_and_twice_is_once(
     clickhouse: ClickHouse, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import ingestor.sink.winners as winners
+    import ingestor.clickhouse.winners as winners
 
     ts = "2025-01-05T10:00:00Z"
     store_lines(clickhouse, SOURCE, [(0, usage_line(ts=ts, message_id="m1", request_id="r1"))])
@@ -389,7 +398,7 @@ def test_a_batch_summed_from_its_rows_is_what_the_sql_sums(
     # a crash between them is redone by the SQL under the same token.
     import pyarrow as pa  # type: ignore[import-untyped]
 
-    from ingestor.sink.usage_rollup import _SELECT, rollup_rows
+    from ingestor.clickhouse.usage_rollup import _SELECT, rollup_rows
     from ingestor.usage.winners import COLUMNS
 
     rng = random.Random(7)

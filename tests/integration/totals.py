@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ingestor.sink.engine import ClickHouse, quote_identifier
+from ingestor.clickhouse.engine import ClickHouse, quote_identifier
 
 _NUMERIC = ("Int", "UInt", "Float", "Decimal")
 _MERGING = ("ReplacingMergeTree", "AggregatingMergeTree", "SummingMergeTree")

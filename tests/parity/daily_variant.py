@@ -11,7 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from pathlib import Path
 
-from ingestor.sink.rows import usage_costs
+from ingestor.rows.records import usage_costs
 from ingestor.usage.accept import read_usage_line
 from ingestor.usage.dedup import Copy, Deduper
 from ingestor.usage.entry import Entry

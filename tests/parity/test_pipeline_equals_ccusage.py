@@ -25,10 +25,10 @@ from conftest import Ccusage, embedded_env, up_once
 from daily_variant import ccusage_daily_entries
 from diff import mismatches
 
+from ingestor.clickhouse.engine import ClickHouse, open_clickhouse
 from ingestor.corpus.generate import generate
 from ingestor.report import ReportRequest, build
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import ClickHouse, open_clickhouse
 from ingestor.usage import reports
 
 pytestmark = [pytest.mark.parity, pytest.mark.integration, pytest.mark.slow]

@@ -86,7 +86,7 @@ def test_a_report_asked_of_the_worker_loads_no_pydantic_nor_engine() -> None:
         "import ingestor.cli.main, ingestor.cli.report, ingestor.plain_settings\n"
         "import ingestor.local.pidlock\n"
         "heavy = ('pydantic', 'pyarrow', 'chdb', 'faust', 'rich', 'ingestor.settings',\n"
-        "         'ingestor.report.counted', 'ingestor.sink', 'importlib.metadata')\n"
+        "         'ingestor.report.counted', 'ingestor.clickhouse', 'importlib.metadata')\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

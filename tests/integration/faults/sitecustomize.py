@@ -34,7 +34,7 @@ from typing import Any
 
 
 def _install(spec: str) -> None:
-    import ingestor.sink.engine as engine
+    import ingestor.clickhouse.engine as engine
 
     table, _, nth = spec.partition(":")
     wanted = int(nth or "1")
@@ -67,7 +67,7 @@ def _install_failures(spec: str, fired: str) -> None:
     """From the n-th insert into ``table`` on, every insert of the worker fails, until the
     process ends; ``fired`` (a path) is created when it starts, and a worker that finds it there
     is left alone: ClickHouse is "back" for the restarted worker."""
-    import ingestor.sink.engine as engine
+    import ingestor.clickhouse.engine as engine
     from ingestor.errors import StorageError
 
     table, _, nth = spec.partition(":")
@@ -104,8 +104,8 @@ if os.environ.get("FAULT_FAIL_INSERTS"):
 def _install_while(flag: str, insert_error: str, write_errno: int | None) -> None:
     """While the file ``flag`` exists, the worker's inserts fail with ``insert_error`` and (when
     ``write_errno`` is given) the watcher's checkpoint writes with that errno."""
+    import ingestor.clickhouse.engine as engine
     import ingestor.producer.checkpoint as checkpoint
-    import ingestor.sink.engine as engine
     from ingestor.errors import StorageError
 
     opened, write = engine.open_clickhouse, checkpoint._write_atomic

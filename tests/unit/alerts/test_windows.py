@@ -20,7 +20,7 @@ from ingestor.alerts.windows import (
     window_start,
 )
 from ingestor.models import validate_event
-from ingestor.sink.rows import event_rows
+from ingestor.rows.records import event_rows
 from ingestor.usage.prices import price_table
 from ingestor.usage.winners import CountedChange
 

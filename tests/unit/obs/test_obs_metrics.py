@@ -7,6 +7,7 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
+from ingestor.clickhouse.write import write_batch
 from ingestor.errors import TransientStorageError
 from ingestor.obs.metrics import (
     WatcherCounts,
@@ -17,7 +18,6 @@ from ingestor.obs.metrics import (
     watcher_textfile,
     write_textfile,
 )
-from ingestor.sink.write import write_batch
 
 T1 = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
 T2 = datetime(2026, 1, 2, 3, 5, 0, tzinfo=UTC)

@@ -17,9 +17,9 @@ from sdk_fakes import FakeBroker
 
 from ingestor.models import validate_event
 from ingestor.report.events import event_cost
+from ingestor.rows.records import event_rows
 from ingestor.sdk import Tracker
 from ingestor.sdk.otel import IngestorSpanExporter
-from ingestor.sink.rows import event_rows
 from ingestor.usage.prices import price_table
 
 SONNET = "claude-sonnet-4-5-20250929"

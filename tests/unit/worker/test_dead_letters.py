@@ -9,7 +9,7 @@ import orjson
 from ingestor.errors import InvalidEnvelope, Location
 from ingestor.producer.lines import parse_chunk
 from ingestor.redact import sha256_hex
-from ingestor.sink.rows import dead_letter_row
+from ingestor.rows.records import dead_letter_row
 from ingestor.wire import Envelope, TranscriptSource
 from ingestor.worker.dlq import DeadLetter
 from ingestor.worker.process import process_events, process_transcripts

@@ -9,8 +9,8 @@ from typing import Any, cast
 
 from faust.streams import current_event
 
+from ingestor.clickhouse.write import Batch
 from ingestor.settings import Settings
-from ingestor.sink.write import Batch
 from ingestor.usage.winners import CountedChange
 from ingestor.worker.dlq import DeadLetterLimit
 from ingestor.worker.follow import apply_changes

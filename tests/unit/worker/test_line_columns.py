@@ -14,8 +14,8 @@ from ingestor.errors import InvalidEnvelope, Location
 from ingestor.producer.discover import find_jsonl
 from ingestor.producer.lines import column_row, envelopes, line_row, parse_chunk
 from ingestor.producer.usage import usage_record
-from ingestor.sink.row_columns import RowColumns
-from ingestor.sink.rows import TRANSCRIPT_COLUMNS, session_of
+from ingestor.rows.columns import RowColumns
+from ingestor.rows.records import TRANSCRIPT_COLUMNS, session_of
 from ingestor.wire import LINE_COLUMNS, TranscriptSource, decode_message, encode_envelope
 from ingestor.worker.dlq import DeadLetter
 from ingestor.worker.process import process_decoded

@@ -13,7 +13,7 @@ import pytest
 
 from ingestor.errors import Location
 from ingestor.kafka.topics import DEFINITIONS
-from ingestor.sink.row_columns import RowColumns
+from ingestor.rows.columns import RowColumns
 from ingestor.wire import Envelope, Kind
 from ingestor.worker.dlq import fingerprint
 from ingestor.worker.process import Processed, decode, process_decoded, process_message

@@ -6,9 +6,9 @@ from typing import Any
 
 from ingestor.errors import Location
 from ingestor.models import validate_transcript_line
-from ingestor.sink.fast_rows import fast_transcript_values
-from ingestor.sink.row_columns import RowColumns
-from ingestor.sink.rows import TRANSCRIPT_COLUMNS, transcript_row
+from ingestor.rows.columns import RowColumns
+from ingestor.rows.fast import fast_transcript_values
+from ingestor.rows.records import TRANSCRIPT_COLUMNS, transcript_row
 from ingestor.wire import Envelope, TranscriptSource
 from ingestor.worker.process import process_transcripts
 

@@ -14,8 +14,8 @@ import pytest
 from ingestor.corpus.generate import generate
 from ingestor.errors import InvalidRecord
 from ingestor.models import strip_line, validate_transcript_line
-from ingestor.sink.fast_rows import fast_transcript_row
-from ingestor.sink.rows import transcript_row
+from ingestor.rows.fast import fast_transcript_row
+from ingestor.rows.records import transcript_row
 from ingestor.wire import TranscriptSource
 
 SOURCE = TranscriptSource(

@@ -158,7 +158,7 @@ class ClickHouse(ABC):
 
     def lost_inserts(self) -> int:
         """Inserts whose part this engine found broken and detached since it opened (chdb under
-        a full disk, ``sink/disk.py``): their rows are gone unless delivered again. A server
+        a full disk, ``clickhouse/disk.py``): their rows are gone unless delivered again. A server
         keeps its own disks: 0."""
         return 0
 
@@ -176,14 +176,14 @@ class ClickHouse(ABC):
 def open_clickhouse(target: ClickHouseTarget) -> ClickHouse:
     """Open the backend ``target`` names and make ``target.database`` exist and be current."""
     if target.kind == "chdb":
-        from ingestor.sink.chdb_engine import ChdbClickHouse
+        from ingestor.clickhouse.chdb_engine import ChdbClickHouse
 
         return ChdbClickHouse(target)
     if target.kind == "shared":
-        from ingestor.sink.shared_engine import SharedChdbClickHouse
+        from ingestor.clickhouse.shared_engine import SharedChdbClickHouse
 
         return SharedChdbClickHouse(target)
-    from ingestor.sink.server_engine import ServerClickHouse
+    from ingestor.clickhouse.server_engine import ServerClickHouse
 
     return ServerClickHouse(target)
 

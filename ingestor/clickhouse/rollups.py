@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from ingestor.sink.engine import ClickHouse, quote_string
+from ingestor.clickhouse.engine import ClickHouse, quote_string
 
 __all__ = ["ROLLED_UP_TABLE", "ROLLUPS", "pending", "roll_up"]
 

@@ -28,9 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
 
+from ingestor.clickhouse.engine import ClickHouse, quote_identifier, quote_string
 from ingestor.errors import StorageError
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import ClickHouse, quote_identifier, quote_string
 
 __all__ = [
     "Room",

@@ -8,10 +8,10 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
+from ingestor.clickhouse.engine import open_clickhouse
+from ingestor.rows.arrow import arrow_table, arrow_type
+from ingestor.rows.columns import RowColumns
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.arrow import arrow_table, arrow_type
-from ingestor.sink.engine import open_clickhouse
-from ingestor.sink.row_columns import RowColumns
 
 TYPES = {
     "k": "LowCardinality(String)",
@@ -71,7 +71,7 @@ def test_a_single_column() -> None:
 
 @pytest.mark.integration
 def test_chdb_stores_the_same_values_either_way(tmp_path: Path, monkeypatch: Any) -> None:
-    from ingestor.sink import chdb_engine
+    from ingestor.clickhouse import chdb_engine
 
     target = ClickHouseTarget(kind="chdb", database="arrow", path=tmp_path / "ch")
     with open_clickhouse(target) as ch:
@@ -125,7 +125,7 @@ def test_datetimes_become_the_ticks_arrow_itself_makes(unit: str) -> None:
 
 
 def test_only_plain_scalars_go_as_json() -> None:
-    from ingestor.sink.chdb_engine import _plain_json
+    from ingestor.clickhouse.chdb_engine import _plain_json
 
     types = {"ts": "DateTime64(3, 'UTC')", "n": "UInt64", "s": "String", "f": "Float64"}
     at = datetime(2025, 1, 1, tzinfo=UTC)
@@ -139,7 +139,7 @@ def test_only_plain_scalars_go_as_json() -> None:
 
 def _by_column(rows: list[dict[str, Any]], types: dict[str, str]) -> pa.Table | None:
     """The plain way (one ``pa.array`` a column), which the one-pass struct read must equal."""
-    from ingestor.sink.arrow import _ticks
+    from ingestor.rows.arrow import _ticks
 
     arrays = []
     for column, ch_type in types.items():
@@ -200,7 +200,7 @@ def test_a_row_without_a_column_is_an_error() -> None:
 
 @pytest.mark.integration
 def test_chdb_reads_a_tables_types_again_after_ddl(tmp_path: Path, monkeypatch: Any) -> None:
-    from ingestor.sink import chdb_engine
+    from ingestor.clickhouse import chdb_engine
 
     seen: list[dict[str, str]] = []
 

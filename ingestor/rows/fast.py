@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any, NamedTuple, TypeGuard
 
-from ingestor.sink.rows import (
+from ingestor.rows.records import (
     NO_COSTS,
     TRANSCRIPT_COLUMNS,
     assemble_transcript_values,

@@ -8,7 +8,7 @@ migration interrupted half way is simply run again. A file whose header has
 that database current, so tables are named unqualified.
 
 On a ClickHouse cluster (a server target with ``cluster``, from ``INGESTOR_CLICKHOUSE_CLUSTER``)
-every statement is rendered by ``sink/cluster.py``: ``ON CLUSTER``, ``Replicated*`` engines on
+every statement is rendered by ``clickhouse/cluster.py``: ``ON CLUSTER``, ``Replicated*`` engines on
 ``<table>_local`` and a ``Distributed`` table under the table's name.
 """
 
@@ -21,9 +21,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingestor.clickhouse.cluster import merge_tree_tables, render_for_cluster
+from ingestor.clickhouse.engine import ClickHouse, quote_identifier
 from ingestor.errors import SchemaError, StorageError
-from ingestor.sink.cluster import merge_tree_tables, render_for_cluster
-from ingestor.sink.engine import ClickHouse, quote_identifier
 
 __all__ = [
     "SCHEMA_DIR",

@@ -1,4 +1,4 @@
-"""The room an insert into chdb waits for (``sink/disk.py``)."""
+"""The room an insert into chdb waits for (``clickhouse/disk.py``)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from ingestor.clickhouse import disk
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink import disk
 
 MB = 1 << 20
 

@@ -3,7 +3,7 @@
 chdb allows one data path per process (and one process per path: a second one fails with
 "Cannot lock file"), and its session is not safe to call from two threads at once, so every call
 holds ``self._lock``. Inserts travel as an Arrow table that chdb reads in place with the GIL
-released (``sink/arrow.py``), so an insert running in a worker thread overlaps with stream
+released (``rows/arrow.py``), so an insert running in a worker thread overlaps with stream
 processing; rows Arrow cannot type exactly, and a few rows of plain scalars, travel as
 JSONCompactEachRow encoded by orjson.
 
@@ -28,12 +28,9 @@ from typing import Any
 import orjson
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from ingestor.errors import StorageError
-from ingestor.settings import ClickHouseTarget
-from ingestor.sink import dedup_log
-from ingestor.sink.allocators import configure_allocators
-from ingestor.sink.arrow import arrow_table
-from ingestor.sink.engine import (
+from ingestor.clickhouse import dedup_log
+from ingestor.clickhouse.allocators import configure_allocators
+from ingestor.clickhouse.engine import (
     UNMERGED_ON_INSERT,
     ClickHouse,
     is_broken_part,
@@ -42,7 +39,10 @@ from ingestor.sink.engine import (
     storage_error,
     table_name,
 )
-from ingestor.sink.row_columns import RowColumns, column_of
+from ingestor.errors import StorageError
+from ingestor.rows.arrow import arrow_table
+from ingestor.rows.columns import RowColumns, column_of
+from ingestor.settings import ClickHouseTarget
 
 configure_allocators()  # before chdb loads: its jemalloc reads its options then
 from chdb import session as chdb_session  # noqa: E402

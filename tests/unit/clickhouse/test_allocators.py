@@ -3,7 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ingestor.sink.allocators import JEMALLOC_DEFAULTS, jemalloc_conf
+from ingestor.clickhouse.allocators import JEMALLOC_DEFAULTS, jemalloc_conf
 
 
 def test_without_options_of_its_own_jemalloc_gets_ours() -> None:
@@ -24,7 +24,7 @@ def test_refused_pandas_is_not_imported_by_pyarrow() -> None:
     # In a fresh process: the refusal holds for the rest of it.
     code = (
         "import sys\n"
-        "from ingestor.sink.allocators import refuse_pandas\n"
+        "from ingestor.clickhouse.allocators import refuse_pandas\n"
         "assert refuse_pandas()\n"
         "import pyarrow as pa\n"
         "assert pa.array([1, 2]).to_pylist() == [1, 2]\n"

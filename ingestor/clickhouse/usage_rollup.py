@@ -23,8 +23,8 @@ import uuid
 from decimal import Decimal
 from typing import Any
 
+from ingestor.clickhouse.engine import ClickHouse, quote_string
 from ingestor.errors import StorageError
-from ingestor.sink.engine import ClickHouse, quote_string
 
 __all__ = [
     "BUCKET_MS",

@@ -16,7 +16,7 @@ on the local tables (``FROM events_local`` ``TO hourly_metrics_local``): they fi
 rows are stored. Inserts through a ``Distributed`` table must be synchronous for "ClickHouse
 confirmed the batch" to mean stored (``insert_distributed_sync``, set by the server engine).
 A table of another engine (``copy_groups``, EmbeddedRocksDB) is created on every node as it is:
-the worker does not use it on a cluster (``sink/winners.py``).
+the worker does not use it on a cluster (``clickhouse/winners.py``).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from ingestor.sink.engine import quote_identifier, quote_string
+from ingestor.clickhouse.engine import quote_identifier, quote_string
 
 __all__ = ["LOCAL_SUFFIX", "merge_tree_tables", "render_for_cluster"]
 

@@ -8,7 +8,7 @@ import pytest
 
 from ingestor.errors import InvalidRecord, Location
 from ingestor.models import validate_event, validate_ledger, validate_transcript_line
-from ingestor.sink.rows import (
+from ingestor.rows.records import (
     EPOCH,
     UNKNOWN_FIRST_TS,
     dead_letter_row,
@@ -112,7 +112,7 @@ def test_unknown_model_costs_zero_and_synthetic_too() -> None:
 def test_calculated_costs_are_money_of_the_line_cost_for_every_priced_model(fast: bool) -> None:
     # usage_costs skips money() for a model whose rates cannot give more than ten places: the
     # same Decimal, exponent included, as when it called it.
-    from ingestor.sink.rows import usage_costs
+    from ingestor.rows.records import usage_costs
     from ingestor.usage.prices import line_cost, price_table
 
     table = price_table()
@@ -242,7 +242,7 @@ def test_rows_are_not_tracked_by_the_collector() -> None:
     # collection of the worker (a dict holding only untracked values is untracked itself).
     import gc
 
-    from ingestor.sink.fast_rows import fast_transcript_row
+    from ingestor.rows.fast import fast_transcript_row
 
     data = {
         "type": "assistant", "sessionId": "s", "uuid": "u", "requestId": "r",

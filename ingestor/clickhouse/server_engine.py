@@ -14,16 +14,16 @@ from typing import Any
 
 from clickhouse_driver import Client
 
-from ingestor.errors import StorageError, TransientStorageError
-from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import (
+from ingestor.clickhouse.engine import (
     UNMERGED_ON_INSERT,
     ClickHouse,
     quote_identifier,
     storage_error,
     table_name,
 )
-from ingestor.sink.row_columns import RowColumns
+from ingestor.errors import StorageError, TransientStorageError
+from ingestor.rows.columns import RowColumns
+from ingestor.settings import ClickHouseTarget
 
 __all__ = ["ServerClickHouse"]
 

@@ -14,8 +14,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.row_columns import RowColumns
+from ingestor.clickhouse.engine import ClickHouse
+from ingestor.rows.columns import RowColumns
 
 __all__ = ["POSITIONS_TABLE", "batch_positions", "file_positions", "line_spans"]
 

@@ -7,10 +7,10 @@ from typing import Any
 
 import pytest
 
-from ingestor.sink.positions import batch_positions, line_spans
-from ingestor.sink.row_columns import RowColumns, column_of, epoch_ms
-from ingestor.sink.winners import batch_generations, usage_copies
-from ingestor.sink.write import Batch
+from ingestor.clickhouse.positions import batch_positions, line_spans
+from ingestor.clickhouse.winners import batch_generations, usage_copies
+from ingestor.clickhouse.write import Batch
+from ingestor.rows.columns import RowColumns, column_of, epoch_ms
 from ingestor.usage.winners import StoredCopy
 
 COLUMNS = ("source_file", "source_generation", "source_offset", "source_length", "n")

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
+from ingestor.clickhouse.retry import call_with_retry
 from ingestor.errors import StorageError, TransientStorageError
-from ingestor.sink.retry import call_with_retry
 
 
 class Flaky:

@@ -1,4 +1,4 @@
-"""Migrations rendered for a ClickHouse cluster (``sink/cluster.py``): the SQL itself.
+"""Migrations rendered for a ClickHouse cluster (``clickhouse/cluster.py``): the SQL itself.
 
 ClickHouse's own parser reads every rendered statement in
 ``tests/integration/test_schema_cluster.py``, which also runs them where a cluster is configured.
@@ -6,7 +6,7 @@ ClickHouse's own parser reads every rendered statement in
 
 from __future__ import annotations
 
-from ingestor.sink.migrations import cluster_statements
+from ingestor.clickhouse.migrations import cluster_statements
 
 
 def rendered() -> list[str]:

@@ -1,7 +1,7 @@
 """ClickHouse rows from records: pure functions, one dict per row, keys = column names.
 
 ``transcript_values`` runs once per transcript line, so it builds a tuple of the values in
-``TRANSCRIPT_COLUMNS``' order (``sink/row_columns.py``) and caches what repeats per file (first
+``TRANSCRIPT_COLUMNS``' order (``rows/columns.py``) and caches what repeats per file (first
 timestamp, file stem); ``transcript_row`` is the same as a dict. Values are the types both
 engines accept: ``int``, ``str``, ``Decimal``, aware UTC ``datetime``, ``list``, ``dict``,
 ``None``.

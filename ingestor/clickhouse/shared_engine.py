@@ -14,10 +14,10 @@ from collections.abc import Mapping, Sequence
 from multiprocessing.connection import Client, Connection
 from typing import Any
 
+from ingestor.clickhouse.engine import ClickHouse
 from ingestor.errors import StorageError, TransientStorageError
+from ingestor.rows.columns import RowColumns
 from ingestor.settings import ClickHouseTarget
-from ingestor.sink.engine import ClickHouse
-from ingestor.sink.row_columns import RowColumns
 
 __all__ = ["SharedChdbClickHouse"]
 

@@ -5,7 +5,7 @@ A dict a row cost the worker's hot loop ~3 µs a line to build (35 keys hashed a
 the insert thread a lookup a key to convert. Columns are what both ends want: the watcher sends
 a transcript envelope's lines as columns (``ingestor/wire.py``), a batch concatenates them with
 one ``list.extend`` a column, and Arrow builds each column from its list in C
-(``sink/arrow.py``).
+(``rows/arrow.py``).
 
 Time columns (``times``) hold epoch milliseconds (UTC, floored: what a ``DateTime64(3)`` keeps),
 not ``datetime`` objects: the watcher sends them so, and a row's dict shows them as aware

@@ -1,8 +1,8 @@
-"""The resume point a batch vouches for (``sink/positions.py``)."""
+"""The resume point a batch vouches for (``clickhouse/positions.py``)."""
 
 from __future__ import annotations
 
-from ingestor.sink.positions import batch_positions
+from ingestor.clickhouse.positions import batch_positions
 
 
 def _line(file: str, gen: int, offset: int, length: int) -> dict[str, object]:

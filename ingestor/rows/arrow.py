@@ -24,7 +24,7 @@ from typing import Any
 
 import pyarrow as pa  # type: ignore[import-untyped]
 
-from ingestor.sink.row_columns import RowColumns
+from ingestor.rows.columns import RowColumns
 
 __all__ = ["arrow_table", "arrow_type"]
 

@@ -1,7 +1,7 @@
 """Keep ``counted_usage`` equal to ccusage's rule over what ``transcript_lines`` holds.
 
 The worker calls ``maintain_winners`` after a batch's lines are stored and before its file
-positions (``sink/write.py``): the batch's usage lines are copied to ``usage_copies`` (ordered
+positions (``clickhouse/write.py``): the batch's usage lines are copied to ``usage_copies`` (ordered
 by group), then every group the batch touched is decided again from all its stored copies and
 the difference with ``counted_usage`` is written (``ingestor.usage.winners``). Exact under
 retries, replays and crashes because each step is a recomputation against stored state:
@@ -37,11 +37,11 @@ from typing import Any, NamedTuple
 
 import orjson
 
+from ingestor.clickhouse.engine import ClickHouse, quote_string, sized_query
+from ingestor.clickhouse.positions import POSITIONS_TABLE, batch_positions
+from ingestor.clickhouse.usage_rollup import new_batch_id, roll_up_counted
 from ingestor.errors import StorageError
-from ingestor.sink.engine import ClickHouse, quote_string, sized_query
-from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
-from ingestor.sink.row_columns import RowColumns, Rows, column_of
-from ingestor.sink.usage_rollup import new_batch_id, roll_up_counted
+from ingestor.rows.columns import RowColumns, Rows, column_of
 from ingestor.usage.dedup import Copy
 from ingestor.usage.winners import (
     COLUMNS,
@@ -136,7 +136,7 @@ def _settle_batch(
     leaves keys whose groups the re-sent batch looks up, never copies without a key."""
     import pyarrow as pa  # type: ignore[import-untyped]  # only where batches are written
 
-    from ingestor.sink.arrow import arrow_table
+    from ingestor.rows.arrow import arrow_table
 
     identities = list(zip(*(column_of(copies, c) for c in _COPIED[:5]), strict=True))
     table = arrow_table(copies, _COPIED, ch.column_types("usage_copies"))

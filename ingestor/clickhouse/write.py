@@ -15,15 +15,15 @@ Exactly-once, table by table:
   after a crash inserts nothing.
 * The events rollups (hourly/daily metrics, per-user usage) are written from ``events`` right
   after it, for this batch and for any earlier batch a crash left half rolled up: a re-delivered
-  event that is already stored names its batch (``sink/rollups.py``).
+  event that is already stored names its batch (``clickhouse/rollups.py``).
 * Every insert carries an ``insert_deduplication_token``; a retry of the same batch after an
   ambiguous failure is deduplicated by ClickHouse.
 * ``counted_usage`` (the dedup winners reports read) is brought up to date from what is stored,
   after every other table and before the positions, so a batch whose positions are stored has
-  its winners decided (``sink/winners.py``; recomputed from stored state, so a replay writes
+  its winners decided (``clickhouse/winners.py``; recomputed from stored state, so a replay writes
   nothing new).
 * ``file_positions`` (the resume point after a whole-tree kill) is written last: a position is
-  stored only once every line before it is (``sink/positions.py``).
+  stored only once every line before it is (``clickhouse/positions.py``).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-from ingestor.sink.engine import ClickHouse, quote_string
-from ingestor.sink.positions import POSITIONS_TABLE, batch_positions
-from ingestor.sink.retry import call_with_retry
-from ingestor.sink.rollups import pending, roll_up
-from ingestor.sink.row_columns import RowColumns, Rows
-from ingestor.sink.winners import maintain_winners
+from ingestor.clickhouse.engine import ClickHouse, quote_string
+from ingestor.clickhouse.positions import POSITIONS_TABLE, batch_positions
+from ingestor.clickhouse.retry import call_with_retry
+from ingestor.clickhouse.rollups import pending, roll_up
+from ingestor.clickhouse.winners import maintain_winners
+from ingestor.rows.columns import RowColumns, Rows
 from ingestor.usage.winners import CountedChange
 
 __all__ = ["ID_COLUMNS", "Batch", "write_batch"]

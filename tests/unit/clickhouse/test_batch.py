@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from ingestor.sink.write import Batch
+from ingestor.clickhouse.write import Batch
 
 
 class FakeClock:
@@ -26,7 +26,7 @@ def test_batch_is_due_by_size_or_age() -> None:
 
 
 def test_a_batch_is_due_by_bytes_as_well() -> None:
-    from ingestor.sink.write import Batch
+    from ingestor.clickhouse.write import Batch
 
     batch = Batch(max_rows=1_000, max_age_s=3600, clock=lambda: 0.0, max_bytes=1_000)
     batch.add({"transcript_lines": [{"a": 1}]}, nbytes=600)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ingestor.sink.dedup_log import LOG_DIR, release, stored_blocks
+from ingestor.clickhouse.dedup_log import LOG_DIR, release, stored_blocks
 
 
 def _table(tmp_path: Path, *logs: str) -> Path:
