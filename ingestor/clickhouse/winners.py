@@ -24,6 +24,13 @@ takes it once). A group with no copy is not decided (nothing read, nothing writt
 counted row is a copy's, written from it or repeating one so written, and ``usage_copies``
 never loses a line.
 
+Which groups were stored before the batch, ``copy_groups`` says (schema 0017): a key for every
+group with a stored copy, written before the copies, looked up by point. A group without a key
+had no copy, hence no counted row, before the batch: it is decided from the batch's own copies
+with nothing read. The others are read by their sorting key; a lookup of random message ids in
+``usage_copies`` itself reads nearly every granule, which made each batch cost grow with the
+history. A key without copies (a crash between the two inserts) only makes its group be read.
+
 Memory is per batch: only the touched groups' copies are read, never the history.
 """
 
