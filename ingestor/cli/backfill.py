@@ -72,7 +72,8 @@ def parse_bound(text: str, *, end: bool) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    from ingestor.cli.up import Window, run_stack
+    from ingestor.cli.up import run_stack
+    from ingestor.cli.up_children import Window
 
     dirs = [d.expanduser().resolve() for d in args.dirs]
     missing = [str(d) for d in dirs if not d.is_dir()]

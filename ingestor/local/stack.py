@@ -1,6 +1,7 @@
 """The embedded stack's processes, started, awaited and stopped one way by all who run them:
-``ingestor up`` (``cli/up.py``, which adds restarts and the broker's recycling on top), the
-integration harness (``tests/integration/pipeline.py``) and the benchmarks (``bench/``).
+``ingestor up`` (``cli/up.py``; ``cli/up_supervise.py`` adds restarts and the broker's
+recycling on top), the integration harness (``tests/integration/pipeline.py``) and the benchmarks
+(``bench/``).
 
 The broker is ``TansuBroker`` (``local/tansu.py``: a free port, the readiness probe, restart on
 a new port); this module is what goes around it.

@@ -130,7 +130,8 @@ def register_views(app: Any, sessions: Any, state: WorkerState) -> None:
             web,
             {
                 "run_id": state.run_id,
-                # Partitions assigned and tables recovered: producers may start (see cli/up.py).
+                # Partitions assigned and tables recovered: producers may start
+                # (see cli/up_supervise.py).
                 "ready": bool(app.consumer.assignment()) and not app.rebalancing,
                 "counts": dict(state.counts),
                 # Rows and messages not yet confirmed by ClickHouse, the insert in flight and the

@@ -1,4 +1,4 @@
-"""``up``'s meter across a broker restart (``cli/up.py``, ``_Meter``): ``--once`` must end; and
+"""``up``'s meter across a broker restart (``cli/up_meter.py``, ``Meter``): ``--once`` must end; and
 the watcher's turn to idle, which has ``--once`` look at once."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ingestor.cli.up import _Meter
+from ingestor.cli.up_meter import Meter
 from ingestor.settings import Settings
 
 
@@ -25,7 +25,7 @@ def test_the_stopped_watchers_last_counts_are_not_awaited_from_the_new_broker(
     tmp_path: Path,
 ) -> None:
     stats = tmp_path / "watch-stats.json"
-    meter = _Meter(Settings(data_dir=tmp_path), stats)
+    meter = Meter(Settings(data_dir=tmp_path), stats)
     _watcher(stats, pid=1, envelopes=10)
     meter.worker = _worker("a", 10)
     assert meter.look(0.0, ask_worker=False)[1] == 10  # caught up
@@ -43,7 +43,7 @@ def test_the_stopped_watchers_last_counts_are_not_awaited_from_the_new_broker(
 
 def test_a_watcher_stopped_with_every_byte_read_has_read_everything(tmp_path: Path) -> None:
     stats = tmp_path / "watch-stats.json"
-    meter = _Meter(Settings(data_dir=tmp_path), stats)
+    meter = Meter(Settings(data_dir=tmp_path), stats)
     assert not meter.watcher_read_everything()  # no report yet: nothing is known
     stats.write_text(json.dumps({"pid": 1, "bytes_done": 90, "bytes_total": 100}))
     assert not meter.watcher_read_everything()  # a backlog: a restart must come first
@@ -55,7 +55,7 @@ def test_a_watcher_stopped_with_every_byte_read_has_read_everything(tmp_path: Pa
 
 def test_the_watchers_turn_to_idle_is_seen_once_between_looks(tmp_path: Path) -> None:
     stats = tmp_path / "watch-stats.json"
-    meter = _Meter(Settings(data_dir=tmp_path), stats)
+    meter = Meter(Settings(data_dir=tmp_path), stats)
     assert not meter.watcher_turned_idle()  # no stats yet
     stats.write_text(json.dumps({"pid": 1, "envelopes_sent": 2, "idle": False}))
     assert not meter.watcher_turned_idle()
