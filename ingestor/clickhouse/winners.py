@@ -146,10 +146,12 @@ def _settle_batch(
     from ingestor.rows.arrow import arrow_table
 
     identities = list(zip(*(column_of(copies, c) for c in _COPIED[:5]), strict=True))
-    table = arrow_table(copies, _COPIED, ch.column_types("usage_copies"))
+    groups = {(scope, message_id) for scope, message_id, *_ in identities if message_id}
+    indexed = _indexed(ch) and bool(groups)  # (no key to ask: no lookup, no scan of the keys)
+    # The copies as Arrow once: inserted, and those of new groups decided, from the same table.
+    table = arrow_table(copies, _COPIED, ch.column_types("usage_copies")) if indexed else None
     new: set[tuple[str, str]] = set()
-    if _indexed(ch):
-        groups = {(scope, message_id) for scope, message_id, *_ in identities if message_id}
+    if indexed:
         keys = {_group_key(*group): group for group in groups}
         fresh_keys = keys.keys() - _stored_keys(ch, keys)
         if fresh_keys:
@@ -157,7 +159,7 @@ def _settle_batch(
             ch.insert(_GROUPS_TABLE, pa.table({"group_hash": listed}))
             new = {keys[key] for key in fresh_keys}
     ch.insert("usage_copies", copies if table is None else table)  # before deciding any group
-    if not new or table is None:  # (a value Arrow refuses: every group looked up)
+    if not new or table is None:  # (or a value Arrow refuses: every group looked up)
         return _settle(ch, _touched_sql(identities), generations, changed)
     own = [(scope, message_id) in new for scope, message_id, *_ in identities]
     fetched = _own_copies(table.filter(own))

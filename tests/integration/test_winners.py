@@ -355,6 +355,18 @@ def test_a_batch_reads_the_stored_copies_of_the_groups_stored_before_it_only(
     assert_reports_equal_the_oracle(clickhouse)
 
 
+def test_a_batch_of_lines_without_message_id_asks_copy_groups_nothing(
+    clickhouse: ClickHouse,
+) -> None:
+    """Such lines are groups by their identity: no key to ask, so no lookup of the keys."""
+    seen = _Recorded(clickhouse)
+    ts = "2025-01-05T10:00:00Z"
+    store_lines(seen, SOURCE, [(0, usage_line(ts=ts, inp=3)), (100, usage_line(ts=ts, inp=4))])
+    assert not [sql for sql in seen.reads if "copy_groups" in sql]
+    assert _counted(clickhouse) == {(SOURCE.file, 0, 0), (SOURCE.file, 0, 100)}
+    assert_reports_equal_the_oracle(clickhouse)
+
+
 def test_a_data_dir_from_before_0017_has_the_groups_of_its_copies_keyed(
     clickhouse: ClickHouse,
 ) -> None:
