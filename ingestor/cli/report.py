@@ -129,9 +129,13 @@ def system_zone() -> str:
 def run(args: argparse.Namespace) -> int:
     request = request_of(args)
     if args.json and request.kind in _JSON_AS_WRITTEN:
-        _print_bytes(_answer(request, _worker_json, _local_json))
+        _print_bytes(_answer_json(request))
         return 0
-    report = _answer(request, _worker_report, _local)
+    if request.keepable:
+        # Through its JSON, as the worker's answer comes: so that a kept answer serves it too.
+        report = json.loads(_answer_json(request), parse_float=Decimal)
+    else:
+        report = _answer(request, _worker_report, _local)
     if args.json:
         from ingestor.report.render import render_json
 
@@ -166,13 +170,39 @@ _T = TypeVar("_T")
 _Address = tuple[str, int]
 
 
+def _answer_json(request: ReportRequest) -> bytes:
+    """The report's JSON, as ``_answer`` gives it; a keepable one from the answer kept on disk
+    when the stored data is what it was built from (``report/kept.py``), else kept there after
+    the build. Only in the plain case (the embedded engine under ``PlainLocal``'s data dir) with
+    no ``up`` holding it: then its worker answers, from the answers it keeps itself."""
+    plain = PlainLocal.read()
+    if plain is None or not request.keepable or held(plain.data_dir):
+        return _answer(request, _worker_json, _local_json, plain)
+    from ingestor.report.kept import KeptAnswers, code_state, engine_state
+
+    engine = plain.data_dir / "clickhouse"
+    before = engine_state(engine)
+    kept = KeptAnswers(plain.data_dir / "answers", code_state())
+    answer = kept.get(request, before) if before is not None else None
+    if answer is not None:
+        return answer
+    answer = _answer(request, _worker_json, _local_json, plain)
+    if before is not None:
+        # Under the state before the build: if a store came during it, the files have changed
+        # for good and the next ask builds again (the answer may be of either state).
+        kept.put(request, before, answer)
+    return answer
+
+
 def _answer(
     request: ReportRequest,
     worker: Callable[[_Address, ReportRequest], _T],
     local: Callable[[Settings, ReportRequest], _T],
+    plain: PlainLocal | None = None,
 ) -> _T:
-    """From the embedded engine (``local``), or from the running worker that holds it."""
-    plain = PlainLocal.read()
+    """From the embedded engine (``local``), or from the running worker that holds it;
+    ``plain``: ``PlainLocal.read()``'s, read already."""
+    plain = plain or PlainLocal.read()
     if plain is not None and held(plain.data_dir):
         # `up` runs, so its worker holds the engine: ask it first, without loading the engine
         # only to be refused (a second of a report's time), nor the settings (a third of the

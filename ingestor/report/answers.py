@@ -27,8 +27,6 @@ from ingestor.settings import ClickHouseTarget
 
 __all__ = ["Answers", "enabled_for"]
 
-_KEPT_KINDS = frozenset({"daily", "weekly", "monthly", "session", "models"})
-
 _STATE = """
 SELECT
     (SELECT groupArray((name, uuid, metadata_modification_time))
@@ -61,7 +59,7 @@ class Answers:
 
     def get(self, ch: ClickHouse, request: ReportRequest) -> bytes:
         """``build(ch, request)``, or the same bytes kept from an earlier build."""
-        if not self._size or request.kind not in _KEPT_KINDS or request.last is not None:
+        if not self._size or not request.keepable:
             return self._build(ch, request)
         before = _state(ch)
         with self._lock:

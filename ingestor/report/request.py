@@ -24,6 +24,8 @@ USAGE_KINDS = ("daily", "weekly", "monthly", "session", "blocks", "models", "ski
 # Over the SDK's events and the billing ledger (``report/events.py``).
 EVENT_KINDS = ("events", "costs", "errors", "trace", "projects", "ledger", "alerts", "latency")
 KINDS = USAGE_KINDS + EVENT_KINDS
+# Answers that read nothing but stored usage (``ReportRequest.keepable``).
+_KEPT_KINDS = frozenset({"daily", "weekly", "monthly", "session", "models"})
 _MAX_LIMIT = 100_000
 _DAY = re.compile(r"\d{4}-?\d{2}-?\d{2}")
 _ZONE = re.compile(r"[A-Za-z0-9_+\-/]+")
@@ -82,6 +84,13 @@ class ReportRequest:
             raise ConfigError("trace needs a RUN_ID: ingestor report trace RUN_ID")
         if self.run_id is not None and self.kind != "trace":
             raise ConfigError(f"a RUN_ID is for trace, not {self.kind}")
+
+    @property
+    def keepable(self) -> bool:
+        """Whether the answer depends on the stored data alone, so it may be kept while that
+        stays the same: not ``--last`` nor ``blocks`` (they count from the clock), nor the
+        events' reports (``report/answers.py`` and ``report/kept.py`` keep the others)."""
+        return self.kind in _KEPT_KINDS and self.last is None
 
     def to_query(self) -> dict[str, str]:
         """Every field that differs from its default, as text."""
