@@ -5,7 +5,8 @@ the CLI) in ≤ 1/20 of ccusage's time. Three ways are timed, each report twice 
 
 * **ccusage**: ``ccusage claude KIND --json --offline -z UTC``, which reads every file again;
 * **cli**: ``ingestor report KIND --json -z UTC`` with no worker running: a fresh process that
-  opens the embedded engine itself (python start, imports, the engine's open, the query);
+  opens the embedded engine itself (python start, imports, the engine's open, the query), with
+  no answer kept; then asked again, answered from the answer it kept on disk (no engine);
 * **served**: the same command while ``ingestor up`` runs over the data dir, answered by its
   worker; and the worker's own answer to ``GET /report/KIND/`` (no process start): built on
   the first ask, kept for the next ones while nothing is stored (both are printed).
@@ -16,6 +17,7 @@ Figures only.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -70,12 +72,19 @@ def _report_cmd(kind: str) -> list[str]:
 
 
 def cli_reports(env: dict[str, str], scratch: Path, timeout_s: float) -> dict[str, Any]:
-    """Each of ``KINDS`` from ``ingestor report`` opening the engine (``env`` names the data dir;
-    no worker may run on it)."""
-    return {
-        kind: _best([_timed(_report_cmd(kind), env, timeout_s, scratch) for _ in range(_TRIES)])
-        for kind in KINDS
-    }
+    """Each of ``KINDS`` from ``ingestor report`` with no worker running (``env`` names the data
+    dir): building the answer (the engine opened, no answer kept: the first ask after a store),
+    and asked again (the answer it kept on disk, ``report/kept.py``)."""
+    kept = Path(env["INGESTOR_DATA_DIR"]) / "answers"
+    out: dict[str, Any] = {}
+    for kind in KINDS:
+        built = []
+        for _ in range(_TRIES):
+            shutil.rmtree(kept, ignore_errors=True)
+            built.append(_timed(_report_cmd(kind), env, timeout_s, scratch))
+        again = [_timed(_report_cmd(kind), env, timeout_s, scratch) for _ in range(_TRIES)]
+        out[kind] = {**_best(built), "kept": _best(again)}
+    return out
 
 
 def _get(url: str, timeout_s: float) -> float | None:
