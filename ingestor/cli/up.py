@@ -21,8 +21,9 @@ chdb, no Faust). SIGTERM or Ctrl-C stops the tree within ``STOP_GRACE_S`` (``up_
 the worker bounds its own stop: ``worker/stop.py``).
 
 The parts: ``up_keeper.py`` (the keeper), ``up_children.py`` (the children, their restarts and
-stop), ``up_supervise.py`` (the loop: restarts of the children and the broker, ``--once``'s end),
-``up_meter.py`` (progress), ``local/broker.py`` (the broker's address, whether it is drained).
+stop), ``up_supervise.py`` (the loop: restarts of the children and the broker, ``--once``'s end;
+its decisions, pure, in ``up_decide.py``), ``up_meter.py`` (progress), ``local/broker.py`` (the
+broker's address, whether it is drained).
 """
 
 from __future__ import annotations
