@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", type=Path, help="write a cProfile of the writes here")
     args = p.parse_args(argv)
 
-    from ingestor.clickhouse import arrow, chdb_engine, winners, write
+    from ingestor.clickhouse import chdb_engine, winners, write
     from ingestor.clickhouse.engine import open_clickhouse
     from ingestor.clickhouse.migrations import apply_schema
     from ingestor.settings import ClickHouseTarget
@@ -145,7 +145,6 @@ def main(argv: list[str] | None = None) -> int:
     _wrap(write, "maintain_winners", "maintain_winners")
     _wrap(winners, "decide", "winners.decide")
     _wrap(winners, "_counted_rows", "winners._counted_rows")
-    del arrow
     profiler = None
     if args.profile:
         import cProfile
