@@ -483,3 +483,31 @@ def test_a_costly_checkpoint_is_saved_less_often_while_following_files(
         assert checkpoint.saves == 2
 
     asyncio.run(passes())
+
+
+def test_progress_stats_a_file_not_read_yet_once(
+    tmp_path: Path, projects: Path, sender: FakeSender, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A backfill's first pass reports its progress each second while most files wait.
+    for n in range(3):
+        write(projects / "-r1" / f"s{n}.jsonl", usage_line(f"m{n}", ts(n + 1)))
+    last = str(projects / "-r1" / "s2.jsonl")
+    watcher, _ = make(tmp_path, projects, sender)
+    stats: list[str] = []
+    real_stat = os.stat
+
+    def counting_stat(path: Any, *args: Any, **kwargs: Any) -> os.stat_result:
+        stats.append(str(path))
+        return real_stat(path, *args, **kwargs)
+
+    def report(_n: int) -> None:
+        for _ in range(3):
+            assert watcher.backlog()[1] > 0
+
+    sender.on_send = report
+    monkeypatch.setattr(os, "stat", counting_stat)
+    once(watcher)
+    monkeypatch.undo()
+    assert stats.count(last) == 2  # one for the progress, one when its turn came
+    done, total = watcher.backlog()
+    assert done == total > 0
