@@ -88,15 +88,18 @@ def code_state() -> str:
 
 
 class KeptAnswers:
-    """The answers kept under ``root`` (at most ``size``: the least recently kept go first).
+    """The answers kept under ``root``: at most ``size`` of them and ``max_bytes`` together (a
+    session report over millions of lines is megabytes); the least recently kept go first, the
+    last one kept stays whatever its size.
 
     A failure to keep (a read-only or full disk) is not an error: the answer was printed, and
     the next ask builds it again."""
 
-    def __init__(self, root: Path, code: str, size: int = 32) -> None:
+    def __init__(self, root: Path, code: str, size: int = 32, max_bytes: int = 64 << 20) -> None:
         self._root = root
         self._code = code
         self._size = size
+        self._max_bytes = max_bytes
 
     def get(self, request: ReportRequest, state: str) -> bytes | None:
         """The answer kept for ``request`` while the engine was in ``state``, if any."""
@@ -131,9 +134,13 @@ class KeptAnswers:
         return self._root / f"{name}{_SUFFIX}"
 
     def _prune(self) -> None:
-        kept = [(p.stat().st_mtime_ns, p) for p in self._root.glob(f"*{_SUFFIX}")]
-        for _mtime, path in sorted(kept)[: max(len(kept) - self._size, 0)]:
-            path.unlink(missing_ok=True)
+        kept = [(p.stat(), p) for p in self._root.glob(f"*{_SUFFIX}")]
+        kept.sort(key=lambda entry: entry[0].st_mtime_ns, reverse=True)
+        total = 0
+        for n, (st, path) in enumerate(kept):
+            total += st.st_size
+            if n and (n >= self._size or total > self._max_bytes):
+                path.unlink(missing_ok=True)
 
 
 def _wanted(request: ReportRequest) -> str:

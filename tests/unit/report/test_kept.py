@@ -105,6 +105,21 @@ def test_a_new_answer_replaces_the_old_and_the_oldest_go(tmp_path: Path) -> None
     assert len(list(root.iterdir())) == 2
 
 
+def test_the_oldest_go_past_the_bytes_bound_and_the_newest_stays(tmp_path: Path) -> None:
+    root = tmp_path / "answers"
+    kept = KeptAnswers(root, code="c", max_bytes=2500)
+    requests = [ReportRequest(kind) for kind in ("daily", "monthly", "session")]
+    for n, request in enumerate(requests):
+        kept.put(request, "s", bytes(1000))
+        for path in root.iterdir():  # the one just kept is the newest (a clock tick is coarse)
+            if path.stat().st_mtime_ns > 10**6:
+                os.utime(path, ns=(n + 10, n + 10))
+    assert [kept.get(r, "s") is not None for r in requests] == [False, True, True]
+    huge = ReportRequest("models")
+    kept.put(huge, "s", bytes(5000))
+    assert [kept.get(r, "s") is not None for r in [*requests, huge]] == [False] * 3 + [True]
+
+
 def test_a_damaged_kept_file_is_no_answer(tmp_path: Path) -> None:
     kept = KeptAnswers(tmp_path / "answers", code="c")
     kept.put(ReportRequest("daily"), "s", b"{}")
