@@ -68,7 +68,7 @@ def role_of(cmdline: Sequence[str]) -> str:
             at = words.index(marker)
             return words[at + 1] if at + 1 < len(words) else marker
     if any("multiprocessing" in w for w in cmdline):
-        return "up's child (schema, finish)"
+        return "up's child (schema, broker restarts, finish)"
     return words[0] if words else "?"
 
 

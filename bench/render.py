@@ -10,7 +10,7 @@ BACKFILL_RATIO_TARGET = 4.0  # ours / ccusage at 1M lines (issue #9); 2x next, 1
 FIXED_COST_TARGET_S = 3.0
 RSS_ABOVE_BASELINE_MB = 200.0
 REPORT_SHARE_TARGET = 1 / 20  # ours / ccusage's time for a report over 1M lines; 1/100 the goal
-ROLES = ("up", "worker", "watch", "tansu", "up's child (schema, finish)")
+ROLES = ("up", "worker", "watch", "tansu", "up's child (schema, broker restarts, finish)")
 
 
 def table(rows: list[tuple[str, ...]], indent: str = "  ") -> str:
