@@ -135,7 +135,7 @@ def run(args: argparse.Namespace) -> int:
         # Through its JSON, as the worker's answer comes: so that a kept answer serves it too.
         report = json.loads(_answer_json(request), parse_float=Decimal)
     else:
-        report = _answer(request, _worker_report, _local)
+        report = _answer(request, _worker_report, _local, PlainLocal.read())
     if args.json:
         from ingestor.report.render import render_json
 
@@ -198,11 +198,10 @@ def _answer(
     request: ReportRequest,
     worker: Callable[[_Address, ReportRequest], _T],
     local: Callable[[Settings, ReportRequest], _T],
-    plain: PlainLocal | None = None,
+    plain: PlainLocal | None,
 ) -> _T:
     """From the embedded engine (``local``), or from the running worker that holds it;
-    ``plain``: ``PlainLocal.read()``'s, read already."""
-    plain = plain or PlainLocal.read()
+    ``plain``: ``PlainLocal.read()``'s."""
     if plain is not None and held(plain.data_dir):
         # `up` runs, so its worker holds the engine: ask it first, without loading the engine
         # only to be refused (a second of a report's time), nor the settings (a third of the

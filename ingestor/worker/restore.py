@@ -24,7 +24,7 @@ from ingestor.usage.prices import PriceTable, line_cost
 from ingestor.usage.winners import KEY_COLUMNS
 from ingestor.worker.sessions import SYNTHETIC_MODEL, ModelTotals, SessionAgg
 
-__all__ = ["budget_seeds", "counted_lines", "session_seeds"]
+__all__ = ["budget_seeds", "session_seeds"]
 
 # Rows of counted_usage a chunk of session_seeds reads, its files taken by a hash of their
 # name: a chunk's groups (scope, file, model) and their Python aggregates are what it holds.
@@ -34,7 +34,7 @@ __all__ = ["budget_seeds", "counted_lines", "session_seeds"]
 _SEED_ROWS = 1_000_000
 
 
-def counted_lines(where: str = "1") -> str:
+def _counted_lines(where: str = "1") -> str:
     """A subquery of the lines that count (``sum(sign) > 0``) among the ``counted_usage`` rows
     ``where`` selects: scope, file, model, tokens, cost, instant (``ms``) and tool uses."""
     return (
@@ -81,7 +81,9 @@ def _add_seeds(
     leaves with sign 1: a line's rows (+1, -1, +1 ...) collapse to its last +1 while it counts,
     to nothing when it does not. ``sign = 1`` must filter after the collapse, never before it
     (which would count a retracted line): ClickHouse's default for a non-key column under
-    ``FINAL``, pinned by the setting."""
+    ``FINAL``, pinned by the setting. Not ``_counted_lines``: over the whole table ``FINAL`` is
+    the cheaper way to the counted lines; over a few days' lines (``budget_seeds``) grouping
+    them is (5M lines, 3 days: 0.09 s against 0.31 s)."""
     for row in ch.query(
         "SELECT dedup_scope, source_file, model, sum(input_tokens), sum(output_tokens), "
         "sum(cache_creation_tokens), sum(cache_read_tokens), toString(sum(cost_usd)), count(), "
@@ -143,7 +145,7 @@ def budget_seeds(
         Spend(int(start), Decimal(cost), project=project_of(file), session=session_parts(file)[0])
         for start, file, cost in ch.query(
             f"SELECT intDiv(ms, 3600000) * 3600000 AS start, source_file, toString(sum(cost)) "
-            f"FROM ({counted_lines(f'timestamp >= {since}')}) GROUP BY start, source_file"
+            f"FROM ({_counted_lines(f'timestamp >= {since}')}) GROUP BY start, source_file"
         )
     ]
     rows = ch.query(
