@@ -142,32 +142,46 @@ def _settle_batch(
     from every stored copy. The new groups' keys go in before the copies, so a crash in between
     leaves keys whose groups the re-sent batch looks up, never copies without a key."""
     import pyarrow as pa  # type: ignore[import-untyped]  # only where batches are written
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
 
     from ingestor.rows.arrow import arrow_table
 
-    identities = list(zip(*(column_of(copies, c) for c in _COPIED[:5]), strict=True))
-    groups = {(scope, message_id) for scope, message_id, *_ in identities if message_id}
-    indexed = _indexed(ch) and bool(groups)  # (no key to ask: no lookup, no scan of the keys)
     # The copies as Arrow once: inserted, and those of new groups decided, from the same table.
-    table = arrow_table(copies, _COPIED, ch.column_types("usage_copies")) if indexed else None
-    new: set[tuple[str, str]] = set()
-    if indexed:
-        keys = {_group_key(*group): group for group in groups}
+    table = arrow_table(copies, _COPIED, ch.column_types("usage_copies")) if _indexed(ch) else None
+    if table is None:  # (or a value Arrow refuses: every group looked up)
+        ch.insert("usage_copies", copies)
+        return _settle(ch, _touched_sql(_identities(copies)), generations, changed)
+    message = table.column("message_id")
+    named = pc.binary_join_element_wise(table.column("dedup_scope"), message, "\x00")
+    groups = pc.unique(pc.filter(named, pc.not_equal(message, ""))).to_pylist()
+    new: list[str] = []
+    if groups:  # (no key to ask: no lookup, no scan of the keys)
+        keys = {_group_key(group): group for group in groups}
         fresh_keys = keys.keys() - _stored_keys(ch, keys)
         if fresh_keys:
             listed = pa.array(sorted(fresh_keys), pa.uint64())
             ch.insert(_GROUPS_TABLE, pa.table({"group_hash": listed}))
-            new = {keys[key] for key in fresh_keys}
-    ch.insert("usage_copies", copies if table is None else table)  # before deciding any group
-    if not new or table is None:  # (or a value Arrow refuses: every group looked up)
-        return _settle(ch, _touched_sql(identities), generations, changed)
-    own = [(scope, message_id) in new for scope, message_id, *_ in identities]
+            new = [keys[key] for key in fresh_keys]
+    ch.insert("usage_copies", table)  # before deciding any group
+    if not new:
+        return _settle(ch, _touched_sql(_identities(table)), generations, changed)
+    # A line without message id is named by its scope and '', never a new group's name.
+    own = pc.is_in(named, value_set=pa.array(new, named.type))
     fetched = _own_copies(table.filter(own))
-    looked_up = [identity for identity, mine in zip(identities, own, strict=True) if not mine]
-    if not looked_up:
+    looked_up = table.filter(pc.invert(own))
+    if not looked_up.num_rows:
         return _decide(ch, fetched, None, generations, changed)
-    stored, found = _stored(ch, _touched_sql(looked_up))
+    stored, found = _stored(ch, _touched_sql(_identities(looked_up)))
     return _decide(ch, _joined(stored, fetched), found, generations, changed)
+
+
+def _identities(copies: Any) -> list[tuple[str, str, str, int, int]]:
+    """(scope, message id, file, generation, offset) of each copy (rows, or an Arrow table)."""
+    if hasattr(copies, "column_names"):
+        columns = [copies.column(c).to_pylist() for c in _COPIED[:5]]
+    else:
+        columns = [column_of(copies, c) for c in _COPIED[:5]]
+    return list(zip(*columns, strict=True))
 
 
 def _indexed(ch: ClickHouse) -> bool:
@@ -176,9 +190,10 @@ def _indexed(ch: ClickHouse) -> bool:
     return not (ch.target.kind == "server" and ch.target.cluster)
 
 
-def _group_key(scope: str, message_id: str) -> int:
-    """A group's key in ``copy_groups``: schema/0017 computes the same in SQL."""
-    digest = md5(f"{scope}\x00{message_id}".encode(), usedforsecurity=False).digest()
+def _group_key(name: str) -> int:
+    """The key in ``copy_groups`` of the group named ``f"{scope}\\x00{message_id}"``:
+    schema/0017 computes the same in SQL."""
+    digest = md5(name.encode(), usedforsecurity=False).digest()
     return int.from_bytes(digest[:8], "little")
 
 
@@ -195,7 +210,7 @@ def _own_copies(table: Any) -> Any:
     """Copies as Arrow (``usage_copies``' columns) as ``_settle`` fetches them: the rule's
     columns (``_DECIDING``), then the values."""
     import pyarrow as pa
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    import pyarrow.compute as pc
 
     tokens = [table.column(c) for c in _TOKENS]
     total = pc.add(pc.add(tokens[0], tokens[1]), pc.add(tokens[2], tokens[3]))  # UInt64 wraps
@@ -341,30 +356,37 @@ def _decide(
     """Decide the groups of the copies ``fetched`` (every copy of each; ``_settle``'s columns)
     against their counted rows ``found`` (None: they have none), and write the difference.
 
-    Only the columns the rule reads become Python values; a counted row's values go from the
-    fetched Arrow columns to the insert as they are (``_counted_rows``)."""
+    The rule runs over columns (``_decided``); a counted row's values go from the fetched Arrow
+    columns to the insert as they are (``_counted_rows``), and keys become Python values only
+    where there are counted rows to compare them with."""
     if not fetched.num_rows:
         return 0
-    columns = [fetched.column(i).to_pylist() for i in range(_DECIDE_WIDTH)]
-    copies = list(map(_Candidate._make, zip(*columns, range(fetched.num_rows), strict=True)))
-    known: dict[str, int] = {}  # the rule reads the generations of the copies' files only
-    for c in copies:
-        generation = max(c.source_generation, known.get(c.source_file, 0))
-        known[c.source_file] = max(generation, generations.get(c.source_file, 0))
-    current = _current_generations(ch, known)
-    counted = decide(copies, current)
+    import pyarrow as pa
+
+    files = pa.table({"f": fetched.column(2), "g": fetched.column(3)})
+    newest = files.group_by("f").aggregate([("g", "max")])
+    known = {  # the rule reads the generations of the copies' files only
+        str(file): max(int(generation), generations.get(str(file), 0))
+        for file, generation in zip(
+            newest.column("f").to_pylist(), newest.column("g_max").to_pylist(), strict=True
+        )
+    }
+    winners, slots = _decided(fetched, _current_generations(ch, known))
     recorded: dict[CountedKey, tuple[int, int]] = {}  # key -> (sum(sign), its row in found)
     if found is not None and found.num_rows:
         width = len(KEY_COLUMNS)
         keys = [found.column(i).to_pylist() for i in range(width + 1)]
         for at, values in enumerate(zip(*keys, strict=True)):
             recorded[CountedKey(*values[:width])] = (int(values[width]), at)
-    rewrites, fresh = changes(recorded, counted)
-    out = _counted_rows(found, rewrites, fetched, fresh)
+    rewrites: list[tuple[int, int]] = []
+    if recorded:
+        counted = {key: at for at, key in enumerate(_counted_keys(fetched, winners, slots))}
+        rewrites, fresh = changes(recorded, counted)
+        chosen = [at for _, at in fresh]
+        winners, slots = winners[chosen], slots[chosen]
+    out = _counted_rows(found, rewrites, fetched, winners, slots)
     if out is None:
         return 0
-    import pyarrow as pa  # loaded by _counted_rows already
-
     batch_id = new_batch_id()
     written = changes_of(out) if changed is not None else []
     ch.insert("counted_usage", out.append_column("batch_id", pa.array([batch_id] * out.num_rows)))
@@ -377,15 +399,92 @@ def _decide(
     return int(out.num_rows)
 
 
+def _decided(fetched: Any, current: Mapping[str, int]) -> tuple[Any, Any]:
+    """Row indices into ``fetched`` (numpy int64 arrays): each counted line's, and its slot's.
+
+    Groups of one request id and lines without message id are decided over columns
+    (``winners_columns``); the other groups' copies become ``_Candidate`` values for
+    ``decide``."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from ingestor.usage.winners_columns import decide_columns
+
+    scope, message, file, generation, offset, request, _, side, speed, _, total = (
+        _flat(fetched.column(i)) for i in range(_DECIDE_WIDTH)
+    )
+    listed = list(current)
+    newest = pa.array([current[f] for f in listed], pa.int64())
+    at = pc.index_in(file, value_set=pa.array(listed, file.type))
+    is_current = pc.equal(generation.cast(pa.int64()), pc.take(newest, at)).fill_null(True)
+    group = _codes(pc.binary_join_element_wise(scope, message, "\x00"), pc.equal(message, ""))
+    decided = decide_columns(
+        group,
+        _numpy(pc.rank(file, sort_keys="ascending", tiebreaker="dense")),
+        _numpy(generation),
+        _numpy(offset),
+        _numpy(is_current),
+        _codes(request, pc.equal(request, "")),
+        _numpy(side),
+        _numpy(total),
+        _numpy(pc.not_equal(speed, "")),
+    )
+    if not len(decided.rest):
+        return decided.winners, decided.slots
+    rest = fetched.take(pa.array(decided.rest))
+    columns = [rest.column(i).to_pylist() for i in range(_DECIDE_WIDTH)]
+    copies = list(map(_Candidate._make, zip(*columns, decided.rest.tolist(), strict=True)))
+    where = {(c.source_file, c.source_offset): c.at for c in copies}
+    counted = decide(copies, current)
+    winners = [copy.at for copy in counted.values()]
+    slots = [where[key.slot_file, key.slot_offset] for key in counted]
+    return (
+        np.concatenate((decided.winners, np.array(winners, np.int64))),
+        np.concatenate((decided.slots, np.array(slots, np.int64))),
+    )
+
+
+def _flat(column: Any) -> Any:
+    """One array of a column (a query's may come in chunks, which compute would code apart)."""
+    return column.combine_chunks() if hasattr(column, "combine_chunks") else column
+
+
+def _numpy(array: Any) -> Any:
+    return array.to_numpy(zero_copy_only=False)
+
+
+def _codes(strings: Any, none: Any) -> Any:
+    """Each string's code (equal strings, equal codes), -1 where ``none`` is true."""
+    import numpy as np
+    import pyarrow.compute as pc
+
+    codes = _numpy(pc.dictionary_encode(strings).indices).astype(np.int64)
+    return np.where(_numpy(none), -1, codes)
+
+
+def _counted_keys(fetched: Any, winners: Any, slots: Any) -> list[CountedKey]:
+    """The ``CountedKey`` of each counted line (``_decided``'s indices into ``fetched``)."""
+    import pyarrow as pa
+
+    lines = fetched.take(pa.array(winners, pa.int64()))
+    places = fetched.take(pa.array(slots, pa.int64()))
+    columns = [lines.column(i).to_pylist() for i in range(5)]
+    columns += [places.column(2).to_pylist(), places.column(4).to_pylist()]
+    return list(map(CountedKey._make, zip(*columns, strict=True)))
+
+
 def _counted_rows(
     found: Any,
     rewrites: list[tuple[int, int]],
     fetched: Any,
-    fresh: list[tuple[CountedKey, _Candidate]],
+    winners: Any,
+    slots: Any,
 ) -> Any:
     """The ``counted_usage`` rows (a ``pyarrow.Table`` of ``COLUMNS``) for ``changes``' answer:
-    recorded rows taken from ``found`` (keys, sum, values), counted ones from ``fetched`` (the
-    rule's columns, then the values) with their slots; None when there is nothing to write."""
+    recorded rows taken from ``found`` (keys, sum, values), then the lines that start counting
+    (``winners``, rows of ``fetched``: the rule's columns, then the values) in the places of
+    their ``slots`` (rows of ``fetched`` too); None when there is nothing to write."""
     # Imported here: the CLI imports this module, and pyarrow costs ~0.17 s and ~35 MB in
     # every process that imports it (``up``, the watcher), not only the worker's.
     import pyarrow as pa
@@ -397,15 +496,13 @@ def _counted_rows(
         arrays = [taken.column(i) for i in range(taken.num_columns)]
         arrays[width] = pa.array([sign for _, sign in rewrites], pa.int8())
         parts.append(arrays)
-    if fresh:
-        taken = fetched.take(pa.array([copy.at for _, copy in fresh], pa.int64()))
+    if len(winners):
+        taken = fetched.take(pa.array(winners, pa.int64()))
         place = [taken.column(i) for i in range(5)]  # scope, message id, file, generation, offset
-        slots = [
-            pa.array([key.slot_file for key, _ in fresh], pa.string()),
-            pa.array([key.slot_offset for key, _ in fresh], pa.uint64()),
-        ]
+        slot = fetched.take(pa.array(slots, pa.int64()))
+        where = [slot.column(2).cast(pa.string()), slot.column(4).cast(pa.uint64())]
         values = [taken.column(i) for i in range(_DECIDE_WIDTH, taken.num_columns)]
-        parts.append([*place, *slots, pa.array([1] * len(fresh), pa.int8()), *values])
+        parts.append([*place, *where, pa.array([1] * len(winners), pa.int8()), *values])
     if not parts:
         return None
     if len(parts) == 1:

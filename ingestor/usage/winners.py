@@ -192,17 +192,18 @@ def _key(row: Decidable, slot: Decidable) -> CountedKey:
 
 
 R = TypeVar("R")
+V = TypeVar("V")
 
 
 def changes(
-    recorded: Mapping[CountedKey, tuple[int, R]], counted: Mapping[CountedKey, C]
-) -> tuple[list[tuple[R, int]], list[tuple[CountedKey, C]]]:
+    recorded: Mapping[CountedKey, tuple[int, R]], counted: Mapping[CountedKey, V]
+) -> tuple[list[tuple[R, int]], list[tuple[CountedKey, V]]]:
     """What turns ``recorded`` into ``counted``: the recorded rows to write again, each with its
     sign (+1 or -1, once per unit of difference), and the counted keys to write with +1.
 
     ``recorded`` maps each key with a non-zero ``sum(sign)`` to that sum and a handle on one of
     its rows (the row itself, or where it is); ``counted`` is ``decide``'s answer over the same
-    groups."""
+    groups (its keys; each value, a copy or where it is, comes back with its fresh key)."""
     rewrites: list[tuple[R, int]] = []
     for key, (total, row) in recorded.items():
         wanted = 1 if key in counted else 0
