@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     OUT.mkdir(parents=True, exist_ok=True)
     fig: dict[str, Any] = {"ccusage_version": CCUSAGE_VERSION, "sizes": [], "tree": str(args.tree)}
+    fig["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
     try:
         binary: Path | None = ccusage_binary()
         fig["ccusage"] = str(binary)

@@ -7,6 +7,11 @@ mark, so a peak between samples is not missed while the process lives) and its C
 seen. A process that lives less than a sample may be missed; none of ours that matter does.
 Linux only (``/proc``); elsewhere the tree holds the top process alone, without RSS.
 
+Every ``THREADS_EVERY`` samples each process's threads are read too, to split its CPU between
+the threads that keep the process's name (Python's, long-lived) and the others, which a native
+library named (chdb's insert, query and merge pools, whose threads come and go): the second is
+the process's total less the first.
+
 ``proc_usage(pid)`` is one such sample of one process, with its main thread's CPU apart, and
 ``run_measure`` runs one of ``bench._ceiling``'s measurements in a fresh process.
 """
@@ -30,6 +35,7 @@ from bench.corpus import ROOT
 __all__ = ["Proc", "Tree", "Usage", "interrupt", "measure", "proc_usage", "role_of", "run_measure"]
 
 SAMPLE_S = 0.05
+THREADS_EVERY = 10  # samples: the threads' CPU every 0.5 s (a worker has ~60 threads)
 _TICK = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
@@ -41,6 +47,7 @@ class Proc:
     role: str
     peak_rss_mb: float = 0.0
     cpu_s: float = 0.0
+    own_threads_cpu_s: float = 0.0  # the threads named as the process: Python's
 
 
 @dataclass
@@ -100,6 +107,24 @@ def _vm_hwm_mb(status: str) -> float:
     return 0.0
 
 
+def _own_threads_cpu(pid: int, seen: dict[int, float]) -> float:
+    """CPU seconds of ``pid``'s threads named as the process, ``seen`` holding each such
+    thread's last figure: their sum, as last seen."""
+    try:
+        own = Path(f"/proc/{pid}/comm").read_text().strip()
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return sum(seen.values())
+    for task in tasks:
+        try:
+            stat = Path(f"/proc/{pid}/task/{task}/stat").read_text()
+        except OSError:
+            continue
+        if stat[stat.index("(") + 1 : stat.rindex(")")] == own:
+            seen[int(task)] = _stat_cpu(stat)
+    return sum(seen.values())
+
+
 def _sample(pid: int) -> tuple[float, float] | None:
     """(VmHWM MB, CPU s) of ``pid``, None when it is gone."""
     try:
@@ -144,6 +169,7 @@ def measure(
 ) -> Tree:
     """Run ``cmd`` to its end (killed after ``timeout_s``), sampling its process tree."""
     seen: dict[int, Proc] = {}
+    threads: dict[int, dict[int, float]] = {}  # pid -> thread named as it -> CPU s
     done = threading.Event()
     started = time.perf_counter()
     proc = subprocess.Popen(
@@ -156,7 +182,9 @@ def measure(
     linux = Path("/proc/self/stat").exists()
 
     def sampler() -> None:
+        rounds = 0
         while not done.is_set():
+            rounds += 1
             tree, stack = [], [proc.pid]
             children = _children_map()
             while stack:
@@ -177,6 +205,9 @@ def measure(
                     entry.role = role_of(cmdline)
                 entry.peak_rss_mb = max(entry.peak_rss_mb, sample[0])
                 entry.cpu_s = max(entry.cpu_s, sample[1])
+                if rounds % THREADS_EVERY == 1:
+                    own = _own_threads_cpu(pid, threads.setdefault(pid, {}))
+                    entry.own_threads_cpu_s = max(entry.own_threads_cpu_s, own)
             done.wait(SAMPLE_S)
 
     thread = threading.Thread(target=sampler, daemon=True) if linux else None

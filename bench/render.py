@@ -109,6 +109,8 @@ def render(fig: dict[str, Any]) -> str:
         "",
         "scaling: lines/s, and peak RSS in MB of every process of `up` (VmHWM)",
         table(scaling),
+        "",
+        *_cpu(fig),
     ]
     for size in fig.get("sizes", []):
         if "reports" in size:
@@ -118,6 +120,64 @@ def render(fig: dict[str, Any]) -> str:
         if "error" in ours:
             parts += ["", f"{size['lines']:,} lines: up did not finish:", ours["error"]]
     return "\n".join(parts)
+
+
+def _cpu_by_role(run: dict[str, Any] | None) -> dict[str, float]:
+    by_role: dict[str, float] = {}
+    for proc in (run or {}).get("procs", []):
+        by_role[proc["role"]] = by_role.get(proc["role"], 0.0) + proc.get("cpu_s", 0.0)
+    return by_role
+
+
+def _cpu(fig: dict[str, Any]) -> list[str]:
+    """Where the CPU went: each process's seconds (the worker's chdb threads: all but those
+    named as the process, Python's), all of them against the wall time (cores busy), and
+    ccusage's; then what the backfill bar leaves on this machine's cores."""
+    cores = fig.get("cores")
+    rows: list[tuple[str, ...]] = [
+        ("lines", "ours s", *ROLES[:2], "of it chdb", *ROLES[2:], "all", "cores busy")
+        + ("ccusage CPU s", "cores busy")
+    ]
+    notes = []
+    for size in fig.get("sizes", []):
+        ours, cc = size.get("ours"), size.get("ccusage")
+        if not _ok(ours):
+            continue
+        assert ours is not None
+        wall, by_role = ours["wall_s"], _cpu_by_role(ours)
+        workers = [p for p in ours.get("procs", []) if p["role"] == "worker"]
+        engine = sum(p["cpu_s"] - p.get("own_threads_cpu_s", p["cpu_s"]) for p in workers)
+        every = sum(by_role.values())
+        theirs = sum(_cpu_by_role(cc).values()) if _ok(cc) else None
+        cc_wall = cc["wall_s"] if _ok(cc) else None
+        rows.append(
+            (
+                f"{size['lines']:,}",
+                f"{wall:.1f}",
+                *(_f(by_role.get(role)) for role in ROLES[:2]),
+                _f(engine),
+                *(_f(by_role.get(role)) for role in ROLES[2:]),
+                f"{every:.1f}",
+                f"{every / wall:.2f}",
+                _f(theirs),
+                _f(None if theirs is None or not cc_wall else theirs / cc_wall, ".2f"),
+            )
+        )
+        if size["lines"] >= 1_000_000 and cc_wall and cores:
+            bar = BACKFILL_RATIO_TARGET * cc_wall
+            notes.append(
+                f"  {size['lines']:,} lines: the {BACKFILL_RATIO_TARGET:.0f}x bar is {bar:.1f} s "
+                f"of wall, at most {bar * cores:.0f} CPU-s on this machine's {cores} cores; "
+                f"ours took {every:.0f} CPU-s"
+            )
+    if len(rows) == 1:
+        return []
+    return [
+        "CPU seconds (user + sys) of every process of `up`, the worker's chdb threads apart "
+        "(its insert, query and merge pools); cores busy = all CPU / wall",
+        table(rows),
+        *notes,
+    ]
 
 
 def _wall(run: dict[str, Any] | None) -> float | None:
