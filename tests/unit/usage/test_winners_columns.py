@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pytest
+from test_usage_winners import line
 
 from ingestor.usage.winners import StoredCopy, decide
 from ingestor.usage.winners_columns import decide_columns
-from test_usage_winners import line
 
 Counted = set[tuple[str, int, str, int]]  # (file, offset, slot file, slot offset)
 
@@ -31,8 +31,9 @@ def by_columns(copies: Sequence[StoredCopy], current: Mapping[str, int]) -> tupl
         np.array([ranks[c.source_file] for c in copies], np.int64),
         np.array([c.source_generation for c in copies], np.int64),
         np.array([c.source_offset for c in copies], np.uint64),
-        np.array([current.get(c.source_file, c.source_generation) == c.source_generation
-                  for c in copies]),  # fmt: skip
+        np.array(
+            [current.get(c.source_file, c.source_generation) == c.source_generation for c in copies]
+        ),  # fmt: skip
         np.array(_codes([c.request_id for c in copies]), np.int64),
         np.array([bool(c.is_sidechain) for c in copies]),
         np.array([c.copy().total for c in copies], np.uint64),
