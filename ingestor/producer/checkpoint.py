@@ -7,6 +7,11 @@ leaves either the old or the new content, never a torn one.
 The watcher moves a position only after the broker acknowledged every record before it, and
 ``save`` writes what has been acknowledged so far: the saved position never runs ahead of the
 broker, it may lag behind it (lines are then re-sent; ClickHouse facts are idempotent).
+
+A save writes every file's position, but encodes only those that changed since the last one:
+each file's entry is kept as the JSON it was written as (68k files: 65-95 ms of CPU a save
+encoding them all, in a 5M-line backfill that saves about once a second). Files are written in
+the order they were first seen.
 """
 
 from __future__ import annotations
@@ -81,6 +86,8 @@ class Checkpoint:
         self.path = path
         self._positions: dict[str, FilePosition] = dict(positions or {})
         self._dirty = False
+        self._encoded: dict[str, bytes] = {}  # path -> its '"path":{...}' entry as last written
+        self._changed: set[str] = set(self._positions)  # entries to encode again
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
@@ -113,6 +120,7 @@ class Checkpoint:
     def set(self, path: str, position: FilePosition) -> None:
         if self._positions.get(path) != position:
             self._positions[path] = position
+            self._changed.add(path)
             self._dirty = True
 
     def __iter__(self) -> Iterator[str]:
@@ -131,8 +139,12 @@ class Checkpoint:
         if not self._dirty or self.path is None:
             self._dirty = False
             return
-        body = {"version": _VERSION, "files": {p: v.as_dict() for p, v in self._positions.items()}}
-        _write_atomic(self.path, orjson.dumps(body, option=orjson.OPT_SORT_KEYS))
+        encoded, dumps = self._encoded, orjson.dumps
+        for path in self._changed:
+            encoded[path] = b"%s:%s" % (dumps(path), dumps(self._positions[path].as_dict()))
+        self._changed.clear()
+        files = b",".join(encoded.values())
+        _write_atomic(self.path, b'{"version":%d,"files":{%s}}' % (_VERSION, files))
         self._dirty = False
 
     def override(self, positions: Mapping[tuple[str, int], int]) -> None:

@@ -15,8 +15,10 @@ keeps every position at the last envelope acknowledged in order, forgets the tai
 raises ``BrokerError``. The checkpoint is saved at the end of a ``run_once`` pass, after a failed
 one, when ``run`` stops, and meanwhile every ``checkpoint_interval_s`` of the injected clock or 20
 times as long as the last save took, whichever is longer: a save writes every file's position
-(68k files: 13 MB, 75 ms), so once a second it took 7% of a 5M-line backfill, and a pass a file
-event while following files. A checkpoint that lags only makes lines be sent again.
+(68k files: 13 MB). Encoding each of them took 75 ms, so a save once a second took 7% of a
+5M-line backfill, and one a pass a file event while following files; ``checkpoint.py`` now
+encodes only the positions that changed (18 ms of CPU, the rest of a save is its fsync). A
+checkpoint that lags only makes lines be sent again.
 
 A file that disappears gets a tombstone: an envelope without records for a new generation (its
 ``generation + 1``), which makes the older generations stop counting; once the broker acknowledged

@@ -21,6 +21,27 @@ def test_save_and_load_round_trip(tmp_path: Path) -> None:
     assert list(path.parent.iterdir()) == [path]  # no temp file left behind
 
 
+def test_each_save_writes_every_position_as_it_is_now(tmp_path: Path) -> None:
+    # A save encodes only the positions changed since the last one; what it writes is all of
+    # them, each as it is now, whether loaded, changed before or changed since.
+    path = tmp_path / "cp.json"
+    cp = Checkpoint(path, {"/old.jsonl": FilePosition(1, 3, 10), "/kept.jsonl": FilePosition()})
+    cp.set("/a.jsonl", FilePosition(0, 7, 5, "2025-01-01T00:00Z"))
+    cp.save()
+    cp.set("/a.jsonl", FilePosition(0, 7, 50, "2025-01-01T00:00Z"))
+    cp.set("/old.jsonl", FilePosition(2, 4, 0))
+    cp.set('/"odd"\\é.jsonl', FilePosition(gone=True))
+    cp.save()
+    cp.set("/a.jsonl", FilePosition(0, 7, 51, "2025-01-01T00:00Z"))  # not saved
+    loaded = Checkpoint.load(path)
+    assert {p: loaded.get(p) for p in loaded} == {
+        "/a.jsonl": FilePosition(0, 7, 50, "2025-01-01T00:00Z"),
+        "/old.jsonl": FilePosition(2, 4, 0),
+        "/kept.jsonl": FilePosition(),
+        '/"odd"\\é.jsonl': FilePosition(gone=True),
+    }
+
+
 def test_missing_file_is_an_empty_checkpoint(tmp_path: Path) -> None:
     assert len(Checkpoint.load(tmp_path / "none.json")) == 0
 
