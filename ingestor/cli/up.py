@@ -38,7 +38,7 @@ from ingestor.cli.checks import check_data_dir, check_port, check_watch_dirs
 from ingestor.cli.display import Display
 from ingestor.cli.up_children import Child, Window, log_dir, stop_children, watch_args, worker_args
 from ingestor.cli.up_keeper import Keeper, RunRecord, prepare_retrying
-from ingestor.cli.up_supervise import supervise
+from ingestor.cli.up_supervise import Supervisor
 from ingestor.local.broker import Broker
 from ingestor.local.pidlock import PidLock
 from ingestor.settings import default_watch_dirs, load_settings
@@ -153,7 +153,7 @@ def run_stack(
         published = Broker(broker, bootstrap)
         published.publish(settings.data_dir)
         stack.callback(lambda: published.unpublish())
-        status, stopped = supervise(
+        status, stopped = Supervisor(
             settings,
             published,
             dirs,
@@ -164,7 +164,7 @@ def run_stack(
             early_watcher=early_watcher,
             window=window,
             extra_worker=extra_worker,
-        )
+        ).run()
         display.close()
         if finisher.finish(run, status, stopped) != 0:
             print("could not record the run in ingest_runs (see above)", flush=True)

@@ -100,7 +100,7 @@ def log_dir(settings: Settings) -> Path:
 
 
 class Child:
-    """A worker or watcher process, restarted by ``supervise`` under its ``RestartPolicy``.
+    """A worker or watcher process, restarted by ``Supervisor`` under its ``RestartPolicy``.
 
     Without a policy the first process is held (``--hold``: loaded, waiting on stdin) until
     ``go``; restarts are not.

@@ -7,7 +7,7 @@ restarted and the run resumes from ClickHouse (a backlog of transcript lines is 
 the watcher stopped meanwhile). Each look shows progress (``up_meter.py``) and judges
 ``--once``'s end.
 
-The decisions are pure (``up_decide.py``); ``_Supervisor`` holds the loop's state and does the
+The decisions are pure (``up_decide.py``); ``Supervisor`` holds the loop's state and does the
 I/O they call for, one method a concern.
 """
 
@@ -57,34 +57,11 @@ from ingestor.settings import Settings
 if TYPE_CHECKING:
     from ingestor.local.tansu import TansuBroker
 
-__all__ = ["supervise"]
+__all__ = ["Supervisor"]
 
 READY_POLL_S = 0.05  # the worker's /stats/ asked whether it is ready (the watcher waits on it)
 READY_TIMEOUT_S = 180.0  # then the watcher starts anyway
 ASK_TIMEOUT_S = 3.0  # the worker asked patiently (``should_ask``)
-
-
-def supervise(
-    settings: Settings,
-    broker: Broker,
-    dirs: list[Path],
-    *,
-    once: bool,
-    run: RunRecord,
-    display: Display,
-    early: Child | None = None,
-    early_watcher: Child | None = None,
-    window: Window | None = None,
-    extra_worker: list[str] | None = None,
-) -> tuple[int, bool]:
-    """Run the children until ``--once`` is done, a signal, or a final exit: (status, signalled).
-
-    ``early`` and ``early_watcher`` are the worker and the watcher already started and held while
-    the schema was prepared; ``window`` a date-filtered backfill's (``up.run_stack``)."""
-    supervisor = _Supervisor(
-        settings, broker, dirs, once, run, display, early, early_watcher, window, extra_worker
-    )
-    return supervisor.run()
 
 
 class _Flow(Enum):
@@ -95,22 +72,26 @@ class _Flow(Enum):
     END = "end"  # out of the loop
 
 
-class _Supervisor:
+class Supervisor:
     """The loop's state, one method a concern: signals, the children's start, the broker, the
-    looks (progress and ``--once``'s end), the last numbers."""
+    looks (progress and ``--once``'s end), the last numbers. ``run`` runs it.
+
+    ``early`` and ``early_watcher`` are the worker and the watcher already started and held while
+    the schema was prepared; ``window`` a date-filtered backfill's (``up.run_stack``)."""
 
     def __init__(
         self,
         settings: Settings,
         broker: Broker,
         dirs: list[Path],
+        *,
         once: bool,
         run: RunRecord,
         display: Display,
-        early: Child | None,
-        early_watcher: Child | None,
-        window: Window | None,
-        extra_worker: list[str] | None,
+        early: Child | None = None,
+        early_watcher: Child | None = None,
+        window: Window | None = None,
+        extra_worker: list[str] | None = None,
     ) -> None:
         self.settings, self.broker, self.dirs, self.once = settings, broker, dirs, once
         self.run_record, self.display, self.say = run, display, display.say
@@ -130,6 +111,8 @@ class _Supervisor:
         self.last_ask = 0.0
 
     def run(self) -> tuple[int, bool]:
+        """Run the children until ``--once`` is done, a signal, or a final exit: (status,
+        signalled)."""
         settings = self.settings
         self.say(
             f"logs in {self.logs}/; dashboard on http://{settings.web_host}:{settings.web_port}/"
