@@ -21,7 +21,9 @@ tmpfs instead where it can mount one).
 
 ``FAULT_LOSE_BUFFER_DROPS=n``: in the worker, Faust's first n ``on_buffer_drop`` callbacks do
 nothing: a partition it took out of its fetch while its stream buffer was full stays out, as
-when Faust misses the moment the buffer drained.
+when Faust misses the moment the buffer drained. Its consumer then fetches 64 KiB a partition at
+a time: else one fetch may take every record the watcher sent already, and a partition out of
+the fetch would lack nothing.
 """
 
 from __future__ import annotations
@@ -169,6 +171,16 @@ def _lose_buffer_drops(count: int) -> None:
         drop(self, tp)
 
     Consumer.on_buffer_drop = on_buffer_drop  # type: ignore[method-assign]
+
+    import aiokafka
+
+    init = aiokafka.AIOKafkaConsumer.__init__
+
+    def small_fetches(self: Any, *args: Any, **kwargs: Any) -> None:
+        kwargs["max_partition_fetch_bytes"] = 64 * 1024
+        init(self, *args, **kwargs)
+
+    aiokafka.AIOKafkaConsumer.__init__ = small_fetches  # type: ignore[method-assign]
 
 
 if os.environ.get("FAULT_LOSE_BUFFER_DROPS") and "worker" in sys.argv:
