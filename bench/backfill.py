@@ -53,6 +53,9 @@ def _up_env(data_dir: Path, tree: Path) -> dict[str, str]:
     env["INGESTOR_DATA_DIR"] = str(data_dir)
     env["INGESTOR_WEB_PORT"] = str(free_port())
     env["INGESTOR_WEB_HOST"] = "127.0.0.1"
+    # Days cut in UTC, as ccusage's `-z UTC`: `ingestor report` with no `-z` is then the same
+    # request as with it (the reports `up` keeps as it stops are the flagless ones).
+    env["TZ"] = "UTC"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     return env
 
@@ -94,7 +97,7 @@ def reports(
     if binary is not None:
         log("  reports: ccusage daily, monthly, session ...")
         out["ccusage"] = ccusage_reports(binary, root, timeout_s)
-    log("  reports: ingestor report (the CLI opens the engine) ...")
+    log("  reports: ingestor report (kept by up; the CLI opens the engine; kept by it) ...")
     out["cli"] = cli_reports(env, scratch, timeout_s)
     log("  reports: served by the worker of a running `ingestor up` ...")
     out["served"] = served_reports(root / "projects", env, scratch, timeout_s)

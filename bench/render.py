@@ -197,18 +197,21 @@ def _reports(lines: int, fig: dict[str, Any]) -> list[str]:
     """The reports table: seconds, and each of ours as a share of ccusage's time."""
     cc, cli, served = fig.get("ccusage", {}), fig.get("cli", {}), fig.get("served", {})
     rows: list[tuple[str, ...]] = [
-        ("report", "ccusage s", "CLI s", "share", "CLI again s", "share")
-        + ("served: CLI s", "share", "worker s", "share")
+        ("report", "ccusage s", "CLI first s", "share", "CLI builds s", "share")
+        + ("CLI again s", "share", "served: CLI s", "share", "worker s", "share")
     ]
     for kind in ("daily", "monthly", "session"):
         theirs = _wall(cc.get(kind))
         own, via = _wall(cli.get(kind)), served.get(kind, {})
         again = _wall((cli.get(kind) or {}).get("kept"))
+        first = _wall((cli.get(kind) or {}).get("first"))
         via_cli, worker = _wall(via.get("cli")), via.get("worker_s")
         rows.append(
             (
                 kind,
                 _f(theirs, ".2f"),
+                _f(first, ".2f"),
+                _share(first, theirs),
                 _f(own, ".2f"),
                 _share(own, theirs),
                 _f(again, ".2f"),
@@ -220,8 +223,9 @@ def _reports(lines: int, fig: dict[str, Any]) -> list[str]:
             )
         )
     out = [
-        f"reports over {lines:,} lines: `ingestor report KIND --json` (CLI: no worker running, "
-        "the engine opened; again: the answer it kept on disk, no engine; "
+        f"reports over {lines:,} lines: `ingestor report KIND --json` (CLI, no worker running: "
+        "first: right after `up --once`, from the answers up kept as it stopped; builds: no "
+        "answer kept, the engine opened; again: the answer it kept on disk, no engine; "
         "served: while `ingestor up` runs, through its worker; worker: its own answer to "
         f"GET /report/KIND/) vs `ccusage claude KIND --json --offline` (target ≤ "
         f"1/{1 / REPORT_SHARE_TARGET:.0f} of ccusage's time)",

@@ -33,7 +33,15 @@ if TYPE_CHECKING:
     from ingestor.clickhouse.engine import ClickHouse
     from ingestor.settings import Settings
 
-__all__ = ["register", "request_of", "run", "system_zone"]
+__all__ = [
+    "USUAL_KINDS",
+    "keep_usual_answers",
+    "register",
+    "request_of",
+    "run",
+    "system_zone",
+    "usual_requests",
+]
 
 
 def register(sub: Any) -> None:
@@ -111,6 +119,52 @@ def request_of(args: argparse.Namespace) -> ReportRequest:
         run_id=args.run_id,
         limit=args.limit,
     )
+
+
+# The reports a person asks first, kept by ``up`` as it stops (``keep_usual_answers``).
+USUAL_KINDS = ("daily", "weekly", "monthly", "session", "models")
+
+
+def usual_requests() -> dict[str, ReportRequest]:
+    """``ingestor report KIND`` with no flag, for each of ``USUAL_KINDS``: the requests exactly
+    as this command makes them (the system's zone, every default)."""
+    parser = argparse.ArgumentParser()
+    register(parser.add_subparsers())
+    return {kind: request_of(parser.parse_args(["report", kind])) for kind in USUAL_KINDS}
+
+
+def keep_usual_answers(ch: ClickHouse, data_dir: Path) -> Callable[[], int]:
+    """Build the usual reports' answers from ``ch``, the embedded engine under ``data_dir`` that
+    this process alone holds; the returned call keeps them (``report/kept.py``) once ``ch`` is
+    closed, and says how many it kept.
+
+    So the first ``ingestor report`` after ``up`` stops prints a kept answer instead of opening
+    the engine (its import and open alone are a third of a second). Merges are stopped first:
+    nothing may change the stored data between these builds and the close, and the state the
+    answers are kept under is read after it (a merge or a cleanup there only changes the files,
+    and costs one build)."""
+    from ingestor.report.build import build_json, build_many
+    from ingestor.report.kept import KeptAnswers, code_state, engine_state
+    from ingestor.report.render import render_json
+
+    ch.execute("SYSTEM STOP MERGES")
+    requests = usual_requests()
+    sessions = {k: r for k, r in requests.items() if r.kind == "session"}
+    # The other usual reports share one read of the counted entries.
+    shared = build_many(ch, {k: r for k, r in requests.items() if k not in sessions})
+    answers = {requests[k]: render_json(report).encode() for k, report in shared.items()}
+    answers.update({r: build_json(ch, r) for r in sessions.values()})
+
+    def keep() -> int:
+        state = engine_state(data_dir / "clickhouse")
+        if state is None:
+            return 0
+        kept = KeptAnswers(data_dir / "answers", code_state())
+        for request, answer in answers.items():
+            kept.put(request, state, answer)
+        return len(answers)
+
+    return keep
 
 
 def system_zone() -> str:

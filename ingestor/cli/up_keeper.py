@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import multiprocessing
 import signal
 import socket
@@ -21,13 +22,18 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestor.cli.common import exit_at_once
 from ingestor.local.restarts import RestartPolicy
 from ingestor.settings import Settings, load_settings
 
+if TYPE_CHECKING:
+    from ingestor.clickhouse.engine import ClickHouse
+
 __all__ = ["Keeper", "RunRecord", "in_child", "prepare", "prepare_retrying"]
+
+log = logging.getLogger(__name__)
 
 
 def in_child(target: Any, *args: Any) -> int | None:
@@ -143,12 +149,18 @@ def _finish(run: RunRecord, status: int, stopped: bool) -> None:
     from ingestor.report.build import skipped
 
     settings = load_settings()
+    keep: Callable[[], int] | None = None
     # The worker has stopped, so this process may open the embedded engine again.
     with open_clickhouse(settings.clickhouse) as ch:
         error = "" if status == 0 else f"exit status {status}"
         ch.insert("ingest_runs", [run.row("ok" if status == 0 else "failed", True, error)])
         [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
         rules = skipped(ch)["skipped"]
+        if status == 0 and run.progress.get("records_stored", 0) and _plain(settings):
+            keep = _usual_answers(ch, settings)
+    if keep is not None:
+        with contextlib.suppress(OSError):
+            keep()
     lines = summary_lines(
         run=run.progress,
         stored=int(stored),
@@ -157,6 +169,26 @@ def _finish(run: RunRecord, status: int, stopped: bool) -> None:
         stopped=stopped or status != 0,
     )
     print("\n".join(lines), flush=True)
+
+
+def _plain(settings: Settings) -> bool:
+    """Whether ``ingestor report`` keeps its answers for this data dir (``cli/report.py``)."""
+    from ingestor.plain_settings import PlainLocal
+
+    plain = PlainLocal.read()
+    return plain is not None and plain.data_dir == settings.data_dir
+
+
+def _usual_answers(ch: ClickHouse, settings: Settings) -> Callable[[], int] | None:
+    """The usual reports built, to be kept once ``ch`` is closed: the next ``ingestor report``
+    need not open the engine. A failure costs that report a build, not the run its record."""
+    from ingestor.cli.report import keep_usual_answers
+
+    try:
+        return keep_usual_answers(ch, settings.data_dir)
+    except Exception:
+        log.warning("could not build the usual reports to keep", exc_info=True)
+        return None
 
 
 def prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from pipeline import child_pid, daily_totals, report_totals, session_totals, stack_env, wait_for
 
+from ingestor.cli.report import USUAL_KINDS, usual_requests
 from ingestor.clickhouse.engine import open_clickhouse
 from ingestor.clickhouse.winners import winners_ready
 from ingestor.corpus.generate import generate
@@ -24,6 +25,7 @@ from ingestor.corpus.reference import Reference
 from ingestor.local.stack import worker_stats
 from ingestor.local.tansu import tansu_binary
 from ingestor.report import ReportRequest, build
+from ingestor.report.build import build_json
 from ingestor.report.counted import line_entries
 from ingestor.report.entries import ENTRY_SQL, entries_from_columns
 from ingestor.settings import ClickHouseTarget
@@ -77,11 +79,15 @@ def test_up_survives_a_whole_tree_kill(env: dict[str, str], tmp_path: Path) -> N
 
     second = _up(env, corpus, "--once")
     assert second.wait(timeout=300) == 0
+    # Before the engine is opened again: its end kept the usual reports' answers.
+    printed = {kind: _report_without_the_engine(env, corpus, kind) for kind in USUAL_KINDS}
 
     target = ClickHouseTarget(
         kind="chdb", database="ingestor", path=Path(env["INGESTOR_DATA_DIR"]) / "clickhouse"
     )
     with open_clickhouse(target) as ch:
+        built = {kind: build_json(ch, r) + b"\n" for kind, r in usual_requests().items()}
+        assert printed == built
         assert report_totals(build(ch, ReportRequest("daily"))) == daily_totals(reference)
         assert line_entries(ch, mode=CostMode.AUTO) == entries_from_columns(
             ch.query_columns(ENTRY_SQL), mode=CostMode.AUTO
@@ -200,6 +206,23 @@ def test_up_stops_within_five_seconds_of_sigterm(env: dict[str, str], tmp_path: 
     # The rerun finds the embedded ClickHouse free and finishes the job exactly.
     assert _up(env, corpus, "--once").wait(timeout=300) == 0
     _exact(env, reference)
+
+
+def _report_without_the_engine(env: dict[str, str], corpus: Path, kind: str) -> bytes:
+    """``ingestor report KIND --json`` with no ``up`` running, answered from what ``up`` kept as
+    it stopped: the engine is not loaded."""
+    code = (
+        "import sys\n"
+        "from ingestor.cli.main import main\n"
+        f"sys.argv = ['ingestor', 'report', {kind!r}, '--json']\n"
+        "try:\n    main()\nexcept SystemExit as exit:\n    assert not exit.code, exit.code\n"
+        "assert 'chdb' not in sys.modules, 'the CLI loaded the engine'\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, cwd=corpus.parent, capture_output=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
 
 
 def _report_from_the_worker(env: dict[str, str], corpus: Path) -> None:

@@ -64,3 +64,15 @@ def test_not_asked_while_up_holds_the_data_dir(data: Path, monkeypatch: pytest.M
     monkeypatch.setattr(report, "held", lambda data_dir: True)
     assert _answers(data, monkeypatch) == ["1", "2"]
     assert not (data / "answers").exists()
+
+
+def test_the_usual_requests_are_the_plain_commands_and_keepable(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # `up` keeps answers under these requests: the CLI finds them only if it asks the same.
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    usual = report.usual_requests()
+    assert list(usual) == list(report.USUAL_KINDS)
+    for kind, request in usual.items():
+        assert request == ReportRequest(kind, tz="Asia/Tokyo", start_of_week="sunday")
+        assert request.keepable
