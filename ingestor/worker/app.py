@@ -109,7 +109,7 @@ def build_app(
         # Never wait behind an insert in flight: the agent's next flush does that.
         if busy(state):
             return
-        # Sessions changed by the last store: their summary rows, once the insert thread rested.
+        # Sessions changed outside a store (a scope met): their summary rows, once rested.
         if state.batch.due(idle=rested(state), behind=state.behind) or (
             state.dirty and rested(state)
         ):

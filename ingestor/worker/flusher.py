@@ -42,11 +42,11 @@ def busy(state: WorkerState) -> bool:
 
 
 def rested(state: WorkerState) -> bool:
-    """The insert thread has rested as long as the last insert took (``Batch.ready``): inserts
-    back to back took the CPU the stream needed and doubled the latency at 5k lines/s. Under load
-    inserts slow down, so do the short-age flushes; the age bound and the size limits still
-    apply."""
-    return time.monotonic() - state.stored_at >= state.insert_s
+    """The insert thread has rested ``batch_rest_ratio`` times as long as the last store took
+    (``Batch.ready``: before that, a batch waits for the age bound or the size limits). A rest
+    leaves the stream the CPU between stores, at the cost of the latency: ``settings.py`` has the
+    figures."""
+    return time.monotonic() - state.stored_at >= state.insert_s * state.settings.batch_rest_ratio
 
 
 async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> None:
