@@ -54,7 +54,7 @@ def _up_env(data_dir: Path, tree: Path) -> dict[str, str]:
     env["INGESTOR_WEB_PORT"] = str(free_port())
     env["INGESTOR_WEB_HOST"] = "127.0.0.1"
     # Days cut in UTC, as ccusage's `-z UTC`: `ingestor report` with no `-z` is then the same
-    # request as with it (the reports `up` keeps as it stops are the flagless ones).
+    # request as with it (the reports `up --once` keeps as it ends are the flagless ones).
     env["TZ"] = "UTC"
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(tree), env.get("PYTHONPATH")]))
     return env

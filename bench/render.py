@@ -224,7 +224,7 @@ def _reports(lines: int, fig: dict[str, Any]) -> list[str]:
         )
     out = [
         f"reports over {lines:,} lines: `ingestor report KIND --json` (CLI, no worker running: "
-        "first: right after `up --once`, from the answers up kept as it stopped; builds: no "
+        "first: right after `up --once`, from the answers it kept as it ended; builds: no "
         "answer kept, the engine opened; again: the answer it kept on disk, no engine; "
         "served: while `ingestor up` runs, through its worker; worker: its own answer to "
         f"GET /report/KIND/) vs `ccusage claude KIND --json --offline` (target ≤ "

@@ -5,7 +5,7 @@ the CLI) in ≤ 1/20 of ccusage's time. Three ways are timed, each report twice 
 
 * **ccusage**: ``ccusage claude KIND --json --offline -z UTC``, which reads every file again;
 * **cli**: ``ingestor report KIND --json -z UTC`` with no worker running, a fresh process: first
-  right after ``up --once`` (answered from what ``up`` kept as it stopped: the usual reports);
+  right after ``up --once`` (answered from what it kept as it ended: the usual reports);
   then with no answer kept, so it opens the embedded engine itself (python start, imports, the
   engine's open, the query), as a request ``up`` did not keep would; then asked again,
   answered from the answer it kept on disk (no engine);
@@ -75,7 +75,7 @@ def _report_cmd(kind: str) -> list[str]:
 
 def cli_reports(env: dict[str, str], scratch: Path, timeout_s: float) -> dict[str, Any]:
     """Each of ``KINDS`` from ``ingestor report`` with no worker running (``env`` names the data
-    dir): the first ask after ``up --once`` (once: the answer ``up`` kept as it stopped), building
+    dir): the first ask after ``up --once`` (once: the answer it kept as it ended), building
     the answer (the engine opened, no answer kept), and asked again (the answer it kept on disk,
     ``report/kept.py``)."""
     kept = Path(env["INGESTOR_DATA_DIR"]) / "answers"

@@ -121,7 +121,7 @@ def request_of(args: argparse.Namespace) -> ReportRequest:
     )
 
 
-# The reports a person asks first, kept by ``up`` as it stops (``keep_usual_answers``).
+# The reports a person asks first, kept by ``up --once`` as it ends (``keep_usual_answers``).
 USUAL_KINDS = ("daily", "weekly", "monthly", "session", "models")
 
 
@@ -138,7 +138,7 @@ def keep_usual_answers(ch: ClickHouse, data_dir: Path) -> Callable[[], int]:
     this process alone holds; the returned call keeps them (``report/kept.py``) once ``ch`` is
     closed, and says how many it kept.
 
-    So the first ``ingestor report`` after ``up`` stops prints a kept answer instead of opening
+    So the first ``ingestor report`` after ``up --once`` prints a kept answer instead of opening
     the engine (its import and open alone are a third of a second). Merges are stopped first:
     nothing may change the stored data between these builds and the close, and the state the
     answers are kept under is read after it (a merge or a cleanup there only changes the files,

@@ -156,7 +156,10 @@ def _finish(run: RunRecord, status: int, stopped: bool) -> None:
         ch.insert("ingest_runs", [run.row("ok" if status == 0 else "failed", True, error)])
         [(stored,)] = ch.query("SELECT count() FROM transcript_lines FINAL")
         rules = skipped(ch)["skipped"]
-        if status == 0 and run.progress.get("records_stored", 0) and _plain(settings):
+        # Only a run that ended by itself (`--once`): a stopped one exits at once instead (the
+        # build is ~0.4 s at 1M lines, 2.7 s at 5M).
+        finished = status == 0 and not stopped
+        if finished and run.progress.get("records_stored", 0) and _plain(settings):
             keep = _usual_answers(ch, settings)
     if keep is not None:
         with contextlib.suppress(OSError):

@@ -203,6 +203,8 @@ def test_up_stops_within_five_seconds_of_sigterm(env: dict[str, str], tmp_path: 
             os.killpg(up.pid, signal.SIGKILL)
     assert (status, took < 5.0) == (0, True), took
     wait_for(lambda: not _group_alive(up.pid), timeout_s=5, what="the whole tree to be gone")
+    # Stopped by a signal, it exits at once: no report answers built to keep (`up --once` does).
+    assert not list((Path(env["INGESTOR_DATA_DIR"]) / "answers").glob("*"))
     # The rerun finds the embedded ClickHouse free and finishes the job exactly.
     assert _up(env, corpus, "--once").wait(timeout=300) == 0
     _exact(env, reference)
