@@ -231,6 +231,8 @@ def _reports(lines: int, fig: dict[str, Any]) -> list[str]:
         f"1/{1 / REPORT_SHARE_TARGET:.0f} of ccusage's time)",
         table(rows),
     ]
+    if any(not (cli.get(kind) or {}).get("first", {}).get("kept_by_up", True) for kind in cli):
+        out.append("  CLI first: `up --once` kept no answers, so these first asks built them")
     if "error" in served:
         out.append(f"  served: {served['error']}")
     elif "first_daily_s" in served:

@@ -80,7 +80,11 @@ def cli_reports(env: dict[str, str], scratch: Path, timeout_s: float) -> dict[st
     ``report/kept.py``)."""
     kept = Path(env["INGESTOR_DATA_DIR"]) / "answers"
     # Before anything opens the engine, which may merge parts and so change the state kept under.
-    first = {kind: _timed(_report_cmd(kind), env, timeout_s, scratch) for kind in KINDS}
+    by_up = any(kept.glob("*.answer"))  # else the first asks built their answers
+    first = {
+        kind: {**_timed(_report_cmd(kind), env, timeout_s, scratch), "kept_by_up": by_up}
+        for kind in KINDS
+    }
     out: dict[str, Any] = {}
     for kind in KINDS:
         built = []

@@ -18,7 +18,7 @@ import sys
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -31,15 +31,17 @@ from ingestor.usage.prices import CostMode
 
 if TYPE_CHECKING:
     from ingestor.clickhouse.engine import ClickHouse
+    from ingestor.report.kept import KeptAnswers
     from ingestor.settings import Settings
 
 __all__ = [
     "USUAL_KINDS",
-    "keep_usual_answers",
+    "keep_answers",
     "register",
     "request_of",
     "run",
     "system_zone",
+    "usual_answers",
     "usual_requests",
 ]
 
@@ -121,7 +123,7 @@ def request_of(args: argparse.Namespace) -> ReportRequest:
     )
 
 
-# The reports a person asks first, kept by ``up --once`` as it ends (``keep_usual_answers``).
+# The reports a person asks first, kept by ``up --once`` as it ends (``usual_answers``).
 USUAL_KINDS = ("daily", "weekly", "monthly", "session", "models")
 
 
@@ -133,38 +135,43 @@ def usual_requests() -> dict[str, ReportRequest]:
     return {kind: request_of(parser.parse_args(["report", kind])) for kind in USUAL_KINDS}
 
 
-def keep_usual_answers(ch: ClickHouse, data_dir: Path) -> Callable[[], int]:
-    """Build the usual reports' answers from ``ch``, the embedded engine under ``data_dir`` that
-    this process alone holds; the returned call keeps them (``report/kept.py``) once ``ch`` is
-    closed, and says how many it kept.
+def usual_answers(ch: ClickHouse) -> dict[ReportRequest, bytes]:
+    """The usual reports' answers (``usual_requests``), as ``_local_json`` builds each, from
+    ``ch``: the embedded engine this process alone holds, about to be closed.
 
-    So the first ``ingestor report`` after ``up --once`` prints a kept answer instead of opening
-    the engine (its import and open alone are a third of a second). Merges are stopped first:
-    nothing may change the stored data between these builds and the close, and the state the
-    answers are kept under is read after it (a merge or a cleanup there only changes the files,
-    and costs one build)."""
+    ``up --once`` keeps them as it ends (``keep_answers``), so the first ``ingestor report`` after
+    it prints a kept answer instead of opening the engine (its import and open alone are a third
+    of a second). Merges are stopped first: nothing may change the stored data between these
+    builds and the close, after which the state they are kept under is read."""
     from ingestor.report.build import build_json, build_many
-    from ingestor.report.kept import KeptAnswers, code_state, engine_state
     from ingestor.report.render import render_json
 
     ch.execute("SYSTEM STOP MERGES")
     requests = usual_requests()
-    sessions = {k: r for k, r in requests.items() if r.kind == "session"}
-    # The other usual reports share one read of the counted entries.
-    shared = build_many(ch, {k: r for k, r in requests.items() if k not in sessions})
-    answers = {requests[k]: render_json(report).encode() for k, report in shared.items()}
-    answers.update({r: build_json(ch, r) for r in sessions.values()})
+    session = requests.pop("session")  # build_json writes it from the winners' sums
+    # The others share one read of the counted entries; build_json renders each as this does.
+    shared = build_many(ch, requests)
+    answers = {requests[kind]: render_json(report).encode() for kind, report in shared.items()}
+    answers[session] = build_json(ch, session)
+    return answers
 
-    def keep() -> int:
-        state = engine_state(data_dir / "clickhouse")
-        if state is None:
-            return 0
-        kept = KeptAnswers(data_dir / "answers", code_state())
+
+def keep_answers(data_dir: Path, answers: Mapping[ReportRequest, bytes]) -> None:
+    """Keep ``answers``, built from the embedded engine under ``data_dir`` before it was closed,
+    under the state of its files now (``report/kept.py``)."""
+    from ingestor.report.kept import engine_state
+
+    state = engine_state(data_dir / _ENGINE_DIR)
+    if state is not None:
+        kept = _kept_answers(data_dir)
         for request, answer in answers.items():
             kept.put(request, state, answer)
-        return len(answers)
 
-    return keep
+
+def _kept_answers(data_dir: Path) -> KeptAnswers:
+    from ingestor.report.kept import KeptAnswers, code_state
+
+    return KeptAnswers(data_dir / "answers", code_state())
 
 
 def system_zone() -> str:
@@ -218,6 +225,7 @@ def _print_bytes(text: bytes) -> None:
 
 # Reports whose JSON, read with Decimal numbers and written again, is the same text (no float in
 # them): printed as the worker (or ``build_json``) wrote them, without reading them into objects.
+_ENGINE_DIR = "clickhouse"  # the embedded engine's files, under the data dir (settings.py)
 _JSON_AS_WRITTEN = frozenset({"daily", "weekly", "monthly", "session", "models", "skipped"})
 _T = TypeVar("_T")
 # Where a worker's HTTP views answer: (host, port).
@@ -232,11 +240,10 @@ def _answer_json(request: ReportRequest) -> bytes:
     plain = PlainLocal.read()
     if plain is None or not request.keepable or held(plain.data_dir):
         return _answer(request, _worker_json, _local_json, plain)
-    from ingestor.report.kept import KeptAnswers, code_state, engine_state
+    from ingestor.report.kept import engine_state
 
-    engine = plain.data_dir / "clickhouse"
-    before = engine_state(engine)
-    kept = KeptAnswers(plain.data_dir / "answers", code_state())
+    before = engine_state(plain.data_dir / _ENGINE_DIR)
+    kept = _kept_answers(plain.data_dir)
     answer = kept.get(request, before) if before is not None else None
     if answer is not None:
         return answer

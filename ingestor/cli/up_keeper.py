@@ -30,6 +30,7 @@ from ingestor.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from ingestor.clickhouse.engine import ClickHouse
+    from ingestor.report.request import ReportRequest
 
 __all__ = ["Keeper", "RunRecord", "in_child", "prepare", "prepare_retrying"]
 
@@ -149,7 +150,7 @@ def _finish(run: RunRecord, status: int, stopped: bool) -> None:
     from ingestor.report.build import skipped
 
     settings = load_settings()
-    keep: Callable[[], int] | None = None
+    answers: dict[ReportRequest, bytes] = {}
     # The worker has stopped, so this process may open the embedded engine again.
     with open_clickhouse(settings.clickhouse) as ch:
         error = "" if status == 0 else f"exit status {status}"
@@ -160,10 +161,12 @@ def _finish(run: RunRecord, status: int, stopped: bool) -> None:
         # build is ~0.4 s at 1M lines, 2.7 s at 5M).
         finished = status == 0 and not stopped
         if finished and run.progress.get("records_stored", 0) and _plain(settings):
-            keep = _usual_answers(ch, settings)
-    if keep is not None:
-        with contextlib.suppress(OSError):
-            keep()
+            answers = _usual_answers(ch)
+    if answers:
+        from ingestor.cli.report import keep_answers
+
+        with contextlib.suppress(OSError):  # the next report builds it
+            keep_answers(settings.data_dir, answers)
     lines = summary_lines(
         run=run.progress,
         stored=int(stored),
@@ -182,16 +185,16 @@ def _plain(settings: Settings) -> bool:
     return plain is not None and plain.data_dir == settings.data_dir
 
 
-def _usual_answers(ch: ClickHouse, settings: Settings) -> Callable[[], int] | None:
+def _usual_answers(ch: ClickHouse) -> dict[ReportRequest, bytes]:
     """The usual reports built, to be kept once ``ch`` is closed: the next ``ingestor report``
     need not open the engine. A failure costs that report a build, not the run its record."""
-    from ingestor.cli.report import keep_usual_answers
+    from ingestor.cli.report import usual_answers
 
     try:
-        return keep_usual_answers(ch, settings.data_dir)
+        return usual_answers(ch)
     except Exception:
         log.warning("could not build the usual reports to keep", exc_info=True)
-        return None
+        return {}
 
 
 def prepare(bootstrap: str, fresh: bool, run: RunRecord) -> None:
