@@ -154,7 +154,7 @@ class Settings(BaseSettings):
     # The rest leaves the stream the CPU between stores; each store pays a fixed cost. At 5k
     # lines/s on 2 cores (bench.streaming, stores of ~0.35 s): a rest of 1.0x held a line ~0.75 s
     # before its store began, p99 1.33-1.59 s at 65% of the cores busy; 0.25x p99 0.94-1.16 s
-    # (74-79%); 0.1x p99 0.64-1.14 s, 5 of 6 runs under 1 s (78-83%); 0 p99 0.69-1.14 s (86-88%).
+    # (74-79%); 0.1x p99 0.64-1.14 s, 7 of 8 runs under 1 s (78-83%); 0 p99 0.69-1.14 s (86-88%).
     # The min age still bounds the stores to about five a second.
     batch_rest_ratio: float = Field(default=0.1, ge=0)
     # While the worker is this many messages or more behind a partition's end (a backfill), a
