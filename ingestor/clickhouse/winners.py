@@ -198,10 +198,14 @@ def _group_key(name: str) -> int:
 
 
 def _stored_keys(ch: ClickHouse, keys: Iterable[int]) -> set[int]:
-    """Those of ``keys`` that ``copy_groups`` holds: point lookups, whatever the history."""
-    listed = ",".join(map(str, keys))
+    """Those of ``keys`` that ``copy_groups`` holds: point lookups, whatever the history.
+
+    The keys travel as one JSON string: ClickHouse parsed a batch's ~10k literals in ~30 ms of
+    CPU on the calling thread, half the lookup (measured on 1M lines: 53 ms against 28)."""
     found = ch.query(
-        sized_query(f"SELECT group_hash FROM {_GROUPS_TABLE} WHERE group_hash IN ({listed})")
+        sized_query(
+            f"SELECT group_hash FROM {_GROUPS_TABLE} WHERE group_hash IN {_json_set(keys, 'UInt64')}"
+        )
     )
     return {int(key) for (key,) in found}
 
