@@ -69,8 +69,8 @@ _FIELDS = (
 def check(corpus: Path, chdb_dir: Path) -> Check:
     from ingestor.clickhouse.engine import open_clickhouse
     from ingestor.corpus.reference import Reference
+    from ingestor.plain_settings import ClickHouseTarget
     from ingestor.report import ReportRequest, build
-    from ingestor.settings import ClickHouseTarget
 
     out = Check()
     ch = open_clickhouse(ClickHouseTarget(kind="chdb", database="ingestor", path=chdb_dir))

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     from ingestor.clickhouse.migrations import apply_schema
     from ingestor.clickhouse.write import Batch, write_batch
     from ingestor.errors import Location
-    from ingestor.settings import ClickHouseTarget
+    from ingestor.plain_settings import ClickHouseTarget
     from ingestor.wire import decode_message
     from ingestor.worker.process import process_decoded, with_dead_letter_rows
 

@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     from ingestor.clickhouse import chdb_engine, winners, write
     from ingestor.clickhouse.engine import open_clickhouse
     from ingestor.clickhouse.migrations import apply_schema
-    from ingestor.settings import ClickHouseTarget
+    from ingestor.plain_settings import ClickHouseTarget
 
     began = time.perf_counter()
     if args.cache and args.cache.exists():

@@ -9,79 +9,24 @@ from __future__ import annotations
 import dataclasses
 import os
 import socket
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from ingestor.alerts.budgets import Budget, parse_budgets
 from ingestor.errors import ConfigError
-from ingestor.plain_settings import DEFAULT_WEB_HOST, DEFAULT_WEB_PORT, default_data_dir, env_file
+from ingestor.plain_settings import (
+    DEFAULT_WEB_HOST,
+    DEFAULT_WEB_PORT,
+    ENGINE_DIR,
+    ClickHouseTarget,
+    default_data_dir,
+    env_file,
+)
 
-__all__ = ["ClickHouseTarget", "Settings", "default_watch_dirs", "load_settings"]
-
-
-@dataclass(frozen=True, slots=True)
-class ClickHouseTarget:
-    """A parsed ``clickhouse://user:pass@host:port/db`` or ``chdb:///path`` URL.
-
-    ``chdb+tcp://:KEY@host:port/db`` (kind ``shared``): a chdb directory that another process
-    owns and shares over loopback (``ingestor.local.chdb_share``), for several workers on one
-    machine without a server; the password is the share's key.
-    """
-
-    kind: Literal["server", "chdb", "shared"]
-    database: str
-    path: Path | None = None  # chdb data directory
-    host: str = "localhost"
-    port: int = 9000
-    user: str = "default"
-    password: SecretStr = SecretStr("")
-    secure: bool = False
-    # A server's cluster (INGESTOR_CLICKHOUSE_CLUSTER): migrations run ON CLUSTER with
-    # Replicated/Distributed tables, inserts into Distributed tables are synchronous.
-    cluster: str | None = None
-
-    @classmethod
-    def parse(cls, url: str, *, default_path: Path) -> ClickHouseTarget:
-        parts = urlsplit(url)
-        if parts.scheme == "chdb":
-            raw = unquote(parts.netloc + parts.path)
-            path = Path(raw) if raw not in ("", "/") else default_path
-            return cls(kind="chdb", database="ingestor", path=path)
-        if parts.scheme == "chdb+tcp":
-            return cls(
-                kind="shared",
-                database=parts.path.lstrip("/") or "ingestor",
-                host=parts.hostname or "127.0.0.1",
-                port=parts.port or 0,
-                password=SecretStr(unquote(parts.password or "")),
-            )
-        if parts.scheme in ("clickhouse", "clickhouses"):
-            database = parts.path.lstrip("/") or "ingestor"
-            return cls(
-                kind="server",
-                database=database,
-                host=parts.hostname or "localhost",
-                port=parts.port or (9440 if parts.scheme == "clickhouses" else 9000),
-                user=unquote(parts.username or "default"),
-                password=SecretStr(unquote(parts.password or "")),
-                secure=parts.scheme == "clickhouses",
-            )
-        raise ConfigError(
-            f"clickhouse_url: unsupported scheme {parts.scheme!r}; "
-            "use clickhouse://user:pass@host:9000/db or chdb:///path/to/dir"
-        )
-
-    def __str__(self) -> str:  # never shows the password
-        if self.kind == "chdb":
-            return f"chdb://{self.path}"
-        if self.kind == "shared":
-            return f"chdb+tcp://{self.host}:{self.port}/{self.database}"
-        return f"clickhouse://{self.user}@{self.host}:{self.port}/{self.database}"
+__all__ = ["Settings", "default_watch_dirs", "load_settings"]
 
 
 def default_watch_dirs() -> list[Path]:
@@ -238,7 +183,7 @@ class Settings(BaseSettings):
 
     @property
     def clickhouse(self) -> ClickHouseTarget:
-        default_path = self.data_dir / "clickhouse"
+        default_path = self.data_dir / ENGINE_DIR
         if self.clickhouse_url is None:
             return ClickHouseTarget(kind="chdb", database="ingestor", path=default_path)
         target = ClickHouseTarget.parse(self.clickhouse_url, default_path=default_path)

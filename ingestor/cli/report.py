@@ -21,18 +21,17 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from ingestor.errors import ConfigError, StorageError
 from ingestor.local.pidlock import held
-from ingestor.plain_settings import PlainLocal
+from ingestor.plain_settings import ENGINE_DIR, ClickHouseTarget, PlainLocal
 from ingestor.report.request import KINDS, ReportRequest
 from ingestor.usage.prices import CostMode
 
 if TYPE_CHECKING:
     from ingestor.clickhouse.engine import ClickHouse
     from ingestor.report.kept import KeptAnswers
-    from ingestor.settings import Settings
 
 __all__ = [
     "USUAL_KINDS",
@@ -161,7 +160,7 @@ def keep_answers(data_dir: Path, answers: Mapping[ReportRequest, bytes]) -> None
     under the state of its files now (``report/kept.py``)."""
     from ingestor.report.kept import engine_state
 
-    state = engine_state(data_dir / _ENGINE_DIR)
+    state = engine_state(data_dir / ENGINE_DIR)
     if state is not None:
         kept = _kept_answers(data_dir)
         for request, answer in answers.items():
@@ -225,7 +224,6 @@ def _print_bytes(text: bytes) -> None:
 
 # Reports whose JSON, read with Decimal numbers and written again, is the same text (no float in
 # them): printed as the worker (or ``build_json``) wrote them, without reading them into objects.
-_ENGINE_DIR = "clickhouse"  # the embedded engine's files, under the data dir (settings.py)
 _JSON_AS_WRITTEN = frozenset({"daily", "weekly", "monthly", "session", "models", "skipped"})
 _T = TypeVar("_T")
 # Where a worker's HTTP views answer: (host, port).
@@ -242,7 +240,7 @@ def _answer_json(request: ReportRequest) -> bytes:
         return _answer(request, _worker_json, _local_json, plain)
     from ingestor.report.kept import engine_state
 
-    before = engine_state(plain.data_dir / _ENGINE_DIR)
+    before = engine_state(plain.data_dir / ENGINE_DIR)
     kept = _kept_answers(plain.data_dir)
     answer = kept.get(request, before) if before is not None else None
     if answer is not None:
@@ -258,29 +256,33 @@ def _answer_json(request: ReportRequest) -> bytes:
 def _answer(
     request: ReportRequest,
     worker: Callable[[_Address, ReportRequest], _T],
-    local: Callable[[Settings, ReportRequest], _T],
+    local: Callable[[_Engine, ReportRequest], _T],
     plain: PlainLocal | None,
 ) -> _T:
     """From the embedded engine (``local``), or from the running worker that holds it;
     ``plain``: ``PlainLocal.read()``'s."""
-    if plain is not None and held(plain.data_dir):
-        # `up` runs, so its worker holds the engine: ask it first, without loading the engine
-        # only to be refused (a second of a report's time), nor the settings (a third of the
-        # rest: ``plain_settings.py``).
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            return worker((plain.web_host, plain.web_port), request)
-    from ingestor.settings import load_settings
+    if plain is not None:
+        if held(plain.data_dir):
+            # `up` runs, so its worker holds the engine: ask it first, without loading the
+            # engine only to be refused (a second of a report's time).
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+                return worker((plain.web_host, plain.web_port), request)
+        # The settings are not loaded (a fifth of an answer built here: plain_settings.py).
+        engine = _Engine(plain.clickhouse, plain.data_dir)
+        address = (plain.web_host, plain.web_port)
+    else:
+        from ingestor.settings import load_settings
 
-    settings = load_settings()
-    address = (settings.web_host, settings.web_port)
-    embedded = settings.clickhouse.kind == "chdb"
-    if plain is None and embedded and held(settings.data_dir):
-        with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-            return worker(address, request)
+        settings = load_settings()
+        engine = _Engine(settings.clickhouse, settings.data_dir)
+        address = (settings.web_host, settings.web_port)
+        if engine.target.kind == "chdb" and held(settings.data_dir):
+            with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
+                return worker(address, request)
     try:
-        return local(settings, request)
+        return local(engine, request)
     except StorageError as exc:
-        if not embedded:
+        if engine.target.kind != "chdb":
             raise
         # Most likely the running worker holds the embedded engine: ask it instead.
         try:
@@ -301,25 +303,32 @@ def _worker_json(address: _Address, request: ReportRequest) -> bytes:
         raise ConfigError(_reason(reply)) from None
 
 
-def _local(settings: Settings, request: ReportRequest) -> dict[str, Any]:
+class _Engine(NamedTuple):
+    """The engine a report is built from, and the data dir named when it holds no data yet."""
+
+    target: ClickHouseTarget
+    data_dir: Path
+
+
+def _local(engine: _Engine, request: ReportRequest) -> dict[str, Any]:
     from ingestor.report.build import build
 
-    return _locally(settings, lambda ch: build(ch, request))
+    return _locally(engine, lambda ch: build(ch, request))
 
 
-def _local_json(settings: Settings, request: ReportRequest) -> bytes:
+def _local_json(engine: _Engine, request: ReportRequest) -> bytes:
     from ingestor.report.build import build_json
 
-    return _locally(settings, lambda ch: build_json(ch, request))
+    return _locally(engine, lambda ch: build_json(ch, request))
 
 
-def _locally(settings: Settings, answer: Callable[[ClickHouse], _T]) -> _T:
+def _locally(engine: _Engine, answer: Callable[[ClickHouse], _T]) -> _T:
     from ingestor.clickhouse.engine import open_clickhouse
 
-    target = settings.clickhouse
+    target = engine.target
     if target.kind == "chdb" and target.path is not None and not target.path.is_dir():
         raise ConfigError(
-            f"no data yet in {settings.data_dir}: run `ingestor up` (or `make run`) to ingest "
+            f"no data yet in {engine.data_dir}: run `ingestor up` (or `make run`) to ingest "
             "~/.claude/projects, or set INGESTOR_DATA_DIR to where it ran"
         )
     with _quiet_stderr():  # chdb prints its lock error itself when the worker holds the engine

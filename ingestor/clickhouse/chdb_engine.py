@@ -40,9 +40,9 @@ from ingestor.clickhouse.engine import (
     table_name,
 )
 from ingestor.errors import StorageError
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.rows.arrow import arrow_table
 from ingestor.rows.columns import RowColumns, column_of
-from ingestor.settings import ClickHouseTarget
 
 configure_allocators()  # before chdb loads: its jemalloc reads its options then
 from chdb import session as chdb_session  # noqa: E402

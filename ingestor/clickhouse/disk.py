@@ -30,7 +30,7 @@ from typing import TypeVar
 
 from ingestor.clickhouse.engine import ClickHouse, quote_identifier, quote_string
 from ingestor.errors import StorageError
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 
 __all__ = [
     "Room",

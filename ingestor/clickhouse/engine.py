@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ingestor.errors import StorageError, TransientStorageError
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 
 __all__ = [
     "TRANSIENT_CODES",

@@ -22,8 +22,8 @@ from ingestor.clickhouse.engine import (
     table_name,
 )
 from ingestor.errors import StorageError, TransientStorageError
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.rows.columns import RowColumns
-from ingestor.settings import ClickHouseTarget
 
 __all__ = ["ServerClickHouse"]
 

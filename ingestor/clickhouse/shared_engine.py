@@ -16,8 +16,8 @@ from typing import Any
 
 from ingestor.clickhouse.engine import ClickHouse
 from ingestor.errors import StorageError, TransientStorageError
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.rows.columns import RowColumns
-from ingestor.settings import ClickHouseTarget
 
 __all__ = ["SharedChdbClickHouse"]
 

@@ -202,10 +202,9 @@ def _stored_keys(ch: ClickHouse, keys: Iterable[int]) -> set[int]:
 
     The keys travel as one JSON string: ClickHouse parsed a batch's ~10k literals in ~30 ms of
     CPU on the calling thread, half the lookup (measured on 1M lines: 53 ms against 28)."""
+    listed = _json_set(keys, "UInt64")
     found = ch.query(
-        sized_query(
-            f"SELECT group_hash FROM {_GROUPS_TABLE} WHERE group_hash IN {_json_set(keys, 'UInt64')}"
-        )
+        sized_query(f"SELECT group_hash FROM {_GROUPS_TABLE} WHERE group_hash IN {listed}")
     )
     return {int(key) for (key,) in found}
 

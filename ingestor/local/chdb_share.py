@@ -29,7 +29,7 @@ from typing import Any
 
 from ingestor.clickhouse.chdb_engine import ChdbClickHouse
 from ingestor.errors import StorageError
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 
 __all__ = ["KEY_ENV", "METHODS", "serve"]
 

@@ -22,8 +22,8 @@ from collections import OrderedDict
 from collections.abc import Callable
 
 from ingestor.clickhouse.engine import ClickHouse
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.report.request import ReportRequest
-from ingestor.settings import ClickHouseTarget
 
 __all__ = ["Answers", "enabled_for"]
 

@@ -43,9 +43,9 @@ from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.local.kafka import KafkaCluster
 from ingestor.local.stack import worker_stats
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.report import ReportRequest, build
 from ingestor.sdk import Tracker
-from ingestor.settings import ClickHouseTarget
 
 FAULTS_DIR = Path(__file__).parent / "faults"  # sitecustomize.py, loaded by every child
 SCENARIOS = (

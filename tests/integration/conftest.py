@@ -20,7 +20,7 @@ from pipeline import Pipeline
 
 from ingestor.clickhouse.engine import ClickHouse, open_clickhouse, quote_identifier
 from ingestor.clickhouse.migrations import apply_schema
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 
 SERVER_URL_ENV = "INGESTOR_TEST_CLICKHOUSE_URL"
 

@@ -19,7 +19,7 @@ from totals import snapshot
 from ingestor.clickhouse.engine import ClickHouse, open_clickhouse
 from ingestor.corpus.generate import generate
 from ingestor.local.tansu import tansu_binary
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

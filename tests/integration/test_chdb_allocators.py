@@ -16,7 +16,7 @@ _PROBE = """
 import sys
 from pathlib import Path
 import pyarrow as pa
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.clickhouse.chdb_engine import ChdbClickHouse
 
 ch = ChdbClickHouse(ClickHouseTarget(kind="chdb", database="probe", path=Path(sys.argv[1])))

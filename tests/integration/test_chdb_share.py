@@ -7,7 +7,7 @@ import pytest
 from ingestor.clickhouse.engine import open_clickhouse
 from ingestor.clickhouse.migrations import apply_schema
 from ingestor.errors import StorageError, TransientStorageError
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 
 pytestmark = pytest.mark.integration
 

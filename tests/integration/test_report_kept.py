@@ -15,9 +15,9 @@ from pipeline import stack_env
 
 from ingestor.clickhouse.engine import open_clickhouse
 from ingestor.clickhouse.migrations import apply_schema
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.report import ReportRequest
 from ingestor.report.build import build_json
-from ingestor.settings import ClickHouseTarget
 from ingestor.wire import TranscriptSource
 
 pytestmark = pytest.mark.integration

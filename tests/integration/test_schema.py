@@ -67,7 +67,7 @@ _PREPARE_WITHOUT_PANDAS = """
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.clickhouse.engine import open_clickhouse
 from ingestor.clickhouse.migrations import apply_schema
 
@@ -96,7 +96,7 @@ from pathlib import Path
 from ingestor.clickhouse.allocators import refuse_pandas
 
 assert refuse_pandas()
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.clickhouse.engine import open_clickhouse
 from ingestor.clickhouse.migrations import apply_schema
 

@@ -14,7 +14,7 @@ import pytest
 
 from ingestor.clickhouse.engine import ClickHouse, open_clickhouse, quote_identifier
 from ingestor.clickhouse.migrations import apply_schema, cluster_statements
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 
 pytestmark = pytest.mark.integration
 

@@ -24,11 +24,11 @@ from ingestor.corpus.generate import generate
 from ingestor.corpus.reference import Reference
 from ingestor.local.stack import worker_stats
 from ingestor.local.tansu import tansu_binary
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.report import ReportRequest, build
 from ingestor.report.build import build_json
 from ingestor.report.counted import line_entries
 from ingestor.report.entries import ENTRY_SQL, entries_from_columns
-from ingestor.settings import ClickHouseTarget
 from ingestor.usage.prices import CostMode
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

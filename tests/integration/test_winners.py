@@ -40,6 +40,7 @@ from ingestor.clickhouse.write import Batch, write_batch
 from ingestor.corpus.generate import generate
 from ingestor.errors import Location
 from ingestor.local.tansu import tansu_binary
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.producer.discover import find_jsonl
 from ingestor.producer.lines import envelopes, parse_chunk
 from ingestor.report import ReportRequest
@@ -50,7 +51,6 @@ from ingestor.report.local_day import day_of, local_day_sql
 from ingestor.report.render import render_json
 from ingestor.rows.columns import RowColumns
 from ingestor.rows.records import transcript_row
-from ingestor.settings import ClickHouseTarget
 from ingestor.usage.entry import Entry
 from ingestor.usage.prices import CostMode
 from ingestor.usage.reports_core import local_date, zone

@@ -27,8 +27,8 @@ from diff import mismatches
 
 from ingestor.clickhouse.engine import ClickHouse, open_clickhouse
 from ingestor.corpus.generate import generate
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.report import ReportRequest, build
-from ingestor.settings import ClickHouseTarget
 from ingestor.usage import reports
 
 pytestmark = [pytest.mark.parity, pytest.mark.integration, pytest.mark.slow]

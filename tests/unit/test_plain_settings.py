@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ingestor.plain_settings import PlainLocal
+from ingestor.plain_settings import ClickHouseTarget, PlainLocal, Secret
 from ingestor.settings import load_settings
 
 
@@ -47,7 +47,8 @@ def test_plain_values_are_the_settings(
         settings.web_host,
         settings.web_port,
     )
-    assert settings.clickhouse.kind == "chdb"
+    assert plain.clickhouse == settings.clickhouse
+    assert plain.clickhouse.kind == "chdb"
 
 
 @pytest.mark.parametrize(
@@ -102,3 +103,26 @@ def test_the_report_package_exports_the_build_function() -> None:
     from ingestor.report import build
 
     assert build is module.build
+
+
+def test_a_report_built_from_the_engine_loads_no_pydantic() -> None:
+    """What ``ingestor report`` imports to build an answer from the engine in the plain case
+    (``open_clickhouse`` and the builder; chdb itself loads when the engine opens)."""
+    code = (
+        "import sys\n"
+        "import ingestor.cli.report, ingestor.clickhouse.engine, ingestor.report.build\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'"
+        " or m == 'ingestor.settings'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_a_target_never_shows_its_password() -> None:
+    target = ClickHouseTarget.parse("clickhouse://u:s3cr%40t@db:9000/x", default_path=Path("/d"))
+    assert target.password.get_secret_value() == "s3cr@t"
+    assert "s3cr" not in repr(target) and "s3cr" not in str(target)
+    assert target.password == Secret("s3cr@t") and target.password != Secret("other")
+    assert hash(target) == hash(
+        ClickHouseTarget.parse("clickhouse://u:s3cr%40t@db:9000/x", default_path=Path("/d"))
+    )

@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import pytest
 
 from ingestor.clickhouse import disk
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 
 MB = 1 << 20
 

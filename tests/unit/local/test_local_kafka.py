@@ -8,7 +8,7 @@ import pytest
 
 from ingestor.errors import ConfigError
 from ingestor.local.kafka import KafkaCluster, NodePorts, kafka_jars, server_properties
-from ingestor.settings import ClickHouseTarget
+from ingestor.plain_settings import ClickHouseTarget
 
 
 def props(text: str) -> dict[str, str]:

@@ -9,9 +9,9 @@ import pyarrow as pa
 import pytest
 
 from ingestor.clickhouse.engine import open_clickhouse
+from ingestor.plain_settings import ClickHouseTarget
 from ingestor.rows.arrow import arrow_table, arrow_type
 from ingestor.rows.columns import RowColumns
-from ingestor.settings import ClickHouseTarget
 
 TYPES = {
     "k": "LowCardinality(String)",

@@ -16,7 +16,8 @@ import pytest
 from faust.topics import Topic
 
 from ingestor.kafka.topics import DEFINITIONS
-from ingestor.settings import ClickHouseTarget, Settings
+from ingestor.plain_settings import ClickHouseTarget
+from ingestor.settings import Settings
 from ingestor.worker import flusher, restart, scopes
 from ingestor.worker.app import build_app
 from ingestor.worker.state import WorkerState
