@@ -3,6 +3,7 @@ the settings it skips agree on the data dir and the worker's address."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -80,18 +81,27 @@ def test_a_settings_file_is_left_to_settings(clean: Path, monkeypatch: pytest.Mo
     assert PlainLocal.read() is None
 
 
-def test_a_report_asked_of_the_worker_loads_no_pydantic_nor_engine() -> None:
-    """What ``ingestor report daily --json`` imports before it asks the running worker."""
+def _loaded(modules: str, heavy: tuple[str, ...]) -> list[str]:
+    """Which of ``heavy`` (packages or modules) a fresh interpreter holds after importing
+    ``modules`` (comma-separated)."""
     code = (
-        "import sys\n"
-        "import ingestor.cli.main, ingestor.cli.report, ingestor.plain_settings\n"
-        "import ingestor.local.pidlock\n"
-        "heavy = ('pydantic', 'pyarrow', 'chdb', 'faust', 'rich', 'ingestor.settings',\n"
-        "         'ingestor.report.counted', 'ingestor.clickhouse', 'importlib.metadata')\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy or m in heavy))\n"
+        f"import json, sys\nimport {modules}\nheavy = {heavy!r}\n"
+        "print(json.dumps(sorted(m for m in sys.modules"
+        " if m.split('.')[0] in heavy or m in heavy)))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    found: list[str] = json.loads(out.stdout)
+    return found
+
+
+def test_a_report_asked_of_the_worker_loads_no_pydantic_nor_engine() -> None:
+    """What ``ingestor report daily --json`` imports before it asks the running worker."""
+    modules = (
+        "ingestor.cli.main, ingestor.cli.report, ingestor.plain_settings, ingestor.local.pidlock"
+    )
+    heavy = ("pydantic", "pyarrow", "chdb", "faust", "rich", "ingestor.settings")
+    heavy += ("ingestor.report.counted", "ingestor.clickhouse", "importlib.metadata")
+    assert _loaded(modules, heavy) == []
 
 
 def test_the_report_package_exports_the_build_function() -> None:
@@ -108,14 +118,8 @@ def test_the_report_package_exports_the_build_function() -> None:
 def test_a_report_built_from_the_engine_loads_no_pydantic() -> None:
     """What ``ingestor report`` imports to build an answer from the engine in the plain case
     (``open_clickhouse`` and the builder; chdb itself loads when the engine opens)."""
-    code = (
-        "import sys\n"
-        "import ingestor.cli.report, ingestor.clickhouse.engine, ingestor.report.build\n"
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'pydantic'"
-        " or m == 'ingestor.settings'))\n"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    modules = "ingestor.cli.report, ingestor.clickhouse.engine, ingestor.report.build"
+    assert _loaded(modules, ("pydantic", "ingestor.settings")) == []
 
 
 def test_a_target_never_shows_its_password() -> None:
