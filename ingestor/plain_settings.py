@@ -93,6 +93,11 @@ class ClickHouseTarget:
     cluster: str | None = None
 
     @classmethod
+    def embedded(cls, data_dir: Path) -> ClickHouseTarget:
+        """The embedded engine (chdb) under ``data_dir``: the default of ``Settings``."""
+        return cls(kind="chdb", database="ingestor", path=data_dir / ENGINE_DIR)
+
+    @classmethod
     def parse(cls, url: str, *, default_path: Path) -> ClickHouseTarget:
         parts = urlsplit(url)
         if parts.scheme == "chdb":
@@ -164,4 +169,4 @@ class PlainLocal:
     @property
     def clickhouse(self) -> ClickHouseTarget:
         """The embedded engine under the data dir, as ``Settings.clickhouse`` gives it here."""
-        return ClickHouseTarget(kind="chdb", database="ingestor", path=self.data_dir / ENGINE_DIR)
+        return ClickHouseTarget.embedded(self.data_dir)

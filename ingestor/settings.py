@@ -183,9 +183,9 @@ class Settings(BaseSettings):
 
     @property
     def clickhouse(self) -> ClickHouseTarget:
-        default_path = self.data_dir / ENGINE_DIR
         if self.clickhouse_url is None:
-            return ClickHouseTarget(kind="chdb", database="ingestor", path=default_path)
+            return ClickHouseTarget.embedded(self.data_dir)
+        default_path = self.data_dir / ENGINE_DIR  # `chdb://` with no path
         target = ClickHouseTarget.parse(self.clickhouse_url, default_path=default_path)
         if target.kind == "server" and self.clickhouse_cluster:
             return dataclasses.replace(target, cluster=self.clickhouse_cluster)

@@ -261,14 +261,14 @@ def _answer(
     """From the embedded engine (``local``), or from the running worker that holds it;
     ``plain``: ``PlainLocal.read()``'s."""
     if plain is not None:
+        address = (plain.web_host, plain.web_port)
         if held(plain.data_dir):
             # `up` runs, so its worker holds the engine: ask it first, without loading the
             # engine only to be refused (a second of a report's time).
             with contextlib.suppress(urllib.error.URLError, ConnectionError, TimeoutError):
-                return worker((plain.web_host, plain.web_port), request)
+                return worker(address, request)
         # The settings are not loaded (a fifth of an answer built here: plain_settings.py).
         engine = _Engine(plain.clickhouse, plain.data_dir)
-        address = (plain.web_host, plain.web_port)
     else:
         from ingestor.settings import load_settings
 
