@@ -3,6 +3,8 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+NATIVE := ingestor/_native.abi3.so
+READY  := $(STAMP) $(NATIVE)
 
 .PHONY: run test unit lint bench bench-e2e soak setup clean
 
@@ -12,18 +14,25 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-setup: $(STAMP)
+# The watcher's Rust line reader (native/): without cargo the Python reads every line, slower.
+$(NATIVE): native/Cargo.toml native/Cargo.lock $(wildcard native/src/*.rs)
+	@if command -v cargo >/dev/null 2>&1; then \
+	  cargo build --release --quiet --locked --manifest-path native/Cargo.toml \
+	  && cp native/target/release/lib_native.so $@.tmp && mv -f $@.tmp $@; \
+	else echo "make: no cargo here: the watcher reads every line in Python (slower)" >&2; fi
+
+setup: $(READY)
 
 ## run: set up, start the embedded stack (Tansu + chdb) and ingest ~/.claude/projects (or DIRS=...)
-run: $(STAMP)
+run: $(READY)
 	$(BIN)/ingestor up $(DIRS)
 
 ## test: set up, lint and type-check, then every test (integration ones use Tansu and chdb),
 ## three at a time (TEST_WORKERS=): they mostly wait on brokers and child processes, not the CPU
-test: $(STAMP) lint
+test: $(READY) lint
 	$(BIN)/pytest -q -n $${TEST_WORKERS:-3} --dist worksteal
 
-unit: $(STAMP)
+unit: $(READY)
 	$(BIN)/pytest -q tests/unit
 
 lint: $(STAMP)
@@ -35,23 +44,23 @@ lint: $(STAMP)
 ## the 5M row), fixed cost, peak RSS against the engine's baseline, daily/monthly/session reports
 ## after the largest ingest (CLI and running worker vs ccusage); the streaming latency at 5k
 ## lines/s; then the SDK's overhead
-bench: $(STAMP)
+bench: $(READY)
 	$(BIN)/python -m bench.backfill
 	$(BIN)/python -m bench.streaming
 	$(BIN)/python -m bench.sdk
 
 ## bench-e2e: the worker and watcher alone on one corpus (LINES=1000000), with ceilings, and a
 ## screenshot of the dashboard after the ingest (bench/out/dashboard.png, with Chromium)
-bench-e2e: $(STAMP)
+bench-e2e: $(READY)
 	$(BIN)/python -m bench.e2e --lines $${LINES:-1000000} --screenshot bench/out/dashboard.png
 
 ## soak: the long runs: the fault suite at 50 random points (FAULT_POINTS=, FAULT_LINES=,
 ## FAULT_SEED=), then the heavy variants (3 Apache Kafka brokers, worker and broker kills)
-soak: $(STAMP)
+soak: $(READY)
 	INGESTOR_FAULT_POINTS=$${FAULT_POINTS:-50} INGESTOR_FAULT_LINES=$${FAULT_LINES:-30000} \
 	INGESTOR_FAULT_SEED=$${FAULT_SEED:-0} INGESTOR_FAULT_LONG=1 $(BIN)/pytest -q -s -m faults \
 	  -o timeout=3600 tests/integration/test_faults.py tests/integration/test_upstream_faults.py
 	INGESTOR_SOAK=1 $(BIN)/pytest -q -m soak -s
 
 clean:
-	rm -rf $(VENV) .ingestor .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) .ingestor .mypy_cache .ruff_cache .pytest_cache native/target $(NATIVE)

@@ -1,0 +1,6 @@
+# The Rust reader built by `make setup` from native/ (see ingestor/producer/lines.py).
+from typing import Any
+
+def line_rows(
+    data: bytes, offset: int, max_record_bytes: int, /
+) -> tuple[list[tuple[Any, ...] | None], int, str | None]: ...
