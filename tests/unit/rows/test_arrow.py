@@ -160,14 +160,18 @@ def test_one_pass_equals_a_pass_a_column() -> None:
     odd: dict[str, list[Any]] = {
         "k": ["", "a", "é\x00", 5, None, b"x"],
         "ts": [ROW["ts"], None, datetime(1969, 12, 31, 23, 59, 59, 999500, tzinfo=UTC)],
-        "cost": [Decimal("1.5"), Decimal("-0.0"), Decimal("1e-11"), Decimal("1e9"), 3, None, 1.5],
+        "cost": [
+            *(Decimal("1.5"), Decimal("-0.0"), Decimal("1e-11"), Decimal("1e9"), 3, None, 1.5),
+            *(Decimal("1E+10"), Decimal("-9999999999.9999999999"), Decimal("0E-15")),
+            *(Decimal("1.50000000000000"), Decimal("NaN"), Decimal("-Infinity"), Decimal("-1E-10")),
+        ],
         "tags": [[], ["x", "y"], None, [None], "ab", [1]],
         "attrs": [{}, {"p": "q"}, None, {"p": 1}],
         "latency": [None, 0, 2**32 - 1, 2**32, -1, True, 1.0],
         "flag": [0, 1, 255, 256, True, None, "1"],
     }
     agreed = refused = 0
-    for _ in range(400):
+    for _ in range(1500):
         rows = [
             {c: pick.choice(v) if pick.random() < 0.2 else ROW[c] for c, v in odd.items()}
             for _ in range(pick.randint(1, 4))
