@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from ingestor.rows.columns import column_of
+from ingestor.rows.columns import RowColumns, column_of
 
 __all__ = [
     "CONTENT_TYPE",
@@ -123,7 +123,7 @@ class WorkerMetrics:
             self.records_stored.labels(table).inc(len(batch))
             source = RECORD_SOURCES.get(table)
             if source is not None:
-                newest = max(map(_seconds, column_of(batch, source[1])))
+                newest = _newest(batch, source[1])
                 # Only ever forward: a batch may hold an old replay.
                 if newest > self._newest.get(source[0], 0.0):
                     self._newest[source[0]] = newest
@@ -145,6 +145,19 @@ def rule_of(reason: str) -> str:
     else the reason's text before its first colon (``not_json``, ``blank``, …)."""
     match = _RULE.search(reason)
     return match.group(1) if match else reason.split(":", 1)[0]
+
+
+def _newest(rows: Sequence[Mapping[str, Any]], column: str) -> float:
+    """The latest ``column`` of ``rows`` in Unix seconds; a time column of ``RowColumns`` read
+    in its epoch milliseconds (not a datetime a value: a tenth of a second a 20k-row batch)."""
+    if isinstance(rows, RowColumns) and column in rows.times:
+        return max(_ms_seconds(value) for value in rows.raw(column))
+    return max(map(_seconds, column_of(rows, column)))
+
+
+def _ms_seconds(value: Any) -> float:
+    # What RowColumns.column would show a value, in seconds: the same float as its datetime's.
+    return value / 1000 if type(value) is int else _seconds(value)
 
 
 def _seconds(value: Any) -> float:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -29,6 +29,28 @@ def samples(body: bytes) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]
         for s in family.samples:
             out[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return out
+
+
+def test_freshness_of_columns_is_that_of_their_datetimes() -> None:
+    """Rows kept as columns are read in epoch ms: the same seconds as their datetimes'."""
+    import random
+
+    from ingestor.rows.columns import RowColumns
+
+    pick = random.Random(3)
+    for _ in range(200):
+        stamps = [
+            datetime(1970, 1, 1, tzinfo=UTC) + timedelta(milliseconds=pick.randrange(1, 10**13))
+            for _ in range(pick.randint(1, 5))
+        ]
+        dicts = [{"timestamp": t, "n": 1} for t in stamps]
+        columns = RowColumns(["timestamp", "n"], times=("timestamp",))
+        columns.extend(dicts)
+        by_dicts, by_columns = WorkerMetrics(), WorkerMetrics()
+        by_dicts.stored({"transcript_lines": dicts}, 0.1)
+        by_columns.stored({"transcript_lines": columns}, 0.1)
+        assert by_columns.newest_seconds() == by_dicts.newest_seconds()
+        assert by_columns.newest_seconds()["transcript"] == max(stamps).timestamp()
 
 
 def test_envelopes_and_batches_show_in_the_exposition() -> None:
