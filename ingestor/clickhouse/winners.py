@@ -109,6 +109,7 @@ def maintain_winners(
     rows: Mapping[str, Iterable[Mapping[str, Any]]],
     positions: Iterable[Mapping[str, Any]] | None = None,
     changed: list[CountedChange] | None = None,
+    lines_table: Any = None,
 ) -> int:
     """Decide again every group the stored batch ``rows`` touched; the rows written.
 
@@ -116,11 +117,18 @@ def maintain_winners(
     (``positions``: its ``batch_positions``, when the caller has them). Idempotent; raises
     ``StorageError``. ``changed`` gets every row written, as soon as ClickHouse confirmed it
     (a retry after a failure half way adds only what the first attempt did not write).
+    ``lines_table``: the Arrow table the batch's ``transcript_lines`` were built into, if any
+    (its copies are then taken from it, not converted again).
     """
     generations = batch_generations(rows, positions)
     written = 0
-    copies = usage_copies(rows.get("transcript_lines", ()))
-    if copies:
+    table = None
+    if lines_table is not None and _indexed(ch):
+        table = _copies_of(ch, lines_table)
+    if table is not None:
+        if table.num_rows:
+            written += _settle_batch(ch, None, generations, changed, table)
+    elif copies := usage_copies(rows.get("transcript_lines", ())):
         written += _settle_batch(ch, copies, generations, changed)
     renewed = sorted((f, g) for f, g in generations.items() if g > 0)
     for renewed_files in _pieces(renewed, 200):
@@ -128,11 +136,29 @@ def maintain_winners(
     return written
 
 
+def _copies_of(ch: ClickHouse, lines: Any) -> Any:
+    """``usage_copies`` of an Arrow table of ``transcript_lines`` rows: its usage lines'
+    ``_COPIED`` columns, filtered and selected in C++ (what ``usage_copies`` then ``arrow_table``
+    make of the rows, a second conversion of every value); None when a column's Arrow type
+    differs between the two tables (the rows are converted then)."""
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    from ingestor.rows.arrow import arrow_type
+
+    types = ch.column_types("usage_copies")
+    for column in _COPIED:
+        kind = arrow_type(types[column]) if column in types else None
+        if kind is None or lines.schema.field(column).type != kind:
+            return None
+    return lines.filter(pc.not_equal(lines.column("has_usage"), 0)).select(list(_COPIED))
+
+
 def _settle_batch(
     ch: ClickHouse,
-    copies: Rows,
+    copies: Rows | None,
     generations: Mapping[str, int],
     changed: list[CountedChange] | None,
+    table: Any = None,
 ) -> int:
     """Store the batch's copies and decide their groups; the counted rows written.
 
@@ -141,16 +167,19 @@ def _settle_batch(
     read nothing. The others (and lines without message id, looked up by identity) are decided
     from every stored copy. The new groups' keys go in before the copies, so a crash in between
     leaves keys whose groups the re-sent batch looks up, never copies without a key."""
-    import pyarrow as pa  # type: ignore[import-untyped]  # only where batches are written
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    import pyarrow as pa  # only where batches are written
+    import pyarrow.compute as pc
 
     from ingestor.rows.arrow import arrow_table
 
-    # The copies as Arrow once: inserted, and those of new groups decided, from the same table.
-    table = arrow_table(copies, _COPIED, ch.column_types("usage_copies")) if _indexed(ch) else None
-    if table is None:  # (or a value Arrow refuses: every group looked up)
-        ch.insert("usage_copies", copies)
-        return _settle(ch, _touched_sql(_identities(copies)), generations, changed)
+    # The copies as Arrow once: inserted, and those of new groups decided, from the same table
+    # (``table``, when the caller took them from the lines' own).
+    if table is None and copies is not None:
+        types = ch.column_types("usage_copies")
+        table = arrow_table(copies, _COPIED, types) if _indexed(ch) else None
+        if table is None:  # (or a value Arrow refuses: every group looked up)
+            ch.insert("usage_copies", copies)
+            return _settle(ch, _touched_sql(_identities(copies)), generations, changed)
     message = table.column("message_id")
     named = pc.binary_join_element_wise(table.column("dedup_scope"), message, "\x00")
     groups = pc.unique(pc.filter(named, pc.not_equal(message, ""))).to_pylist()

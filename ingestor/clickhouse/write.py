@@ -164,6 +164,7 @@ def write_batch(
     vouching for the ones before them). Returns the rows stored (positions not counted).
     ``changes`` gets the lines that started or stopped counting (``maintain_winners``)."""
     stored = 0
+    lines_table = _lines_table(ch, rows.get("transcript_lines"))
     named = batch_positions(rows)  # the generations the batch names, vouched for or not
     vouched = named if positions else []
     other = _ORDER.index("session_summaries")
@@ -173,7 +174,7 @@ def write_batch(
             # Each attempt decides again from stored state: a retry after an ambiguous failure
             # writes only what is still missing.
             call_with_retry(
-                lambda: maintain_winners(ch, rows, named, changes),
+                lambda: maintain_winners(ch, rows, named, changes, lines_table),
                 retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry,
             )  # fmt: skip
         batch = vouched if table == POSITIONS_TABLE else rows[table]
@@ -191,7 +192,8 @@ def write_batch(
                 fresh = [{**row, "batch_id": token} for row in fresh]
                 stored_by.add(token)
             if fresh:
-                ch.insert(table, fresh, token=f"{token}:{table}")
+                arrow = lines_table if table == _LINES and ch.target.kind == "chdb" else None
+                ch.insert(table, fresh if arrow is None else arrow, token=f"{token}:{table}")
             return len(fresh)
 
         done = call_with_retry(
@@ -207,6 +209,19 @@ def write_batch(
 
 
 _EVENTS = "events"
+_LINES = "transcript_lines"
+
+
+def _lines_table(ch: ClickHouse, lines: Sequence[Row] | None) -> Any:
+    """The batch's ``transcript_lines`` columns as one Arrow table, built once: chdb inserts it
+    as it is (the insert would build the same), and the winners take the usage lines' copies
+    from it (``maintain_winners``). None for rows that are not columns, or that Arrow refuses
+    (each insert then decides as before)."""
+    if not isinstance(lines, RowColumns) or not lines:
+        return None
+    from ingestor.rows.arrow import arrow_table  # pyarrow only where batches are written
+
+    return arrow_table(lines, list(lines.columns), ch.column_types(_LINES))
 
 
 def _roll_up(ch: ClickHouse, batches: set[str]) -> None:

@@ -49,8 +49,9 @@ from ingestor.report.counted import line_entries
 from ingestor.report.entries import ENTRY_SQL, entries_from_columns
 from ingestor.report.local_day import day_of, local_day_sql
 from ingestor.report.render import render_json
+from ingestor.rows.arrow import arrow_table
 from ingestor.rows.columns import RowColumns
-from ingestor.rows.records import transcript_row
+from ingestor.rows.records import TRANSCRIPT_COLUMNS, transcript_row
 from ingestor.usage.entry import Entry
 from ingestor.usage.prices import CostMode
 from ingestor.usage.reports_core import local_date, zone
@@ -477,7 +478,14 @@ def test_a_worker_batchs_copies_are_its_lines_as_stored(
             batch.add(with_dead_letter_rows(processed).rows)
             if batch.full():
                 rows = batch.take()
-                assert isinstance(rows["transcript_lines"], RowColumns)
+                lines = rows["transcript_lines"]
+                assert isinstance(lines, RowColumns)
+                # The copies taken from the lines' Arrow table are the copies' own conversion.
+                types = clickhouse.column_types("transcript_lines")
+                taken = winners._copies_of(clickhouse, arrow_table(lines, lines.columns, types))
+                copies = winners.usage_copies(lines)
+                own = arrow_table(copies, winners._COPIED, clickhouse.column_types("usage_copies"))
+                assert taken is not None and own is not None and taken.equals(own)
                 flushed += 1
                 write_batch(clickhouse, rows, token=f"b{flushed}", retries=0, backoff_s=0)
     write_batch(clickhouse, batch.take(), token="last", retries=0, backoff_s=0)
@@ -519,6 +527,12 @@ class _DiesAt(Wrapped):
         super().insert(table, rows, token=token)
 
 
+def _as_columns(rows: list[dict[str, Any]]) -> RowColumns:
+    columns = RowColumns(TRANSCRIPT_COLUMNS, times=("file_first_ts", "timestamp"))
+    columns.extend(rows)
+    return columns
+
+
 def _unstored(ch: ClickHouse, table: str) -> list[tuple[Any, ...]]:
     """Lines ``table`` names that ``transcript_lines`` does not hold."""
     identity = "(source_file, source_generation, source_offset)"
@@ -528,12 +542,16 @@ def _unstored(ch: ClickHouse, table: str) -> list[tuple[Any, ...]]:
     )
 
 
-def test_a_batch_killed_at_any_step_is_exact_once_delivered_again(clickhouse: ClickHouse) -> None:
+@pytest.mark.parametrize("as_columns", [False, True], ids=["dicts", "columns"])
+def test_a_batch_killed_at_any_step_is_exact_once_delivered_again(
+    clickhouse: ClickHouse, as_columns: bool
+) -> None:
     """Every statement of a batch's write, in turn, is where the worker dies; Kafka then
     delivers the batch again (a new token) and the winners, their sums and the positions are
     exact, with nothing counted twice. Each round has files and groups of its own, and groups
     that an earlier batch had already decided (so a round rewrites recorded rows too). Whatever
-    the step, a copy or a counted line is one of a stored line."""
+    the step, a copy or a counted line is one of a stored line. The batch's lines come as dicts
+    and as the worker's columns (whose Arrow table the copies are taken from)."""
     ts = "2025-01-05T10:00:00Z"
     at = 0
     while True:
@@ -548,7 +566,8 @@ def test_a_batch_killed_at_any_step_is_exact_once_delivered_again(clickhouse: Cl
             (100, usage_line(ts=ts, message_id=f"n{at}", request_id="r", out=3)),
             (200, usage_line(ts=ts, inp=7)),  # a group by itself
         ]
-        rows = {"transcript_lines": [transcript_row(line, first, o, 100) for o, line in lines]}
+        made = [transcript_row(line, first, o, 100) for o, line in lines]
+        rows: dict[str, Any] = {"transcript_lines": _as_columns(made) if as_columns else made}
         dying = _DiesAt(clickhouse, at)
         try:
             write_batch(dying, rows, token=f"run1:{at}", retries=0, backoff_s=0)
