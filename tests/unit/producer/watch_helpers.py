@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from ingestor.errors import BrokerError
-from ingestor.wire import Envelope, decode_messages
+from ingestor.wire import Envelope, decode_message
 
 
 @dataclass
@@ -62,13 +62,7 @@ class FakeSender:
             await asyncio.sleep(0.001)
 
     def envelopes(self) -> list[Envelope]:
-        """Every envelope sent, in order (a bundle's each)."""
-        out: list[Envelope] = []
-        for _, _, value in self.sent:
-            for envelope in decode_messages("transcript", value):
-                assert isinstance(envelope, Envelope)
-                out.append(envelope)
-        return out
+        return [decode_message("transcript", value) for _, _, value in self.sent]
 
     def records(self) -> list[tuple[str, int, dict[str, Any]]]:
         """(file, generation, record) for every record sent, in send order (a line sent in
