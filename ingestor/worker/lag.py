@@ -19,8 +19,6 @@ def partition_lag(
     Counted from the last fetch's high-watermark, or the end offset the broker gave the
     watchdog (``ends``) when that is further: a partition Faust stopped fetching keeps its last
     fetch's high-watermark, and counted from that alone it looked caught up with records unread.
-    The committed offset may be either the next record's (Kafka's) or the last acked (Faust's):
-    the comparison allows both, so a fully consumed partition counts 0 either way.
     """
     consumer = app.consumer
     lag: dict[tuple[str, int], int] = {}
@@ -41,8 +39,14 @@ def furthest(fetched: int | None, listed: int | None) -> int | None:
 
 
 def handled_offsets(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> dict[Any, int]:
-    """Per assigned input partition (Faust's TP): the last offset this process handled or found
-    committed (-1: none); empty while unassigned."""
+    """Per assigned input partition (Faust's TP): the last offset this process handled, or the
+    last one before the committed offset (-1: none); empty while unassigned.
+
+    A committed offset is the next record's, Kafka's meaning, whether read from the broker or
+    committed by Faust (faust-streaming commits the last acked + 1; ``guard.missing`` reads it
+    so too). Taken for the last record handled, it hid the one record after it: a worker
+    restarted with one message left counted 0 behind, and ``up --once`` ended without it.
+    """
     consumer = app.consumer
     try:
         assigned = consumer.assignment()
@@ -52,7 +56,7 @@ def handled_offsets(app: Any, last_offsets: Mapping[tuple[str, int], int]) -> di
     return {
         tp: max(
             last_offsets.get((tp.topic, tp.partition), -1),
-            consumer._committed_offset.get(tp) or -1,
+            (consumer._committed_offset.get(tp) or 0) - 1,
         )
         for tp in assigned
         if not tp.topic.startswith(changelogs)
