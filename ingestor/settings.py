@@ -77,6 +77,9 @@ class Settings(BaseSettings):
     # Producers: one Kafka message carries up to this many records (Faust's cost is per message).
     envelope_max_records: int = Field(default=500, ge=1)
     envelope_max_bytes: int = Field(default=900_000, ge=1024)
+    # The watcher sends the envelopes it has ready (a backfill's many small files) as bundles of
+    # up to this many in one message (wire version 3), within envelope_max_bytes; 1: never.
+    envelope_bundle_max: int = Field(default=16, ge=1)
     bad_line_max_bytes: int = Field(default=4096, ge=64)  # a dead letter's structure, at most
     # The watcher grows a read to hold one line up to this; a longer line is dead-lettered unread.
     line_max_bytes: int = Field(default=256 << 20, ge=1 << 16)
@@ -107,6 +110,7 @@ class Settings(BaseSettings):
     # Kafka anyway, and each insert's winners read the touched groups' granules, about the same
     # for 5k rows as for 20k (measured: the write path's CPU 23 s a 300k-line backfill in
     # batches of 5k rows, 13 s in batches of 50k).
+    # (Counted in envelopes: a bundle of n stands for n messages, ``worker/app.py``.)
     batch_backlog_messages: int = Field(default=500, ge=1)
     batch_backlog_rows: int = Field(default=20_000, ge=1)
     batch_backlog_age_s: float = Field(default=10.0, gt=0)

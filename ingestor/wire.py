@@ -15,6 +15,12 @@ a column (``LINE_COLUMNS``), the form the worker stores them in without a Python
 (``worker/line_columns.py`` checks every value); ``records`` then holds the other lines. The
 watcher sends version 1 when no line of an envelope has the common shape.
 
+Version 3 (transcripts only) is a **bundle**, ``{"v": 3, "kind": "transcript", "envelopes":
+[...]}``: several envelopes of version 1 or 2 (of one or several files) in one message, in
+order. The watcher bundles the envelopes it has ready (a backfill's small files: ~70 lines
+each), so that Faust's cost per message is paid once for them all; an envelope alone travels as
+itself.
+
 Transcript records are ``{"offset": int, "length": int, "line": {...stripped line...}}``, or
 ``{"offset", "length", "error": str, "sha256": str}`` (plus ``"shape"``, the structure of a JSON
 object, and ``"field"``) for a line that cannot be stored: no text of it travels, only enough for
@@ -37,6 +43,8 @@ import orjson
 from ingestor.errors import InvalidEnvelope
 
 __all__ = [
+    "BUNDLE_VERSION",
+    "BadEnvelope",
     "LINES_VERSION",
     "LINE_COLUMNS",
     "LINE_STRINGS",
@@ -45,11 +53,14 @@ __all__ = [
     "Kind",
     "TranscriptSource",
     "decode_message",
+    "decode_messages",
+    "encode_bundle",
     "encode_envelope",
 ]
 
 WIRE_VERSION = 1
 LINES_VERSION = 2
+BUNDLE_VERSION = 3
 Kind = Literal["transcript", "event", "ledger"]
 # The columns of a version 2 envelope's ``lines``, in this order on the watcher's side. Strings
 # are '' where the line has none; ``ts`` is epoch milliseconds (0: none); the token columns are
@@ -162,11 +173,60 @@ def _default(value: Any) -> Any:
     raise TypeError(f"cannot encode {type(value).__name__}")
 
 
+def encode_bundle(envelopes: Sequence[bytes]) -> bytes:
+    """Transcript envelopes (``encode_envelope``'s bytes) as one message, in order: spliced,
+    not encoded again."""
+    return b'{"v":3,"kind":"transcript","envelopes":[' + b",".join(envelopes) + b"]}"
+
+
+@dataclass(frozen=True, slots=True)
+class BadEnvelope:
+    """An item of a bundle that is no envelope: why, and its bytes (encoded again)."""
+
+    error: InvalidEnvelope
+    raw: bytes
+
+
 def decode_message(kind: Kind, data: bytes | None) -> Envelope:
     """Decode a Kafka message value into an envelope of ``kind``; a bare record is wrapped.
 
-    Raises ``InvalidEnvelope`` for anything that is not one of the two shapes.
+    Raises ``InvalidEnvelope`` for anything that is not one of the two shapes (a bundle
+    included: ``decode_messages`` reads every shape).
     """
+    body = _body(data)
+    if "envelopes" in body:
+        raise InvalidEnvelope("a bundle of envelopes where one was expected", "envelopes")
+    return _envelope(kind, body)
+
+
+def decode_messages(kind: Kind, data: bytes | None) -> list[Envelope | BadEnvelope]:
+    """A Kafka message value's envelopes: the one it is (``decode_message``), or a bundle's, in
+    order, each item that is no envelope a ``BadEnvelope`` beside the others.
+
+    Raises ``InvalidEnvelope`` when the message itself is neither.
+    """
+    body = _body(data)
+    if "envelopes" not in body:
+        return [_envelope(kind, body)]
+    if body.get("v") != BUNDLE_VERSION or kind != "transcript":
+        raise InvalidEnvelope("a bundle must be version 3, of transcripts", "v")
+    if body.get("kind", kind) != kind:
+        raise InvalidEnvelope("a bundle of another kind on the transcript topic", "kind")
+    items = body["envelopes"]
+    if not isinstance(items, list) or not items:
+        raise InvalidEnvelope("must be a non-empty list", "envelopes")
+    out: list[Envelope | BadEnvelope] = []
+    for item in items:
+        try:
+            if not isinstance(item, dict) or "records" not in item or "envelopes" in item:
+                raise InvalidEnvelope("an item of a bundle must be an envelope", "envelopes")
+            out.append(_envelope(kind, item))
+        except InvalidEnvelope as exc:
+            out.append(BadEnvelope(exc, orjson.dumps(item)))
+    return out
+
+
+def _body(data: bytes | None) -> dict[str, Any]:
     if not data:
         raise InvalidEnvelope("empty message")
     try:
@@ -175,6 +235,10 @@ def decode_message(kind: Kind, data: bytes | None) -> Envelope:
         raise InvalidEnvelope(f"not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise InvalidEnvelope(f"expected a JSON object, got {type(body).__name__}")
+    return body
+
+
+def _envelope(kind: Kind, body: dict[str, Any]) -> Envelope:
     if "records" not in body:
         if kind == "transcript":
             return _single_transcript(body)

@@ -93,7 +93,7 @@ class Meter:
         rates = self.rate.add(now, read, done_b)
         lines_per_s, bytes_per_s = rates if rates is not None else (None, None)
         # What is present is stored when the watcher is idle and the worker is behind nothing:
-        # it handled at least every envelope the watcher sent (its view of the high-watermark
+        # it handled at least every message the watcher sent (its view of the high-watermark
         # alone can be older than the watcher's last send) and stored what it handled.
         # Events and ledger entries exist only in the broker until stored (local/recycle.py);
         # those the worker holds it stores as it stops (worker/stop.py).
@@ -127,7 +127,8 @@ class Meter:
             tally = self.tally
             tally.update("lines_read", watch["pid"], int(watch.get("lines_read", 0)))
             tally.update("bytes_read", watch["pid"], int(watch.get("bytes_read", 0)))
-            tally.update("envelopes", watch["pid"], int(watch.get("envelopes_sent", 0)))
+            # Kafka messages, as the worker counts them (a bundle carries several envelopes).
+            tally.update("envelopes", watch["pid"], int(watch.get("messages_sent", 0)))
         return watch
 
     @staticmethod

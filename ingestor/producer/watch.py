@@ -53,7 +53,7 @@ from ingestor.producer.lines import ParsedChunk, envelopes
 from ingestor.producer.sender import Sender
 from ingestor.producer.tail import Tail
 from ingestor.settings import Settings, default_watch_dirs
-from ingestor.wire import TranscriptSource, encode_envelope
+from ingestor.wire import TranscriptSource, encode_bundle, encode_envelope
 
 __all__ = ["MAX_IN_FLIGHT", "MAX_IN_FLIGHT_BYTES", "WatchStats", "Watcher"]
 
@@ -63,6 +63,7 @@ Clock = Callable[[], float]
 
 MAX_IN_FLIGHT = 64  # envelopes queued at the sender and not yet acknowledged
 MAX_IN_FLIGHT_BYTES = 8 << 20  # their bytes (one envelope alone may exceed it)
+_BUNDLE_BYTES = len(encode_bundle([]))  # a bundle's own bytes around its envelopes
 
 
 @dataclass(slots=True)
@@ -74,13 +75,16 @@ class WatchStats:
     bytes_read: int = 0  # file bytes the positions moved past
     bad_lines: int = 0
     envelopes_sent: int = 0  # acknowledged ones
+    messages_sent: int = 0  # the Kafka messages that carried them (a bundle carries several)
 
 
 @dataclass(slots=True, eq=False)
 class _Queued:
     """One envelope handed to the sender (``delivery`` None: only blank lines, nothing to send).
 
-    Once it and everything before it is acknowledged, ``path`` moves to ``position``.
+    Once it and everything before it is acknowledged, ``path`` moves to ``position``. The
+    envelopes of one bundle share its delivery; the first carries the message (``message``) and
+    its size, which the in-flight bounds count.
     """
 
     delivery: asyncio.Future[None] | None
@@ -90,6 +94,7 @@ class _Queued:
     lines: int
     bytes: int
     bad_lines: int
+    message: bool = True
 
 
 class Watcher:
@@ -130,6 +135,9 @@ class Watcher:
         self._max_in_flight = max_in_flight
         self._max_in_flight_bytes = max_in_flight_bytes
         self._queue: deque[_Queued] = deque()  # in send order
+        # Envelopes held for the next bundle (``_hold``), in order; None: nothing to send.
+        self._held: list[tuple[bytes | None, _Queued]] = []
+        self._held_bytes = 0
         self._in_flight = 0  # envelopes in the queue
         self._in_flight_bytes = 0
         self._ran_ahead: set[str] = set()  # files whose tail passed an unacknowledged envelope
@@ -181,6 +189,7 @@ class Watcher:
                 if tail.changed():
                     await self._drain(tail)
             await self._bury_missing()
+            await self._send_held()
             while self._queue:
                 await self._take()
         except BaseException as exc:
@@ -250,7 +259,6 @@ class Watcher:
         """Send a tombstone for each file the checkpoint knows, under a watched directory that
         exists, that is no longer there."""
         roots = [os.path.abspath(d) + os.sep for d in self._dirs if os.path.isdir(d)]
-        key = self._settings.dedup_scope.encode()
         for path in self._checkpoint:
             position = self._checkpoint.get(path)
             if position is None or position.gone or path in self._tails:
@@ -263,9 +271,7 @@ class Watcher:
             )
             log.info("%s was deleted: tombstone generation %d", path, tomb.generation)
             value = encode_envelope("transcript", [], source)
-            await self._make_room(len(value))
-            delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, value))
-            self._push(_Queued(delivery, path, tomb, len(value), 0, 0, 0))
+            await self._hold(value, _Queued(None, path, tomb, len(value), 0, 0, 0))
 
     def _max_record_bytes(self, path: str, project: str) -> int:
         # The largest record that still fits an envelope alone, for the longest header this
@@ -275,7 +281,6 @@ class Watcher:
         return max(self._settings.envelope_max_bytes - overhead - 1, 1)
 
     async def _drain(self, tail: Tail) -> None:
-        key = self._settings.dedup_scope.encode()
         while True:
             self._ran_ahead.add(tail.path)  # until the chunk is queued whole
             try:
@@ -292,7 +297,7 @@ class Watcher:
                 return
             if self._keep is not None:
                 chunk = self._keep(chunk)
-            await self._send_chunk(tail, key, chunk)
+            await self._send_chunk(tail, chunk)
             self._ran_ahead.discard(tail.path)
             await asyncio.sleep(0)  # let the sender ship what is queued while we parse on
             self._save_when_due()
@@ -303,7 +308,7 @@ class Watcher:
             log.warning("%s cannot be read (%s): skipped, tried again on every pass", path, error)
         self._unreadable[path] = error
 
-    async def _send_chunk(self, tail: Tail, key: bytes, chunk: ParsedChunk) -> None:
+    async def _send_chunk(self, tail: Tail, chunk: ParsedChunk) -> None:
         settings = self._settings
         source = dataclasses.replace(tail.source, scope=settings.dedup_scope)
         sent = envelopes(
@@ -314,46 +319,68 @@ class Watcher:
         )
         start, position = 0, chunk.start
         for number, (stop, value) in enumerate(sent, 1):
-            await self._make_room(len(value))
-            delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, value))
             # Blank lines between envelopes go with the earlier one; the last takes the rest.
             last = number == len(sent)
             end = chunk.end if last else chunk.ends[stop - 1]
             bad = chunk.bad_lines if last else 0  # counted once the whole chunk is acknowledged
-            self._push(
-                _Queued(
-                    delivery,
-                    tail.path,
-                    tail.commit(end),
-                    len(value),
-                    stop - start,
-                    end - position,
-                    bad,
-                )
+            queued = _Queued(
+                None, tail.path, tail.commit(end), len(value), stop - start, end - position, bad
             )
+            await self._hold(value, queued)
             start, position = stop, end
         if not sent:  # no record: a new generation with no complete line yet, announced
             end = chunk.end
             value = encode_envelope("transcript", [], source)
-            await self._make_room(len(value))
-            delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, value))
-            self._push(
-                _Queued(
-                    delivery,
-                    tail.path,
-                    tail.commit(end),
-                    len(value),
-                    0,
-                    end - chunk.start,
-                    chunk.bad_lines,
-                )
+            queued = _Queued(
+                None, tail.path, tail.commit(end), len(value), 0, end - chunk.start, chunk.bad_lines
             )
+            await self._hold(value, queued)
         while self._queue and (self._queue[0].delivery is None or self._queue[0].delivery.done()):
             await self._take()  # acknowledged already: no wait
 
+    async def _hold(self, value: bytes | None, queued: _Queued) -> None:
+        """Keep an envelope (``queued``'s, of bytes ``value``) for the next bundle; the bundle
+        goes first when the envelope would make it too long (``envelope_bundle_max`` envelopes,
+        ``envelope_max_bytes``). A pass sends what is held before it waits (``_send_held``)."""
+        settings = self._settings
+        size = 0 if value is None else len(value) + 1
+        sending = sum(v is not None for v, _ in self._held)
+        if (
+            sending
+            and value is not None
+            and (
+                sending >= settings.envelope_bundle_max
+                or self._held_bytes + size + _BUNDLE_BYTES > settings.envelope_max_bytes
+            )
+        ):
+            await self._send_held()
+        self._held.append((value, queued))
+        self._held_bytes += size
+
+    async def _send_held(self) -> None:
+        """Send the envelopes held, as one message (one envelope alone as itself), and queue
+        them, in order, on that one delivery."""
+        held = self._held
+        values = [value for value, _ in held if value is not None]
+        delivery = None
+        if values:
+            message = values[0] if len(values) == 1 else encode_bundle(values)
+            await self._make_room(len(message))
+            key = self._settings.dedup_scope.encode()
+            # A failure here leaves them held: ``_abandon`` then forgets their tails.
+            delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, message))
+        self._held, self._held_bytes = [], 0
+        first = True
+        for value, queued in held:
+            if value is not None and delivery is not None:
+                queued.delivery = delivery
+                queued.message, queued.size = first, len(message) if first else 0
+                first = False
+            self._push(queued)
+
     def _push(self, queued: _Queued) -> None:
         self._queue.append(queued)
-        if queued.delivery is not None:
+        if queued.delivery is not None and queued.message:
             self._in_flight += 1
             self._in_flight_bytes += queued.size
 
@@ -371,8 +398,9 @@ class Watcher:
         """
         queued = self._queue.popleft()
         if queued.delivery is not None:
-            self._in_flight -= 1
-            self._in_flight_bytes -= queued.size
+            if queued.message:
+                self._in_flight -= 1
+                self._in_flight_bytes -= queued.size
             try:
                 await queued.delivery
             except BaseException:
@@ -385,6 +413,7 @@ class Watcher:
         self._checkpoint.set(queued.path, queued.position)
         stats = self.stats
         stats.envelopes_sent += queued.delivery is not None
+        stats.messages_sent += queued.delivery is not None and queued.message
         stats.lines_read += queued.lines
         stats.bytes_read += queued.bytes
         stats.bad_lines += queued.bad_lines
@@ -395,6 +424,9 @@ class Watcher:
         from it, as a restart would, and resends what was not acknowledged)."""
         queue, self._queue = self._queue, deque()
         self._in_flight = self._in_flight_bytes = 0
+        # Envelopes held and never sent: their tails ran ahead of what was queued.
+        self._ran_ahead.update(queued.path for _, queued in self._held)
+        self._held, self._held_bytes = [], 0
         deliveries = [q.delivery for q in queue if q.delivery is not None]
         try:
             if not cancelled:  # let what is in flight settle: acknowledged or failed

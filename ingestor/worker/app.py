@@ -175,23 +175,29 @@ async def handle(
     message = event.message
     await _guard_offsets(state, app, message)
     state.last_offsets[(message.topic, message.partition)] = message.offset
-    state.behind = has_backlog(app, message, state.settings.batch_backlog_messages)
     state.last_progress = time.monotonic()
     state.seeks = 0
     where = Location(message.topic, message.partition, message.offset)
     max_bytes = state.settings.bad_line_max_bytes
-    decoded = decode(kind, event.value, where, bad_line_max_bytes=max_bytes)
-    if isinstance(decoded, Processed):  # no envelope: one dead letter for the whole message
-        processed = decoded
-    else:
+    decoded_all = decode(kind, event.value, where, bad_line_max_bytes=max_bytes)
+    # The backlog counted in envelopes: the messages behind taken to be bundles like this one.
+    backlog = -(-state.settings.batch_backlog_messages // len(decoded_all))
+    state.behind = has_backlog(app, message, backlog)
+    processed = Processed()
+    # A bundle's envelopes in order; an envelope (or item) that is none: its dead letter.
+    for decoded in decoded_all:
+        if isinstance(decoded, Processed):
+            processed.add(decoded)
+            continue
         if kind == "transcript":
             assert decoded.source is not None
             scope = decoded.source.scope
             if scope not in state.scopes:  # before its rows join a batch (scopes.meet_scope)
                 await meet_scope(state, app, scope, Source(message.topic, message.partition))
-        processed = process_decoded(kind, decoded, where, bad_line_max_bytes=max_bytes)
+        part = process_decoded(kind, decoded, where, bad_line_max_bytes=max_bytes)
         if state.alerting is not None:
-            state.counts["alerts"] += state.alerting.apply(kind, processed, where)
+            state.counts["alerts"] += state.alerting.apply(kind, part, where)
+        processed.add(part)
     for dead in processed.dead:
         await dead_letters.send(key=dead.key(), value=dead.message())
     with_dead_letter_rows(processed)

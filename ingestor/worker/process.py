@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ingestor.clickhouse.positions import POSITIONS_TABLE
@@ -31,7 +31,7 @@ from ingestor.rows.records import (
     ledger_row,
     transcript_values,
 )
-from ingestor.wire import Envelope, Kind, TranscriptSource, decode_message
+from ingestor.wire import Envelope, Kind, TranscriptSource, decode_messages
 from ingestor.worker.dlq import DeadLetter
 from ingestor.worker.line_columns import line_columns
 
@@ -59,6 +59,17 @@ class Processed:
     dead: list[DeadLetter] = field(default_factory=list)
     outcomes: Counter[str] = field(default_factory=Counter)
 
+    def add(self, other: Processed) -> None:
+        """``other``'s rows, dead letters and outcomes after these (a bundle's envelopes)."""
+        for table, rows in other.rows.items():
+            mine = self.rows.get(table)
+            if mine is None:
+                self.rows[table] = rows
+            else:
+                mine.extend(rows)
+        self.dead.extend(other.dead)
+        self.outcomes.update(other.outcomes)
+
     @property
     def valid(self) -> int:
         return sum(len(rows) for table, rows in self.rows.items() if table in RECORD_TABLES)
@@ -77,21 +88,37 @@ _TIMES = ("file_first_ts", "timestamp")  # epoch milliseconds in a batch (``RowC
 def process_message(
     kind: Kind, value: bytes | None, where: Location, *, bad_line_max_bytes: int
 ) -> Processed:
-    """A Kafka message of ``kind`` (its value), found at ``where``: its rows and dead letters."""
-    decoded = decode(kind, value, where, bad_line_max_bytes=bad_line_max_bytes)
-    if isinstance(decoded, Processed):
-        return decoded
-    return process_decoded(kind, decoded, where, bad_line_max_bytes=bad_line_max_bytes)
+    """A Kafka message of ``kind`` (its value), found at ``where``: its rows and dead letters
+    (a bundle's envelopes', in order)."""
+    out = Processed()
+    for decoded in decode(kind, value, where, bad_line_max_bytes=bad_line_max_bytes):
+        if not isinstance(decoded, Processed):
+            decoded = process_decoded(kind, decoded, where, bad_line_max_bytes=bad_line_max_bytes)
+        out.add(decoded)
+    return out
 
 
 def decode(
     kind: Kind, value: bytes | None, where: Location, *, bad_line_max_bytes: int
-) -> Envelope | Processed:
-    """The message's envelope; for a message that is none, what it produced (``undecodable``)."""
+) -> list[Envelope | Processed]:
+    """The message's envelopes (several for a bundle, in order); for a message, or an item of a
+    bundle, that is none, what it produced (``undecodable``: the item at its index)."""
     try:
-        return decode_message(kind, value)
+        items = decode_messages(kind, value)
     except InvalidInput as exc:
-        return undecodable(kind, exc, where, value or b"", bad_line_max_bytes=bad_line_max_bytes)
+        return [undecodable(kind, exc, where, value or b"", bad_line_max_bytes=bad_line_max_bytes)]
+    return [
+        item
+        if isinstance(item, Envelope)
+        else undecodable(
+            kind,
+            item.error,
+            replace(where, index=index),
+            item.raw,
+            bad_line_max_bytes=bad_line_max_bytes,
+        )
+        for index, item in enumerate(items)
+    ]
 
 
 def process_decoded(

@@ -16,7 +16,7 @@ from ingestor.kafka.topics import create_topics
 from ingestor.producer import Checkpoint, KafkaSender, Watcher
 from ingestor.redact import sha256_hex
 from ingestor.settings import Settings
-from ingestor.wire import decode_message
+from ingestor.wire import Envelope, decode_messages
 
 pytestmark = pytest.mark.integration
 
@@ -74,31 +74,36 @@ def test_watched_files_arrive_keyed_by_scope_in_order(kafka_bootstrap: str, tmp_
     for path, (n, day) in files.items():
         transcript(path, n, day)
 
-    async def produce() -> tuple[int, int]:
+    async def produce() -> tuple[int, int, int]:
         await create_topics(settings, kafka_bootstrap)
         async with KafkaSender.from_settings(settings) as sender:
             # A small window, so that both the window and aiokafka's batching are exercised.
             watcher = Watcher(
                 settings, [root], sender, Checkpoint(tmp_path / "cp.json"), max_in_flight=4
             )
-            return await watcher.run_once(), watcher.stats.envelopes_sent
+            stats = watcher.stats
+            return await watcher.run_once(), stats.envelopes_sent, stats.messages_sent
 
-    lines, envelopes = asyncio.run(produce())
+    lines, envelopes, sent = asyncio.run(produce())
     assert lines == sum(n + 1 for n, _ in files.values())
-    messages = asyncio.run(consume_all(settings, kafka_bootstrap, envelopes))
-    assert len(messages) == envelopes
+    messages = asyncio.run(consume_all(settings, kafka_bootstrap, sent))
+    assert len(messages) == sent < envelopes  # small files' envelopes go in bundles
 
     by_file: dict[str, list[dict[str, Any]]] = {}
     files_in_order: list[str] = []
     assert {m.key for m in messages} == {b"host-a"}
     assert len({m.partition for m in messages}) == 1  # one scope, one partition
+    decoded = 0
     for message in sorted(messages, key=lambda m: m.offset):
         assert b"SECRET" not in message.value
-        envelope = decode_message("transcript", message.value)
-        assert envelope.source is not None and envelope.source.scope == "host-a"
-        by_file.setdefault(envelope.source.file, []).extend(envelope.in_file_order())
-        if not files_in_order or files_in_order[-1] != envelope.source.file:
-            files_in_order.append(envelope.source.file)
+        for envelope in decode_messages("transcript", message.value):
+            assert isinstance(envelope, Envelope)
+            decoded += 1
+            assert envelope.source is not None and envelope.source.scope == "host-a"
+            by_file.setdefault(envelope.source.file, []).extend(envelope.in_file_order())
+            if not files_in_order or files_in_order[-1] != envelope.source.file:
+                files_in_order.append(envelope.source.file)
+    assert decoded == envelopes
 
     for path, (n, _) in files.items():
         records = by_file[str(path)]
@@ -155,11 +160,17 @@ def test_envelopes_travel_compressed_as_configured(
         async with KafkaSender.from_settings(settings) as sender:
             watcher = Watcher(settings, [root], sender, Checkpoint(tmp_path / "cp.json"))
             await watcher.run_once()
-            return watcher.stats.envelopes_sent
+            return watcher.stats.messages_sent
 
-    envelopes = asyncio.run(produce())
+    sent = asyncio.run(produce())
     topic = settings.topic("transcripts")
     assert asyncio.run(_batch_codecs(kafka_bootstrap, topic, 1)) == {codec}
-    messages = asyncio.run(consume_all(settings, kafka_bootstrap, envelopes))
-    records = [r for m in messages for r in decode_message("transcript", m.value).in_file_order()]
+    messages = asyncio.run(consume_all(settings, kafka_bootstrap, sent))
+    records = [
+        r
+        for m in messages
+        for envelope in decode_messages("transcript", m.value)
+        if isinstance(envelope, Envelope)
+        for r in envelope.in_file_order()
+    ]
     assert len(records) == 51  # 50 lines and the broken one, decoded whatever the codec

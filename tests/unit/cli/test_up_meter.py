@@ -13,7 +13,7 @@ from ingestor.settings import Settings
 
 def _watcher(path: Path, pid: int, envelopes: int) -> None:
     path.write_text(
-        json.dumps({"pid": pid, "envelopes_sent": envelopes, "lines_read": envelopes, "idle": True})
+        json.dumps({"pid": pid, "messages_sent": envelopes, "lines_read": envelopes, "idle": True})
     )
 
 
@@ -57,14 +57,14 @@ def test_the_watchers_turn_to_idle_is_seen_once_between_looks(tmp_path: Path) ->
     stats = tmp_path / "watch-stats.json"
     meter = Meter(Settings(data_dir=tmp_path), stats)
     assert not meter.watcher_turned_idle()  # no stats yet
-    stats.write_text(json.dumps({"pid": 1, "envelopes_sent": 2, "idle": False}))
+    stats.write_text(json.dumps({"pid": 1, "messages_sent": 2, "idle": False}))
     assert not meter.watcher_turned_idle()
     _watcher(stats, pid=1, envelopes=2)
     assert meter.watcher_turned_idle()
     meter.worker = _worker("a", 1)  # one envelope still to handle: not done
     assert meter.look(0.0, ask_worker=False)[1] is None
     assert not meter.watcher_turned_idle()  # that look saw it idle: the usual pace again
-    stats.write_text(json.dumps({"pid": 1, "envelopes_sent": 3, "idle": False}))
+    stats.write_text(json.dumps({"pid": 1, "messages_sent": 3, "idle": False}))
     meter.look(0.25, ask_worker=False)
     _watcher(stats, pid=1, envelopes=3)
     assert meter.watcher_turned_idle()  # idle again after more lines

@@ -27,7 +27,8 @@ def write(path: Path, *objs: Any, mode: str = "wb") -> None:
 def make(
     tmp_path: Path, projects: Path, sender: FakeSender, **settings: Any
 ) -> tuple[Watcher, Checkpoint]:
-    conf = Settings(data_dir=tmp_path / "data", **settings)
+    # One message an envelope unless a test bundles: what most of these tests count.
+    conf = Settings(data_dir=tmp_path / "data", **{"envelope_bundle_max": 1, **settings})
     checkpoint = Checkpoint.load(default_checkpoint_path(conf))
     return Watcher(conf, [projects], sender, checkpoint), checkpoint
 
@@ -248,7 +249,7 @@ def test_many_envelopes_in_flight_are_acknowledged_in_order(tmp_path: Path, proj
     write(first, *[usage_line(n, ts=ts(1)) for n in range(30)])
     write(second, *[usage_line(n, ts=ts(2)) for n in range(30, 50)])
     slow = FakeSender(latency=0.002)
-    conf = Settings(data_dir=tmp_path / "data", envelope_max_records=1)
+    conf = Settings(data_dir=tmp_path / "data", envelope_max_records=1, envelope_bundle_max=1)
     checkpoint = Checkpoint(tmp_path / "cp.json")
     watcher = Watcher(conf, [projects], slow, checkpoint, max_in_flight=16)
 
@@ -264,7 +265,7 @@ def test_many_envelopes_in_flight_are_acknowledged_in_order(tmp_path: Path, proj
 def test_the_window_bounds_envelopes_and_bytes_in_flight(tmp_path: Path, projects: Path) -> None:
     path = projects / "-r" / "s.jsonl"
     write(path, *[usage_line(n, ts=ts(1)) for n in range(40)])
-    conf = Settings(data_dir=tmp_path / "data", envelope_max_records=1)
+    conf = Settings(data_dir=tmp_path / "data", envelope_max_records=1, envelope_bundle_max=1)
 
     by_count = FakeSender(latency=0.001)
     watcher = Watcher(conf, [projects], by_count, Checkpoint(), max_in_flight=3)
@@ -292,7 +293,7 @@ def test_a_failure_mid_window_keeps_the_last_acknowledged_position(
     write(first, *[usage_line(n, ts=ts(1)) for n in range(8)])
     write(second, *[usage_line(n, ts=ts(2)) for n in range(8, 12)])
     lossy = FakeSender(latency=0.002, fail=frozenset(fail))
-    conf = Settings(data_dir=tmp_path / "data", envelope_max_records=1)
+    conf = Settings(data_dir=tmp_path / "data", envelope_max_records=1, envelope_bundle_max=1)
     checkpoint = Checkpoint(tmp_path / "cp.json")
     watcher = Watcher(conf, [projects], lossy, checkpoint, max_in_flight=8)
 
@@ -338,7 +339,7 @@ def test_a_send_that_cannot_queue_keeps_what_was_acknowledged(
             return await super().send(topic, key, value)
 
     refusing = Refusing(latency=0.002)
-    conf = Settings(data_dir=tmp_path / "data", envelope_max_records=1)
+    conf = Settings(data_dir=tmp_path / "data", envelope_max_records=1, envelope_bundle_max=1)
     checkpoint = Checkpoint(tmp_path / "cp.json")
     watcher = Watcher(conf, [projects], refusing, checkpoint)
     with pytest.raises(BrokerError, match="queue full"):
@@ -467,7 +468,7 @@ def test_a_costly_checkpoint_is_saved_less_often_while_following_files(
     took 0.2 s comes again after 4 s, not after 1 s."""
     now = [0.0]
     checkpoint = _SlowCheckpoint(now, cost=0.2)
-    conf = Settings(data_dir=tmp_path / "data")
+    conf = Settings(data_dir=tmp_path / "data", envelope_bundle_max=1)
     watcher = Watcher(conf, [projects], sender, checkpoint, clock=lambda: now[0])
     write(projects / "-r1" / "s1.jsonl", usage_line(1, ts(1)))
 
@@ -511,3 +512,65 @@ def test_progress_stats_a_file_not_read_yet_once(
     assert stats.count(last) == 2  # one for the progress, one when its turn came
     done, total = watcher.backlog()
     assert done == total > 0
+
+
+def _small_files(projects: Path, count: int, lines: int) -> list[Path]:
+    paths = [projects / f"-p{i % 3}" / f"s{i:02d}.jsonl" for i in range(count)]
+    for i, path in enumerate(paths):
+        write(path, *[usage_line(100 * i + n, ts=ts(1 + i % 9)) for n in range(lines)])
+    return paths
+
+
+def test_small_files_go_in_bundles_every_line_once_in_order(
+    tmp_path: Path, projects: Path, sender: FakeSender
+) -> None:
+    """A pass's envelopes travel up to ``envelope_bundle_max`` a message (wire version 3), in
+    file order, and each file's position moves to its end once its bundle is acknowledged."""
+    paths = _small_files(projects, 20, 3)
+    watcher, checkpoint = make(tmp_path, projects, sender, envelope_bundle_max=8)
+    assert once(watcher) == 60
+    assert len(sender.sent) == 3  # 8 + 8 + 4 files
+    assert [orjson.loads(value)["v"] for _, _, value in sender.sent] == [3, 3, 3]
+    assert watcher.stats.messages_sent == 3 and watcher.stats.envelopes_sent == 20
+    files = [env.source.file for env in sender.envelopes() if env.source is not None]
+    assert files == sorted(str(p) for p in paths)  # ccusage's order, each file once
+    assert [rec["offset"] for _, _, rec in sender.records()] == [
+        offset for path in sorted(paths) for offset in [0, *line_ends(path)[:-1]]
+    ]
+    for path in paths:
+        saved = checkpoint.get(str(path))
+        assert saved is not None and saved.offset == path.stat().st_size
+
+
+def test_a_failed_bundle_keeps_its_files_positions_and_a_rerun_sends_them_once(
+    tmp_path: Path, projects: Path
+) -> None:
+    """The second bundle's delivery fails: the files of the first keep their acknowledged
+    ends, the files of the second (and those never sent) stay where they were; the next run
+    sends exactly the lines not acknowledged."""
+    paths = sorted(_small_files(projects, 12, 2))
+    failing = FakeSender(fail_at=1)
+    watcher, checkpoint = make(tmp_path, projects, failing, envelope_bundle_max=4)
+    with pytest.raises(BrokerError):
+        once(watcher)
+    saved = Checkpoint.load(checkpoint.path)
+    done = [p for p in paths if (s := saved.get(str(p))) is not None and s.offset > 0]
+    assert done == paths[:4]
+    assert all(saved.get(str(p)).offset == p.stat().st_size for p in done)  # type: ignore[union-attr]
+
+    resumed = FakeSender()
+    again, _ = make(tmp_path, projects, resumed, envelope_bundle_max=4)
+    assert once(again) == 16
+    first = {(f, rec["offset"]) for f, _, rec in failing.records()}
+    second = {(f, rec["offset"]) for f, _, rec in resumed.records()}
+    assert not first & second and len(first | second) == 24
+
+
+def test_a_bundle_stays_within_the_message_bytes(tmp_path: Path, projects: Path) -> None:
+    _small_files(projects, 30, 4)
+    sender = FakeSender()
+    watcher, _ = make(tmp_path, projects, sender, envelope_bundle_max=64, envelope_max_bytes=4096)
+    assert once(watcher) == 120
+    assert len(sender.sent) > 1
+    assert all(len(value) <= 4096 for _, _, value in sender.sent)
+    assert len(sender.envelopes()) == 30

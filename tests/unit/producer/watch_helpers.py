@@ -10,7 +10,7 @@ from typing import Any
 import orjson
 
 from ingestor.errors import BrokerError
-from ingestor.wire import Envelope, decode_message
+from ingestor.wire import Envelope, decode_messages
 
 
 @dataclass
@@ -62,7 +62,13 @@ class FakeSender:
             await asyncio.sleep(0.001)
 
     def envelopes(self) -> list[Envelope]:
-        return [decode_message("transcript", value) for _, _, value in self.sent]
+        """Every envelope sent, in order (a bundle's each)."""
+        out: list[Envelope] = []
+        for _, _, value in self.sent:
+            for envelope in decode_messages("transcript", value):
+                assert isinstance(envelope, Envelope)
+                out.append(envelope)
+        return out
 
     def records(self) -> list[tuple[str, int, dict[str, Any]]]:
         """(file, generation, record) for every record sent, in send order (a line sent in

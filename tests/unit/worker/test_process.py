@@ -14,7 +14,7 @@ import pytest
 from ingestor.errors import Location
 from ingestor.kafka.topics import DEFINITIONS
 from ingestor.rows.columns import RowColumns
-from ingestor.wire import Envelope, Kind
+from ingestor.wire import Envelope, Kind, encode_bundle
 from ingestor.worker.dlq import fingerprint
 from ingestor.worker.process import Processed, decode, process_decoded, process_message
 
@@ -169,7 +169,7 @@ def test_the_agents_two_steps_are_process_message(name: str, kind: Kind) -> None
     """The agent decodes, meets a transcript envelope's scope, then processes: the same rows."""
     value = _example(name)
 
-    decoded = decode(kind, value, WHERE, bad_line_max_bytes=4096)
+    [decoded] = decode(kind, value, WHERE, bad_line_max_bytes=4096)
 
     assert isinstance(decoded, Envelope)
     apart = process_decoded(kind, decoded, WHERE, bad_line_max_bytes=4096)
@@ -179,7 +179,7 @@ def test_the_agents_two_steps_are_process_message(name: str, kind: Kind) -> None
 
 
 def test_decode_hands_back_what_an_undecodable_message_made() -> None:
-    decoded = decode("ledger", b"{", WHERE, bad_line_max_bytes=4096)
+    [decoded] = decode("ledger", b"{", WHERE, bad_line_max_bytes=4096)
 
     assert isinstance(decoded, Processed)
     assert _dead(decoded) == _dead(_process("ledger", b"{"))
@@ -187,3 +187,45 @@ def test_decode_hands_back_what_an_undecodable_message_made() -> None:
 
 def _rows(out: Processed) -> dict[str, list[Any]]:
     return {table: list(rows) for table, rows in out.rows.items()}
+
+
+def test_a_bundle_is_its_envelopes_in_order() -> None:
+    """A version 3 message: each envelope processed as if it came alone, in order; an item that
+    is no envelope is its own dead letter (at its index) and the others stand."""
+    columns = orjson.dumps(orjson.loads(_example("transcript.columns")))
+    envelope = orjson.dumps(orjson.loads(_example("transcript.envelope")))
+    bundle = encode_bundle([columns, envelope, b'{"v":1,"records":"no"}', columns])
+    out = _process("transcript", bundle)
+
+    parts = [_process("transcript", value) for value in (columns, envelope, columns)]
+    lines = out.rows["transcript_lines"]
+    assert isinstance(lines, RowColumns)
+    assert list(lines) == [row for part in parts for row in part.rows["transcript_lines"]]
+    dead = _dead(out)
+    assert dead[: len(parts[0].dead) + len(parts[1].dead)] == _dead(parts[0]) + _dead(parts[1])
+    assert ("must be a list", "records", "ingestor.transcripts[3]@41#2") in dead
+    assert len(dead) == 1 + sum(len(part.dead) for part in parts)
+    assert out.outcomes == sum((part.outcomes for part in parts), Counter())
+
+
+@pytest.mark.parametrize(
+    ("kind", "value", "reason"),
+    [
+        ("transcript", b'{"v":3,"kind":"transcript","envelopes":[]}', "must be a non-empty list"),
+        ("transcript", b'{"v":2,"kind":"transcript","envelopes":[{}]}', "must be version 3"),
+        ("event", b'{"v":3,"kind":"event","envelopes":[{"v":1,"records":[]}]}', "version 3"),
+        ("transcript", b'{"v":3,"kind":"event","envelopes":[{"v":1,"records":[]}]}', "kind"),
+    ],
+)
+def test_a_message_that_is_no_bundle_is_one_dead_letter(
+    kind: Kind, value: bytes, reason: str
+) -> None:
+    out = _process(kind, value)
+    assert not out.rows and len(out.dead) == 1 and reason in out.dead[0].reason
+
+
+def test_an_item_of_a_bundle_that_is_a_bundle_is_a_dead_letter() -> None:
+    inner = b'{"v":3,"kind":"transcript","envelopes":[]}'
+    out = _process("transcript", encode_bundle([inner, inner]))
+    assert [d.location.index for d in out.dead] == [0, 1]
+    assert all("must be an envelope" in d.reason for d in out.dead)
