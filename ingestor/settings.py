@@ -78,8 +78,10 @@ class Settings(BaseSettings):
     envelope_max_records: int = Field(default=500, ge=1)
     envelope_max_bytes: int = Field(default=900_000, ge=1024)
     # The watcher sends the envelopes it has ready (a backfill's many small files) as bundles of
-    # up to this many in one message (wire version 3), within envelope_max_bytes; 1: never.
-    envelope_bundle_max: int = Field(default=16, ge=1)
+    # up to this many in one message (wire version 3), within envelope_max_bytes; 1: never. The
+    # worker's stream buffer holds worker_stream_buffer messages, bundles or not: with 16 its
+    # peak was 1,429-1,502 MB at 5M lines (899 with one envelope a message).
+    envelope_bundle_max: int = Field(default=4, ge=1)
     bad_line_max_bytes: int = Field(default=4096, ge=64)  # a dead letter's structure, at most
     # The watcher grows a read to hold one line up to this; a longer line is dead-lettered unread.
     line_max_bytes: int = Field(default=256 << 20, ge=1 << 16)
