@@ -80,7 +80,7 @@ class WatchStats:
 
 @dataclass(slots=True, eq=False)
 class _Queued:
-    """One envelope handed to the sender (``delivery`` None: only blank lines, nothing to send).
+    """One envelope handed to the sender (``delivery`` None until its bundle is sent).
 
     Once it and everything before it is acknowledged, ``path`` moves to ``position``. The
     envelopes of one bundle share its delivery; the first carries the message (``message``) and
@@ -135,8 +135,8 @@ class Watcher:
         self._max_in_flight = max_in_flight
         self._max_in_flight_bytes = max_in_flight_bytes
         self._queue: deque[_Queued] = deque()  # in send order
-        # Envelopes held for the next bundle (``_hold``), in order; None: nothing to send.
-        self._held: list[tuple[bytes | None, _Queued]] = []
+        # Envelopes held for the next bundle (``_hold``), in order.
+        self._held: list[tuple[bytes, _Queued]] = []
         self._held_bytes = 0
         self._in_flight = 0  # envelopes in the queue
         self._in_flight_bytes = 0
@@ -338,20 +338,15 @@ class Watcher:
         while self._queue and (self._queue[0].delivery is None or self._queue[0].delivery.done()):
             await self._take()  # acknowledged already: no wait
 
-    async def _hold(self, value: bytes | None, queued: _Queued) -> None:
+    async def _hold(self, value: bytes, queued: _Queued) -> None:
         """Keep an envelope (``queued``'s, of bytes ``value``) for the next bundle; the bundle
         goes first when the envelope would make it too long (``envelope_bundle_max`` envelopes,
         ``envelope_max_bytes``). A pass sends what is held before it waits (``_send_held``)."""
         settings = self._settings
-        size = 0 if value is None else len(value) + 1
-        sending = sum(v is not None for v, _ in self._held)
-        if (
-            sending
-            and value is not None
-            and (
-                sending >= settings.envelope_bundle_max
-                or self._held_bytes + size + _BUNDLE_BYTES > settings.envelope_max_bytes
-            )
+        size = len(value) + 1  # and its comma
+        if self._held and (
+            len(self._held) >= settings.envelope_bundle_max
+            or self._held_bytes + size + _BUNDLE_BYTES > settings.envelope_max_bytes
         ):
             await self._send_held()
         self._held.append((value, queued))
@@ -359,23 +354,20 @@ class Watcher:
 
     async def _send_held(self) -> None:
         """Send the envelopes held, as one message (one envelope alone as itself), and queue
-        them, in order, on that one delivery."""
+        them, in order, on that one delivery; the first carries the message's size."""
         held = self._held
-        values = [value for value, _ in held if value is not None]
-        delivery = None
-        if values:
-            message = values[0] if len(values) == 1 else encode_bundle(values)
-            await self._make_room(len(message))
-            key = self._settings.dedup_scope.encode()
-            # A failure here leaves them held: ``_abandon`` then forgets their tails.
-            delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, message))
+        if not held:
+            return
+        values = [value for value, _ in held]
+        message = values[0] if len(values) == 1 else encode_bundle(values)
+        await self._make_room(len(message))
+        key = self._settings.dedup_scope.encode()
+        # A failure here leaves them held: ``_abandon`` then forgets their tails.
+        delivery = asyncio.ensure_future(await self._sender.send(self._topic, key, message))
         self._held, self._held_bytes = [], 0
-        first = True
-        for value, queued in held:
-            if value is not None and delivery is not None:
-                queued.delivery = delivery
-                queued.message, queued.size = first, len(message) if first else 0
-                first = False
+        for index, (_, queued) in enumerate(held):
+            queued.delivery, queued.message = delivery, index == 0
+            queued.size = len(message) if index == 0 else 0
             self._push(queued)
 
     def _push(self, queued: _Queued) -> None:
