@@ -23,6 +23,7 @@ from test_accept_mutations import _lines as mutation_lines
 from ingestor.corpus.generate import generate
 from ingestor.producer.discover import find_jsonl
 from ingestor.producer.lines import NativeRows, line_row, parse_chunk
+from ingestor.usage.scan import NULLABLE_FIELDS
 
 MAX_RECORD = 890_000
 
@@ -112,6 +113,12 @@ def _made_lines(seed: int) -> list[bytes]:
         for key in ("isSidechain", "isApiErrorMessage", "type", "sessionId", "costUSD"):
             trees.append({**_BASE, key: value})
             trees.append({**_USER, key: value})
+    # ccusage's `:null` scan, which the Rust keeps its own list for: each listed name null,
+    # anywhere in a usage line, drops it (and a name not listed does not).
+    for name in [*(n.decode() for n in NULLABLE_FIELDS), "parentUuid", "service_tier"]:
+        trees.append({**_BASE, "toolUseResult": {name: None}})
+        usage = {**_USAGE, name: None}
+        trees.append({**_BASE, "message": {**_BASE["message"], "usage": usage}})
     for tokens in (0, 2**40 - 1, 2**40, 2**63, 2**64 - 1, -1, 1.0):
         usage = {**_USAGE, "cache_read_input_tokens": tokens}
         trees.append({**_BASE, "message": {**_BASE["message"], "usage": usage}})
