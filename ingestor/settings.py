@@ -135,6 +135,9 @@ class Settings(BaseSettings):
     # end offset of a partition never fetched (worker/watchdog.py), so a stall there is restarted.
     # Kept at 4096: with 256 a CI fault run (seed 110411, disk full and a broker restart) once
     # ended with events unstored and 'behind' 0, and a 1M backfill took 8% longer (123 -> 115 s).
+    # Tried again with bundles (stop 29; the 'behind' bug fixed in worker/lag.py): 256 held the
+    # worker at 935 MB over 5M lines, but a CI run's failover survivor left 7 of 32 sessions
+    # unsummarized: not yet.
     worker_stream_buffer: int = Field(default=4096, ge=1)
     # After a batch is stored, give the pages freed since the last time back to the system
     # (glibc's malloc_trim) when this long has passed; 0: never. Freed rows and envelopes
