@@ -150,7 +150,8 @@ def _copies_of(ch: ClickHouse, lines: Any) -> Any:
         kind = arrow_type(types[column]) if column in types else None
         if kind is None or lines.schema.field(column).type != kind:
             return None
-    return lines.filter(pc.not_equal(lines.column("has_usage"), 0)).select(list(_COPIED))
+    # Selected first: the filter then copies only the copied columns.
+    return lines.select(list(_COPIED)).filter(pc.not_equal(lines.column("has_usage"), 0))
 
 
 def _settle_batch(
@@ -197,7 +198,7 @@ def _settle_batch(
     # A line without message id is named by its scope and '', never a new group's name.
     own = pc.is_in(named, value_set=pa.array(new, named.type))
     fetched = _own_copies(table.filter(own))
-    looked_up = table.filter(pc.invert(own))
+    looked_up = table.select(list(_COPIED[:5])).filter(pc.invert(own))  # (its identities)
     if not looked_up.num_rows:
         return _decide(ch, fetched, None, generations, changed)
     stored, found = _stored(ch, _touched_sql(_identities(looked_up)))
@@ -464,7 +465,7 @@ def _decided(fetched: Any, current: Mapping[str, int]) -> tuple[Any, Any]:
     )
     if not len(decided.rest):
         return decided.winners, decided.slots
-    rest = fetched.take(pa.array(decided.rest))
+    rest = fetched.select(range(_DECIDE_WIDTH)).take(pa.array(decided.rest))
     columns = [rest.column(i).to_pylist() for i in range(_DECIDE_WIDTH)]
     copies = list(map(_Candidate._make, zip(*columns, decided.rest.tolist(), strict=True)))
     where = {(c.source_file, c.source_offset): c.at for c in copies}
@@ -499,10 +500,11 @@ def _counted_keys(fetched: Any, winners: Any, slots: Any) -> list[CountedKey]:
     """The ``CountedKey`` of each counted line (``_decided``'s indices into ``fetched``)."""
     import pyarrow as pa
 
-    lines = fetched.take(pa.array(winners, pa.int64()))
-    places = fetched.take(pa.array(slots, pa.int64()))
+    # Only the columns read are taken (a take copies every column it is given).
+    lines = fetched.select(range(5)).take(pa.array(winners, pa.int64()))
+    places = fetched.select([2, 4]).take(pa.array(slots, pa.int64()))
     columns = [lines.column(i).to_pylist() for i in range(5)]
-    columns += [places.column(2).to_pylist(), places.column(4).to_pylist()]
+    columns += [places.column(0).to_pylist(), places.column(1).to_pylist()]
     return list(map(CountedKey._make, zip(*columns, strict=True)))
 
 
@@ -529,11 +531,13 @@ def _counted_rows(
         arrays[width] = pa.array([sign for _, sign in rewrites], pa.int8())
         parts.append(arrays)
     if len(winners):
-        taken = fetched.take(pa.array(winners, pa.int64()))
+        # Only the columns written are taken: the place, then the values.
+        read = [*range(5), *range(_DECIDE_WIDTH, fetched.num_columns)]
+        taken = fetched.select(read).take(pa.array(winners, pa.int64()))
         place = [taken.column(i) for i in range(5)]  # scope, message id, file, generation, offset
-        slot = fetched.take(pa.array(slots, pa.int64()))
-        where = [slot.column(2).cast(pa.string()), slot.column(4).cast(pa.uint64())]
-        values = [taken.column(i) for i in range(_DECIDE_WIDTH, taken.num_columns)]
+        slot = fetched.select([2, 4]).take(pa.array(slots, pa.int64()))
+        where = [slot.column(0).cast(pa.string()), slot.column(1).cast(pa.uint64())]
+        values = [taken.column(i) for i in range(5, taken.num_columns)]
         parts.append([*place, *where, pa.array([1] * len(winners), pa.int8()), *values])
     if not parts:
         return None
