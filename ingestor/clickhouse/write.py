@@ -41,7 +41,7 @@ from ingestor.clickhouse.winners import maintain_winners
 from ingestor.rows.columns import RowColumns, Rows
 from ingestor.usage.winners import CountedChange
 
-__all__ = ["ID_COLUMNS", "Batch", "write_batch"]
+__all__ = ["ID_COLUMNS", "Batch", "lines_table_of", "write_batch"]
 
 Row = dict[str, Any]
 
@@ -158,13 +158,16 @@ def write_batch(
     on_retry: Callable[[], None] | None = None,
     positions: bool = True,
     changes: list[CountedChange] | None = None,
+    lines: Any = None,
 ) -> int:
     """Insert every table's rows (each once, retried with the same token), then the batch's file
     positions (not with ``positions=False``: a date-filtered backfill stores lines without
     vouching for the ones before them). Returns the rows stored (positions not counted).
-    ``changes`` gets the lines that started or stopped counting (``maintain_winners``)."""
+    ``changes`` gets the lines that started or stopped counting (``maintain_winners``).
+    ``lines``: the batch's ``transcript_lines`` as ``lines_table`` built them, if the caller
+    did (else they are built here)."""
     stored = 0
-    lines_table = _lines_table(ch, rows.get("transcript_lines"))
+    lines_table = lines_table_of(ch, rows.get(_LINES)) if lines is None else lines
     named = batch_positions(rows)  # the generations the batch names, vouched for or not
     vouched = named if positions else []
     other = _ORDER.index("session_summaries")
@@ -212,8 +215,8 @@ _EVENTS = "events"
 _LINES = "transcript_lines"
 
 
-def _lines_table(ch: ClickHouse, lines: Sequence[Row] | None) -> Any:
-    """The batch's ``transcript_lines`` columns as one Arrow table, built once: chdb inserts it
+def lines_table_of(ch: ClickHouse, lines: Sequence[Row] | None) -> Any:
+    """A batch's ``transcript_lines`` columns as one Arrow table, built once: chdb inserts it
     as it is (the insert would build the same), and the winners take the usage lines' copies
     from it (``maintain_winners``). None for rows that are not columns, or that Arrow refuses
     (each insert then decides as before)."""

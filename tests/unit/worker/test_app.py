@@ -36,10 +36,12 @@ class Recorder:
     seeds: list[tuple[str, int, int]] = field(default_factory=list)  # (scope, batch, held)
     sent: list[tuple[str, bytes]] = field(default_factory=list)  # (topic, key) of each send
     restarts: list[tuple[int, int, int]] = field(default_factory=list)  # (acked, batch, held)
+    lines: list[Any] = field(default_factory=list)  # the prepared lines each write was given
 
-    def write_batch(self, ch: Any, rows: Any, *, token: str, **_: Any) -> int:
+    def write_batch(self, ch: Any, rows: Any, *, token: str, lines: Any = None, **_: Any) -> int:
         acked = sum(event.message.acked for event in self.events)
         self.writes.append((token, {t: list(r) for t, r in rows.items()}, acked))
+        self.lines.append(lines)
         return sum(len(r) for r in rows.values())
 
     async def send(self, topic: Any, *, key: bytes, value: bytes, **_: Any) -> None:
@@ -162,3 +164,92 @@ def test_a_hole_in_the_offsets_stores_what_came_before_then_restarts(recorder: R
         assert state.last_offsets == {("ingestor.ledger", 0): 0}
 
     _drive(recorder, "ledger", steps)
+
+
+def _prepare_with(
+    monkeypatch: pytest.MonkeyPatch, rec: Recorder, during: Callable[[], None] = lambda: None
+) -> list[int]:
+    """``flusher.lines_table_of`` replaced: each call runs ``during`` (in the preparing thread)
+    and returns ``("table", rows then)``; the list gets the rows of each call."""
+    calls: list[int] = []
+
+    def lines_table_of(ch: Any, lines: Any) -> tuple[str, int]:
+        calls.append(len(lines))
+        during()
+        return ("table", len(lines))
+
+    monkeypatch.setattr(flusher, "lines_table_of", lines_table_of)
+    return calls
+
+
+async def _in_flight(state: WorkerState) -> asyncio.Event:
+    """An insert in flight until the event returned is set."""
+    done = asyncio.Event()
+    state.inflight = asyncio.create_task(done.wait())
+    await asyncio.sleep(0)
+    return done
+
+
+def test_the_lines_of_a_batch_are_built_while_the_insert_before_it_runs(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _prepare_with(monkeypatch, recorder)
+
+    async def steps(agent: Any, app: Any) -> None:
+        await _put(recorder, agent, "transcript.columns")
+        state = recorder.state
+        assert state is not None
+        done = await _in_flight(state)
+        flushing = asyncio.create_task(flusher.flush(state, app))
+        while not calls:  # built while the insert runs, before the batch is taken
+            await asyncio.sleep(0.01)
+        assert recorder.writes == [] and state.batch.size == 3
+        done.set()
+        await flushing
+        await state.inflight
+        [(_, rows, _)] = recorder.writes
+        assert calls == [2] and len(rows["transcript_lines"]) == 2
+        assert recorder.lines == [("table", 2)]  # the store got them built
+
+    _drive(recorder, "transcript", steps)
+
+
+def test_lines_added_while_they_were_built_are_built_again_by_the_store(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def more() -> None:
+        assert recorder.state is not None
+        lines = recorder.state.batch.rows["transcript_lines"]
+        lines.extend(list(lines)[:1])  # a line came meanwhile
+
+    calls = _prepare_with(monkeypatch, recorder, more)
+
+    async def steps(agent: Any, app: Any) -> None:
+        await _put(recorder, agent, "transcript.columns")
+        state = recorder.state
+        assert state is not None
+        done = await _in_flight(state)
+        flushing = asyncio.create_task(flusher.flush(state, app))
+        while not calls:
+            await asyncio.sleep(0.01)
+        done.set()
+        await flushing
+        await state.inflight
+        [(_, rows, _)] = recorder.writes
+        assert len(rows["transcript_lines"]) == 3
+        assert recorder.lines == [None]  # not the 2 lines built: the store builds all 3
+
+    _drive(recorder, "transcript", steps)
+
+
+def test_with_no_insert_in_flight_the_store_builds_the_lines(
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls = _prepare_with(monkeypatch, recorder)
+
+    async def steps(agent: Any, app: Any) -> None:
+        await _put(recorder, agent, "transcript.columns")
+        await flusher.store_held(app)
+        assert calls == [] and recorder.lines == [None] and len(recorder.writes) == 1
+
+    _drive(recorder, "transcript", steps)
