@@ -102,6 +102,35 @@ def test_a_line_longer_than_a_chunk_is_read_whole(tmp_path: Path) -> None:
     assert chunk is not None and chunk.bad_lines == 0
 
 
+def test_a_read_asks_for_what_the_file_holds_not_a_whole_chunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "s.jsonl"
+    first = jl(usage_line(1))
+    path.write_bytes(first + jl(usage_line(2)) + b'{"type": "us')
+    asked: list[int] = []
+    pread = os.pread
+
+    def recording(fd: int, n: int, offset: int) -> bytes:
+        asked.append(n)
+        return pread(fd, n, offset)
+
+    monkeypatch.setattr(os, "pread", recording)
+    tail = make_tail(path, chunk_bytes=1 << 20)
+    chunk = tail.read()
+    assert offsets(chunk) == [0, len(first)]
+    assert asked == [path.stat().st_size]  # a chunk's 1 MiB would be allocated for it
+    asked.clear()
+    assert chunk is not None
+    tail.commit(chunk.end)
+    assert tail.read() is None  # the partial line: asked whole, then once more for the rest
+    assert asked == [12, 24]
+    asked.clear()
+    big = make_tail(path, chunk_bytes=64)  # larger than a chunk: a chunk, grown to a line
+    assert offsets(big.read()) == [0]
+    assert asked[0] == 64 and all(n > 64 for n in asked[1:])
+
+
 def test_a_line_longer_than_the_limit_is_skipped_to_its_end_unbuffered(tmp_path: Path) -> None:
     path = tmp_path / "s.jsonl"
     long = b'{"type": "user", "text": "' + b"MARKER " * 1000 + b'"}'
