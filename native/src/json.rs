@@ -212,7 +212,8 @@ impl<'a> Reader<'a> {
         loop {
             // Jump to the next quote or backslash; a control byte before it is refused.
             let next = i + memchr::memchr2(b'"', b'\\', &s[i..])?;
-            if s[i..next].iter().any(|&b| b < 0x20) {
+            // A fold, not `any`: without an early exit the compiler vectorizes it.
+            if s[i..next].iter().fold(false, |bad, &b| bad | (b < 0x20)) {
                 return None;
             }
             i = next;
@@ -245,8 +246,9 @@ impl<'a> Reader<'a> {
             }
         }
         self.i = i + 1;
-        // The line is valid UTF-8 and both ends are ASCII quotes.
-        std::str::from_utf8(&s[start..i]).ok()
+        // SAFETY: `read` checked the whole line is UTF-8, and both ends of this slice are at
+        // ASCII quotes, so on character boundaries: checking it again cost ~a fifth of a line.
+        Some(unsafe { std::str::from_utf8_unchecked(&s[start..i]) })
     }
 
     fn number(&mut self) -> Option<J<'a>> {

@@ -14,7 +14,7 @@
 //! Both shapes are read only when written in that spelling, as Claude Code writes them.
 //!
 //! Declining is always safe (the Python path decides); taking a line is held to the Python
-//! result line by line by `tests/unit/producer/test_native_lines.py`.
+//! result line by line by `tests/parity/test_native_rows.py`.
 
 mod json;
 

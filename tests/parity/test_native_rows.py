@@ -162,6 +162,28 @@ def test_mutation_lines_equal_the_python_rows(native: Any) -> None:
     _compare(native.line_rows, lines)
 
 
+def test_a_raw_control_byte_in_any_string_is_declined(native: Any) -> None:
+    # JSON (and orjson) refuse a raw byte below 0x20 in a string; each is put raw in a kept
+    # value, a skipped one, a long skipped text (where the Rust scans in bulk) and a key
+    # (all but the newline, which ends the line).
+    user = orjson.dumps({**_USER, "uuid": "v@"})
+    usage = orjson.dumps({**_BASE, "message": {**_BASE["message"], "content": "t@"}})  # type: ignore[dict-item]
+    long = orjson.dumps({**_USER, "note": "x" * 100 + "@" + "y" * 100})
+    keyed = orjson.dumps({**_USER, "k@": 1})
+    lines = [
+        line.replace(b"@", bytes([byte]))
+        for byte in range(0x20)
+        if byte != 0x0A
+        for line in (user, usage, long, keyed)
+    ]
+    data = b"".join(line + b"\n" for line in lines)
+    taken, _, _ = native.line_rows(data, 0, MAX_RECORD)
+    assert taken == [None] * len(lines)
+    # And with the byte above the range (0x7f is a character JSON allows), all four are taken.
+    kept = [line.replace(b"@", b"\x7f") for line in (user, usage, long, keyed)]
+    assert _compare(native.line_rows, kept) == 4
+
+
 def _corpus(tmp_path: Path) -> list[Path]:
     generate(tmp_path, lines=3_000, seed=11, odd_rate=0.2, projects=2)
     odd = tmp_path / "projects" / "-odd" / "odd-1.jsonl"
