@@ -61,6 +61,8 @@ from ingestor.usage.winners import (
 )
 
 __all__ = [
+    "BatchCopies",
+    "batch_copies",
     "batch_generations",
     "changes_of",
     "ensure_winners",
@@ -110,6 +112,7 @@ def maintain_winners(
     positions: Iterable[Mapping[str, Any]] | None = None,
     changed: list[CountedChange] | None = None,
     lines_table: Any = None,
+    copies: BatchCopies | None = None,
 ) -> int:
     """Decide again every group the stored batch ``rows`` touched; the rows written.
 
@@ -118,22 +121,48 @@ def maintain_winners(
     ``StorageError``. ``changed`` gets every row written, as soon as ClickHouse confirmed it
     (a retry after a failure half way adds only what the first attempt did not write).
     ``lines_table``: the Arrow table the batch's ``transcript_lines`` were built into, if any
-    (its copies are then taken from it, not converted again).
+    (its copies are then taken from it, not converted again); ``copies``: its ``batch_copies``,
+    if the caller built them.
     """
     generations = batch_generations(rows, positions)
     written = 0
-    table = None
-    if lines_table is not None and _indexed(ch):
-        table = _copies_of(ch, lines_table)
-    if table is not None:
-        if table.num_rows:
-            written += _settle_batch(ch, None, generations, changed, table)
-    elif copies := usage_copies(rows.get("transcript_lines", ())):
-        written += _settle_batch(ch, copies, generations, changed)
+    if copies is None and lines_table is not None:
+        copies = batch_copies(ch, lines_table)
+    if copies is not None:
+        if copies.table.num_rows:
+            written += _settle_batch(ch, None, generations, changed, copies)
+    elif listed := usage_copies(rows.get("transcript_lines", ())):
+        written += _settle_batch(ch, listed, generations, changed)
     renewed = sorted((f, g) for f, g in generations.items() if g > 0)
     for renewed_files in _pieces(renewed, 200):
         written += _settle(ch, _stale_sql(renewed_files), generations, changed)
     return written
+
+
+class BatchCopies(NamedTuple):
+    """A batch's usage copies as ``_settle_batch`` takes them, nothing stored read (so they can
+    be built before the batch's store begins)."""
+
+    table: Any  # ``usage_copies``' columns (``_COPIED``) of its usage lines, in Arrow
+    named: Any  # each copy's group name, f"{scope}\x00{message id}" (an Arrow array)
+    keys: dict[int, str]  # ``copy_groups`` key -> name, of each group with a message id
+
+
+def batch_copies(ch: ClickHouse, lines: Any) -> BatchCopies | None:
+    """The ``BatchCopies`` of a batch's ``transcript_lines`` Arrow table; None where they are
+    taken from its rows instead (``_copies_of``; a cluster, whose ``copy_groups`` are a
+    node's)."""
+    table = _copies_of(ch, lines) if _indexed(ch) else None
+    return None if table is None else _named(table)
+
+
+def _named(table: Any) -> BatchCopies:
+    import pyarrow.compute as pc  # type: ignore[import-untyped]
+
+    message = table.column("message_id")
+    named = pc.binary_join_element_wise(table.column("dedup_scope"), message, "\x00")
+    groups = pc.unique(pc.filter(named, pc.not_equal(message, ""))).to_pylist()
+    return BatchCopies(table, named, {_group_key(group): group for group in groups})
 
 
 def _copies_of(ch: ClickHouse, lines: Any) -> Any:
@@ -141,7 +170,7 @@ def _copies_of(ch: ClickHouse, lines: Any) -> Any:
     ``_COPIED`` columns, filtered and selected in C++ (what ``usage_copies`` then ``arrow_table``
     make of the rows, a second conversion of every value); None when a column's Arrow type
     differs between the two tables (the rows are converted then)."""
-    import pyarrow.compute as pc  # type: ignore[import-untyped]
+    import pyarrow.compute as pc
 
     from ingestor.rows.arrow import arrow_type
 
@@ -159,7 +188,7 @@ def _settle_batch(
     copies: Rows | None,
     generations: Mapping[str, int],
     changed: list[CountedChange] | None,
-    table: Any = None,
+    built: BatchCopies | None = None,
 ) -> int:
     """Store the batch's copies and decide their groups; the counted rows written.
 
@@ -174,19 +203,18 @@ def _settle_batch(
     from ingestor.rows.arrow import arrow_table
 
     # The copies as Arrow once: inserted, and those of new groups decided, from the same table
-    # (``table``, when the caller took them from the lines' own).
-    if table is None and copies is not None:
+    # (``built``, when the caller took them from the lines' own).
+    if built is None:
+        assert copies is not None
         types = ch.column_types("usage_copies")
         table = arrow_table(copies, _COPIED, types) if _indexed(ch) else None
         if table is None:  # (or a value Arrow refuses: every group looked up)
             ch.insert("usage_copies", copies)
             return _settle(ch, _touched_sql(_identities(copies)), generations, changed)
-    message = table.column("message_id")
-    named = pc.binary_join_element_wise(table.column("dedup_scope"), message, "\x00")
-    groups = pc.unique(pc.filter(named, pc.not_equal(message, ""))).to_pylist()
+        built = _named(table)
+    table, named, keys = built
     new: list[str] = []
-    if groups:  # (no key to ask: no lookup, no scan of the keys)
-        keys = {_group_key(group): group for group in groups}
+    if keys:  # (no key to ask: no lookup, no scan of the keys)
         fresh_keys = keys.keys() - _stored_keys(ch, keys)
         if fresh_keys:
             listed = pa.array(sorted(fresh_keys), pa.uint64())

@@ -31,17 +31,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from ingestor.clickhouse.engine import ClickHouse, quote_string
 from ingestor.clickhouse.positions import POSITIONS_TABLE, batch_positions
 from ingestor.clickhouse.retry import call_with_retry
 from ingestor.clickhouse.rollups import pending, roll_up
-from ingestor.clickhouse.winners import maintain_winners
+from ingestor.clickhouse.winners import BatchCopies, batch_copies, maintain_winners
 from ingestor.rows.columns import RowColumns, Rows
 from ingestor.usage.winners import CountedChange
 
-__all__ = ["ID_COLUMNS", "Batch", "lines_table_of", "write_batch"]
+__all__ = ["ID_COLUMNS", "Batch", "BatchLines", "batch_lines", "write_batch"]
 
 Row = dict[str, Any]
 
@@ -158,16 +158,19 @@ def write_batch(
     on_retry: Callable[[], None] | None = None,
     positions: bool = True,
     changes: list[CountedChange] | None = None,
-    lines: Any = None,
+    lines: BatchLines | None = None,
 ) -> int:
     """Insert every table's rows (each once, retried with the same token), then the batch's file
     positions (not with ``positions=False``: a date-filtered backfill stores lines without
     vouching for the ones before them). Returns the rows stored (positions not counted).
     ``changes`` gets the lines that started or stopped counting (``maintain_winners``).
-    ``lines``: the batch's ``transcript_lines`` as ``lines_table`` built them, if the caller
-    did (else they are built here)."""
+    ``lines``: the batch's ``batch_lines``, if the caller built them (else they are built
+    here)."""
     stored = 0
-    lines_table = lines_table_of(ch, rows.get(_LINES)) if lines is None else lines
+    if lines is None:
+        lines = batch_lines(ch, rows.get(_LINES))
+    lines_table = None if lines is None else lines.table
+    copies = None if lines is None else lines.copies
     named = batch_positions(rows)  # the generations the batch names, vouched for or not
     vouched = named if positions else []
     other = _ORDER.index("session_summaries")
@@ -177,7 +180,7 @@ def write_batch(
             # Each attempt decides again from stored state: a retry after an ambiguous failure
             # writes only what is still missing.
             call_with_retry(
-                lambda: maintain_winners(ch, rows, named, changes, lines_table),
+                lambda: maintain_winners(ch, rows, named, changes, lines_table, copies),
                 retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry,
             )  # fmt: skip
         batch = vouched if table == POSITIONS_TABLE else rows[table]
@@ -215,16 +218,24 @@ _EVENTS = "events"
 _LINES = "transcript_lines"
 
 
-def lines_table_of(ch: ClickHouse, lines: Sequence[Row] | None) -> Any:
-    """A batch's ``transcript_lines`` columns as one Arrow table, built once: chdb inserts it
-    as it is (the insert would build the same), and the winners take the usage lines' copies
-    from it (``maintain_winners``). None for rows that are not columns, or that Arrow refuses
-    (each insert then decides as before)."""
+class BatchLines(NamedTuple):
+    """A batch's ``transcript_lines`` built for its store, reading nothing stored (so the worker
+    builds them while the insert before runs: ``worker/flusher.py``)."""
+
+    table: Any  # the columns as one Arrow table: chdb inserts it as it is
+    copies: BatchCopies | None  # its usage lines' copies, taken from it (``maintain_winners``)
+
+
+def batch_lines(ch: ClickHouse, lines: Sequence[Row] | None) -> BatchLines | None:
+    """A batch's ``transcript_lines`` as ``BatchLines``, built once: chdb inserts the table (the
+    insert would build the same), and the winners take the usage lines' copies from it. None
+    for rows that are not columns, or that Arrow refuses (each insert then decides as before)."""
     if not isinstance(lines, RowColumns) or not lines:
         return None
     from ingestor.rows.arrow import arrow_table  # pyarrow only where batches are written
 
-    return arrow_table(lines, list(lines.columns), ch.column_types(_LINES))
+    table = arrow_table(lines, list(lines.columns), ch.column_types(_LINES))
+    return None if table is None else BatchLines(table, batch_copies(ch, table))
 
 
 def _roll_up(ch: ClickHouse, batches: set[str]) -> None:

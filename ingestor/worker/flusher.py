@@ -22,7 +22,7 @@ from typing import Any
 import faust
 
 from ingestor.clickhouse.disk import write_with_room
-from ingestor.clickhouse.write import lines_table_of, write_batch
+from ingestor.clickhouse.write import BatchLines, batch_lines, write_batch
 from ingestor.rows.columns import Rows
 from ingestor.usage.winners import CountedChange
 from ingestor.worker.exits import EXIT_STORAGE_FAILED
@@ -66,7 +66,7 @@ async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> No
             # Changelog writes and dead letters first: ClickHouse must never be ahead of them.
             await app.producer.flush()
             rows = state.batch.take()
-            lines = prepared.table if prepared and prepared.of(rows.get(_LINES)) else None
+            lines = prepared.built if prepared and prepared.of(rows.get(_LINES)) else None
             held, state.held = state.held, []
             sources = dict(state.scopes)  # where this batch's changes go
             rows.update(_owed_summaries(state))
@@ -93,12 +93,14 @@ async def _store(
     held: list[Any],
     token: str,
     sources: dict[str, Source],
-    lines: Any = None,
+    lines: BatchLines | None = None,
 ) -> None:
     metrics = state.metrics
     changes: list[CountedChange] = []
 
-    def write(rows: dict[str, Rows] = rows, token: str = token, lines: Any = lines) -> int:
+    def write(
+        rows: dict[str, Rows] = rows, token: str = token, lines: BatchLines | None = lines
+    ) -> int:
         def store() -> int:
             started = time.perf_counter()  # the insert's time, not the wait for disk room
             stored = write_batch(
@@ -167,29 +169,30 @@ _LINES = "transcript_lines"
 
 @dataclass(frozen=True)
 class _Prepared:
-    """A batch's ``transcript_lines`` built into Arrow while the insert before it ran."""
+    """A batch's ``transcript_lines`` built (``batch_lines``) while the insert before it ran."""
 
     lines: Rows
     count: int
-    table: Any
+    built: BatchLines
 
     def of(self, lines: Rows | None) -> bool:
-        """Whether ``table`` holds exactly ``lines``: the same rows, none added since (a batch's
+        """Whether ``built`` holds exactly ``lines``: the same rows, none added since (a batch's
         lines only grow, in place)."""
         return lines is self.lines and len(lines) == self.count
 
 
 async def _prepare(state: WorkerState) -> _Prepared | None:
-    """The batch's lines as Arrow, built in a thread while the insert in flight runs: its store
-    would build them first, on the insert thread (the backfill's critical path: ~3 of 28 s at
-    1M lines), while the agent waits for that insert anyway. The agent calling ``flush`` holds
-    the transcript lines back meanwhile; ``_Prepared.of`` checks that none came."""
+    """The batch's lines as Arrow and their copies, built in a thread while the insert in
+    flight runs: its store would build them first, on the insert thread (the backfill's
+    critical path: ~4 of 28 s at 1M lines), while the agent waits for that insert anyway. The
+    agent calling ``flush`` holds the transcript lines back meanwhile; ``_Prepared.of`` checks
+    that none came."""
     lines = state.batch.rows.get(_LINES)
     if not lines:
         return None
     count = len(lines)
-    table = await asyncio.to_thread(lines_table_of, state.ch, lines)
-    return None if table is None else _Prepared(lines, count, table)
+    built = await asyncio.to_thread(batch_lines, state.ch, lines)
+    return None if built is None else _Prepared(lines, count, built)
 
 
 def _owed_summaries(state: WorkerState) -> dict[str, Rows]:

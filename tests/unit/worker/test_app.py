@@ -169,16 +169,16 @@ def test_a_hole_in_the_offsets_stores_what_came_before_then_restarts(recorder: R
 def _prepare_with(
     monkeypatch: pytest.MonkeyPatch, rec: Recorder, during: Callable[[], None] = lambda: None
 ) -> list[int]:
-    """``flusher.lines_table_of`` replaced: each call runs ``during`` (in the preparing thread)
-    and returns ``("table", rows then)``; the list gets the rows of each call."""
+    """``flusher.batch_lines`` replaced: each call runs ``during`` (in the preparing thread) and
+    returns ``("table", rows then)``; the list gets the rows of each call."""
     calls: list[int] = []
 
-    def lines_table_of(ch: Any, lines: Any) -> tuple[str, int]:
+    def batch_lines(ch: Any, lines: Any) -> tuple[str, int]:
         calls.append(len(lines))
         during()
         return ("table", len(lines))
 
-    monkeypatch.setattr(flusher, "lines_table_of", lines_table_of)
+    monkeypatch.setattr(flusher, "batch_lines", batch_lines)
     return calls
 
 
