@@ -182,62 +182,42 @@ def _prepare_with(
     return calls
 
 
-async def _in_flight(state: WorkerState) -> asyncio.Event:
-    """An insert in flight until the event returned is set."""
+async def _flush_behind_an_insert(rec: Recorder, app: Any, calls: list[int]) -> dict[str, Any]:
+    """Flush while an insert is in flight, which ends once the lines were built (``calls``):
+    the rows written."""
+    state = rec.state
+    assert state is not None
     done = asyncio.Event()
     state.inflight = asyncio.create_task(done.wait())
-    await asyncio.sleep(0)
-    return done
+    flushing = asyncio.create_task(flusher.flush(state, app))
+    while not calls:  # built while the insert runs, before the batch is taken
+        await asyncio.sleep(0.01)
+    assert rec.writes == [] and state.batch.size > 0
+    done.set()
+    await flushing
+    await state.inflight
+    [(_, rows, _)] = rec.writes
+    return rows
 
 
+@pytest.mark.parametrize("added", [False, True], ids=["as built", "a line added meanwhile"])
 def test_the_lines_of_a_batch_are_built_while_the_insert_before_it_runs(
-    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    calls = _prepare_with(monkeypatch, recorder)
-
-    async def steps(agent: Any, app: Any) -> None:
-        await _put(recorder, agent, "transcript.columns")
-        state = recorder.state
-        assert state is not None
-        done = await _in_flight(state)
-        flushing = asyncio.create_task(flusher.flush(state, app))
-        while not calls:  # built while the insert runs, before the batch is taken
-            await asyncio.sleep(0.01)
-        assert recorder.writes == [] and state.batch.size == 3
-        done.set()
-        await flushing
-        await state.inflight
-        [(_, rows, _)] = recorder.writes
-        assert calls == [2] and len(rows["transcript_lines"]) == 2
-        assert recorder.lines == [("table", 2)]  # the store got them built
-
-    _drive(recorder, "transcript", steps)
-
-
-def test_lines_added_while_they_were_built_are_built_again_by_the_store(
-    recorder: Recorder, monkeypatch: pytest.MonkeyPatch
+    recorder: Recorder, monkeypatch: pytest.MonkeyPatch, added: bool
 ) -> None:
     def more() -> None:
         assert recorder.state is not None
         lines = recorder.state.batch.rows["transcript_lines"]
-        lines.extend(list(lines)[:1])  # a line came meanwhile
+        if added:
+            lines.extend(list(lines)[:1])  # a line came while they were built
 
     calls = _prepare_with(monkeypatch, recorder, more)
 
     async def steps(agent: Any, app: Any) -> None:
         await _put(recorder, agent, "transcript.columns")
-        state = recorder.state
-        assert state is not None
-        done = await _in_flight(state)
-        flushing = asyncio.create_task(flusher.flush(state, app))
-        while not calls:
-            await asyncio.sleep(0.01)
-        done.set()
-        await flushing
-        await state.inflight
-        [(_, rows, _)] = recorder.writes
-        assert len(rows["transcript_lines"]) == 3
-        assert recorder.lines == [None]  # not the 2 lines built: the store builds all 3
+        rows = await _flush_behind_an_insert(recorder, app, calls)
+        assert calls == [2] and len(rows["transcript_lines"]) == 2 + added
+        # The store got the lines built; with one more, not those 2: it builds all 3 itself.
+        assert recorder.lines == [None if added else ("table", 2)]
 
     _drive(recorder, "transcript", steps)
 
