@@ -142,6 +142,9 @@ class Settings(BaseSettings):
     # worker at 935 MB over 5M lines, but a CI run's failover survivor left 7 of 32 sessions
     # unsummarized: not yet.
     worker_stream_buffer: int = Field(default=4096, ge=1)
+    # ... and bytes of them (worker/buffer.py; 0: messages only): a message is a bundle of up to
+    # envelope_bundle_max envelopes, and 4096 of them held ~270 MB behind a 5M-line backfill.
+    worker_stream_buffer_bytes: int = Field(default=32 << 20, ge=0)
     # After a batch is stored, give the pages freed since the last time back to the system
     # (glibc's malloc_trim) when this long has passed; 0: never. Freed rows and envelopes
     # otherwise stay resident between the objects that outlive them.

@@ -25,6 +25,7 @@ from ingestor.obs.metrics import WorkerMetrics
 from ingestor.settings import Settings
 from ingestor.wire import Kind
 from ingestor.worker.budgets import BudgetTable, budget_table
+from ingestor.worker.buffer import BytesBoundedQueue
 from ingestor.worker.exits import EXIT_BAD_INPUT
 from ingestor.worker.flusher import busy, flush, rested
 from ingestor.worker.guard import SEEK_S, missing
@@ -141,9 +142,27 @@ def build_app(
     return app
 
 
+class _App(faust.App):
+    """Faust's app whose stream buffers are bounded in bytes too (``buffer.py``)."""
+
+    stream_buffer_bytes = 0  # 0: in messages only, as Faust's
+
+    def FlowControlQueue(  # noqa: N802 - Faust's name
+        self, maxsize: int | None = None, *, clear_on_resume: bool = False
+    ) -> Any:
+        if not self.stream_buffer_bytes:
+            return super().FlowControlQueue(maxsize, clear_on_resume=clear_on_resume)
+        return BytesBoundedQueue(
+            maxsize=maxsize,
+            max_bytes=self.stream_buffer_bytes,
+            flow_control=self.flow_control,
+            clear_on_resume=clear_on_resume,
+        )
+
+
 def _faust_app(settings: Settings, bootstrap: str) -> faust.App:
     session_timeout_s = settings.broker_session_timeout_s or DEFAULT_SESSION_TIMEOUT_S
-    return faust.App(
+    app = _App(
         settings.app_id,
         broker=f"kafka://{bootstrap}",
         broker_credentials=faust_credentials(settings),
@@ -163,6 +182,8 @@ def _faust_app(settings: Settings, bootstrap: str) -> faust.App:
         web_in_thread=False,
         table_standby_replicas=0,
     )
+    app.stream_buffer_bytes = settings.worker_stream_buffer_bytes
+    return app
 
 
 async def handle(
