@@ -160,10 +160,10 @@ class ParsedChunk:
 
 
 # ``ingestor._native.line_rows(data, offset, max_record_bytes)``: for each complete line of
-# ``data``, its ``line_row`` or None (declined: read here), and the index and text of the first
-# taken line's timestamp.
+# ``data``, its ``line_row`` or, declined, its bytes (read here), and the index and text of the
+# first taken line's timestamp.
 NativeRows: TypeAlias = Callable[
-    [bytes, int, int], tuple[list[tuple[Any, ...] | None], int, str | None]
+    [bytes, int, int], tuple[list[tuple[Any, ...] | bytes], int, str | None]
 ]
 
 
@@ -189,25 +189,30 @@ def parse_chunk(
     line, so that one absurd line cannot wedge a file behind a message the broker refuses (a
     usage line never does: ``producer/usage.py`` bounds what it keeps).
     """
-    lines, end = split_lines(data, offset)
-    chunk = ParsedChunk(start=offset, end=end)
-    records, ends = chunk.records, chunk.ends
-    taken: list[tuple[Any, ...] | None] | None = None
+    lines: list[tuple[Any, ...] | bytes] | list[bytes]
     first_taken, first_taken_ts = -1, None
     if columns and native and NATIVE_ROWS is not None:
-        taken, first_taken, first_taken_ts = NATIVE_ROWS(data, offset, max_record_bytes)
+        # The Rust's rows, a declined line as its bytes: the chunk is never split line by line
+        # here (a copy of every byte read, 1.2 of the watcher's 14 CPU-s over 1M lines).
+        lines, first_taken, first_taken_ts = NATIVE_ROWS(data, offset, max_record_bytes)
+        last = data.rfind(b"\n")
+        end = offset if last < 0 else offset + last + 1
+    else:
+        lines, end = split_lines(data, offset)
+    chunk = ParsedChunk(start=offset, end=end)
+    records, ends = chunk.records, chunk.ends
     # The hot loop: line_record inlined, and timestamps looked at only until one is found.
     loads, dumps, decode_error = orjson.loads, orjson.dumps, orjson.JSONDecodeError
     pos = offset
     for index, line in enumerate(lines):
-        length = len(line) + 1
-        if taken is not None and (taken_row := taken[index]) is not None:
-            records.append(taken_row)
-            pos += length
+        if isinstance(line, tuple):  # the Rust's row
+            records.append(line)
+            pos += line[_LENGTH]
             ends.append(pos)
             if index == first_taken and chunk.first_ts is None:
                 chunk.first_ts = first_taken_ts
             continue
+        length = len(line) + 1
         if not line or line.isspace():
             encoded = dumps(bad_record(line, pos, length, BLANK))
             chunk.bad_lines += 1
@@ -248,6 +253,7 @@ def parse_chunk(
 
 
 _STRINGS = tuple(LINE_COLUMNS.index(name) for name in LINE_STRINGS)
+_LENGTH = LINE_COLUMNS.index("length")
 
 
 def line_row(

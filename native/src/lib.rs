@@ -115,9 +115,10 @@ impl Row<'_> {
     }
 }
 
-/// The complete lines of `data` (read at file `offset`): a tuple or None each, in order (as
-/// `data[:data.rfind(b"\n")].split(b"\n")`), and the index and text of the first taken line's
-/// timestamp (-1 and None when no taken line has one).
+/// The complete lines of `data` (read at file `offset`), in order (as
+/// `data[:data.rfind(b"\n")].split(b"\n")`): a taken line as its tuple, a declined one as its
+/// bytes (for the Python to read: no line is copied otherwise); and the index and text of the
+/// first taken line's timestamp (-1 and None when no taken line has one).
 #[pyfunction]
 fn line_rows<'py>(
     py: Python<'py>,
@@ -151,7 +152,7 @@ fn line_rows<'py>(
                 }
                 out.append(row.into_tuple(py)?)?;
             }
-            None => out.append(py.None())?,
+            None => out.append(PyBytes::new(py, line))?,
         }
         pos += length;
         index += 1;
