@@ -151,7 +151,8 @@ def run_stack(
         # Published once the topics exist: Tansu would acknowledge, and lose, a record sent to a
         # topic it does not have yet (see TansuBroker.restart).
         published = Broker(broker, bootstrap)
-        published.publish(settings.data_dir)
+        if (error := published.publish(settings.data_dir)) is not None:
+            say(f"could not publish the broker's address ({error}); trying again")
         stack.callback(lambda: published.unpublish())
         status, stopped = Supervisor(
             settings,

@@ -109,6 +109,7 @@ class Supervisor:
         self.looks = Looks()
         self.last_look = 0.0
         self.last_ask = 0.0
+        self.publish_failed = broker.pending is not None  # said by `up` as it started
 
     def run(self) -> tuple[int, bool]:
         """Run the children until ``--once`` is done, a signal, or a final exit: (status,
@@ -136,8 +137,19 @@ class Supervisor:
     def _on_signal(self, *_: object) -> None:
         self.stop.set()  # Ctrl-C reaches the children too: their exit is expected then
 
+    def _publish(self, error: OSError | None) -> None:
+        """Say once that the broker's address could not be written; the loop tries again."""
+        if error is not None and not self.publish_failed:
+            self.say(f"could not publish the broker's address ({error}); trying again")
+        self.publish_failed = error is not None
+
+    def _publish_pending(self) -> None:
+        if self.broker.pending is not None:
+            self._publish(self.broker.publish_pending())
+
     def _loop(self) -> None:
         while not self.stop.wait(TICK_S):
+            self._publish_pending()
             if self.broker.tansu is not None:
                 flow = self._tend_broker(self.broker.tansu)
                 if flow is _Flow.END:
@@ -252,7 +264,7 @@ class Supervisor:
             say("could not resume after the broker restart (see above)")
             self.status = 1
             return _Flow.END
-        broker.publish(settings.data_dir)
+        self._publish(broker.publish(settings.data_dir))
         self.recycle.restarted()
         self.meter.new_broker()
         say(f"broker restarted ({self.recycle.restarts} so far) on {broker.bootstrap}")

@@ -29,8 +29,13 @@ def _publish_bootstrap(data_dir: Path, bootstrap: str) -> Any:
 
     path = data_dir / BOOTSTRAP_FILE
     tmp = path.with_name(f".{BOOTSTRAP_FILE}.{os.getpid()}")
-    tmp.write_text(bootstrap + "\n")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(bootstrap + "\n")
+        os.replace(tmp, path)
+    except OSError:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
 
     def remove() -> None:
         with contextlib.suppress(OSError):
@@ -48,6 +53,8 @@ class Broker:
     tansu: TansuBroker | None
     bootstrap: str
     unpublish: Callable[[], None] = lambda: None
+    # The data dir the address is still to be written to: a full disk made the write fail.
+    pending: Path | None = None
 
     def restart(self) -> None:
         """A new, empty broker on a new address, published only by ``publish``."""
@@ -55,9 +62,22 @@ class Broker:
         self.tansu.restart()
         self.bootstrap = self.tansu.bootstrap
 
-    def publish(self, data_dir: Path) -> None:
-        """Tell SDK clients the address (they look it up again when a send fails)."""
-        self.unpublish = _publish_bootstrap(data_dir, self.bootstrap)
+    def publish(self, data_dir: Path) -> OSError | None:
+        """Tell SDK clients the address (they look it up again when a send fails). A write that
+        fails (a full disk: seen in a fault run, where it ended `up`) is left ``pending`` for
+        ``publish_pending`` and its error returned: meanwhile a client keeps the address it has
+        and retries its sends."""
+        try:
+            self.unpublish = _publish_bootstrap(data_dir, self.bootstrap)
+        except OSError as e:
+            self.pending = data_dir
+            return e
+        self.pending = None
+        return None
+
+    def publish_pending(self) -> OSError | None:
+        """``publish`` again where the last one failed; None when nothing is pending now."""
+        return None if self.pending is None else self.publish(self.pending)
 
 
 def drained(settings: Settings, bootstrap: str, *, stopped: bool = False) -> bool:
