@@ -111,7 +111,6 @@ def maintain_winners(
     rows: Mapping[str, Iterable[Mapping[str, Any]]],
     positions: Iterable[Mapping[str, Any]] | None = None,
     changed: list[CountedChange] | None = None,
-    lines_table: Any = None,
     copies: BatchCopies | None = None,
 ) -> int:
     """Decide again every group the stored batch ``rows`` touched; the rows written.
@@ -120,14 +119,11 @@ def maintain_winners(
     (``positions``: its ``batch_positions``, when the caller has them). Idempotent; raises
     ``StorageError``. ``changed`` gets every row written, as soon as ClickHouse confirmed it
     (a retry after a failure half way adds only what the first attempt did not write).
-    ``lines_table``: the Arrow table the batch's ``transcript_lines`` were built into, if any
-    (its copies are then taken from it, not converted again); ``copies``: its ``batch_copies``,
-    if the caller built them.
+    ``copies``: the ``batch_copies`` of the Arrow table the batch's ``transcript_lines`` were
+    built into, if any (its copies are then taken from it, not converted again).
     """
     generations = batch_generations(rows, positions)
     written = 0
-    if copies is None and lines_table is not None:
-        copies = batch_copies(ch, lines_table)
     if copies is not None:
         if copies.table.num_rows:
             written += _settle_batch(ch, None, generations, changed, copies)

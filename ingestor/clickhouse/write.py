@@ -41,7 +41,7 @@ from ingestor.clickhouse.winners import BatchCopies, batch_copies, maintain_winn
 from ingestor.rows.columns import RowColumns, Rows
 from ingestor.usage.winners import CountedChange
 
-__all__ = ["ID_COLUMNS", "Batch", "BatchLines", "batch_lines", "write_batch"]
+__all__ = ["ID_COLUMNS", "LINES_TABLE", "Batch", "BatchLines", "batch_lines", "write_batch"]
 
 Row = dict[str, Any]
 
@@ -168,7 +168,7 @@ def write_batch(
     here)."""
     stored = 0
     if lines is None:
-        lines = batch_lines(ch, rows.get(_LINES))
+        lines = batch_lines(ch, rows.get(LINES_TABLE))
     lines_table = None if lines is None else lines.table
     copies = None if lines is None else lines.copies
     named = batch_positions(rows)  # the generations the batch names, vouched for or not
@@ -180,7 +180,7 @@ def write_batch(
             # Each attempt decides again from stored state: a retry after an ambiguous failure
             # writes only what is still missing.
             call_with_retry(
-                lambda: maintain_winners(ch, rows, named, changes, lines_table, copies),
+                lambda: maintain_winners(ch, rows, named, changes, copies),
                 retries=retries, backoff_s=backoff_s, sleep=sleep, on_retry=on_retry,
             )  # fmt: skip
         batch = vouched if table == POSITIONS_TABLE else rows[table]
@@ -198,7 +198,7 @@ def write_batch(
                 fresh = [{**row, "batch_id": token} for row in fresh]
                 stored_by.add(token)
             if fresh:
-                arrow = lines_table if table == _LINES and ch.target.kind == "chdb" else None
+                arrow = lines_table if table == LINES_TABLE and ch.target.kind == "chdb" else None
                 ch.insert(table, fresh if arrow is None else arrow, token=f"{token}:{table}")
             return len(fresh)
 
@@ -215,7 +215,7 @@ def write_batch(
 
 
 _EVENTS = "events"
-_LINES = "transcript_lines"
+LINES_TABLE = "transcript_lines"
 
 
 class BatchLines(NamedTuple):
@@ -234,7 +234,7 @@ def batch_lines(ch: ClickHouse, lines: Sequence[Row] | None) -> BatchLines | Non
         return None
     from ingestor.rows.arrow import arrow_table  # pyarrow only where batches are written
 
-    table = arrow_table(lines, list(lines.columns), ch.column_types(_LINES))
+    table = arrow_table(lines, list(lines.columns), ch.column_types(LINES_TABLE))
     return None if table is None else BatchLines(table, batch_copies(ch, table))
 
 

@@ -22,7 +22,7 @@ from typing import Any
 import faust
 
 from ingestor.clickhouse.disk import write_with_room
-from ingestor.clickhouse.write import BatchLines, batch_lines, write_batch
+from ingestor.clickhouse.write import LINES_TABLE, BatchLines, batch_lines, write_batch
 from ingestor.rows.columns import Rows
 from ingestor.usage.winners import CountedChange
 from ingestor.worker.exits import EXIT_STORAGE_FAILED
@@ -66,7 +66,7 @@ async def flush(state: WorkerState, app: faust.App, *, wait: bool = False) -> No
             # Changelog writes and dead letters first: ClickHouse must never be ahead of them.
             await app.producer.flush()
             rows = state.batch.take()
-            lines = prepared.built if prepared and prepared.of(rows.get(_LINES)) else None
+            lines = prepared.built if prepared and prepared.of(rows.get(LINES_TABLE)) else None
             held, state.held = state.held, []
             sources = dict(state.scopes)  # where this batch's changes go
             rows.update(_owed_summaries(state))
@@ -164,9 +164,6 @@ async def _store(
     state.trimmer.after_store()
 
 
-_LINES = "transcript_lines"
-
-
 @dataclass(frozen=True)
 class _Prepared:
     """A batch's ``transcript_lines`` built (``batch_lines``) while the insert before it ran."""
@@ -187,7 +184,7 @@ async def _prepare(state: WorkerState) -> _Prepared | None:
     critical path: ~4 of 28 s at 1M lines), while the agent waits for that insert anyway. The
     agent calling ``flush`` holds the transcript lines back meanwhile; ``_Prepared.of`` checks
     that none came."""
-    lines = state.batch.rows.get(_LINES)
+    lines = state.batch.rows.get(LINES_TABLE)
     if not lines:
         return None
     count = len(lines)
