@@ -36,7 +36,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
-from pipeline import child_pid, daily_totals, free_port, report_totals, session_totals, wait_for
+from pipeline import (
+    calm_look,
+    child_pid,
+    daily_totals,
+    free_port,
+    report_totals,
+    session_totals,
+    wait_for,
+)
 
 from ingestor.clickhouse.engine import ClickHouse, open_clickhouse
 from ingestor.corpus.generate import generate
@@ -283,10 +291,7 @@ class Chaos:
 
         def settled() -> bool:
             s = self.stats()
-            now = (s.get("counts", {}).get("messages"), s.get("run_id"))
-            calm = s.get("behind") == 0 and not s.get("pending_rows")
-            calm = calm and not s.get("pending_messages") and now == previous[0]
-            previous[0] = now
+            calm = calm_look(s, previous)
             seen.update(stats=_brief(s), events_wanted=events)
             if calm and events is not None:
                 seen["events_stored"] = stored = self.events_stored()

@@ -59,6 +59,20 @@ def wait_for(condition: Callable[[], Any], *, timeout_s: float, what: str) -> An
     raise AssertionError(f"gave up waiting for {what} after {timeout_s}s (last: {last!r})")
 
 
+def calm_look(stats: dict[str, Any] | None, previous: list[Any]) -> bool:
+    """One look at a worker's ``/stats/`` toward "it has handled everything the broker holds":
+    ready, behind nothing, nothing pending, and the same message count (and run) as at the
+    previous look (``previous``, updated). ``behind`` alone can read 0 before a worker fetched a
+    partition it was just given: a failover survivor stopped then has not yet handled the dead
+    worker's unacked batch, whose summary rows it would write."""
+    s = stats or {}
+    now = (s.get("counts", {}).get("messages"), s.get("run_id"))
+    calm = bool(s.get("ready")) and s.get("behind") == 0 and not s.get("pending_rows")
+    calm = calm and not s.get("pending_messages") and now == previous[0]
+    previous[0] = now
+    return calm
+
+
 def pids_by_parent(ppid: int) -> Iterator[tuple[int, list[bytes]]]:
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
@@ -191,6 +205,19 @@ class Pipeline:
         wait_for(
             matches, timeout_s=timeout_s, what="ClickHouse to hold exactly the reference totals"
         )
+
+    def wait_settled(self, *, timeout_s: float = 120) -> None:
+        """Until the worker has handled everything the broker holds (``calm_look``, looks 1 s
+        apart)."""
+        previous: list[Any] = [None]
+
+        def settled() -> bool:
+            calm = calm_look(self.stats(), previous)
+            if not calm:
+                time.sleep(1.0)
+            return calm
+
+        wait_for(settled, timeout_s=timeout_s, what="the worker to handle what the broker holds")
 
     def clickhouse(self) -> ClickHouse:
         """The engine, opened here: only once the worker stopped (chdb admits one process)."""

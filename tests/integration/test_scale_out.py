@@ -136,6 +136,9 @@ def run_failover(
         )
         try:
             b.wait_stored(reference, timeout_s=180)
+            # Every line can be stored (by the killed worker) while its last batch, unacked, is
+            # still to reach the survivor, which writes that batch's sessions' summary rows.
+            b.wait_settled()
         except AssertionError as exc:
             raise AssertionError(f"{exc}; survivor: {b.stats()}") from None
         report = b.get("/report/daily/")
